@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, lints, the C header check, the unit
+# tests and the end-to-end tests (which need the workspace's stage libraries,
+# so the workspace is built first). CI runs exactly this; so can you.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build the workspace (stage libraries for the end-to-end tests)"
+cargo build --workspace
+
+echo "== tests (the C header check is framework/abi/tests/header.rs)"
+cargo test --workspace

@@ -1,0 +1,48 @@
+//! `modelstage`: one generic binary that speaks the Amazon SageMaker
+//! container contract. A thin layer over the library crates: it parses the
+//! command line, installs the logger and calls `modelstage-runtime` (what runs
+//! inside a container) or `modelstage-local` (the platform emulated on one
+//! machine).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "modelstage",
+    version,
+    about = "SageMaker-compatible model containers, in Rust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve a stage: GET /ping, POST /invocations, GET /execution-parameters
+    /// (what SageMaker runs as `docker run IMAGE serve`).
+    Serve(modelstage_runtime::serve::ServeArgs),
+    /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
+    Inspect(modelstage_runtime::inspect::InspectArgs),
+    /// Internal: a worker process of `modelstage serve`.
+    #[command(hide = true)]
+    Worker,
+}
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(c.clamp(0, 255) as u8)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            modelstage_runtime::logging::init("modelstage");
+            code(modelstage_runtime::serve::run(args))
+        }
+        Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
+        Command::Worker => code(modelstage_runtime::serve::worker::run()),
+    }
+}

@@ -1,0 +1,1 @@
+//! `modelstage fit`: a local training job (being written).

@@ -1,0 +1,1 @@
+//! `modelstage invoke` (being written).

@@ -1,0 +1,1 @@
+//! `modelstage transform` (being written).

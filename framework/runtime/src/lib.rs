@@ -1,0 +1,16 @@
+//! `modelstage-runtime`: what runs inside a SageMaker container.
+//!
+//! - [`loader`]: opens a stage library, checks its ABI descriptor before
+//!   touching any hook, and calls the hooks safely.
+//! - [`serve`]: the endpoint contract (`/ping`, `/invocations`,
+//!   `/execution-parameters`) on actix-web, with the stage running in
+//!   supervised worker processes so that a crash never takes the endpoint down.
+//! - [`train`]: the training contract: the `/opt/ml` tree, the exact `SM_*`
+//!   environment of sagemaker-training-toolkit, the failure file, exit codes.
+//! - [`logging`]: env_logger configured from `SAGEMAKER_CONTAINER_LOG_LEVEL`.
+
+pub mod inspect;
+pub mod loader;
+pub mod logging;
+pub mod serve;
+pub mod train;

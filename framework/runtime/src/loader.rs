@@ -1,0 +1,615 @@
+//! The stage loader: opens a stage library, reads and checks its
+//! `modelstage_abi` descriptor before touching any hook (as PostgreSQL checks
+//! `PG_MODULE_MAGIC`), resolves the hooks, and calls them with the ownership
+//! rules of `docs/abi.md`.
+//!
+//! Libraries are opened once with `RTLD_NOW` (every symbol resolved at load,
+//! so a missing dependency fails here and not in the middle of a request) and
+//! never unloaded: a stage may have spawned threads or registered
+//! destructors that must not outlive its code.
+
+use std::ffi::{c_void, CStr};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+use modelstage_abi as abi;
+use modelstage_abi::{
+    ModelstageAbiDescriptor, ModelstageBytes, ModelstageError, ModelstageOwnedBytes, ModelstagePayload,
+    ModelstageRequest, ModelstageResponse, ModelstageValue,
+};
+
+/// The smallest descriptor this runtime can read: ABI 1.0's fields.
+const MIN_DESCRIPTOR_SIZE: u32 = std::mem::size_of::<ModelstageAbiDescriptor>() as u32;
+
+/// Why a library cannot be used as a stage. Every message says what to do.
+#[derive(Debug)]
+pub enum LoadError {
+    Open {
+        path: PathBuf,
+        reason: String,
+    },
+    NoDescriptor {
+        file: String,
+    },
+    WrongMajor {
+        file: String,
+        found: u32,
+    },
+    NewerMinor {
+        file: String,
+        found: u32,
+    },
+    DescriptorTooSmall {
+        file: String,
+        size: u32,
+    },
+    BadThreading {
+        file: String,
+        value: u32,
+    },
+    MissingHook {
+        file: String,
+        hook: &'static str,
+        why: &'static str,
+    },
+    TransformWithHooks {
+        file: String,
+        others: Vec<&'static str>,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Open { path, reason } => {
+                write!(f, "cannot open {}: {reason}", path.display())
+            }
+            LoadError::NoDescriptor { file } => write!(
+                f,
+                "{file} has no modelstage_abi descriptor: it is not a modelstage stage \
+                 (a Rust stage gets one from export_stage!; a C stage defines \
+                 `const ModelstageAbiDescriptor modelstage_abi` from modelstage.h)"
+            ),
+            LoadError::WrongMajor { file, found } => write!(
+                f,
+                "{file} was built for stage ABI {found}.x but this modelstage speaks ABI {}.{}: \
+                 rebuild the stage against modelstage-sdk (or modelstage.h) of ABI {}",
+                abi::MODELSTAGE_ABI_MAJOR,
+                abi::MODELSTAGE_ABI_MINOR,
+                abi::MODELSTAGE_ABI_MAJOR
+            ),
+            LoadError::NewerMinor { file, found } => write!(
+                f,
+                "{file} needs stage ABI {}.{found} but this modelstage only speaks ABI {}.{}: \
+                 upgrade modelstage, or rebuild the stage against an older SDK",
+                abi::MODELSTAGE_ABI_MAJOR,
+                abi::MODELSTAGE_ABI_MAJOR,
+                abi::MODELSTAGE_ABI_MINOR
+            ),
+            LoadError::DescriptorTooSmall { file, size } => write!(
+                f,
+                "{file} has a modelstage_abi descriptor of {size} bytes, smaller than the \
+                 {MIN_DESCRIPTOR_SIZE} bytes of ABI {}.0: it is corrupt or was not built from modelstage.h",
+                abi::MODELSTAGE_ABI_MAJOR
+            ),
+            LoadError::BadThreading { file, value } => write!(
+                f,
+                "{file} declares threading mode {value}, which is neither \
+                 MODELSTAGE_THREADING_SHARED (0) nor MODELSTAGE_THREADING_PER_INSTANCE (1)"
+            ),
+            LoadError::MissingHook { file, hook, why } => {
+                write!(
+                    f,
+                    "{file} does not export {hook}, which {why}: export it and rebuild"
+                )
+            }
+            LoadError::TransformWithHooks { file, others } => write!(
+                f,
+                "{file} exports transform_fn together with {}: transform_fn replaces \
+                 input_fn, predict_fn and output_fn, so export either transform_fn or those",
+                others.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// How the runtime may call into one model (from the descriptor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threading {
+    Shared,
+    PerInstance,
+}
+
+impl Threading {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Threading::Shared => "shared",
+            Threading::PerInstance => "per-instance",
+        }
+    }
+}
+
+/// What the descriptor says about the stage.
+#[derive(Debug, Clone)]
+pub struct StageInfo {
+    pub file: String,
+    pub path: PathBuf,
+    pub abi_major: u32,
+    pub abi_minor: u32,
+    pub name: String,
+    pub version: String,
+    pub threading: Threading,
+    pub max_concurrent_transforms: u32,
+    /// `MULTI_RECORD`, `SINGLE_RECORD`, or `None` when not declared.
+    pub batch_strategy: Option<&'static str>,
+    pub max_payload_in_mb: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Hooks {
+    model_fn: abi::ModelstageModelFn,
+    input_fn: Option<abi::ModelstageInputFn>,
+    predict_fn: Option<abi::ModelstagePredictFn>,
+    output_fn: Option<abi::ModelstageOutputFn>,
+    transform_fn: Option<abi::ModelstageTransformFn>,
+    train_fn: Option<abi::ModelstageTrainFn>,
+}
+
+/// A loaded, checked stage library. Lives for the rest of the process.
+pub struct LoadedStage {
+    info: StageInfo,
+    hooks: Hooks,
+    _library: Library,
+}
+
+/// An error a hook reported (or a panic the SDK caught), with what the
+/// runtime needs to answer: the ABI status, the hook and the record.
+#[derive(Debug, Clone)]
+pub struct HookError {
+    pub stage: String,
+    pub hook: &'static str,
+    pub status: i32,
+    pub message: String,
+    pub record: Option<u64>,
+}
+
+impl HookError {
+    /// The HTTP status this error answers with.
+    pub fn http_status(&self) -> u16 {
+        abi::http_status(self.status)
+    }
+}
+
+impl fmt::Display for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.stage, self.hook, self.message)?;
+        if let Some(r) = self.record {
+            write!(f, " (record {r})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Request metadata, as the runtime hands it to the hooks.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub content_type: String,
+    /// Already resolved (default applied).
+    pub accept: String,
+    pub custom_attributes: Option<String>,
+}
+
+/// A stage's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub body: Vec<u8>,
+    pub content_type: String,
+    pub custom_attributes: Option<String>,
+}
+
+fn bytes(s: &[u8]) -> ModelstageBytes {
+    ModelstageBytes::from_slice(s)
+}
+
+/// Copies owned bytes out and releases them with the library's function.
+fn take_owned(owned: &mut ModelstageOwnedBytes) -> Vec<u8> {
+    let out = if owned.ptr.is_null() || owned.len == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: the stage handed us `len` readable bytes at `ptr` that stay
+        // valid until we call its release function below.
+        unsafe { std::slice::from_raw_parts(owned.ptr, owned.len) }.to_vec()
+    };
+    if let Some(release) = owned.release.take() {
+        // SAFETY: released exactly once (we took the function out), with the
+        // pointer, length and context the stage gave us.
+        unsafe { release(owned.ptr, owned.len, owned.ctx) };
+    }
+    *owned = ModelstageOwnedBytes::EMPTY;
+    out
+}
+
+/// Releases an opaque value with the library's function.
+fn release_value(value: &mut ModelstageValue) {
+    if let Some(release) = value.release.take() {
+        // SAFETY: released exactly once, with the pointer the stage gave us.
+        unsafe { release(value.ptr) };
+    }
+    value.ptr = std::ptr::null_mut();
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+impl LoadedStage {
+    /// Opens and checks a stage library. The library is leaked on purpose:
+    /// stages are never unloaded.
+    pub fn open(path: &Path) -> Result<&'static LoadedStage, LoadError> {
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        // dlopen only searches the library path for bare names; a relative
+        // path with a slash is fine, a bare file name in the current
+        // directory needs "./".
+        let open_path = if path.components().count() == 1 {
+            Path::new(".").join(path)
+        } else {
+            path.to_path_buf()
+        };
+        // SAFETY: loading a library runs its initialisers. That is what a
+        // stage is for; the user named this library as their stage.
+        let library = unsafe { Library::open(Some(&open_path), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
+            LoadError::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+
+        // SAFETY: we only read the address of the symbol here; its contents
+        // are checked field by field below before anything else is used.
+        let descriptor: *const ModelstageAbiDescriptor = unsafe {
+            library
+                .get::<*const ModelstageAbiDescriptor>(b"modelstage_abi\0")
+                .map(|s| *s)
+        }
+        .ok()
+        .filter(|p| !p.is_null())
+        .ok_or_else(|| LoadError::NoDescriptor { file: file.clone() })?;
+
+        // SAFETY: the first three u32 fields are common to every ABI version,
+        // so they can be read whatever major the library was built for.
+        let (major, minor, size) = unsafe {
+            let d = &*descriptor;
+            (d.abi_major, d.abi_minor, d.struct_size)
+        };
+        if major != abi::MODELSTAGE_ABI_MAJOR {
+            return Err(LoadError::WrongMajor { file, found: major });
+        }
+        if minor > abi::MODELSTAGE_ABI_MINOR {
+            return Err(LoadError::NewerMinor { file, found: minor });
+        }
+        if size < MIN_DESCRIPTOR_SIZE {
+            return Err(LoadError::DescriptorTooSmall { file, size });
+        }
+        // SAFETY: same major and at least the 1.0 size: every field exists.
+        let d = unsafe { &*descriptor };
+        let threading = match d.threading {
+            abi::MODELSTAGE_THREADING_SHARED => Threading::Shared,
+            abi::MODELSTAGE_THREADING_PER_INSTANCE => Threading::PerInstance,
+            other => return Err(LoadError::BadThreading { file, value: other }),
+        };
+        let c_text = |p: *const std::ffi::c_char| -> String {
+            if p.is_null() {
+                String::new()
+            } else {
+                // SAFETY: the ABI requires NUL-terminated static strings.
+                unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+            }
+        };
+        let info = StageInfo {
+            file: file.clone(),
+            path: path.to_path_buf(),
+            abi_major: major,
+            abi_minor: minor,
+            name: c_text(d.stage_name),
+            version: c_text(d.stage_version),
+            threading,
+            max_concurrent_transforms: d.max_concurrent_transforms,
+            batch_strategy: match d.batch_strategy {
+                abi::MODELSTAGE_BATCH_MULTI_RECORD => Some("MULTI_RECORD"),
+                abi::MODELSTAGE_BATCH_SINGLE_RECORD => Some("SINGLE_RECORD"),
+                _ => None,
+            },
+            max_payload_in_mb: d.max_payload_in_mb,
+        };
+
+        // SAFETY: each symbol is looked up under its ABI name and typed with
+        // the ABI's function type for that name (modelstage.h).
+        let hooks = unsafe {
+            let model_fn = library
+                .get::<abi::ModelstageModelFn>(b"model_fn\0")
+                .ok()
+                .map(|s| *s);
+            Hooks {
+                model_fn: model_fn.ok_or_else(|| LoadError::MissingHook {
+                    file: file.clone(),
+                    hook: "model_fn",
+                    why: "every stage needs to load its model",
+                })?,
+                input_fn: library
+                    .get::<abi::ModelstageInputFn>(b"input_fn\0")
+                    .ok()
+                    .map(|s| *s),
+                predict_fn: library
+                    .get::<abi::ModelstagePredictFn>(b"predict_fn\0")
+                    .ok()
+                    .map(|s| *s),
+                output_fn: library
+                    .get::<abi::ModelstageOutputFn>(b"output_fn\0")
+                    .ok()
+                    .map(|s| *s),
+                transform_fn: library
+                    .get::<abi::ModelstageTransformFn>(b"transform_fn\0")
+                    .ok()
+                    .map(|s| *s),
+                train_fn: library
+                    .get::<abi::ModelstageTrainFn>(b"train_fn\0")
+                    .ok()
+                    .map(|s| *s),
+            }
+        };
+        if hooks.transform_fn.is_some() {
+            let others: Vec<&'static str> = [
+                ("input_fn", hooks.input_fn.is_some()),
+                ("predict_fn", hooks.predict_fn.is_some()),
+                ("output_fn", hooks.output_fn.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(name, _)| name)
+            .collect();
+            if !others.is_empty() {
+                return Err(LoadError::TransformWithHooks { file, others });
+            }
+        } else if hooks.predict_fn.is_none() {
+            return Err(LoadError::MissingHook {
+                file,
+                hook: "predict_fn",
+                why: "a stage needs unless it exports transform_fn",
+            });
+        }
+
+        Ok(Box::leak(Box::new(LoadedStage {
+            info,
+            hooks,
+            _library: library,
+        })))
+    }
+
+    pub fn info(&self) -> &StageInfo {
+        &self.info
+    }
+
+    /// The hooks the library exports, in ABI order, for `inspect`.
+    pub fn hook_names(&self) -> Vec<(&'static str, bool)> {
+        let h = &self.hooks;
+        vec![
+            ("model_fn", true),
+            ("input_fn", h.input_fn.is_some()),
+            ("predict_fn", h.predict_fn.is_some()),
+            ("output_fn", h.output_fn.is_some()),
+            ("transform_fn", h.transform_fn.is_some()),
+            ("train_fn", h.train_fn.is_some()),
+        ]
+    }
+
+    pub fn has_train(&self) -> bool {
+        self.hooks.train_fn.is_some()
+    }
+
+    fn hook_error(&self, hook: &'static str, status: i32, error: &mut ModelstageError) -> HookError {
+        let mut message = text(take_owned(&mut error.message));
+        if message.is_empty() {
+            message = format!("failed with status {status} and no message");
+        }
+        HookError {
+            stage: self.info.name.clone(),
+            hook,
+            status,
+            message,
+            record: u64::try_from(error.record).ok(),
+        }
+    }
+
+    /// Calls `model_fn`. The model lives for the rest of the process.
+    pub fn load_model(&'static self, model_dir: &Path) -> Result<LoadedModel, HookError> {
+        let dir = model_dir.to_string_lossy().into_owned();
+        let mut model = ModelstageValue::EMPTY;
+        let mut error = ModelstageError::EMPTY;
+        // SAFETY: arguments as ModelstageModelFn specifies: the path is
+        // borrowed for the call, the out-parameters are writable.
+        let status = unsafe { (self.hooks.model_fn)(bytes(dir.as_bytes()), &mut model, &mut error) };
+        if status != abi::MODELSTAGE_OK {
+            release_value(&mut model);
+            return Err(self.hook_error("model_fn", status, &mut error));
+        }
+        Ok(LoadedModel { stage: self, model })
+    }
+
+    /// Calls `train_fn` with the `SM_TRAINING_ENV` JSON.
+    pub fn train(&self, training_env_json: &str) -> Result<(), HookError> {
+        let Some(train_fn) = self.hooks.train_fn else {
+            return Err(HookError {
+                stage: self.info.name.clone(),
+                hook: "train_fn",
+                status: abi::MODELSTAGE_ERR_INTERNAL,
+                message: format!(
+                    "{} has no training hook (train_fn); it can serve but not train",
+                    self.info.file
+                ),
+                record: None,
+            });
+        };
+        let mut error = ModelstageError::EMPTY;
+        // SAFETY: the JSON is borrowed for the call; `error` is writable.
+        let status = unsafe { train_fn(bytes(training_env_json.as_bytes()), &mut error) };
+        if status != abi::MODELSTAGE_OK {
+            return Err(self.hook_error("train_fn", status, &mut error));
+        }
+        Ok(())
+    }
+}
+
+/// A model returned by `model_fn`, ready for requests.
+pub struct LoadedModel {
+    stage: &'static LoadedStage,
+    model: ModelstageValue,
+}
+
+// SAFETY: the model is only ever called through `&self` methods. For stages
+// that declare MODELSTAGE_THREADING_SHARED the ABI makes concurrent calls the
+// stage's responsibility; for PER_INSTANCE stages the worker runs exactly one
+// request thread per model, so the handle never sees concurrent calls.
+unsafe impl Send for LoadedModel {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for LoadedModel {}
+
+/// An owned intermediate value, released on drop.
+struct Owned(ModelstageValue);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        release_value(&mut self.0);
+    }
+}
+
+impl LoadedModel {
+    pub fn stage(&self) -> &'static LoadedStage {
+        self.stage
+    }
+
+    /// Runs one request: `transform_fn`, or `input_fn` → `predict_fn` →
+    /// `output_fn` with the pass-through defaults of the ABI.
+    pub fn invoke(&self, body: &[u8], meta: &RequestMeta) -> Result<Reply, HookError> {
+        let attrs = meta.custom_attributes.as_deref().unwrap_or("");
+        let request = ModelstageRequest {
+            struct_size: std::mem::size_of::<ModelstageRequest>() as u32,
+            request_id: bytes(meta.request_id.as_bytes()),
+            content_type: bytes(meta.content_type.as_bytes()),
+            accept: bytes(meta.accept.as_bytes()),
+            custom_attributes: bytes(attrs.as_bytes()),
+        };
+        let model = self.model.ptr as *const c_void;
+        let hooks = &self.stage.hooks;
+        let mut error = ModelstageError::EMPTY;
+
+        if let Some(transform_fn) = hooks.transform_fn {
+            let mut response = ModelstageResponse::EMPTY;
+            // SAFETY: arguments as ModelstageTransformFn specifies; body and
+            // request are borrowed for the call.
+            let status = unsafe { transform_fn(model, bytes(body), &request, &mut response, &mut error) };
+            return self.finish("transform_fn", status, response, &mut error, meta);
+        }
+
+        // input_fn, or the pass-through payload when the stage has none.
+        let passthrough = ModelstagePayload {
+            body: bytes(body),
+            content_type: bytes(meta.content_type.as_bytes()),
+        };
+        let data = match hooks.input_fn {
+            Some(input_fn) => {
+                let mut data = ModelstageValue::EMPTY;
+                // SAFETY: arguments as ModelstageInputFn specifies.
+                let status = unsafe { input_fn(model, bytes(body), &request, &mut data, &mut error) };
+                let data = Owned(data);
+                if status != abi::MODELSTAGE_OK {
+                    return Err(self.stage.hook_error("input_fn", status, &mut error));
+                }
+                Some(data)
+            }
+            None => None,
+        };
+        let data_ptr = match &data {
+            Some(d) => d.0.ptr as *const c_void,
+            None => &passthrough as *const ModelstagePayload as *const c_void,
+        };
+
+        let predict_fn = hooks
+            .predict_fn
+            .expect("checked at load: predict_fn or transform_fn");
+        let mut prediction = ModelstageValue::EMPTY;
+        // SAFETY: arguments as ModelstagePredictFn specifies; `data_ptr` is
+        // the stage's own input value or our borrowed payload.
+        let status = unsafe { predict_fn(model, data_ptr, &request, &mut prediction, &mut error) };
+        let prediction = Owned(prediction);
+        drop(data);
+        if status != abi::MODELSTAGE_OK {
+            return Err(self.stage.hook_error("predict_fn", status, &mut error));
+        }
+
+        match hooks.output_fn {
+            Some(output_fn) => {
+                let mut response = ModelstageResponse::EMPTY;
+                // SAFETY: arguments as ModelstageOutputFn specifies.
+                let status =
+                    unsafe { output_fn(model, prediction.0.ptr, &request, &mut response, &mut error) };
+                self.finish("output_fn", status, response, &mut error, meta)
+            }
+            None => {
+                if prediction.0.ptr.is_null() {
+                    return Err(HookError {
+                        stage: self.stage.info.name.clone(),
+                        hook: "predict_fn",
+                        status: abi::MODELSTAGE_ERR_INTERNAL,
+                        message: "returned no prediction; a stage without output_fn must return \
+                                  a ModelstagePayload"
+                            .into(),
+                        record: None,
+                    });
+                }
+                // SAFETY: without output_fn the ABI requires the prediction to
+                // point to a ModelstagePayload valid until it is released.
+                let payload = unsafe { &*(prediction.0.ptr as *const ModelstagePayload) };
+                // SAFETY: the payload's slices are valid while the prediction lives.
+                let (body, content_type) =
+                    unsafe { (payload.body.as_slice(), payload.content_type.as_slice()) };
+                Ok(Reply {
+                    body: body.to_vec(),
+                    content_type: text(content_type.to_vec()),
+                    custom_attributes: None,
+                })
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        hook: &'static str,
+        status: i32,
+        mut response: ModelstageResponse,
+        error: &mut ModelstageError,
+        meta: &RequestMeta,
+    ) -> Result<Reply, HookError> {
+        let body = take_owned(&mut response.body);
+        let content_type = text(take_owned(&mut response.content_type));
+        let attrs = text(take_owned(&mut response.custom_attributes));
+        if status != abi::MODELSTAGE_OK {
+            return Err(self.stage.hook_error(hook, status, error));
+        }
+        Ok(Reply {
+            body,
+            content_type: if content_type.is_empty() {
+                meta.accept.clone()
+            } else {
+                content_type
+            },
+            custom_attributes: if attrs.is_empty() { None } else { Some(attrs) },
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! The stages a worker runs, chained as SageMaker chains the containers of a
+//! serial pipeline (CONTRACT.md §3.3): the client's Content-Type goes to the
+//! first stage, each stage's response body and Content-Type become the next
+//! stage's request, the stages between get their default Accept, and the
+//! client's Accept goes to the last. A single stage is a pipeline of one.
+
+use super::config::StagePlan;
+use super::protocol::{WireAnswer, WireRequest};
+use crate::loader::{LoadedModel, LoadedStage, RequestMeta};
+
+struct Member {
+    name: String,
+    default_accept: String,
+    model: LoadedModel,
+}
+
+/// The loaded stages of one worker.
+pub struct Pipeline {
+    members: Vec<Member>,
+}
+
+impl Pipeline {
+    /// Opens every library and calls every `model_fn`. The error says which
+    /// stage failed and why.
+    pub fn load(plans: &[StagePlan]) -> Result<Pipeline, String> {
+        let mut members = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let stage = LoadedStage::open(&plan.library).map_err(|e| e.to_string())?;
+            let model = stage.load_model(&plan.model_dir).map_err(|e| {
+                format!(
+                    "{e} (model dir {}; fix the model or the stage and restart)",
+                    plan.model_dir.display()
+                )
+            })?;
+            members.push(Member {
+                name: plan.name.clone(),
+                default_accept: plan.default_accept.clone(),
+                model,
+            });
+        }
+        Ok(Pipeline { members })
+    }
+
+    /// Runs one request through every stage.
+    pub fn handle(&self, request: &WireRequest) -> WireAnswer {
+        let last = self.members.len() - 1;
+        let mut body: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&request.body);
+        let mut content_type = request.content_type.clone();
+        let mut custom_attributes = request.custom_attributes.clone();
+        for (i, member) in self.members.iter().enumerate() {
+            let meta = RequestMeta {
+                request_id: request.request_id.clone(),
+                content_type: std::mem::take(&mut content_type),
+                accept: if i == last {
+                    request.accept.clone()
+                } else {
+                    member.default_accept.clone()
+                },
+                custom_attributes: custom_attributes.take(),
+            };
+            match member.model.invoke(&body, &meta) {
+                Ok(reply) => {
+                    body = std::borrow::Cow::Owned(reply.body);
+                    content_type = reply.content_type;
+                    custom_attributes = reply.custom_attributes;
+                }
+                Err(e) => {
+                    let stage = if self.members.len() > 1 {
+                        format!("{} ({})", member.name, e.stage)
+                    } else {
+                        e.stage.clone()
+                    };
+                    return WireAnswer::Error {
+                        id: request.id,
+                        http_status: e.http_status(),
+                        stage,
+                        hook: e.hook.to_string(),
+                        message: e.message,
+                        record: e.record,
+                    };
+                }
+            }
+        }
+        WireAnswer::Reply {
+            id: request.id,
+            content_type,
+            custom_attributes,
+            body: body.into_owned(),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Serving configuration: command-line flags first, then the `SAGEMAKER_*`
+//! variables of the contract (CONTRACT.md §2.5), then the defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Reads an environment variable, treating an empty value as unset.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
+    match env_var(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name} must be a whole number, got '{v}'")),
+    }
+}
+
+/// `$SAGEMAKER_BASE_DIR`, default `/opt/ml`.
+pub fn base_dir() -> PathBuf {
+    env_var("SAGEMAKER_BASE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/ml"))
+}
+
+/// One stage of what a server runs: a single stage, or the stages of a
+/// fused serial pipeline in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StagePlan {
+    /// The name used in errors and logs (the container name in a pipeline).
+    pub name: String,
+    pub library: PathBuf,
+    pub model_dir: PathBuf,
+    /// The Accept this stage gets when it is not the last of a pipeline.
+    pub default_accept: String,
+}
+
+/// What a worker process needs to know: handed over as JSON in its environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerPlan {
+    pub stages: Vec<StagePlan>,
+    /// Request threads in this worker.
+    pub threads: usize,
+}
+
+/// Everything `modelstage serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub port: u16,
+    pub stages: Vec<StagePlan>,
+    /// `SAGEMAKER_MODEL_SERVER_WORKERS`, default the CPU count.
+    pub workers: usize,
+    /// Request threads per worker (1 for per-instance stages).
+    pub threads_per_worker: usize,
+    /// `SAGEMAKER_MODEL_SERVER_TIMEOUT` (seconds), default 60.
+    pub timeout: Duration,
+    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB` in bytes, default 6 MB.
+    pub max_payload_bytes: usize,
+    pub max_payload_in_mb: u64,
+    /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`, default `application/json`.
+    pub default_accept: String,
+    /// What `/execution-parameters` answers.
+    pub execution: ExecutionParameters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionParameters {
+    #[serde(rename = "MaxConcurrentTransforms")]
+    pub max_concurrent_transforms: u64,
+    #[serde(rename = "BatchStrategy")]
+    pub batch_strategy: String,
+    #[serde(rename = "MaxPayloadInMB")]
+    pub max_payload_in_mb: u64,
+}
+
+/// The bytes of a megabyte as SageMaker counts it for payload limits
+/// (MMS: value × 1,048,576).
+pub const MB: usize = 1024 * 1024;
+
+pub fn default_accept() -> String {
+    env_var("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT").unwrap_or_else(|| "application/json".to_string())
+}
+
+/// Reads the `SAGEMAKER_*` serving variables.
+pub struct EnvSettings {
+    pub port: Option<u16>,
+    pub workers: Option<usize>,
+    pub timeout_secs: Option<u64>,
+    pub max_payload_in_mb: Option<u64>,
+    pub batch_strategy: Option<String>,
+    pub max_concurrent_transforms: Option<u64>,
+}
+
+impl EnvSettings {
+    pub fn read() -> Result<EnvSettings, String> {
+        let batch_strategy = match env_var("SAGEMAKER_BATCH_STRATEGY") {
+            None => None,
+            Some(v) => Some(match v.trim().to_ascii_uppercase().replace('_', "").as_str() {
+                "MULTIRECORD" => "MULTI_RECORD".to_string(),
+                "SINGLERECORD" => "SINGLE_RECORD".to_string(),
+                _ => {
+                    return Err(format!(
+                        "SAGEMAKER_BATCH_STRATEGY must be MULTI_RECORD or SINGLE_RECORD, got '{v}'"
+                    ))
+                }
+            }),
+        };
+        Ok(EnvSettings {
+            port: env_number("SAGEMAKER_BIND_TO_PORT")?,
+            workers: env_number("SAGEMAKER_MODEL_SERVER_WORKERS")?,
+            timeout_secs: env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT")?,
+            max_payload_in_mb: env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB")?,
+            batch_strategy,
+            max_concurrent_transforms: env_number("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")?,
+        })
+    }
+}
+
+/// The number of CPUs this process may use.
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

@@ -1,0 +1,238 @@
+//! The HTTP side of the endpoint contract (CONTRACT.md §2.2–2.4):
+//! `GET /ping`, `POST /invocations`, `GET /execution-parameters`, and JSON
+//! errors that name the stage, the hook and, where it applies, the record.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::config::ServeConfig;
+use super::pool::{DispatchError, Outcome, Pool};
+use super::protocol::{WireAnswer, WireRequest};
+
+/// The header that carries one correlation id through every container of a
+/// pipeline and into every log line.
+pub const REQUEST_ID_HEADER: &str = "x-modelstage-request-id";
+pub const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
+
+pub struct State {
+    pub config: ServeConfig,
+    pub pool: Arc<Pool>,
+    pub stage_label: String,
+    pub execution_parameters_json: String,
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn new_request_id() -> String {
+    // Unique per process and readable: a per-start prefix and a counter.
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = *PREFIX.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        nanos ^ std::process::id().rotate_left(16)
+    });
+    format!("{prefix:08x}-{:06x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn error_name(status: u16) -> &'static str {
+    match status {
+        400 => "BadRequest",
+        404 => "NotFound",
+        406 => "UnsupportedAccept",
+        413 => "PayloadTooLarge",
+        415 => "UnsupportedContentType",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        405 => "MethodNotAllowed",
+        _ => "InternalError",
+    }
+}
+
+/// A JSON error body. `hook` and `record` are omitted where they do not apply.
+pub fn error_response(
+    status: u16,
+    stage: &str,
+    hook: Option<&str>,
+    message: &str,
+    record: Option<u64>,
+    request_id: &str,
+) -> HttpResponse {
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), error_name(status).into());
+    body.insert("status".into(), status.into());
+    body.insert("stage".into(), stage.into());
+    if let Some(hook) = hook {
+        body.insert("hook".into(), hook.into());
+    }
+    body.insert("message".into(), message.into());
+    if let Some(record) = record {
+        body.insert("record".into(), record.into());
+    }
+    body.insert("request_id".into(), request_id.into());
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .insert_header((REQUEST_ID_HEADER, request_id))
+        .body(serde_json::Value::Object(body).to_string())
+}
+
+pub async fn ping(state: web::Data<State>) -> HttpResponse {
+    if state.pool.is_ready() {
+        HttpResponse::Ok().finish()
+    } else {
+        let message = format!(
+            "stage {} is not ready: its model is loading or its workers are restarting",
+            state.stage_label
+        );
+        error_response(503, &state.stage_label, None, &message, None, "-")
+    }
+}
+
+pub async fn execution_parameters(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .body(state.execution_parameters_json.clone())
+}
+
+pub async fn not_found(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let message = format!(
+        "no route for {} {}: the endpoint serves GET /ping, POST /invocations and GET /execution-parameters",
+        req.method(),
+        req.path()
+    );
+    error_response(404, &state.stage_label, None, &message, None, "-")
+}
+
+pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let message = format!("{} is not allowed on {}", req.method(), req.path());
+    let mut r = error_response(405, &state.stage_label, None, &message, None, "-");
+    r.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        HeaderValue::from_static(if req.path() == "/invocations" {
+            "POST"
+        } else {
+            "GET"
+        }),
+    );
+    r
+}
+
+pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> HttpResponse {
+    let headers = req.headers();
+    let request_id = header(headers, REQUEST_ID_HEADER)
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    let label = &state.stage_label;
+    let limit = state.config.max_payload_bytes;
+    let too_large = || {
+        let message = format!(
+            "the request body is larger than the {} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
+            state.config.max_payload_in_mb
+        );
+        error_response(413, label, None, &message, None, &request_id)
+    };
+    if let Some(len) = header(headers, CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<usize>().ok()) {
+        if len > limit {
+            return too_large();
+        }
+    }
+    let body = match payload.to_bytes_limited(limit).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            let message = format!("could not read the request body: {e}");
+            return error_response(400, label, None, &message, None, &request_id);
+        }
+        Err(_) => return too_large(),
+    };
+
+    // A missing Content-Type is JSON, as the legacy toolkit assumes.
+    let content_type = header(headers, CONTENT_TYPE.as_str())
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or("application/json")
+        .to_string();
+    let accept = match header(headers, "accept").map(str::trim) {
+        None | Some("") | Some("*/*") => state.config.default_accept.clone(),
+        Some(a) => a.to_string(),
+    };
+    let custom_attributes = header(headers, CUSTOM_ATTRIBUTES_HEADER).map(str::to_string);
+    let request = WireRequest {
+        id: 0,
+        request_id: request_id.clone(),
+        content_type,
+        accept,
+        custom_attributes,
+        body: body.to_vec(),
+    };
+
+    let (id, worker, rx) = match state.pool.dispatch(request) {
+        Ok(d) => d,
+        Err(DispatchError::NoWorker) => {
+            let message = format!("stage {label} has no live worker right now (restarting); retry shortly");
+            return error_response(503, label, None, &message, None, &request_id);
+        }
+    };
+    let outcome = match tokio::time::timeout(state.config.timeout, rx).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Outcome::Crashed(format!("the worker running stage {label} went away")),
+        Err(_) => {
+            state.pool.timed_out(id, &worker);
+            let message = format!(
+                "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT); its worker is being replaced",
+                state.config.timeout.as_secs_f64()
+            );
+            log::warn!("rid={request_id} {message}");
+            return error_response(504, label, None, &message, None, &request_id);
+        }
+    };
+    match outcome {
+        Outcome::Answer(WireAnswer::Reply {
+            content_type,
+            custom_attributes,
+            body,
+            ..
+        }) => {
+            let mut response = HttpResponse::Ok();
+            if let Ok(ct) = HeaderValue::from_str(&content_type) {
+                response.insert_header((CONTENT_TYPE, ct));
+            }
+            if let Some(attrs) = custom_attributes.and_then(|a| HeaderValue::from_str(&a).ok()) {
+                response.insert_header((CUSTOM_ATTRIBUTES_HEADER, attrs));
+            }
+            response.insert_header((REQUEST_ID_HEADER, request_id));
+            response.body(body)
+        }
+        Outcome::Answer(WireAnswer::Error {
+            http_status,
+            stage,
+            hook,
+            message,
+            record,
+            ..
+        }) => {
+            log::info!("rid={request_id} {http_status} from {stage} {hook}: {message}");
+            error_response(http_status, &stage, Some(&hook), &message, record, &request_id)
+        }
+        Outcome::Crashed(message) => {
+            log::error!("rid={request_id} {message}");
+            error_response(500, label, None, &message, None, &request_id)
+        }
+    }
+}
+
+/// The `/execution-parameters` document: the `SAGEMAKER_*` variables win over
+/// the stage's declaration, which wins over the defaults.
+pub fn timeout_of(secs: u64) -> Duration {
+    Duration::from_secs(secs.max(1))
+}

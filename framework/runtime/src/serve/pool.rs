@@ -1,0 +1,439 @@
+//! The server's supervised worker processes.
+//!
+//! Each worker slot has a lifecycle thread that starts a `modelstage worker`
+//! process, waits for it to load its model, reads its answers, and when the
+//! process dies (a crash in the stage), answers every request it held with a
+//! 500 naming the stage and starts a replacement. A writer thread per worker
+//! sends request frames, batching whatever is queued into one write.
+//!
+//! Requests go to the live worker with the fewest in flight. A request past
+//! the timeout gets 504 and its worker is retired (killed once the other
+//! requests it holds are answered), as gunicorn replaces a worker whose
+//! request timed out.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::config::WorkerPlan;
+use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
+use super::worker::{ENV_PLAN, ENV_SOCKET, ENV_TOKEN};
+
+/// What a request ends with, as far as the pool knows.
+#[derive(Debug)]
+pub enum Outcome {
+    Answer(WireAnswer),
+    /// The worker died while holding the request.
+    Crashed(String),
+}
+
+struct Worker {
+    pid: u32,
+    frames: mpsc::Sender<Vec<u8>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    inflight: AtomicUsize,
+    retiring: AtomicBool,
+    child: Mutex<Child>,
+}
+
+impl Worker {
+    fn kill(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+        }
+    }
+}
+
+/// Connections from freshly started workers, matched to their slot by token.
+type Waiting = Arc<Mutex<HashMap<u64, mpsc::Sender<UnixStream>>>>;
+
+pub struct Pool {
+    slots: RwLock<Vec<Option<Arc<Worker>>>>,
+    next_id: AtomicU64,
+    ever_ready: AtomicBool,
+    stopping: AtomicBool,
+    stage_label: String,
+    plan_json: String,
+    socket_path: PathBuf,
+    socket_dir: PathBuf,
+    waiting: Waiting,
+    exe: PathBuf,
+}
+
+/// Why a request could not be dispatched.
+pub enum DispatchError {
+    NoWorker,
+}
+
+fn describe_exit(status: Option<std::process::ExitStatus>) -> String {
+    match status {
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+            _ => "ended".to_string(),
+        },
+        None => "stopped answering".to_string(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        6 => "SIGABRT",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        4 => "SIGILL",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+impl Pool {
+    /// Starts `workers` worker processes. `on_fatal` runs (and should exit the
+    /// process) when a worker fails to load its model before any worker was
+    /// ever ready: a broken container must fail, as SageMaker expects.
+    pub fn start(
+        workers: usize,
+        plan: &WorkerPlan,
+        stage_label: String,
+        on_fatal: fn(&str) -> !,
+    ) -> std::io::Result<Arc<Pool>> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let socket_dir = std::env::temp_dir().join(format!("modelstage-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&socket_dir)?;
+        let socket_path = socket_dir.join("workers.sock");
+        let _ = std::fs::remove_file(&socket_path);
+        let listener = UnixListener::bind(&socket_path)?;
+        let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
+        let pool = Arc::new(Pool {
+            slots: RwLock::new(vec![None; workers]),
+            next_id: AtomicU64::new(1),
+            ever_ready: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            stage_label,
+            plan_json: serde_json::to_string(plan).expect("plan serializes"),
+            socket_path,
+            socket_dir,
+            waiting: Arc::clone(&waiting),
+            exe: std::env::current_exe()?,
+        });
+        std::thread::Builder::new()
+            .name("worker-accept".into())
+            .spawn(move || accept_loop(listener, waiting))?;
+        for slot in 0..workers {
+            let pool = Arc::clone(&pool);
+            std::thread::Builder::new()
+                .name(format!("worker-{slot}"))
+                .spawn(move || pool.lifecycle(slot, on_fatal))?;
+        }
+        Ok(pool)
+    }
+
+    /// True when at least one worker can take a request.
+    pub fn is_ready(&self) -> bool {
+        self.slots
+            .read()
+            .map(|s| s.iter().flatten().any(|w| !w.retiring.load(Ordering::Relaxed)))
+            .unwrap_or(false)
+    }
+
+    /// Sends a request to the least busy live worker.
+    pub fn dispatch(
+        &self,
+        mut request: WireRequest,
+    ) -> Result<(u64, Arc<WorkerRef>, oneshot::Receiver<Outcome>), DispatchError> {
+        let worker = {
+            let slots = self.slots.read().map_err(|_| DispatchError::NoWorker)?;
+            slots
+                .iter()
+                .flatten()
+                .filter(|w| !w.retiring.load(Ordering::Relaxed))
+                .min_by_key(|w| w.inflight.load(Ordering::Relaxed))
+                .cloned()
+                .ok_or(DispatchError::NoWorker)?
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        request.id = id;
+        let (tx, rx) = oneshot::channel();
+        worker
+            .pending
+            .lock()
+            .map_err(|_| DispatchError::NoWorker)?
+            .insert(id, tx);
+        worker.inflight.fetch_add(1, Ordering::Relaxed);
+        if worker.frames.send(request.encode()).is_err() {
+            if let Ok(mut p) = worker.pending.lock() {
+                p.remove(&id);
+            }
+            worker.inflight.fetch_sub(1, Ordering::Relaxed);
+            return Err(DispatchError::NoWorker);
+        }
+        Ok((id, Arc::new(WorkerRef(worker)), rx))
+    }
+
+    /// A request timed out: forget it, and retire its worker (killed as soon
+    /// as it holds no other request; the hung thread cannot be stopped otherwise).
+    pub fn timed_out(&self, id: u64, worker: &WorkerRef) {
+        let w = &worker.0;
+        let removed = w
+            .pending
+            .lock()
+            .map(|mut p| p.remove(&id).is_some())
+            .unwrap_or(false);
+        if removed {
+            w.inflight.fetch_sub(1, Ordering::Relaxed);
+        }
+        w.retiring.store(true, Ordering::Relaxed);
+        log::warn!(
+            "worker {} of {} is retired: a request on it passed the timeout",
+            w.pid,
+            self.stage_label
+        );
+        if w.inflight.load(Ordering::Relaxed) == 0 {
+            w.kill();
+        }
+    }
+
+    /// Stops every worker (after the HTTP server has drained).
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Ok(slots) = self.slots.read() {
+            for w in slots.iter().flatten() {
+                w.kill();
+            }
+        }
+        let _ = std::fs::remove_file(&self.socket_path);
+        let _ = std::fs::remove_dir(&self.socket_dir);
+    }
+
+    fn spawn(&self, token: u64) -> std::io::Result<Child> {
+        Command::new(&self.exe)
+            .arg("worker")
+            .env(ENV_SOCKET, &self.socket_path)
+            .env(ENV_TOKEN, token.to_string())
+            .env(ENV_PLAN, &self.plan_json)
+            .spawn()
+    }
+
+    /// One slot: start a worker, serve through it until it dies, repeat.
+    fn lifecycle(self: Arc<Self>, slot: usize, on_fatal: fn(&str) -> !) {
+        let mut token_seq = (slot as u64) << 32;
+        let mut failures = 0u32;
+        while !self.stopping.load(Ordering::SeqCst) {
+            token_seq += 1;
+            let token = token_seq;
+            let (conn_tx, conn_rx) = mpsc::channel();
+            if let Ok(mut w) = self.waiting.lock() {
+                w.insert(token, conn_tx);
+            }
+            let started = Instant::now();
+            let mut child = match self.spawn(token) {
+                Ok(c) => c,
+                Err(e) => on_fatal(&format!("cannot start a worker process: {e}")),
+            };
+            // Wait for the worker to connect, noticing if it dies first.
+            let stream = loop {
+                match conn_rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(s) => break Some(s),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Ok(Some(_)) = child.try_wait() {
+                            break None;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+                }
+            };
+            if let Ok(mut w) = self.waiting.lock() {
+                w.remove(&token);
+            }
+            let Some(stream) = stream else {
+                let status = child.wait().ok();
+                self.worker_failed_to_start(&describe_exit(status), &mut failures, on_fatal);
+                continue;
+            };
+            let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone().expect("clone socket"));
+            let mut buf = Vec::new();
+            // The first frames: HELLO (already consumed by the accept loop),
+            // then READY or LOAD_FAILED.
+            let pid = match protocol::read_frame(&mut reader, &mut buf) {
+                Ok(Some(kind)) => match protocol::decode_from_worker(kind, &buf[1..]) {
+                    Ok(FromWorker::Ready { pid }) => pid,
+                    Ok(FromWorker::LoadFailed { message }) => {
+                        let _ = child.wait();
+                        if !self.ever_ready.load(Ordering::SeqCst) {
+                            on_fatal(&message);
+                        }
+                        log::error!("a replacement worker failed to load: {message}");
+                        self.backoff(&mut failures);
+                        continue;
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        continue;
+                    }
+                },
+                _ => {
+                    let status = child.wait().ok();
+                    self.worker_failed_to_start(&describe_exit(status), &mut failures, on_fatal);
+                    continue;
+                }
+            };
+            failures = 0;
+            let (frames_tx, frames_rx) = mpsc::channel::<Vec<u8>>();
+            let worker = Arc::new(Worker {
+                pid,
+                frames: frames_tx,
+                pending: Mutex::new(HashMap::new()),
+                inflight: AtomicUsize::new(0),
+                retiring: AtomicBool::new(false),
+                child: Mutex::new(child),
+            });
+            let writer_stream = stream;
+            std::thread::spawn(move || write_loop(writer_stream, frames_rx));
+            if let Ok(mut slots) = self.slots.write() {
+                slots[slot] = Some(Arc::clone(&worker));
+            }
+            self.ever_ready.store(true, Ordering::SeqCst);
+            log::info!(
+                "worker {pid} of {} ready in {} ms",
+                self.stage_label,
+                started.elapsed().as_millis()
+            );
+
+            self.read_answers(&worker, &mut reader, &mut buf);
+
+            // The worker is gone: take it out, then answer what it held.
+            if let Ok(mut slots) = self.slots.write() {
+                slots[slot] = None;
+            }
+            let status = worker.child.lock().ok().and_then(|mut c| c.wait().ok());
+            let how = describe_exit(status);
+            let held: Vec<_> = worker
+                .pending
+                .lock()
+                .map(|mut p| p.drain().collect())
+                .unwrap_or_default();
+            if self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let retired = worker.retiring.load(Ordering::Relaxed);
+            if !retired || !held.is_empty() {
+                log::error!(
+                    "worker {pid} of {} {how} while holding {} request(s); starting a replacement",
+                    self.stage_label,
+                    held.len()
+                );
+            } else {
+                log::info!(
+                    "retired worker {pid} of {} stopped; starting a replacement",
+                    self.stage_label
+                );
+            }
+            for (_, tx) in held {
+                let _ = tx.send(Outcome::Crashed(format!(
+                    "the worker process running stage {} {how} during this request",
+                    self.stage_label
+                )));
+            }
+        }
+    }
+
+    fn read_answers(&self, worker: &Worker, reader: &mut BufReader<UnixStream>, buf: &mut Vec<u8>) {
+        loop {
+            let kind = match protocol::read_frame(reader, buf) {
+                Ok(Some(k)) => k,
+                _ => return,
+            };
+            let answer = match protocol::decode_from_worker(kind, &buf[1..]) {
+                Ok(FromWorker::Answer(a)) => a,
+                Ok(_) => continue,
+                Err(e) => {
+                    log::error!("malformed frame from worker {}: {e}", worker.pid);
+                    continue;
+                }
+            };
+            let id = match &answer {
+                WireAnswer::Reply { id, .. } | WireAnswer::Error { id, .. } => *id,
+            };
+            let tx = worker.pending.lock().ok().and_then(|mut p| p.remove(&id));
+            if let Some(tx) = tx {
+                let left = worker.inflight.fetch_sub(1, Ordering::Relaxed) - 1;
+                let _ = tx.send(Outcome::Answer(answer));
+                if left == 0 && worker.retiring.load(Ordering::Relaxed) {
+                    worker.kill();
+                }
+            }
+        }
+    }
+
+    fn worker_failed_to_start(&self, how: &str, failures: &mut u32, on_fatal: fn(&str) -> !) {
+        if !self.ever_ready.load(Ordering::SeqCst) {
+            on_fatal(&format!(
+                "the worker process for stage {} {how} before its model was loaded",
+                self.stage_label
+            ));
+        }
+        log::error!(
+            "a replacement worker for {} {how} while starting",
+            self.stage_label
+        );
+        self.backoff(failures);
+    }
+
+    fn backoff(&self, failures: &mut u32) {
+        *failures += 1;
+        std::thread::sleep(Duration::from_millis((50u64 << (*failures).min(6)).min(2000)));
+    }
+}
+
+/// A handle to the worker a request went to (opaque outside this module).
+pub struct WorkerRef(Arc<Worker>);
+
+fn accept_loop(listener: UnixListener, waiting: Waiting) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut buf = Vec::new();
+        let hello = protocol::read_frame(&mut stream, &mut buf)
+            .ok()
+            .flatten()
+            .and_then(|kind| protocol::decode_from_worker(kind, &buf[1..]).ok());
+        if let Some(FromWorker::Hello { token }) = hello {
+            if let Some(tx) = waiting.lock().ok().and_then(|mut w| w.remove(&token)) {
+                let _ = tx.send(stream);
+            }
+        }
+    }
+}
+
+fn write_loop(mut stream: UnixStream, frames: mpsc::Receiver<Vec<u8>>) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = frames.recv() {
+        // Send what is queued in one write: under load this turns many small
+        // frames into one system call.
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while let Ok(more) = frames.try_recv() {
+            batch.extend_from_slice(&more);
+            if batch.len() > 1024 * 1024 {
+                break;
+            }
+        }
+        if stream.write_all(&batch).is_err() {
+            return;
+        }
+    }
+}

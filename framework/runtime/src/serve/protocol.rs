@@ -1,0 +1,335 @@
+//! The frames the server and its worker processes exchange over a Unix
+//! socket. Each frame is `u32 length (LE) | u8 kind | fields`, every field a
+//! `u32 length | bytes` string or a fixed-size integer. Small and explicit:
+//! both ends are this crate, built together.
+
+use std::io::{self, Read};
+
+pub const HELLO: u8 = 1;
+pub const READY: u8 = 2;
+pub const LOAD_FAILED: u8 = 3;
+pub const REQUEST: u8 = 4;
+pub const REPLY: u8 = 5;
+pub const ERROR: u8 = 6;
+
+/// A request as it travels to a worker.
+#[derive(Debug, Clone, Default)]
+pub struct WireRequest {
+    pub id: u64,
+    pub request_id: String,
+    pub content_type: String,
+    pub accept: String,
+    pub custom_attributes: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// What a worker answers.
+#[derive(Debug, Clone)]
+pub enum WireAnswer {
+    Reply {
+        id: u64,
+        content_type: String,
+        custom_attributes: Option<String>,
+        body: Vec<u8>,
+    },
+    Error {
+        id: u64,
+        http_status: u16,
+        stage: String,
+        hook: String,
+        message: String,
+        record: Option<u64>,
+    },
+}
+
+/// Any frame a worker sends.
+#[derive(Debug)]
+pub enum FromWorker {
+    Hello { token: u64 },
+    Ready { pid: u32 },
+    LoadFailed { message: String },
+    Answer(WireAnswer),
+}
+
+/// Builds one frame; `finish` patches in the length.
+pub struct FrameWriter {
+    buf: Vec<u8>,
+}
+
+impl FrameWriter {
+    pub fn new(kind: u8, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 5);
+        buf.extend_from_slice(&[0, 0, 0, 0, kind]);
+        FrameWriter { buf }
+    }
+
+    pub fn u64(mut self, v: u64) -> Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub fn u16(mut self, v: u16) -> Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub fn bytes(mut self, v: &[u8]) -> Self {
+        self.buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(v);
+        self
+    }
+
+    pub fn opt(self, v: Option<&str>) -> Self {
+        match v {
+            // u32::MAX marks "absent", which an empty string is not.
+            None => self.u32_raw(u32::MAX),
+            Some(s) => self.bytes(s.as_bytes()),
+        }
+    }
+
+    fn u32_raw(mut self, v: u32) -> Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        let len = (self.buf.len() - 4) as u32;
+        self.buf[..4].copy_from_slice(&len.to_le_bytes());
+        self.buf
+    }
+}
+
+/// Reads the fields of one frame.
+pub struct FrameReader<'a> {
+    data: &'a [u8],
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "truncated frame")
+}
+
+impl<'a> FrameReader<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        FrameReader { data }
+    }
+
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if self.data.len() < n {
+            return Err(truncated());
+        }
+        let (head, tail) = self.data.split_at(n);
+        self.data = tail;
+        Ok(head)
+    }
+
+    pub fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| truncated())?,
+        ))
+    }
+
+    pub fn u16(&mut self) -> io::Result<u16> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().map_err(|_| truncated())?,
+        ))
+    }
+
+    fn len(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| truncated())?,
+        ))
+    }
+
+    pub fn bytes(&mut self) -> io::Result<&'a [u8]> {
+        let n = self.len()? as usize;
+        self.take(n)
+    }
+
+    pub fn string(&mut self) -> io::Result<String> {
+        Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
+    }
+
+    pub fn opt(&mut self) -> io::Result<Option<String>> {
+        let n = self.len()?;
+        if n == u32::MAX {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(self.take(n as usize)?).into_owned()))
+    }
+}
+
+/// Reads one frame: its kind and payload. `Ok(None)` at a clean end of stream.
+pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<u8>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len == 0 {
+        return Err(truncated());
+    }
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    Ok(Some(buf[0]))
+}
+
+impl WireRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        let size = self.body.len() + self.request_id.len() + self.content_type.len() + self.accept.len() + 64;
+        FrameWriter::new(REQUEST, size)
+            .u64(self.id)
+            .bytes(self.request_id.as_bytes())
+            .bytes(self.content_type.as_bytes())
+            .bytes(self.accept.as_bytes())
+            .opt(self.custom_attributes.as_deref())
+            .bytes(&self.body)
+            .finish()
+    }
+
+    pub fn decode(payload: &[u8]) -> io::Result<WireRequest> {
+        let mut r = FrameReader::new(payload);
+        Ok(WireRequest {
+            id: r.u64()?,
+            request_id: r.string()?,
+            content_type: r.string()?,
+            accept: r.string()?,
+            custom_attributes: r.opt()?,
+            body: r.bytes()?.to_vec(),
+        })
+    }
+}
+
+impl WireAnswer {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            WireAnswer::Reply {
+                id,
+                content_type,
+                custom_attributes,
+                body,
+            } => FrameWriter::new(REPLY, body.len() + 64)
+                .u64(*id)
+                .bytes(content_type.as_bytes())
+                .opt(custom_attributes.as_deref())
+                .bytes(body)
+                .finish(),
+            WireAnswer::Error {
+                id,
+                http_status,
+                stage,
+                hook,
+                message,
+                record,
+            } => FrameWriter::new(ERROR, message.len() + 64)
+                .u64(*id)
+                .u16(*http_status)
+                .bytes(stage.as_bytes())
+                .bytes(hook.as_bytes())
+                .bytes(message.as_bytes())
+                .u64(record.map(|r| r.saturating_add(1)).unwrap_or(0))
+                .finish(),
+        }
+    }
+}
+
+/// Decodes a frame a worker sent (`kind` and payload from `read_frame`).
+pub fn decode_from_worker(kind: u8, payload: &[u8]) -> io::Result<FromWorker> {
+    let mut r = FrameReader::new(payload);
+    Ok(match kind {
+        HELLO => FromWorker::Hello { token: r.u64()? },
+        READY => FromWorker::Ready { pid: r.u64()? as u32 },
+        LOAD_FAILED => FromWorker::LoadFailed { message: r.string()? },
+        REPLY => FromWorker::Answer(WireAnswer::Reply {
+            id: r.u64()?,
+            content_type: r.string()?,
+            custom_attributes: r.opt()?,
+            body: r.bytes()?.to_vec(),
+        }),
+        ERROR => FromWorker::Answer(WireAnswer::Error {
+            id: r.u64()?,
+            http_status: r.u16()?,
+            stage: r.string()?,
+            hook: r.string()?,
+            message: r.string()?,
+            record: match r.u64()? {
+                0 => None,
+                n => Some(n - 1),
+            },
+        }),
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unknown frame kind {other}"),
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(frame: Vec<u8>) -> (u8, Vec<u8>) {
+        let mut buf = Vec::new();
+        let kind = read_frame(&mut frame.as_slice(), &mut buf).unwrap().unwrap();
+        (kind, buf[1..].to_vec())
+    }
+
+    #[test]
+    fn request_survives_the_wire() {
+        let req = WireRequest {
+            id: 42,
+            request_id: "r-1".into(),
+            content_type: "text/csv; charset=utf-8".into(),
+            accept: "application/json".into(),
+            custom_attributes: Some(String::new()),
+            body: b"1,2\n3,4\n".to_vec(),
+        };
+        let (kind, payload) = roundtrip(req.encode());
+        assert_eq!(kind, REQUEST);
+        let back = WireRequest::decode(&payload).unwrap();
+        assert_eq!(back.id, 42);
+        assert_eq!(back.content_type, "text/csv; charset=utf-8");
+        assert_eq!(back.custom_attributes.as_deref(), Some(""));
+        assert_eq!(back.body, b"1,2\n3,4\n");
+    }
+
+    #[test]
+    fn error_keeps_record_zero_apart_from_none() {
+        for record in [None, Some(0), Some(7)] {
+            let e = WireAnswer::Error {
+                id: 1,
+                http_status: 400,
+                stage: "s".into(),
+                hook: "input_fn".into(),
+                message: "bad".into(),
+                record,
+            };
+            let (kind, payload) = roundtrip(e.encode());
+            match decode_from_worker(kind, &payload).unwrap() {
+                FromWorker::Answer(WireAnswer::Error {
+                    record: r,
+                    http_status,
+                    ..
+                }) => {
+                    assert_eq!(r, record);
+                    assert_eq!(http_status, 400);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_frame_is_an_error_not_a_panic() {
+        let frame = WireRequest::default().encode();
+        let mut cut = frame[..frame.len() - 3].to_vec();
+        cut[..4].copy_from_slice(&((cut.len() - 4) as u32).to_le_bytes());
+        let (kind, payload) = roundtrip(cut);
+        assert_eq!(kind, REQUEST);
+        assert!(WireRequest::decode(&payload).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! `modelstage train`: what SageMaker runs as `docker run IMAGE train`.
+//!
+//! Reads the job from the `/opt/ml` tree (`$SAGEMAKER_BASE_DIR`), builds the training environment
+//! exactly as sagemaker-training-toolkit does, exports every `SM_*` variable into the process
+//! environment, and calls the stage's `train_fn` with the `SM_TRAINING_ENV` document. Success
+//! writes `output/success` and exits 0; any failure (bad configuration, missing channel data, a
+//! stage without a training hook, a hook error or panic) writes the reason to `output/failure`,
+//! logs it and exits 1; SIGTERM exits 143 with a reason that says the job was stopped.
+//! `docs/contract.md` lists where this differs from the toolkit.
+
+mod cmd_args;
+mod config;
+mod environment;
+mod host;
+mod outcome;
+mod paths;
+mod signals;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::loader::LoadedStage;
+
+pub use config::{decode_hyperparameters, JobConfig};
+pub use environment::TrainingEnvironment;
+pub use host::HostFacts;
+pub use outcome::FAILURE_REASON_CHARS;
+pub use paths::{Paths, DEFAULT_BASE_DIR};
+
+/// `modelstage train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// The stage library whose training hook runs (built with `export_stage!(MyStage, train)`).
+    #[arg(long, env = "MODELSTAGE_STAGE", value_name = "PATH")]
+    pub stage: PathBuf,
+    /// The root of the training tree, which SageMaker mounts at /opt/ml.
+    #[arg(long, env = "SAGEMAKER_BASE_DIR", default_value = DEFAULT_BASE_DIR, value_name = "DIR")]
+    pub base_dir: String,
+}
+
+/// Runs one training job and reports how it ended in the exit code.
+pub fn run(args: TrainArgs) -> ExitCode {
+    let paths = Paths::new(&args.base_dir);
+    if !Path::new(&paths.base_dir).is_dir() {
+        log::error!(
+            "the training tree {} does not exist: SageMaker mounts it at /opt/ml; \
+             elsewhere set SAGEMAKER_BASE_DIR (or use `modelstage fit`, which lays one out)",
+            paths.base_dir
+        );
+        return ExitCode::FAILURE;
+    }
+    outcome::clear_stale(&paths.success_file());
+    outcome::clear_stale(&paths.failure_file());
+    signals::watch(paths.failure_file());
+
+    match train(&args.stage, &paths) {
+        Ok(()) => {
+            if let Err(e) = outcome::write_success(&paths.success_file()) {
+                log::warn!("cannot write {}: {e}", paths.success_file().display());
+            }
+            log::info!("Training finished; the model is in {}", paths.model_dir);
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            log::error!("Training failed: {reason}");
+            outcome::write_failure(&paths.failure_file(), &reason);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything between reading the tree and the hook's return; `Err` is the failure reason.
+fn train(stage_path: &Path, paths: &Paths) -> Result<(), String> {
+    let config = JobConfig::read(paths)?;
+    let instance_type = config
+        .resource_config
+        .get("current_instance_type")
+        .and_then(Value::as_str)
+        .unwrap_or("local");
+    let facts = HostFacts::probe(instance_type);
+    let env = TrainingEnvironment::build(paths, &config, &facts, &|name| std::env::var(name).ok())?;
+    check_channel_data(paths, &config)?;
+    for dir in [&paths.model_dir, &paths.output_data_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    }
+
+    let stage = LoadedStage::open(stage_path).map_err(|e| e.to_string())?;
+    let info = stage.info();
+    if !stage.has_train() {
+        return Err(format!(
+            "stage '{}' {} ({}) has no training hook: it can serve but not train \
+             (a Rust stage gets one with `impl Train` and `export_stage!({}, train)`)",
+            info.name,
+            info.version,
+            stage_path.display(),
+            "MyStage"
+        ));
+    }
+
+    export(&env)?;
+    let training_env = env.training_env_json();
+    log::info!("Training Env: {training_env}");
+    log::info!("Invoking train_fn of stage '{}' {}", info.name, info.version);
+    stage.train(&training_env).map_err(|e| e.to_string())
+}
+
+/// Data channels in File or FastFile mode are directories the platform fills before training
+/// starts; a missing one means the job cannot see its data, so it fails here with the channel's
+/// name rather than later inside the stage. Pipe-mode channels are FIFOs named `<channel>_<epoch>`.
+fn check_channel_data(paths: &Paths, config: &JobConfig) -> Result<(), String> {
+    for (name, settings) in &config.input_data_config {
+        let mode = settings
+            .get("TrainingInputMode")
+            .and_then(Value::as_str)
+            .unwrap_or("File");
+        let dir = paths.channel_dir(name);
+        if mode != "Pipe" && !Path::new(&dir).is_dir() {
+            return Err(format!(
+                "channel '{name}' is in inputdataconfig.json but its data directory {dir} does not exist"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sets every `SM_*` variable and the toolkit's other variables in this process, so the hook and
+/// anything it starts see them. A name or value the OS cannot hold is an error naming it.
+fn export(env: &TrainingEnvironment) -> Result<(), String> {
+    let vars: Vec<(String, String)> = env
+        .sm_vars()
+        .into_iter()
+        .chain(env.toolkit_vars.clone())
+        .collect();
+    for (name, value) in &vars {
+        if name.contains(['=', '\0']) {
+            return Err(format!(
+                "cannot export {name}: an environment variable name cannot contain '=' or NUL \
+                 (rename the hyperparameter or channel it comes from)"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!(
+                "cannot export {name}: its value contains a NUL character"
+            ));
+        }
+    }
+    for (name, value) in vars {
+        std::env::set_var(name, value);
+    }
+    Ok(())
+}

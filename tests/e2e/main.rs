@@ -1,0 +1,8 @@
+//! The end-to-end tests: one test binary that runs the real `modelstage`
+//! binary against the real stage libraries built by the workspace build.
+//! `ci/test.sh` builds the workspace first.
+
+mod support;
+
+mod inspect;
+mod serve;

@@ -24,6 +24,15 @@ enum Command {
     /// Serve a stage: GET /ping, POST /invocations, GET /execution-parameters
     /// (what SageMaker runs as `docker run IMAGE serve`).
     Serve(modelstage_runtime::serve::ServeArgs),
+    /// Train a stage: the SageMaker training contract on $SAGEMAKER_BASE_DIR (what
+    /// SageMaker runs as `docker run IMAGE train`).
+    Train(modelstage_runtime::train::TrainArgs),
+    /// A local training job (CreateTrainingJob): lays out /opt/ml, runs `train`, packs model.tar.gz.
+    Fit(modelstage_local::fit::FitArgs),
+    /// A local batch transform job (CreateTransformJob) against an endpoint or a model.
+    Transform(modelstage_local::transform::TransformArgs),
+    /// Send one request to an endpoint and print the response body.
+    Invoke(modelstage_local::invoke::InvokeArgs),
     /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
     Inspect(modelstage_runtime::inspect::InspectArgs),
     /// Internal: a worker process of `modelstage serve`.
@@ -42,6 +51,19 @@ fn main() -> ExitCode {
             modelstage_runtime::logging::init("modelstage");
             code(modelstage_runtime::serve::run(args))
         }
+        Command::Train(args) => {
+            modelstage_runtime::logging::init("modelstage");
+            modelstage_runtime::train::run(args)
+        }
+        Command::Fit(args) => {
+            modelstage_runtime::logging::init("modelstage");
+            modelstage_local::fit::run(args)
+        }
+        Command::Transform(args) => {
+            modelstage_runtime::logging::init("modelstage");
+            modelstage_local::transform::run(args)
+        }
+        Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }

@@ -6,3 +6,5 @@ mod support;
 
 mod inspect;
 mod serve;
+mod train;
+mod transform;

@@ -1,1 +1,309 @@
-//! `modelstage invoke` (being written).
+//! `modelstage invoke`: a client for any endpoint that speaks the container
+//! contract, the local equal of `aws sagemaker-runtime invoke-endpoint`.
+//! Prints the response body to stdout; on a non-2xx answer prints the status
+//! and body to stderr and exits non-zero.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Arguments of `modelstage invoke`.
+#[derive(clap::Args, Debug)]
+pub struct InvokeArgs {
+    /// The endpoint; `/invocations` is added when the URL has no path.
+    #[arg(default_value = "http://localhost:8080")]
+    pub url: String,
+    /// Content-Type of the request. Without it the request says
+    /// application/octet-stream, as InvokeEndpoint does.
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Accept of the request (absent: the endpoint's default).
+    #[arg(long, value_name = "TYPE")]
+    pub accept: Option<String>,
+    /// The request body, as text.
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// The request body, from a file (`-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// An extra request header, repeatable, e.g.
+    /// `--header X-Amzn-SageMaker-Custom-Attributes=trace=1`.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Also print the status and response headers to stderr.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+/// `modelstage invoke`.
+pub fn run(args: InvokeArgs) -> ExitCode {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    invoke(&args, &mut stdout.lock(), &mut stderr.lock())
+}
+
+/// Sends the request and reports it on `out` / `err`.
+pub fn invoke(args: &InvokeArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    match send(args) {
+        Ok(answer) => {
+            if args.verbose || !answer.success() {
+                let _ = writeln!(err, "HTTP {} {}", answer.status, answer.reason);
+            }
+            if args.verbose {
+                for (name, value) in &answer.headers {
+                    let _ = writeln!(err, "{name}: {value}");
+                }
+            }
+            if answer.success() {
+                if out.write_all(&answer.body).and_then(|_| out.flush()).is_err() {
+                    return ExitCode::FAILURE;
+                }
+                ExitCode::SUCCESS
+            } else {
+                let _ = err.write_all(&answer.body);
+                if !answer.body.ends_with(b"\n") {
+                    let _ = writeln!(err);
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            let _ = writeln!(err, "error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An endpoint's answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// The URL requests go to: `http://host:port` becomes
+/// `http://host:port/invocations`; a URL with a path is used as given.
+pub fn invocations_url(url: &str) -> Result<reqwest::Url, String> {
+    let text = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    let mut parsed = reqwest::Url::parse(&text).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    if parsed.path().is_empty() || parsed.path() == "/" {
+        parsed.set_path("/invocations");
+    }
+    Ok(parsed)
+}
+
+fn body(args: &InvokeArgs) -> Result<Vec<u8>, String> {
+    match (&args.body, &args.body_file) {
+        (Some(text), _) => Ok(text.as_bytes().to_vec()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            Ok(bytes)
+        }
+        (None, Some(path)) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())),
+        (None, None) => Err("give the request body: --body TEXT or --body-file FILE".into()),
+    }
+}
+
+/// Sends the request; `Err` when no answer came.
+pub fn send(args: &InvokeArgs) -> Result<Answer, String> {
+    let url = invocations_url(&args.url)?;
+    let body = body(args)?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(args.timeout))
+        .build()
+        .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
+    let content_type = args.content_type.as_deref().unwrap_or("application/octet-stream");
+    let mut request = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body);
+    if let Some(accept) = &args.accept {
+        request = request.header(reqwest::header::ACCEPT, accept.as_str());
+    }
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once('=')
+            .or_else(|| header.split_once(':'))
+            .ok_or_else(|| format!("--header '{header}' must look like NAME=VALUE"))?;
+        request = request.header(name.trim(), value.trim());
+    }
+    let response = request.send().map_err(|e| {
+        if e.is_connect() {
+            format!("cannot connect to {url}: is the endpoint running? ({e})")
+        } else if e.is_timeout() {
+            format!("no answer from {url} within {} s", args.timeout)
+        } else if e.is_builder() {
+            format!("invalid request: {e}")
+        } else {
+            format!("request to {url} failed: {e}")
+        }
+    })?;
+    let status = response.status();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = response
+        .bytes()
+        .map_err(|e| format!("reading the answer from {url} failed: {e}"))?
+        .to_vec();
+    Ok(Answer {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("").to_string(),
+        headers,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// Serves one request with `status` and `body`; returns the URL and a
+    /// handle yielding the raw request head and body it received.
+    fn one_shot(status: &'static str, body: &'static str) -> (String, thread::JoinHandle<(String, Vec<u8>)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            let mut request_body = vec![0; length];
+            reader.read_exact(&mut request_body).unwrap();
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            (head, request_body)
+        });
+        (url, handle)
+    }
+
+    fn args(url: &str, extra: Vec<String>) -> InvokeArgs {
+        InvokeArgs {
+            url: url.into(),
+            content_type: Some("text/csv".into()),
+            accept: Some("application/json".into()),
+            body: Some("1,2".into()),
+            body_file: None,
+            headers: extra,
+            timeout: 5,
+            verbose: false,
+        }
+    }
+
+    #[test]
+    fn prints_the_body_and_sends_the_headers() {
+        let (url, server) = one_shot("200 OK", "{\"score\": 1}");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = invoke(
+            &args(&url, vec!["X-Amzn-SageMaker-Custom-Attributes=trace=1".into()]),
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, ExitCode::SUCCESS);
+        assert_eq!(out, b"{\"score\": 1}");
+        assert!(err.is_empty());
+        let (head, body) = server.join().unwrap();
+        assert!(head.starts_with("POST /invocations HTTP/1.1"), "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("content-type: text/csv"), "{head}");
+        assert!(head.contains("accept: application/json"), "{head}");
+        assert!(
+            head.contains("x-amzn-sagemaker-custom-attributes: trace=1"),
+            "{head}"
+        );
+        assert_eq!(body, b"1,2");
+    }
+
+    #[test]
+    fn an_error_status_goes_to_stderr_and_fails() {
+        let (url, server) = one_shot("415 Unsupported Media Type", "{\"error\": \"text/csv only\"}");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = invoke(&args(&url, vec![]), &mut out, &mut err);
+        assert_eq!(code, ExitCode::FAILURE);
+        assert!(out.is_empty());
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "HTTP 415 Unsupported Media Type\n{\"error\": \"text/csv only\"}\n"
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn no_endpoint_is_a_clear_error() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = invoke(&args("http://127.0.0.1:9", vec![]), &mut out, &mut err);
+        assert_eq!(code, ExitCode::FAILURE);
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with("error: cannot connect to http://127.0.0.1:9/invocations"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn urls_get_invocations_only_without_a_path() {
+        assert_eq!(
+            invocations_url("http://localhost:8080").unwrap().as_str(),
+            "http://localhost:8080/invocations"
+        );
+        assert_eq!(
+            invocations_url("localhost:9000/").unwrap().as_str(),
+            "http://localhost:9000/invocations"
+        );
+        assert_eq!(
+            invocations_url("http://h:1/models/m/invoke").unwrap().as_str(),
+            "http://h:1/models/m/invoke"
+        );
+        assert!(invocations_url("http://").is_err());
+    }
+
+    #[test]
+    fn a_malformed_header_is_refused() {
+        let err = send(&args("http://127.0.0.1:9", vec!["NoSeparator".into()])).unwrap_err();
+        assert!(err.contains("NAME=VALUE"), "{err}");
+    }
+}

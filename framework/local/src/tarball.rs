@@ -60,7 +60,10 @@ fn add_children<W: std::io::Write>(
     depth: usize,
 ) -> anyhow::Result<()> {
     if depth > MAX_DEPTH {
-        bail!("{} is nested more than {MAX_DEPTH} levels deep (a link cycle?)", dir.display());
+        bail!(
+            "{} is nested more than {MAX_DEPTH} levels deep (a link cycle?)",
+            dir.display()
+        );
     }
     let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -125,9 +128,10 @@ pub fn unpack_safely(tar_gz: &Path, dest: &Path) -> anyhow::Result<()> {
                     .map_err(|why| refuse(format!("a hard link to '{}', which {why}", target.display())))?;
             }
             // Metadata records that carry no file of their own.
-            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {
-                continue
-            }
+            EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink => continue,
             other => return Err(refuse(format!("entries of type {other:?} are not unpacked"))),
         }
         let inside = entry
@@ -155,7 +159,10 @@ fn check_name(name: &Path) -> Result<(), String> {
 /// A symbolic link must point inside `root`, judged from the real folder the link lands in.
 fn check_symlink(root: &Path, name: &Path, target: &Path) -> Result<(), String> {
     if target.has_root() {
-        return Err(format!("a symbolic link to the absolute path '{}'", target.display()));
+        return Err(format!(
+            "a symbolic link to the absolute path '{}'",
+            target.display()
+        ));
     }
     let parent = real_path(&root.join(name.parent().unwrap_or(Path::new(""))));
     let resolved = normalize(&parent.join(target));
@@ -211,11 +218,16 @@ pub fn model_data_url_to_path(url: &str) -> anyhow::Result<PathBuf> {
         bail!("the model data location is empty: give a path or a file:// URI");
     }
     if let Some(rest) = url.strip_prefix("file://") {
-        let rest = rest.strip_prefix("localhost").filter(|r| r.starts_with('/')).unwrap_or(rest);
+        let rest = rest
+            .strip_prefix("localhost")
+            .filter(|r| r.starts_with('/'))
+            .unwrap_or(rest);
         if rest.is_empty() {
             bail!("'{url}' names no file: write file:///absolute/path/model.tar.gz");
         }
-        return Ok(PathBuf::from(percent_decode(rest).map_err(|e| anyhow!("cannot read '{url}': {e}"))?));
+        return Ok(PathBuf::from(
+            percent_decode(rest).map_err(|e| anyhow!("cannot read '{url}': {e}"))?,
+        ));
     }
     if let Some((scheme, _)) = url.split_once("://") {
         if scheme.eq_ignore_ascii_case("s3") {
@@ -296,14 +308,20 @@ mod tests {
         let tar_gz = dir.join("out/model.tar.gz");
         pack_dir(&model, &tar_gz).unwrap();
         // Contents at the root, sorted, the link packed as the file it points to.
-        assert_eq!(list(&tar_gz), ["alias.bin", "sub", "sub/config.json", "weights.bin"]);
+        assert_eq!(
+            list(&tar_gz),
+            ["alias.bin", "sub", "sub/config.json", "weights.bin"]
+        );
         assert!(!dir.join("out/model.partial").exists());
 
         let dest = dir.join("unpacked");
         unpack_safely(&tar_gz, &dest).unwrap();
         assert_eq!(std::fs::read(dest.join("weights.bin")).unwrap(), [1, 2, 3]);
         assert_eq!(std::fs::read(dest.join("alias.bin")).unwrap(), [1, 2, 3]);
-        assert_eq!(std::fs::read_to_string(dest.join("sub/config.json")).unwrap(), "{}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("sub/config.json")).unwrap(),
+            "{}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -323,7 +341,10 @@ mod tests {
         let err = format!("{:#}", unpack_safely(&tar_gz, &dest).unwrap_err());
         assert!(err.contains(needle), "{err}");
         // Nothing landed beside the target folder.
-        let beside: Vec<_> = std::fs::read_dir(dir.join("a/b")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let beside: Vec<_> = std::fs::read_dir(dir.join("a/b"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(beside, [std::ffi::OsString::from("dest")]);
         assert!(!dir.join("a/evil.txt").exists() && !dir.join("evil.txt").exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -333,7 +354,10 @@ mod tests {
     fn refuses_parent_dir_entries() {
         refused(
             "dotdot",
-            &[("ok.txt", EntryType::Regular, "", b"fine"), ("../evil.txt", EntryType::Regular, "", b"x")],
+            &[
+                ("ok.txt", EntryType::Regular, "", b"fine"),
+                ("../evil.txt", EntryType::Regular, "", b"x"),
+            ],
             "refusing entry '../evil.txt': it contains '..'",
         );
         refused(
@@ -345,7 +369,11 @@ mod tests {
 
     #[test]
     fn refuses_absolute_entries() {
-        refused("abs", &[("/tmp/evil.txt", EntryType::Regular, "", b"x")], "it is an absolute path");
+        refused(
+            "abs",
+            &[("/tmp/evil.txt", EntryType::Regular, "", b"x")],
+            "it is an absolute path",
+        );
     }
 
     #[test]
@@ -363,7 +391,10 @@ mod tests {
         // A link that is fine on its own cannot be used to climb out through another.
         refused(
             "symlink-chain",
-            &[("here", EntryType::Symlink, ".", b""), ("here/up", EntryType::Symlink, "../x", b"")],
+            &[
+                ("here", EntryType::Symlink, ".", b""),
+                ("here/up", EntryType::Symlink, "../x", b""),
+            ],
             "refusing entry 'here/up'",
         );
         refused(
@@ -394,7 +425,11 @@ mod tests {
 
     #[test]
     fn refuses_devices_and_garbage() {
-        refused("fifo", &[("pipe", EntryType::Fifo, "", b"")], "entries of type Fifo are not unpacked");
+        refused(
+            "fifo",
+            &[("pipe", EntryType::Fifo, "", b"")],
+            "entries of type Fifo are not unpacked",
+        );
         let dir = temp("garbage");
         std::fs::write(dir.join("x.tar.gz"), b"not a tarball").unwrap();
         assert!(unpack_safely(&dir.join("x.tar.gz"), &dir.join("d")).is_err());
@@ -404,9 +439,18 @@ mod tests {
     #[test]
     fn model_data_urls() {
         let p = |u: &str| model_data_url_to_path(u).unwrap();
-        assert_eq!(p("file:///models/model.tar.gz"), PathBuf::from("/models/model.tar.gz"));
-        assert_eq!(p("file://localhost/m/model.tar.gz"), PathBuf::from("/m/model.tar.gz"));
-        assert_eq!(p("file:///a%20b/model.tar.gz"), PathBuf::from("/a b/model.tar.gz"));
+        assert_eq!(
+            p("file:///models/model.tar.gz"),
+            PathBuf::from("/models/model.tar.gz")
+        );
+        assert_eq!(
+            p("file://localhost/m/model.tar.gz"),
+            PathBuf::from("/m/model.tar.gz")
+        );
+        assert_eq!(
+            p("file:///a%20b/model.tar.gz"),
+            PathBuf::from("/a b/model.tar.gz")
+        );
         assert_eq!(p("out/model.tar.gz"), PathBuf::from("out/model.tar.gz"));
         assert_eq!(p("file://rel/model.tar.gz"), PathBuf::from("rel/model.tar.gz"));
         let e = |u: &str| model_data_url_to_path(u).unwrap_err().to_string();

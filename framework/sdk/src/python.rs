@@ -35,6 +35,7 @@ const FLOAT_MAX_LEN: usize = 32;
 /// exponent of at least two digits (`1e-05`, `1.5e+300`). `NaN` prints as
 /// `nan` whatever its sign bit, infinities as `inf` / `-inf`.
 /// No heap allocation besides growing `out`.
+#[inline]
 pub fn write_float(out: &mut Vec<u8>, x: f64) {
     if let Some(text) = non_finite(x) {
         out.extend_from_slice(text);
@@ -59,76 +60,6 @@ pub fn float_repr(x: f64) -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
-/// The shortest round-trip digits of a finite, non-zero `|x|` and the
-/// position of the decimal point: `|x| = 0.DIGITS × 10^point`.
-struct Decimal {
-    digits: [u8; 17],
-    len: usize,
-    point: i32,
-}
-
-/// Takes the digits out of ryu's text (which may be positional, `0.0001`,
-/// or scientific, `1.5e-7`) so that the layout can follow Python's rules.
-fn decompose(text: &[u8]) -> Decimal {
-    let mut d = Decimal {
-        digits: [0; 17],
-        len: 0,
-        point: 0,
-    };
-    // Digits seen so far (leading zeros included), digits before the '.',
-    // and how many leading zeros came before the first significant digit.
-    let mut seen = 0i32;
-    let mut before_point: Option<i32> = None;
-    let mut leading_zeros = 0i32;
-    let mut exponent = 0i32;
-    let mut i = 0;
-    while i < text.len() {
-        match text[i] {
-            b'-' => {}
-            b'.' => before_point = Some(seen),
-            b'e' | b'E' => {
-                exponent = parse_exponent(&text[i + 1..]);
-                break;
-            }
-            c @ b'0'..=b'9' => {
-                if d.len == 0 && c == b'0' {
-                    leading_zeros += 1;
-                } else if d.len < d.digits.len() {
-                    d.digits[d.len] = c;
-                    d.len += 1;
-                }
-                seen += 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    // Trailing zeros are layout, not digits ("10.0" is the digit 1).
-    while d.len > 1 && d.digits[d.len - 1] == b'0' {
-        d.len -= 1;
-    }
-    d.point = before_point.unwrap_or(seen) - leading_zeros + exponent;
-    d
-}
-
-/// Reads the exponent ryu writes after `e` (`-7`, `16`).
-fn parse_exponent(text: &[u8]) -> i32 {
-    let (negative, digits) = match text.first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let magnitude = digits
-        .iter()
-        .filter(|c| c.is_ascii_digit())
-        .fold(0i32, |acc, c| acc * 10 + i32::from(c - b'0'));
-    if negative {
-        -magnitude
-    } else {
-        magnitude
-    }
-}
-
 /// A cursor over a fixed stack buffer; the caller sized it for the longest
 /// output, so a write past the end is dropped rather than panicking.
 struct Cursor<'a> {
@@ -148,12 +79,6 @@ impl Cursor<'_> {
         if let Some(slot) = self.buf.get_mut(self.len..self.len + bytes.len()) {
             slot.copy_from_slice(bytes);
             self.len += bytes.len();
-        }
-    }
-
-    fn push_zeros(&mut self, count: i32) {
-        for _ in 0..count {
-            self.push(b'0');
         }
     }
 }
@@ -196,48 +121,49 @@ fn format_float(x: f64, buf: &mut [u8; FLOAT_MAX_LEN]) -> usize {
     relayout(text, out.buf)
 }
 
-/// Writes Python's layout of the value ryu printed as `text` (a non-zero
-/// value ryu printed differently) into `buf`, returns its length.
+/// Writes Python's layout of a value ryu printed differently into `buf`,
+/// returns its length. Only two forms reach here:
+///
+/// * ryu's scientific form (`1.5e-7`, `1e16`), used where Python's is too:
+///   the digits stay, the exponent gets a sign and at least two digits;
+/// * `0.0000ddd` (decimal exponent -5), scientific in Python: `d.dde-05`.
+///
+/// ryu's digits are the shortest, so they never end in a zero.
 fn relayout(text: &[u8], buf: &mut [u8; FLOAT_MAX_LEN]) -> usize {
     let mut out = Cursor { buf, len: 0 };
-    if text.first() == Some(&b'-') {
-        out.push(b'-');
-    }
-    let d = decompose(text);
-    let digits = &d.digits[..d.len];
-    let n = d.len as i32;
-    // CPython's float_repr_style 'short': positional iff -4 < point <= 16,
-    // i.e. the scientific exponent (point - 1) is in -4..16.
-    if -4 < d.point && d.point <= 16 {
-        if d.point <= 0 {
-            out.push_all(b"0.");
-            out.push_zeros(-d.point);
-            out.push_all(digits);
-        } else if d.point >= n {
-            out.push_all(digits);
-            out.push_zeros(d.point - n);
-            out.push_all(b".0");
-        } else {
-            let split = d.point as usize;
-            out.push_all(&digits[..split]);
-            out.push(b'.');
-            out.push_all(&digits[split..]);
-        }
-    } else {
-        out.push(digits[0]);
-        if digits.len() > 1 {
-            out.push(b'.');
-            out.push_all(&digits[1..]);
-        }
-        let exponent = d.point - 1;
+    let (sign, unsigned) = match text.strip_prefix(b"-") {
+        Some(rest) => (&b"-"[..], rest),
+        None => (&b""[..], text),
+    };
+    out.push_all(sign);
+    if let Some(e) = unsigned.iter().position(|&c| c == b'e') {
+        out.push_all(&unsigned[..e]);
         out.push(b'e');
-        out.push(if exponent < 0 { b'-' } else { b'+' });
-        let magnitude = exponent.unsigned_abs();
-        if magnitude >= 100 {
-            out.push(b'0' + (magnitude / 100) as u8);
+        let exponent = &unsigned[e + 1..];
+        let digits = match exponent.strip_prefix(b"-") {
+            Some(digits) => {
+                out.push(b'-');
+                digits
+            }
+            None => {
+                out.push(b'+');
+                exponent
+            }
+        };
+        if digits.len() < 2 {
+            out.push(b'0');
         }
-        out.push(b'0' + (magnitude / 10 % 10) as u8);
-        out.push(b'0' + (magnitude % 10) as u8);
+        out.push_all(digits);
+    } else {
+        let digits = unsigned.strip_prefix(b"0.0000").unwrap_or(unsigned);
+        if let Some((first, rest)) = digits.split_first() {
+            out.push(*first);
+            if !rest.is_empty() {
+                out.push(b'.');
+                out.push_all(rest);
+            }
+        }
+        out.push_all(b"e-05");
     }
     out.len
 }
@@ -386,6 +312,12 @@ fn write_python_escape<W: ?Sized + io::Write>(writer: &mut W, escape: CharEscape
 /// Python's `json.dumps(value)`: `", "` / `": "` separators, keys in the
 /// map's order, floats as `repr`, integers as integers (`10` vs `10.0`),
 /// non-ASCII as `\uXXXX`.
+///
+/// What a `serde_json::Value` cannot carry cannot be reproduced: Python keeps
+/// an object's keys in document order where `serde_json` (without its
+/// `preserve_order` feature) sorts them; it reads `-0` as the integer 0 where
+/// `serde_json` reads the float -0.0; and integers beyond 64 bits stay exact
+/// in Python but become floats here.
 pub fn to_json(value: &Value) -> String {
     let mut out = Vec::with_capacity(64);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
@@ -622,6 +554,40 @@ mod tests {
         let v = Value::String("\u{7f}\u{8}\u{c}\u{1}é😀\u{2028}".into());
         assert_eq!(to_json(&v), r#""\u007f\b\f\u0001\u00e9\ud83d\ude00\u2028""#);
         assert_eq!(to_json(&json!("a\"b\\c/d\n")), r#""a\"b\\c/d\n""#);
+    }
+
+    #[test]
+    fn formatter_streams_structs() {
+        #[derive(serde::Serialize)]
+        struct Instance {
+            features: Vec<f32>,
+            label: Option<f64>,
+            name: &'static str,
+        }
+        let rows = vec![
+            Instance {
+                features: vec![0.5, 0.1],
+                label: None,
+                name: "é",
+            },
+            Instance {
+                features: vec![],
+                label: Some(10.0),
+                name: "",
+            },
+        ];
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+        serde::Serialize::serialize(&serde_json::json!({"instances": []}), &mut ser).unwrap();
+        out.push(b' ');
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+        serde::Serialize::serialize(&rows, &mut ser).unwrap();
+        // json.dumps([{"features": [0.5, float(np.float32(0.1))], "label": None, "name": "é"},
+        //             {"features": [], "label": 10.0, "name": ""}])
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"instances": []} [{"features": [0.5, 0.10000000149011612], "label": null, "name": "\u00e9"}, {"features": [], "label": 10.0, "name": ""}]"#
+        );
     }
 
     #[test]

@@ -302,11 +302,8 @@ impl Hyperparameters {
         };
         let parsed = match value {
             Value::Bool(b) => Some(*b),
-            Value::Number(n) => match n.as_f64() {
-                Some(x) if x == 1.0 => Some(true),
-                Some(x) if x == 0.0 => Some(false),
-                _ => None,
-            },
+            // 1 and 0 (also 1.0 and 0.0) are the only numbers that read as booleans.
+            Value::Number(n) => n.as_f64().filter(|x| *x == 1.0 || *x == 0.0).map(|x| x == 1.0),
             Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Some(true),
                 "false" | "0" => Some(false),

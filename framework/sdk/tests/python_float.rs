@@ -101,7 +101,11 @@ fn float_repr_matches_python_at_scale() {
             .args([script, "random", "100000", seed])
             .output()
             .expect("python3 runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let text = String::from_utf8(output.stdout).expect("ASCII");
         compare(&table(&text));
     }

@@ -1,1 +1,340 @@
-//! `modelstage transform` (being written).
+//! `modelstage transform`: a local CreateTransformJob. Reads SageMaker's
+//! request document (or quick flags), sends the input files through a model
+//! endpoint split and batched as the service does (SplitType, BatchStrategy,
+//! MaxPayloadInMB, MaxConcurrentTransforms, DataProcessing), and writes one
+//! `<input>.out` per input file, assembled as the service assembles it.
+//!
+//! Modules: [`job`] the request document, [`inputs`] which files and where
+//! outputs go, [`split`] streaming record readers, [`batch`] mini-batches,
+//! [`jsonpath`] + [`dataprocessing`] (on [`json`]) filters and joins, [`client`] the model
+//! endpoint, [`assemble`] output files, [`run`] the driver, [`progress`].
+
+pub mod assemble;
+pub mod batch;
+pub mod client;
+pub mod dataprocessing;
+pub mod inputs;
+pub mod job;
+pub mod json;
+pub mod jsonpath;
+pub mod progress;
+pub mod run;
+pub mod split;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+pub use client::{ExecutionParameters, HttpInvoker, InvokeError, Invoker, Reply};
+pub use job::TransformJob;
+pub use run::{run_job, JobReport, Settings};
+
+use job::DataProcessing;
+use progress::Progress;
+
+/// How long a freshly started endpoint may take to answer `/ping`.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Arguments of `modelstage transform`. Flags override the request document.
+#[derive(clap::Args, Debug)]
+pub struct TransformArgs {
+    /// A CreateTransformJob request document (JSON), as `aws sagemaker create-transform-job` takes it.
+    #[arg(long, value_name = "JOB.json")]
+    pub request: Option<PathBuf>,
+    /// A CreateModel request document: start the model's stages locally for this job.
+    #[arg(long, value_name = "MODEL.json", conflicts_with = "endpoint")]
+    pub model: Option<PathBuf>,
+    /// A running endpoint to send the records to.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Input file, folder or name prefix (TransformInput S3Uri; file:// or a path).
+    #[arg(long, value_name = "PATH")]
+    pub input: Option<String>,
+    /// Output folder (TransformOutput S3OutputPath).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<String>,
+    /// Content-Type of every request (TransformInput ContentType).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Accept of every request (TransformOutput Accept).
+    #[arg(long, value_name = "TYPE")]
+    pub accept: Option<String>,
+    /// None, Line, RecordIO or TFRecord.
+    #[arg(long, value_name = "SPLIT")]
+    pub split_type: Option<String>,
+    /// None or Gzip.
+    #[arg(long, value_name = "COMPRESSION")]
+    pub compression_type: Option<String>,
+    /// SingleRecord or MultiRecord (BatchStrategy).
+    #[arg(long, value_name = "STRATEGY")]
+    pub strategy: Option<String>,
+    /// MaxPayloadInMB (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    pub max_payload_mb: Option<u32>,
+    /// MaxConcurrentTransforms: requests in flight.
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<u32>,
+    /// None or Line (AssembleWith).
+    #[arg(long, value_name = "ASSEMBLY")]
+    pub assemble_with: Option<String>,
+    /// DataProcessing InputFilter (JSONPath).
+    #[arg(long, value_name = "JSONPATH")]
+    pub input_filter: Option<String>,
+    /// DataProcessing JoinSource: None or Input.
+    #[arg(long, value_name = "SOURCE")]
+    pub join_source: Option<String>,
+    /// DataProcessing OutputFilter (JSONPath).
+    #[arg(long, value_name = "JSONPATH")]
+    pub output_filter: Option<String>,
+    /// Extra container environment (the job's Environment), repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The container environment a job implies (CONTRACT §4.2): `SAGEMAKER_BATCH`,
+/// the three batch variables only when the request sets them, then the
+/// job's `Environment`.
+pub fn batch_environment(job: &TransformJob) -> Vec<(String, String)> {
+    let mut env = vec![("SAGEMAKER_BATCH".to_string(), "true".to_string())];
+    if let Some(mb) = job.max_payload_in_mb {
+        env.push(("SAGEMAKER_MAX_PAYLOAD_IN_MB".into(), mb.to_string()));
+    }
+    if let Some(strategy) = job.batch_strategy {
+        env.push(("SAGEMAKER_BATCH_STRATEGY".into(), strategy.env_name().into()));
+    }
+    if let Some(n) = job.max_concurrent_transforms {
+        env.push(("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS".into(), n.to_string()));
+    }
+    env.extend(job.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// `modelstage transform`.
+pub fn run(args: TransformArgs) -> ExitCode {
+    match execute(args) {
+        Ok(report) if report.failures.is_empty() => ExitCode::SUCCESS,
+        Ok(report) => {
+            for failure in &report.failures {
+                eprintln!("error: {}: {}", failure.file.display(), failure.message);
+            }
+            eprintln!(
+                "error: the transform job failed: {} of {} input files produced no output",
+                report.failures.len(),
+                report.files
+            );
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(args: TransformArgs) -> Result<JobReport, String> {
+    let job = build_job(&args)?;
+    job.validate()?;
+    let endpoint = match (&args.model, &args.endpoint) {
+        (Some(_model), _) => {
+            // Call site for starting the model locally, once `deploy` provides it:
+            //   let running = crate::deploy::start(_model, &batch_environment(&job))
+            //       .map_err(|e| format!("cannot start the model: {e:#}"))?;
+            //   and use `running.url()` below, keeping `running` alive until the job ends
+            //   (dropping it stops the model).
+            return Err(
+                "--model is not available yet: start the model with `modelstage deploy` \
+                        and pass its URL with --endpoint"
+                    .into(),
+            );
+        }
+        (None, Some(url)) => url.clone(),
+        (None, None) => {
+            return Err("give the model: --endpoint URL (a running endpoint) or --model MODEL.json".into())
+        }
+    };
+    let invoker = HttpInvoker::new(
+        &endpoint,
+        Duration::from_secs(job.invocations_timeout_seconds().into()),
+        job.invocations_max_retries(),
+    )?;
+    invoker.wait_ready(READY_WITHIN)?;
+    let mut progress = if args.quiet {
+        Progress::hidden()
+    } else {
+        Progress::auto()
+    };
+    let report = run_job(&job, &invoker, &mut progress)?;
+    if !args.quiet {
+        let s = report.settings;
+        eprintln!(
+            "transform: {} of {} files, {} records, {:.1} MB in {:.1} s \
+             (BatchStrategy={:?}, MaxPayloadInMB={}, MaxConcurrentTransforms={})",
+            report.succeeded,
+            report.files,
+            report.records,
+            report.input_bytes as f64 / 1e6,
+            report.elapsed.as_secs_f64(),
+            s.batch_strategy,
+            s.max_payload_in_mb,
+            s.max_concurrent_transforms
+        );
+    }
+    Ok(report)
+}
+
+/// The request document with the flags applied over it.
+pub fn build_job(args: &TransformArgs) -> Result<TransformJob, String> {
+    let mut job = match &args.request {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            TransformJob::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => TransformJob::default(),
+    };
+    let input = &mut job.transform_input;
+    if let Some(uri) = &args.input {
+        input.data_source.s3_data_source.s3_uri = uri.clone();
+    }
+    set(&mut input.content_type, &args.content_type);
+    set_parsed(&mut input.split_type, &args.split_type, "--split-type")?;
+    set_parsed(
+        &mut input.compression_type,
+        &args.compression_type,
+        "--compression-type",
+    )?;
+    let output = &mut job.transform_output;
+    if let Some(dir) = &args.output {
+        output.s3_output_path = dir.clone();
+    }
+    set(&mut output.accept, &args.accept);
+    set_parsed(&mut output.assemble_with, &args.assemble_with, "--assemble-with")?;
+    set_parsed(&mut job.batch_strategy, &args.strategy, "--strategy")?;
+    if args.max_payload_mb.is_some() {
+        job.max_payload_in_mb = args.max_payload_mb;
+    }
+    if args.max_concurrent.is_some() {
+        job.max_concurrent_transforms = args.max_concurrent;
+    }
+    if args.input_filter.is_some() || args.join_source.is_some() || args.output_filter.is_some() {
+        let processing = job.data_processing.get_or_insert_with(DataProcessing::default);
+        set(&mut processing.input_filter, &args.input_filter);
+        set(&mut processing.output_filter, &args.output_filter);
+        set_parsed(&mut processing.join_source, &args.join_source, "--join-source")?;
+    }
+    for pair in &args.env {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--env '{pair}' must look like NAME=VALUE"))?;
+        job.environment.insert(name.to_string(), value.to_string());
+    }
+    Ok(job)
+}
+
+fn set(field: &mut Option<String>, flag: &Option<String>) {
+    if flag.is_some() {
+        field.clone_from(flag);
+    }
+}
+
+/// Parses a flag with the request document's spelling (`MultiRecord`, `Line`).
+fn set_parsed<T: DeserializeOwned>(
+    field: &mut Option<T>,
+    flag: &Option<String>,
+    name: &str,
+) -> Result<(), String> {
+    if let Some(text) = flag {
+        let value = serde_json::from_value(serde_json::Value::String(text.clone()))
+            .map_err(|e| format!("{name} {text}: {e}"))?;
+        *field = Some(value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use job::{AssembleWith, BatchStrategy, JoinSource, SplitType};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TransformArgs,
+    }
+
+    fn args(line: &[&str]) -> TransformArgs {
+        Cli::parse_from(std::iter::once("transform").chain(line.iter().copied())).args
+    }
+
+    #[test]
+    fn flags_build_a_job() {
+        let job = build_job(&args(&[
+            "--input",
+            "data",
+            "--output",
+            "out",
+            "--content-type",
+            "text/csv",
+            "--split-type",
+            "Line",
+            "--strategy",
+            "SingleRecord",
+            "--max-payload-mb",
+            "2",
+            "--assemble-with",
+            "Line",
+            "--max-concurrent",
+            "3",
+            "--join-source",
+            "Input",
+            "--env",
+            "A=b=c",
+        ]))
+        .unwrap();
+        assert_eq!(job.transform_input.data_source.s3_data_source.s3_uri, "data");
+        assert_eq!(job.split_type(), SplitType::Line);
+        assert_eq!(job.batch_strategy, Some(BatchStrategy::SingleRecord));
+        assert_eq!(job.assemble_with(), AssembleWith::Line);
+        assert_eq!(job.join_source(), JoinSource::Input);
+        assert_eq!(job.environment.get("A").map(String::as_str), Some("b=c"));
+    }
+
+    #[test]
+    fn a_bad_flag_value_names_the_flag() {
+        let err = build_job(&args(&["--split-type", "Lines"])).unwrap_err();
+        assert!(err.starts_with("--split-type Lines: unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn batch_environment_passes_only_what_the_request_sets() {
+        let mut job = TransformJob::default();
+        assert_eq!(
+            batch_environment(&job),
+            vec![("SAGEMAKER_BATCH".to_string(), "true".to_string())]
+        );
+        job.max_payload_in_mb = Some(0);
+        job.batch_strategy = Some(BatchStrategy::MultiRecord);
+        job.max_concurrent_transforms = Some(4);
+        job.environment.insert("MY_VAR".into(), "1".into());
+        let names: Vec<String> = batch_environment(&job)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "SAGEMAKER_BATCH=true",
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB=0",
+                "SAGEMAKER_BATCH_STRATEGY=MULTI_RECORD",
+                "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS=4",
+                "MY_VAR=1"
+            ]
+        );
+    }
+}

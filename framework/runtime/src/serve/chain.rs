@@ -65,15 +65,11 @@ impl Pipeline {
                     custom_attributes = reply.custom_attributes;
                 }
                 Err(e) => {
-                    let stage = if self.members.len() > 1 {
-                        format!("{} ({})", member.name, e.stage)
-                    } else {
-                        e.stage.clone()
-                    };
                     return WireAnswer::Error {
                         id: request.id,
                         http_status: e.http_status(),
-                        stage,
+                        container: (self.members.len() > 1).then(|| member.name.clone()),
+                        stage: e.stage,
                         hook: e.hook.to_string(),
                         message: e.message,
                         record: e.record,

@@ -68,6 +68,26 @@ pub fn error_response(
     record: Option<u64>,
     request_id: &str,
 ) -> HttpResponse {
+    let body = error_body(status, stage, hook, message, record, request_id);
+    json_response(status, body, request_id)
+}
+
+fn json_response(status: u16, body: String, request_id: &str) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .insert_header((REQUEST_ID_HEADER, request_id))
+        .body(body)
+}
+
+/// The JSON error body a container answers with (keys sorted).
+pub fn error_body(
+    status: u16,
+    stage: &str,
+    hook: Option<&str>,
+    message: &str,
+    record: Option<u64>,
+    request_id: &str,
+) -> String {
     let mut body = serde_json::Map::new();
     body.insert("error".into(), error_name(status).into());
     body.insert("status".into(), status.into());
@@ -80,10 +100,32 @@ pub fn error_response(
         body.insert("record".into(), record.into());
     }
     body.insert("request_id".into(), request_id.into());
-    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .insert_header((CONTENT_TYPE, "application/json"))
-        .insert_header((REQUEST_ID_HEADER, request_id))
-        .body(serde_json::Value::Object(body).to_string())
+    serde_json::Value::Object(body).to_string()
+}
+
+/// SageMaker's `ModelError` (HTTP 424) for a pipeline container that answered
+/// `original_status` with `original_body`: names the container and carries
+/// its status and message (CONTRACT.md §3.5). The router of a pipeline of
+/// containers and a fused pipeline both answer with exactly this body.
+pub fn model_error_body(container: &str, original_status: u16, original_body: &str, request_id: &str) -> String {
+    let kind = if (400..500).contains(&original_status) { "client" } else { "server" };
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), "ModelError".into());
+    body.insert("status".into(), 424.into());
+    body.insert("container".into(), container.into());
+    body.insert("original_status".into(), original_status.into());
+    body.insert("original_message".into(), original_body.into());
+    body.insert(
+        "message".into(),
+        format!("Received {kind} error ({original_status}) from {container} with message \"{original_body}\"").into(),
+    );
+    body.insert("request_id".into(), request_id.into());
+    serde_json::Value::Object(body).to_string()
+}
+
+/// The 424 response of `model_error_body`.
+pub fn model_error_response(container: &str, original_status: u16, original_body: &str, request_id: &str) -> HttpResponse {
+    json_response(424, model_error_body(container, original_status, original_body, request_id), request_id)
 }
 
 pub async fn ping(state: web::Data<State>) -> HttpResponse {
@@ -215,6 +257,7 @@ pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Da
         }
         Outcome::Answer(WireAnswer::Error {
             http_status,
+            container,
             stage,
             hook,
             message,
@@ -222,7 +265,14 @@ pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Da
             ..
         }) => {
             log::info!("rid={request_id} {http_status} from {stage} {hook}: {message}");
-            error_response(http_status, &stage, Some(&hook), &message, record, &request_id)
+            match container {
+                // A fused pipeline answers as the router of separate containers would.
+                Some(container) => {
+                    let inner = error_body(http_status, &stage, Some(&hook), &message, record, &request_id);
+                    model_error_response(&container, http_status, &inner, &request_id)
+                }
+                None => error_response(http_status, &stage, Some(&hook), &message, record, &request_id),
+            }
         }
         Outcome::Crashed(message) => {
             log::error!("rid={request_id} {message}");

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 
 pub use config::{ServeConfig, StagePlan};
-pub use http::REQUEST_ID_HEADER;
+pub use http::{error_body, model_error_body, REQUEST_ID_HEADER};
 
 use crate::loader::{LoadedStage, Threading};
 use config::{EnvSettings, ExecutionParameters, WorkerPlan, MB};

@@ -250,7 +250,11 @@ impl Pool {
                     Ok(s) => break Some(s),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         if let Ok(Some(_)) = child.try_wait() {
-                            break None;
+                            // It may have connected and reported (say, a
+                            // failed model_fn) just before exiting: the
+                            // accept thread may still be handing us that
+                            // connection.
+                            break conn_rx.recv_timeout(Duration::from_millis(500)).ok();
                         }
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break None,

@@ -35,6 +35,8 @@ pub enum WireAnswer {
     Error {
         id: u64,
         http_status: u16,
+        /// The pipeline container that failed, in a fused pipeline.
+        container: Option<String>,
         stage: String,
         hook: String,
         message: String,
@@ -219,6 +221,7 @@ impl WireAnswer {
             WireAnswer::Error {
                 id,
                 http_status,
+                container,
                 stage,
                 hook,
                 message,
@@ -226,6 +229,7 @@ impl WireAnswer {
             } => FrameWriter::new(ERROR, message.len() + 64)
                 .u64(*id)
                 .u16(*http_status)
+                .opt(container.as_deref())
                 .bytes(stage.as_bytes())
                 .bytes(hook.as_bytes())
                 .bytes(message.as_bytes())
@@ -251,6 +255,7 @@ pub fn decode_from_worker(kind: u8, payload: &[u8]) -> io::Result<FromWorker> {
         ERROR => FromWorker::Answer(WireAnswer::Error {
             id: r.u64()?,
             http_status: r.u16()?,
+            container: r.opt()?,
             stage: r.string()?,
             hook: r.string()?,
             message: r.string()?,
@@ -303,6 +308,7 @@ mod tests {
             let e = WireAnswer::Error {
                 id: 1,
                 http_status: 400,
+                container: Some("container-2".into()),
                 stage: "s".into(),
                 hook: "input_fn".into(),
                 message: "bad".into(),
@@ -327,7 +333,8 @@ mod tests {
     fn truncated_frame_is_an_error_not_a_panic() {
         let frame = WireRequest::default().encode();
         let mut cut = frame[..frame.len() - 3].to_vec();
-        cut[..4].copy_from_slice(&((cut.len() - 4) as u32).to_le_bytes());
+        let len = (cut.len() - 4) as u32;
+        cut[..4].copy_from_slice(&len.to_le_bytes());
         let (kind, payload) = roundtrip(cut);
         assert_eq!(kind, REQUEST);
         assert!(WireRequest::decode(&payload).is_err());

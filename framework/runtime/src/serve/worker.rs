@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::chain::Pipeline;
 use super::config::WorkerPlan;
-use super::protocol::{self, FrameWriter, WireAnswer, WireRequest};
+use super::protocol::{self, FrameWriter, WireRequest};
 
 /// Environment variables the server hands a worker.
 pub const ENV_SOCKET: &str = "MODELSTAGE_WORKER_SOCKET";
@@ -135,23 +135,5 @@ pub fn run() -> i32 {
             // The server closed the socket: it is shutting down (or gone).
             Ok(None) | Err(_) => return 0,
         }
-    }
-}
-
-/// An error answer for `request`.
-pub fn error_answer(
-    request: &WireRequest,
-    http_status: u16,
-    stage: &str,
-    hook: &str,
-    message: String,
-) -> WireAnswer {
-    WireAnswer::Error {
-        id: request.id,
-        http_status,
-        stage: stage.to_string(),
-        hook: hook.to_string(),
-        message,
-        record: None,
     }
 }

@@ -80,6 +80,6 @@ mod tests {
         assert_eq!(p.input_config_dir, "/opt/ml/input/config");
         assert_eq!(p.channel_dir("train"), "/opt/ml/input/data/train");
         // A trailing slash is not doubled, as in Python.
-        assert_eq!(Paths::new("/tmp/job/").model_dir, "/tmp/job/model");
+        assert_eq!(Paths::new("/data/job/").model_dir, "/data/job/model");
     }
 }

@@ -1,1 +1,0 @@
-//! `modelstage fit`: a local training job (being written).

@@ -1,0 +1,202 @@
+//! Tests of the local training job's request handling and tree layout.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::*;
+
+fn temp(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("modelstage-fit-{tag}-"))
+        .tempdir()
+        .unwrap()
+}
+
+#[test]
+fn request_document_and_flags() {
+    let dir = temp("request");
+    let stage = dir.path().join("libecho.so");
+    std::fs::write(&stage, b"").unwrap();
+    let data = dir.path().join("train.csv");
+    std::fs::write(&data, "1,2\n").unwrap();
+    let request = json!({
+        "TrainingJobName": "from-request",
+        "AlgorithmSpecification": {"TrainingImage": stage, "TrainingInputMode": "File"},
+        "HyperParameters": {"epochs": "5", "lr": "0.1"},
+        "InputDataConfig": [{
+            "ChannelName": "train",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": format!("file://{}", data.display())}},
+            "ContentType": "text/csv"
+        }],
+        "OutputDataConfig": {"S3OutputPath": format!("file://{}/out", dir.path().display())},
+        "Environment": {"A": "1"},
+        "RoleArn": "ignored"
+    });
+    let mut spec = JobSpec::from_request(&request.to_string(), "job.json").unwrap();
+    let flags = FitArgs {
+        hyperparameters: vec!["epochs=7".into(), "extra=a=b".into()],
+        job_name: Some("from-flags".into()),
+        ..FitArgs::default()
+    };
+    spec.apply_flags(&flags).unwrap();
+    let job = spec.finish(0).unwrap();
+    assert_eq!(job.name, "from-flags");
+    assert_eq!(job.stage, stage);
+    assert_eq!(job.output_path, dir.path().join("out"));
+    let hps: Vec<(&str, &str)> = job
+        .hyperparameters
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // A flag overrides the request; only the first '=' separates the key.
+    assert_eq!(hps, [("epochs", "7"), ("extra", "a=b"), ("lr", "0.1")]);
+    assert_eq!(
+        job.channels,
+        [Channel {
+            name: "train".into(),
+            source: data,
+            content_type: Some("text/csv".into()),
+            input_mode: "File".into()
+        }]
+    );
+    assert_eq!(job.environment.get("A").map(String::as_str), Some("1"));
+}
+
+fn finish_err(request: serde_json::Value, flags: FitArgs) -> String {
+    let mut spec = JobSpec::from_request(&request.to_string(), "job.json").unwrap();
+    spec.apply_flags(&flags)
+        .and_then(|()| spec.finish(0).map(|_| ()))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_requests_say_what_to_fix() {
+    let dir = temp("bad");
+    let stage = dir.path().join("libecho.so");
+    std::fs::write(&stage, b"").unwrap();
+    let out = dir.path().display().to_string();
+    let base = || FitArgs {
+        stage: Some(stage.clone()),
+        output_path: Some(out.clone()),
+        ..FitArgs::default()
+    };
+
+    let err = JobSpec::from_request(r#"{"HyperParameters": {"epochs": 10}}"#, "job.json").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("HyperParameters['epochs'] must be a string"),
+        "{err}"
+    );
+
+    let evil = FitArgs {
+        channels: vec![format!("../x={out}")],
+        ..base()
+    };
+    assert!(finish_err(json!({}), evil).contains("'../x' is not a valid channel name"));
+
+    let missing = FitArgs {
+        channels: vec![format!("train={out}/nope")],
+        ..base()
+    };
+    assert!(finish_err(json!({}), missing).contains("channel 'train':"));
+
+    let pipe = json!({"AlgorithmSpecification": {"TrainingInputMode": "Pipe"},
+                      "InputDataConfig": [{"ChannelName": "train",
+                                           "DataSource": {"S3DataSource": {"S3Uri": out}}}]});
+    assert!(finish_err(pipe, base()).contains("Pipe mode is not supported"));
+
+    let no_stage = FitArgs {
+        stage: None,
+        ..base()
+    };
+    assert!(finish_err(json!({}), no_stage).contains("no stage to train"));
+
+    let bad_name = FitArgs {
+        job_name: Some("bad_name".into()),
+        ..base()
+    };
+    assert!(finish_err(json!({}), bad_name).contains("not a valid training job name"));
+
+    let no_pair = FitArgs {
+        hyperparameters: vec!["epochs".into()],
+        ..base()
+    };
+    assert!(finish_err(json!({}), no_pair).contains("not of the form KEY=VALUE"));
+
+    let s3 = json!({"OutputDataConfig": {"S3OutputPath": "s3://bucket/out"}});
+    let err = JobSpec::from_request(&s3.to_string(), "job.json").unwrap_err();
+    assert!(format!("{err:#}").contains("S3"), "{err:#}");
+}
+
+#[test]
+fn default_job_name_comes_from_the_stage() {
+    let dir = temp("name");
+    let stage = dir.path().join("liblinear_learner.so");
+    std::fs::write(&stage, b"").unwrap();
+    let mut spec = JobSpec::default();
+    spec.apply_flags(&FitArgs {
+        stage: Some(stage),
+        output_path: Some("out".into()),
+        ..FitArgs::default()
+    })
+    .unwrap();
+    assert_eq!(
+        spec.finish(0).unwrap().name,
+        "linear-learner-1970-01-01-00-00-00-000"
+    );
+}
+
+#[test]
+fn tree_layout() {
+    let dir = temp("tree");
+    let folder = dir.path().join("data");
+    std::fs::create_dir_all(folder.join("part")).unwrap();
+    std::fs::write(folder.join("part/a.csv"), "1\n").unwrap();
+    let file = dir.path().join("single.csv");
+    std::fs::write(&file, "2\n").unwrap();
+    let job = TrainingJob {
+        name: "j".into(),
+        stage: PathBuf::from("libecho.so"),
+        hyperparameters: [("epochs".to_string(), "3".to_string())].into_iter().collect(),
+        channels: vec![
+            Channel {
+                name: "train".into(),
+                source: folder,
+                content_type: Some("text/csv".into()),
+                input_mode: "File".into(),
+            },
+            Channel {
+                name: "validation".into(),
+                source: file,
+                content_type: None,
+                input_mode: "File".into(),
+            },
+        ],
+        output_path: dir.path().join("out"),
+        environment: Default::default(),
+    };
+    let tree = prepare(&job).unwrap();
+    let base = tree.base();
+    let read = |p: &str| std::fs::read_to_string(base.join(p)).unwrap();
+    assert_eq!(read("input/config/hyperparameters.json"), r#"{"epochs":"3"}"#);
+    let idc: serde_json::Value = serde_json::from_str(&read("input/config/inputdataconfig.json")).unwrap();
+    assert_eq!(
+        idc,
+        json!({
+            "train": {"ContentType": "text/csv", "TrainingInputMode": "File",
+                      "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"},
+            "validation": {"TrainingInputMode": "File",
+                           "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
+        })
+    );
+    let rc: serde_json::Value = serde_json::from_str(&read("input/config/resourceconfig.json")).unwrap();
+    assert_eq!(rc["hosts"], json!(["algo-1"]));
+    assert_eq!(read("input/data/train/part/a.csv"), "1\n");
+    assert_eq!(read("input/data/validation/single.csv"), "2\n");
+    assert!(base.join("model").is_dir() && base.join("output/data").is_dir());
+    let root = base.to_path_buf();
+    drop(tree);
+    assert!(!root.exists(), "the tree is removed with the job");
+}

@@ -1,0 +1,470 @@
+//! The CreateTransformJob request document: serde types that read the JSON
+//! SageMaker's API takes (`aws sagemaker create-transform-job
+//! --cli-input-json`), its defaults, and the validation the service applies
+//! before a job starts, with errors that name the offending field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+/// One CreateTransformJob request. Unknown fields are refused so that a
+/// misspelt `SplitTpye` fails loudly instead of silently transforming with
+/// the default; fields that only matter to the cloud service are accepted and
+/// ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TransformJob {
+    pub transform_job_name: Option<String>,
+    pub model_name: Option<String>,
+    pub max_concurrent_transforms: Option<u32>,
+    #[serde(rename = "MaxPayloadInMB")]
+    pub max_payload_in_mb: Option<u32>,
+    pub batch_strategy: Option<BatchStrategy>,
+    pub model_client_config: Option<ModelClientConfig>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub transform_input: TransformInput,
+    #[serde(default)]
+    pub transform_output: TransformOutput,
+    pub data_processing: Option<DataProcessing>,
+    // Cloud-only settings: accepted so real request documents load unchanged.
+    pub transform_resources: Option<serde_json::Value>,
+    pub tags: Option<serde_json::Value>,
+    pub experiment_config: Option<serde_json::Value>,
+    pub data_capture_config: Option<serde_json::Value>,
+    pub batch_data_capture_config: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TransformInput {
+    #[serde(default)]
+    pub data_source: DataSource,
+    pub content_type: Option<String>,
+    pub compression_type: Option<CompressionType>,
+    pub split_type: Option<SplitType>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DataSource {
+    #[serde(rename = "S3DataSource", default)]
+    pub s3_data_source: S3DataSource,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3DataSource {
+    #[serde(rename = "S3DataType")]
+    pub s3_data_type: Option<S3DataType>,
+    #[serde(rename = "S3Uri", default)]
+    pub s3_uri: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TransformOutput {
+    #[serde(rename = "S3OutputPath", default)]
+    pub s3_output_path: String,
+    pub accept: Option<String>,
+    pub assemble_with: Option<AssembleWith>,
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DataProcessing {
+    pub input_filter: Option<String>,
+    pub join_source: Option<JoinSource>,
+    pub output_filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ModelClientConfig {
+    pub invocations_timeout_in_seconds: Option<u32>,
+    pub invocations_max_retries: Option<u32>,
+}
+
+/// `S3DataType`: a prefix (a folder, a file, or a name prefix) or a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum S3DataType {
+    #[default]
+    S3Prefix,
+    ManifestFile,
+    AugmentedManifestFile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum SplitType {
+    #[default]
+    None,
+    Line,
+    RecordIO,
+    TFRecord,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum CompressionType {
+    #[default]
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum BatchStrategy {
+    SingleRecord,
+    MultiRecord,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum AssembleWith {
+    #[default]
+    None,
+    Line,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum JoinSource {
+    #[default]
+    None,
+    Input,
+}
+
+impl BatchStrategy {
+    /// The spelling of `SAGEMAKER_BATCH_STRATEGY` and `/execution-parameters`.
+    pub fn env_name(self) -> &'static str {
+        match self {
+            BatchStrategy::SingleRecord => "SINGLE_RECORD",
+            BatchStrategy::MultiRecord => "MULTI_RECORD",
+        }
+    }
+
+    /// Reads either spelling: the API's `MultiRecord` or the environment's
+    /// `MULTI_RECORD` (containers answer `/execution-parameters` with the
+    /// latter, the SDK's local mode expects the former; both are accepted).
+    pub fn parse(text: &str) -> Option<BatchStrategy> {
+        match text.trim().to_ascii_uppercase().replace('_', "").as_str() {
+            "SINGLERECORD" => Some(BatchStrategy::SingleRecord),
+            "MULTIRECORD" => Some(BatchStrategy::MultiRecord),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SplitType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SplitType::None => "None",
+            SplitType::Line => "Line",
+            SplitType::RecordIO => "RecordIO",
+            SplitType::TFRecord => "TFRecord",
+        })
+    }
+}
+
+/// Platform defaults (CONTRACT §4.1): 6 MB payloads, one request at a time.
+pub const DEFAULT_MAX_PAYLOAD_IN_MB: u32 = 6;
+pub const DEFAULT_MAX_CONCURRENT_TRANSFORMS: u32 = 1;
+/// Not documented by the service (its table is elided); the SDK's local mode
+/// and most containers' `/execution-parameters` use MultiRecord.
+pub const DEFAULT_BATCH_STRATEGY: BatchStrategy = BatchStrategy::MultiRecord;
+pub const DEFAULT_INVOCATIONS_TIMEOUT_SECONDS: u32 = 600;
+pub const DEFAULT_INVOCATIONS_MAX_RETRIES: u32 = 3;
+
+/// The content types DataProcessing works with (CONTRACT §4.5).
+pub const DATA_PROCESSING_TYPES: [&str; 3] = ["text/csv", "application/json", "application/jsonlines"];
+
+impl TransformJob {
+    /// Parses a request document, naming the line and column of a JSON or
+    /// schema error.
+    pub fn from_json(text: &str) -> Result<TransformJob, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid CreateTransformJob request: {e}"))
+    }
+
+    pub fn split_type(&self) -> SplitType {
+        self.transform_input.split_type.unwrap_or_default()
+    }
+
+    pub fn compression(&self) -> CompressionType {
+        self.transform_input.compression_type.unwrap_or_default()
+    }
+
+    pub fn assemble_with(&self) -> AssembleWith {
+        self.transform_output.assemble_with.unwrap_or_default()
+    }
+
+    pub fn join_source(&self) -> JoinSource {
+        self.data_processing
+            .as_ref()
+            .and_then(|d| d.join_source)
+            .unwrap_or_default()
+    }
+
+    pub fn input_filter(&self) -> &str {
+        self.data_processing
+            .as_ref()
+            .and_then(|d| d.input_filter.as_deref())
+            .unwrap_or("$")
+    }
+
+    pub fn output_filter(&self) -> &str {
+        self.data_processing
+            .as_ref()
+            .and_then(|d| d.output_filter.as_deref())
+            .unwrap_or("$")
+    }
+
+    pub fn invocations_timeout_seconds(&self) -> u32 {
+        self.model_client_config
+            .and_then(|c| c.invocations_timeout_in_seconds)
+            .unwrap_or(DEFAULT_INVOCATIONS_TIMEOUT_SECONDS)
+    }
+
+    pub fn invocations_max_retries(&self) -> u32 {
+        self.model_client_config
+            .and_then(|c| c.invocations_max_retries)
+            .unwrap_or(DEFAULT_INVOCATIONS_MAX_RETRIES)
+    }
+
+    /// The checks CreateTransformJob makes before it accepts a job. Every
+    /// message names the field so the request document can be fixed.
+    pub fn validate(&self) -> Result<(), String> {
+        if self
+            .transform_input
+            .data_source
+            .s3_data_source
+            .s3_uri
+            .trim()
+            .is_empty()
+        {
+            return Err("TransformInput.DataSource.S3DataSource.S3Uri is required (or --input)".into());
+        }
+        if self.transform_output.s3_output_path.trim().is_empty() {
+            return Err("TransformOutput.S3OutputPath is required (or --output)".into());
+        }
+        if let Some(mb) = self.max_payload_in_mb {
+            if mb > 100 {
+                return Err(format!("MaxPayloadInMB must be between 0 and 100, got {mb}"));
+            }
+            if let Some(n) = self.max_concurrent_transforms {
+                if u64::from(n) * u64::from(mb) > 100 {
+                    return Err(format!(
+                        "MaxConcurrentTransforms × MaxPayloadInMB must not exceed 100 MB, got {n} × {mb}"
+                    ));
+                }
+            }
+        }
+        if let Some(c) = self.model_client_config {
+            if let Some(t) = c.invocations_timeout_in_seconds {
+                if !(1..=3600).contains(&t) {
+                    return Err(format!(
+                        "ModelClientConfig.InvocationsTimeoutInSeconds must be 1 to 3600, got {t}"
+                    ));
+                }
+            }
+            if let Some(r) = c.invocations_max_retries {
+                if r > 3 {
+                    return Err(format!(
+                        "ModelClientConfig.InvocationsMaxRetries must be 0 to 3, got {r}"
+                    ));
+                }
+            }
+        }
+        self.validate_environment()?;
+        self.validate_data_processing()
+    }
+
+    fn validate_environment(&self) -> Result<(), String> {
+        if self.environment.len() > 16 {
+            return Err(format!(
+                "Environment holds {} entries; at most 16 are allowed",
+                self.environment.len()
+            ));
+        }
+        for (key, value) in &self.environment {
+            let mut chars = key.chars();
+            let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !first_ok || !rest_ok || key.len() > 1024 {
+                return Err(format!(
+                    "Environment key '{key}' is not a valid name (letters, digits and _, not starting with a digit)"
+                ));
+            }
+            if value.len() > 10240 {
+                return Err(format!(
+                    "Environment value of '{key}' is longer than 10240 characters"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_data_processing(&self) -> Result<(), String> {
+        let filters_used = self.input_filter() != "$" || self.output_filter() != "$";
+        let joined = self.join_source() == JoinSource::Input;
+        if !filters_used && !joined {
+            return Ok(());
+        }
+        for (name, path) in [
+            ("InputFilter", self.input_filter()),
+            ("OutputFilter", self.output_filter()),
+        ] {
+            if path.len() > 63 {
+                return Err(format!(
+                    "DataProcessing.{name} is longer than 63 characters: {path}"
+                ));
+            }
+        }
+        let content_type = media_type(self.transform_input.content_type.as_deref().unwrap_or(""));
+        if !DATA_PROCESSING_TYPES.contains(&content_type.as_str()) {
+            return Err(format!(
+                "DataProcessing needs TransformInput.ContentType to be one of {}, got '{}'",
+                DATA_PROCESSING_TYPES.join(", "),
+                self.transform_input.content_type.as_deref().unwrap_or("")
+            ));
+        }
+        let output_side = joined || self.output_filter() != "$";
+        let accept = media_type(self.transform_output.accept.as_deref().unwrap_or(""));
+        if output_side && !DATA_PROCESSING_TYPES.contains(&accept.as_str()) {
+            return Err(format!(
+                "JoinSource and OutputFilter need TransformOutput.Accept to be one of {}, got '{}'",
+                DATA_PROCESSING_TYPES.join(", "),
+                self.transform_output.accept.as_deref().unwrap_or("")
+            ));
+        }
+        if content_type == "text/csv" && self.split_type() != SplitType::Line {
+            return Err("DataProcessing with text/csv input needs SplitType Line".into());
+        }
+        if joined {
+            if content_type != accept {
+                return Err(format!(
+                    "JoinSource=Input needs ContentType and Accept to be the same, got '{content_type}' and '{accept}'"
+                ));
+            }
+            let split_line = self.split_type() == SplitType::Line;
+            let assemble_line = self.assemble_with() == AssembleWith::Line;
+            if split_line != assemble_line || !matches!(self.split_type(), SplitType::None | SplitType::Line)
+            {
+                return Err(format!(
+                    "JoinSource=Input needs SplitType and AssembleWith to match (Line/Line or None/None), got {}/{}",
+                    self.split_type(),
+                    if assemble_line { "Line" } else { "None" }
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A MIME type without parameters, lower-cased: `text/CSV; charset=utf-8` → `text/csv`.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(json: &str) -> TransformJob {
+        TransformJob::from_json(json).unwrap()
+    }
+
+    const BASE: &str = r#""TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "in"}}},
+        "TransformOutput": {"S3OutputPath": "out"}"#;
+
+    #[test]
+    fn reads_a_full_request_document() {
+        let j = job(r#"{
+            "TransformJobName": "t", "ModelName": "m", "MaxConcurrentTransforms": 2,
+            "MaxPayloadInMB": 5, "BatchStrategy": "SingleRecord",
+            "ModelClientConfig": {"InvocationsTimeoutInSeconds": 30, "InvocationsMaxRetries": 1},
+            "Environment": {"A": "1"},
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "file:///d"}},
+                "ContentType": "text/csv", "CompressionType": "Gzip", "SplitType": "Line"},
+            "TransformOutput": {"S3OutputPath": "file:///o", "Accept": "text/csv", "AssembleWith": "Line"},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+            "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+        }"#);
+        assert_eq!(j.max_payload_in_mb, Some(5));
+        assert_eq!(j.batch_strategy, Some(BatchStrategy::SingleRecord));
+        assert_eq!(j.split_type(), SplitType::Line);
+        assert_eq!(j.compression(), CompressionType::Gzip);
+        assert_eq!(j.assemble_with(), AssembleWith::Line);
+        assert_eq!(j.join_source(), JoinSource::Input);
+        assert_eq!(j.output_filter(), "$[0,-1]");
+        assert_eq!(j.invocations_timeout_seconds(), 30);
+        j.validate().unwrap();
+    }
+
+    #[test]
+    fn a_misspelt_field_is_refused_by_name() {
+        let err = TransformJob::from_json(r#"{"TransformInput": {"SplitTpye": "Line"}}"#).unwrap_err();
+        assert!(err.contains("SplitTpye"), "{err}");
+    }
+
+    #[test]
+    fn defaults_apply_when_fields_are_absent() {
+        let j = job(&format!("{{{BASE}}}"));
+        assert_eq!(j.split_type(), SplitType::None);
+        assert_eq!(j.assemble_with(), AssembleWith::None);
+        assert_eq!(j.input_filter(), "$");
+        assert_eq!(j.invocations_max_retries(), 3);
+        j.validate().unwrap();
+    }
+
+    #[test]
+    fn payload_limits_follow_the_service() {
+        let j = job(&format!("{{{BASE}, \"MaxPayloadInMB\": 101}}"));
+        assert!(j.validate().unwrap_err().contains("MaxPayloadInMB"));
+        let j = job(&format!(
+            "{{{BASE}, \"MaxPayloadInMB\": 30, \"MaxConcurrentTransforms\": 4}}"
+        ));
+        assert!(j.validate().unwrap_err().contains("4 × 30"));
+        let j = job(&format!(
+            "{{{BASE}, \"MaxPayloadInMB\": 25, \"MaxConcurrentTransforms\": 4}}"
+        ));
+        j.validate().unwrap();
+    }
+
+    #[test]
+    fn join_needs_matching_types_and_split() {
+        let j = job(&format!(
+            r#"{{{BASE}, "DataProcessing": {{"JoinSource": "Input"}}}}"#
+        ));
+        assert!(j.validate().unwrap_err().contains("ContentType"));
+        let j = job(
+            r#"{"TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "in"}}, "ContentType": "text/csv",
+                "SplitType": "Line"},
+                "TransformOutput": {"S3OutputPath": "out", "Accept": "text/csv"},
+                "DataProcessing": {"JoinSource": "Input"}}"#,
+        );
+        assert!(j.validate().unwrap_err().contains("AssembleWith"));
+    }
+
+    #[test]
+    fn environment_names_are_checked() {
+        let j = job(&format!(r#"{{{BASE}, "Environment": {{"1BAD": "x"}}}}"#));
+        assert!(j.validate().unwrap_err().contains("1BAD"));
+    }
+
+    #[test]
+    fn both_strategy_spellings_parse() {
+        assert_eq!(
+            BatchStrategy::parse("MULTI_RECORD"),
+            Some(BatchStrategy::MultiRecord)
+        );
+        assert_eq!(
+            BatchStrategy::parse("SingleRecord"),
+            Some(BatchStrategy::SingleRecord)
+        );
+        assert_eq!(BatchStrategy::parse("Both"), None);
+    }
+}

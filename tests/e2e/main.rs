@@ -4,6 +4,7 @@
 
 mod support;
 
+mod featurizer;
 mod inspect;
 mod serve;
 mod train;

@@ -82,6 +82,19 @@ impl ContainerSpec {
         spec.publish(0, port)
     }
 
+    /// `docker run IMAGE serve` on the host's network, listening on `port` of the host through
+    /// `SAGEMAKER_BIND_TO_PORT`, as the containers of one SageMaker instance share its network.
+    /// Starts faster and answers faster than a published port (no NAT, no proxy process; see
+    /// docker/README.md), but needs a free host port and a Linux engine (Docker Desktop's host
+    /// network is its VM's).
+    pub fn serving_on_host_network(image: impl Into<String>, model_dir: &Path, port: u16) -> ContainerSpec {
+        ContainerSpec::new(image)
+            .arg("serve")
+            .mount(model_dir, MODEL_DIR)
+            .env("SAGEMAKER_BIND_TO_PORT", port.to_string())
+            .network("host", None)
+    }
+
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
         self
@@ -186,6 +199,17 @@ impl ContainerSpec {
                     )))
                 }
             }
+        }
+        let own_network =
+            matches!(self.network.as_deref(), Some(n) if n == "host" || n.starts_with("container:"));
+        if own_network && !self.publish.is_empty() {
+            // Docker would drop the ports with only a warning; the caller would wait on a port
+            // that never opens.
+            return Err(DockerError::new(format!(
+                "ports cannot be published on network '{}': the container listens on that network \
+                 directly (set SAGEMAKER_BIND_TO_PORT instead)",
+                self.network.as_deref().unwrap_or_default()
+            )));
         }
         for (host_port, container_port) in &self.publish {
             if *container_port == 0 {

@@ -76,6 +76,28 @@ fn serving_spec_sets_bind_to_port_only_off_the_default_port() {
 }
 
 #[test]
+fn host_network_serving_listens_on_the_given_port_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ContainerSpec::serving_on_host_network("img:1", dir.path(), 40123)
+        .run_args()
+        .unwrap();
+    assert_eq!(values(&args, "--network"), ["host"]);
+    assert_eq!(values(&args, "--env"), ["SAGEMAKER_BIND_TO_PORT=40123"]);
+    assert!(values(&args, "--publish").is_empty());
+    assert_eq!(args.last().unwrap(), "serve");
+    // Publishing on a network the container does not own is refused, not silently dropped.
+    let err = ContainerSpec::serving_on_host_network("img:1", dir.path(), 40123)
+        .publish(0, 8080)
+        .run_args()
+        .unwrap_err();
+    assert!(err.to_string().contains("network 'host'"), "{err}");
+    let shared = ContainerSpec::new("img:1")
+        .network("container:abc", None)
+        .publish(0, 8080);
+    assert!(shared.run_args().is_err());
+}
+
+#[test]
 fn a_source_path_with_a_comma_or_quote_is_quoted_as_one_csv_field() {
     let dir = tempfile::tempdir().unwrap();
     let odd = dir.path().join("a,b\"c");

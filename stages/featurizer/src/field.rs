@@ -1,0 +1,361 @@
+//! One CSV field as pandas reads it: which texts are missing values and how a
+//! numeric field parses. Shared by training and serving so both read a file
+//! the same way.
+
+/// pandas' default NA texts (`pandas._libs.parsers.STR_NA_VALUES`). A field
+/// equal to one of them, byte for byte, is missing; the empty field is too.
+const NA_TEXTS: [&[u8]; 17] = [
+    b"#N/A",
+    b"#N/A N/A",
+    b"#NA",
+    b"-1.#IND",
+    b"-1.#QNAN",
+    b"-NaN",
+    b"-nan",
+    b"1.#IND",
+    b"1.#QNAN",
+    b"<NA>",
+    b"N/A",
+    b"NA",
+    b"NULL",
+    b"NaN",
+    b"None",
+    b"n/a",
+    b"nan",
+];
+
+/// `null` is NA as well; kept apart because the table above is the
+/// length-sorted list pandas documents, plus this one.
+const NULL: &[u8] = b"null";
+
+/// Is `field` a missing value? Spaces count: `" NA"` is text, as in pandas.
+#[inline]
+pub fn is_missing(field: &[u8]) -> bool {
+    if field.is_empty() {
+        return true;
+    }
+    // Every NA text is at most 8 bytes long and starts with one of a few
+    // bytes; the check below keeps the common numeric field off the table.
+    if field.len() > 8 || !matches!(field[0], b'#' | b'-' | b'1' | b'<' | b'N' | b'n') {
+        return false;
+    }
+    field == NULL || NA_TEXTS.contains(&field)
+}
+
+/// Why a numeric field is not a number scikit-learn accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberError {
+    /// Text that pandas would not read as a float (the column becomes text).
+    NotANumber,
+    /// `inf`, `1e400`: pandas reads it, scikit-learn's imputer rejects it.
+    Infinite,
+}
+
+impl NumberError {
+    /// A sentence fragment for messages: "'abc' is not a number".
+    pub fn describe(self, field: &[u8]) -> String {
+        let shown = show(field);
+        match self {
+            NumberError::NotANumber => format!("'{shown}' is not a number"),
+            NumberError::Infinite => {
+                format!("'{shown}' is infinite; only finite numbers or an empty field are accepted")
+            }
+        }
+    }
+}
+
+/// Parses a numeric feature field: `Ok(None)` when missing, the number
+/// otherwise. Spaces and tabs around the number are allowed (pandas skips
+/// them); anything else is an error.
+#[inline]
+pub fn parse_number(field: &[u8]) -> Result<Option<f64>, NumberError> {
+    if is_missing(field) {
+        return Ok(None);
+    }
+    match parse_float(field) {
+        // A NaN spelling that is not an NA text (`NAN`, ` nan`) is text to
+        // pandas, so the column would not be numeric.
+        Some(v) if v.is_nan() => Err(NumberError::NotANumber),
+        Some(v) if v.is_infinite() => Err(NumberError::Infinite),
+        Some(v) => Ok(Some(v)),
+        None => Err(NumberError::NotANumber),
+    }
+}
+
+/// Parses a label field: missing is NaN, and every spelling Python's
+/// `float()` takes (`inf`, `NAN`) is accepted, since the Python container
+/// copies the label with numpy rather than validating it.
+#[inline]
+pub fn parse_label(field: &[u8]) -> Option<f64> {
+    if is_missing(field) {
+        return Some(f64::NAN);
+    }
+    parse_float(field)
+}
+
+/// Correctly rounded parse of a decimal number with optional surrounding
+/// whitespace. Rust's grammar accepts the forms pandas does (`.5`, `5.`,
+/// `+5`, `1E+05`, `inf`) and rejects the ones it does not (`1_0`, `0x10`).
+#[inline]
+fn parse_float(field: &[u8]) -> Option<f64> {
+    let trimmed = field.trim_ascii();
+    if let Some(v) = parse_simple(trimmed) {
+        return Some(v);
+    }
+    if trimmed.is_empty() {
+        return None;
+    }
+    // Every byte of a float literal is ASCII, so a non-UTF-8 field is text.
+    std::str::from_utf8(trimmed).ok()?.parse::<f64>().ok()
+}
+
+/// Powers of ten that are exact in f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+    1e19, 1e20, 1e21, 1e22,
+];
+
+/// The fast path of decimal parsing (Clinger's): `[+-]digits[.digits][e[+-]digits]`
+/// whose digits form an integer of at most 2^53 and whose decimal exponent
+/// is within ±22. Both the integer and the power of ten are exact in f64,
+/// so one multiplication or division rounds correctly, giving what
+/// `str::parse` gives. Anything else returns None and takes the general
+/// parser. Measurements ("0.455", "12", "1e-05") nearly always fit.
+#[inline]
+fn parse_simple(text: &[u8]) -> Option<f64> {
+    let n = text.len();
+    let (negative, mut i) = match text.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0u32;
+    let mut exponent: i32 = 0;
+    while i < n {
+        let d = text[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        digits += 1;
+        i += 1;
+    }
+    if i < n && text[i] == b'.' {
+        i += 1;
+        while i < n {
+            let d = text[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
+            exponent -= 1;
+            i += 1;
+        }
+    }
+    // 19 digits cannot overflow u64; more take the general parser.
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    if i < n && (text[i] == b'e' || text[i] == b'E') {
+        i += 1;
+        let negative_exp = i < n && text[i] == b'-';
+        if i < n && (text[i] == b'-' || text[i] == b'+') {
+            i += 1;
+        }
+        let start = i;
+        let mut e: i32 = 0;
+        while i < n && e < 1000 {
+            let d = text[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            e = e * 10 + i32::from(d);
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        exponent += if negative_exp { -e } else { e };
+    }
+    if i != n || mantissa > 1 << 53 {
+        return None;
+    }
+    let m = mantissa as f64;
+    let value = match exponent {
+        0 => m,
+        1..=22 => m * POW10[exponent as usize],
+        -22..=-1 => m / POW10[(-exponent) as usize],
+        _ => return None,
+    };
+    Some(if negative { -value } else { value })
+}
+
+/// A field for an error message: lossy UTF-8, cut after 40 characters.
+pub fn show(field: &[u8]) -> String {
+    let text = String::from_utf8_lossy(field);
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(40).collect();
+    if chars.next().is_some() {
+        format!("{head}...")
+    } else {
+        head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn na_texts_are_missing_byte_for_byte() {
+        for na in NA_TEXTS.iter().chain([&NULL]) {
+            assert!(is_missing(na), "{}", show(na));
+        }
+        assert!(is_missing(b""));
+        // Spaces and other spellings are text, as in pandas.
+        for text in [
+            &b" NA"[..],
+            b"NA ",
+            b"NAN",
+            b"na",
+            b"Null",
+            b"none",
+            b" ",
+            b"missing",
+        ] {
+            assert!(!is_missing(text), "{}", show(text));
+        }
+    }
+
+    #[test]
+    fn numbers_with_spaces_and_exponents_parse() {
+        assert_eq!(parse_number(b" 0.44"), Ok(Some(0.44)));
+        assert_eq!(parse_number(b"0.44 \t"), Ok(Some(0.44)));
+        assert_eq!(parse_number(b"4.4E-1"), Ok(Some(0.44)));
+        assert_eq!(parse_number(b"1e+05"), Ok(Some(100000.0)));
+        assert_eq!(parse_number(b".5"), Ok(Some(0.5)));
+        assert_eq!(parse_number(b"5."), Ok(Some(5.0)));
+        assert_eq!(parse_number(b"+5"), Ok(Some(5.0)));
+        assert_eq!(
+            parse_number(b"-0.0").map(|v| v.map(f64::to_bits)),
+            Ok(Some((-0.0f64).to_bits()))
+        );
+        assert_eq!(parse_number(b"1e-400"), Ok(Some(0.0)));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_standard_parser() {
+        let cases = [
+            "0.455",
+            "-0.455",
+            "+12",
+            "12.",
+            ".5",
+            "1e-05",
+            "1E+05",
+            "4.4e-1",
+            "9007199254740992",
+            "9007199254740993",
+            "0.1e22",
+            "1e23",
+            "123456789012345678",
+            "1234567890123456789012",
+            "0.000000000000000000001",
+            "-0",
+            "-0.0",
+            "3.14159265358979",
+            "1e-22",
+            "17e-23",
+            "1e",
+            "1e+",
+            "1.2.3",
+            "1-2",
+            "e5",
+            ".",
+            "-",
+            "+.5",
+            "5.e3",
+            "1e0001",
+        ];
+        for text in cases {
+            let fast = parse_simple(text.as_bytes());
+            let std = text.parse::<f64>().ok();
+            if let Some(v) = fast {
+                assert_eq!(Some(v.to_bits()), std.map(f64::to_bits), "{text}");
+            }
+            assert_eq!(
+                parse_float(text.as_bytes()).map(f64::to_bits),
+                std.map(f64::to_bits),
+                "{text}"
+            );
+        }
+        // The common forms do take the fast path.
+        for text in ["0.455", "15", "-1.5e-3", "9007199254740992"] {
+            assert!(parse_simple(text.as_bytes()).is_some(), "{text}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_on_random_decimals() {
+        // A fixed LCG: the same 200,000 strings on every run.
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |m: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % m
+        };
+        for _ in 0..200_000 {
+            let int_digits = next(12) as usize;
+            let frac_digits = next(12) as usize;
+            let mut text = String::new();
+            if next(4) == 0 {
+                text.push('-');
+            }
+            text.extend((0..int_digits).map(|_| char::from(b'0' + next(10) as u8)));
+            if frac_digits > 0 || int_digits == 0 {
+                text.push('.');
+                text.extend((0..frac_digits.max(1)).map(|_| char::from(b'0' + next(10) as u8)));
+            }
+            if next(5) == 0 {
+                text.push_str(&format!("e{}", next(60) as i64 - 30));
+            }
+            let std = text.parse::<f64>().map(f64::to_bits).ok();
+            assert_eq!(parse_float(text.as_bytes()).map(f64::to_bits), std, "{text}");
+        }
+    }
+
+    #[test]
+    fn missing_and_bad_numbers() {
+        assert_eq!(parse_number(b""), Ok(None));
+        assert_eq!(parse_number(b"NaN"), Ok(None));
+        assert_eq!(parse_number(b"  "), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b"NAN"), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b" nan"), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b"1_0"), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b"0x10"), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b"1 2"), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b"M"), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b"\xff"), Err(NumberError::NotANumber));
+        assert_eq!(parse_number(b"inf"), Err(NumberError::Infinite));
+        assert_eq!(parse_number(b"1e400"), Err(NumberError::Infinite));
+    }
+
+    #[test]
+    fn labels_take_python_float_spellings() {
+        assert_eq!(parse_label(b"10"), Some(10.0));
+        assert_eq!(parse_label(b" 7 "), Some(7.0));
+        assert!(parse_label(b"").is_some_and(f64::is_nan));
+        assert!(parse_label(b"NAN").is_some_and(f64::is_nan));
+        assert_eq!(parse_label(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_label(b"ten"), None);
+    }
+
+    #[test]
+    fn long_fields_are_shortened_in_messages() {
+        let long = vec![b'x'; 100];
+        assert_eq!(show(&long), format!("{}...", "x".repeat(40)));
+    }
+}

@@ -33,6 +33,9 @@ enum Command {
     Fit(modelstage_local::fit::FitArgs),
     /// A local batch transform job (CreateTransformJob) against an endpoint or a model.
     Transform(modelstage_local::transform::TransformArgs),
+    /// A local endpoint (CreateModel + CreateEndpoint): one stage, a serial pipeline
+    /// behind a router, Direct mode, or fused in one process.
+    Deploy(modelstage_local::deploy::DeployArgs),
     /// Send one request to an endpoint and print the response body.
     Invoke(modelstage_local::invoke::InvokeArgs),
     /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             modelstage_runtime::logging::init("modelstage");
             modelstage_local::transform::run(args)
         }
+        Command::Deploy(args) => modelstage_local::deploy::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
         Command::Worker => code(modelstage_runtime::serve::worker::run()),

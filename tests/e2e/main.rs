@@ -4,8 +4,11 @@
 
 mod support;
 
+mod docker;
 mod featurizer;
 mod inspect;
+mod linear_learner;
+mod pipeline;
 mod serve;
 mod train;
 mod transform;

@@ -139,18 +139,16 @@ pub fn run(args: TransformArgs) -> ExitCode {
 fn execute(args: TransformArgs) -> Result<JobReport, String> {
     let job = build_job(&args)?;
     job.validate()?;
+    // The model runs for as long as the job does: dropping it stops every
+    // container it started.
+    let mut running = None;
     let endpoint = match (&args.model, &args.endpoint) {
-        (Some(_model), _) => {
-            // Call site for starting the model locally, once `deploy` provides it:
-            //   let running = crate::deploy::start(_model, &batch_environment(&job))
-            //       .map_err(|e| format!("cannot start the model: {e:#}"))?;
-            //   and use `running.url()` below, keeping `running` alive until the job ends
-            //   (dropping it stops the model).
-            return Err(
-                "--model is not available yet: start the model with `modelstage deploy` \
-                        and pass its URL with --endpoint"
-                    .into(),
-            );
+        (Some(model), _) => {
+            let started = crate::deploy::start(model, &batch_environment(&job))
+                .map_err(|e| format!("cannot start the model {}: {e:#}", model.display()))?;
+            let url = started.url().to_string();
+            running = Some(started);
+            url
         }
         (None, Some(url)) => url.clone(),
         (None, None) => {
@@ -169,6 +167,7 @@ fn execute(args: TransformArgs) -> Result<JobReport, String> {
         Progress::auto()
     };
     let report = run_job(&job, &invoker, &mut progress)?;
+    drop(running);
     if !args.quiet {
         let s = report.settings;
         eprintln!(

@@ -8,6 +8,19 @@ use super::config::StagePlan;
 use super::protocol::{WireAnswer, WireRequest};
 use crate::loader::{LoadedModel, LoadedStage, RequestMeta};
 
+/// SageMaker's limit on what one container of a serial pipeline may pass to
+/// the next: 5 MB per hop (CONTRACT.md §3.5).
+pub const HOP_LIMIT_MB: usize = 5;
+pub const HOP_LIMIT_BYTES: usize = HOP_LIMIT_MB * 1024 * 1024;
+
+/// SageMaker's message for a hop over the limit; `size` is e.g. "6000000 bytes".
+pub fn hop_too_large_message(from: &str, to: &str, size: &str) -> String {
+    format!(
+        "Received response from {from} with status code 200. However, the request payload from {from} to \
+         {to} is {size}, which has exceeded the maximum limit of {HOP_LIMIT_MB} MB."
+    )
+}
+
 struct Member {
     name: String,
     default_accept: String,
@@ -17,6 +30,8 @@ struct Member {
 /// The loaded stages of one worker.
 pub struct Pipeline {
     members: Vec<Member>,
+    /// `container-1 -> container-2`: how errors of the pipeline as a whole name it.
+    label: String,
 }
 
 impl Pipeline {
@@ -38,7 +53,8 @@ impl Pipeline {
                 model,
             });
         }
-        Ok(Pipeline { members })
+        let label = members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" -> ");
+        Ok(Pipeline { members, label })
     }
 
     /// Runs one request through every stage.
@@ -59,6 +75,19 @@ impl Pipeline {
                 custom_attributes: custom_attributes.take(),
             };
             match member.model.invoke(&body, &meta) {
+                Ok(reply) if i < last && reply.body.len() > HOP_LIMIT_BYTES => {
+                    let size = format!("{} bytes", reply.body.len());
+                    let next = &self.members[i + 1].name;
+                    return WireAnswer::Error {
+                        id: request.id,
+                        http_status: 413,
+                        container: None,
+                        stage: self.label.clone(),
+                        hook: String::new(),
+                        message: hop_too_large_message(&member.name, next, &size),
+                        record: None,
+                    };
+                }
                 Ok(reply) => {
                     body = std::borrow::Cow::Owned(reply.body);
                     content_type = reply.content_type;

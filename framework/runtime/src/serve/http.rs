@@ -169,12 +169,25 @@ pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> Ht
     r
 }
 
+/// `POST /invocations`, with one access-log line per request carrying its id.
 pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> HttpResponse {
-    let headers = req.headers();
-    let request_id = header(headers, REQUEST_ID_HEADER)
+    let started = std::time::Instant::now();
+    let request_id = header(req.headers(), REQUEST_ID_HEADER)
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .map(str::to_string)
         .unwrap_or_else(new_request_id);
+    let response = invoke(&req, payload, &state, &request_id).await;
+    log::info!(
+        "rid={request_id} POST /invocations {} {:.2} ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+async fn invoke(req: &HttpRequest, payload: web::Payload, state: &State, request_id: &str) -> HttpResponse {
+    let headers = req.headers();
+    let request_id = request_id.to_string();
     let label = &state.stage_label;
     let limit = state.config.max_payload_bytes;
     let too_large = || {
@@ -271,7 +284,11 @@ pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Da
                     let inner = error_body(http_status, &stage, Some(&hook), &message, record, &request_id);
                     model_error_response(&container, http_status, &inner, &request_id)
                 }
-                None => error_response(http_status, &stage, Some(&hook), &message, record, &request_id),
+                None => {
+                    // An empty hook: the error is the pipeline's, not one hook's.
+                    let hook = Some(hook.as_str()).filter(|h| !h.is_empty());
+                    error_response(http_status, &stage, hook, &message, record, &request_id)
+                }
             }
         }
         Outcome::Crashed(message) => {

@@ -1,0 +1,91 @@
+//! Waiting for containers to become healthy, as SageMaker waits while it creates an endpoint:
+//! `GET /ping` on each container's own port until it answers 200 (CONTRACT.md §2.2, §3.4). A
+//! container that exits first, or is not healthy in time, fails the start; the error names every
+//! container that failed and shows its last log lines.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::runner::{describe_exit, Container};
+
+/// SageMaker's `/ping` request timeout.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+const POLL_EVERY: Duration = Duration::from_millis(20);
+/// How many log lines of a failed container an error shows.
+const LOG_LINES_SHOWN: usize = 40;
+
+/// The status of `GET /ping` on `port`, `None` when nothing answered.
+pub fn ping(client: &reqwest::blocking::Client, port: u16) -> Option<u16> {
+    client
+        .get(format!("http://127.0.0.1:{port}/ping"))
+        .send()
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// Waits until every container answers `/ping` with 200, one of them exits, `timeout` passes or
+/// `stop` is set.
+pub fn wait_ready(containers: &mut [Container], timeout: Duration, stop: &AtomicBool) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(PING_TIMEOUT)
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot make an HTTP client: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let mut ready = vec![false; containers.len()];
+    loop {
+        let mut failed = Vec::new();
+        for (i, c) in containers.iter_mut().enumerate() {
+            if let Some(status) = c.exited() {
+                failed.push(failure(
+                    c,
+                    &format!("{} before it was ready", describe_exit(status)),
+                ));
+            } else if !ready[i] {
+                ready[i] = ping(&client, c.port) == Some(200);
+            }
+        }
+        if !failed.is_empty() {
+            bail!("{}", failed.join("\n"));
+        }
+        if ready.iter().all(|r| *r) {
+            return Ok(());
+        }
+        if stop.load(Ordering::SeqCst) {
+            bail!("stopped before the endpoint was ready");
+        }
+        if Instant::now() >= deadline {
+            let late: Vec<String> = containers
+                .iter()
+                .zip(&ready)
+                .filter(|(_, r)| !**r)
+                .map(|(c, _)| {
+                    failure(
+                        c,
+                        &format!("did not answer GET /ping with 200 within {} s", timeout.as_secs()),
+                    )
+                })
+                .collect();
+            bail!("{}", late.join("\n"));
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// `container-2 (pid 41, port 9000) exited with status 1 before it was ready; its log: ...`
+fn failure(c: &Container, what: &str) -> String {
+    let tail = c.log_tail();
+    let shown = &tail[tail.len().saturating_sub(LOG_LINES_SHOWN)..];
+    let mut text = format!("container {} (pid {}, port {}) {what}", c.name, c.pid(), c.port);
+    if shown.is_empty() {
+        text.push_str("; it printed nothing");
+    } else {
+        text.push_str("; its last log lines:");
+        for line in shown {
+            text.push_str("\n  ");
+            text.push_str(line);
+        }
+    }
+    text
+}

@@ -1,0 +1,99 @@
+//! One hop: a `POST /invocations` to one container, with exactly the headers SageMaker sends it
+//! (CONTRACT.md §2.3, §3.3) and our request id, and its answer read in full.
+
+use actix_web::http::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::web::Bytes;
+use awc::error::{PayloadError, SendRequestError};
+use modelstage_runtime::serve::REQUEST_ID_HEADER;
+
+use super::inbound::{CUSTOM_ATTRIBUTES_HEADER, HARD_LIMIT};
+
+/// What a container is sent.
+pub struct HopRequest<'a> {
+    pub content_type: Option<&'a HeaderValue>,
+    /// Only the last container of a pipeline gets the client's Accept; the others get none, so
+    /// their own default (`SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`) applies.
+    pub accept: Option<&'a HeaderValue>,
+    pub custom_attributes: Option<&'a HeaderValue>,
+    pub request_id: &'a str,
+    pub body: Bytes,
+}
+
+/// What a container answered.
+pub struct HopReply {
+    pub status: u16,
+    pub content_type: Option<HeaderValue>,
+    pub custom_attributes: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+impl HopReply {
+    pub fn success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why a hop gave no answer.
+pub enum HopError {
+    /// The container could not be reached or broke the connection.
+    Unreachable(String),
+    /// It did not answer within the hop timeout.
+    TimedOut,
+    /// A successful answer larger than `limit` (its size when known).
+    TooLarge { bytes: Option<usize> },
+}
+
+/// Sends `request` to `url`. A successful answer larger than `success_limit` bytes is refused
+/// (the inter-container limit of a pipeline); without one, answers up to [`HARD_LIMIT`] are read.
+pub async fn send(
+    client: &awc::Client,
+    url: &str,
+    request: HopRequest<'_>,
+    success_limit: Option<usize>,
+) -> Result<HopReply, HopError> {
+    let mut outgoing = client
+        .post(url)
+        .insert_header((REQUEST_ID_HEADER, request.request_id));
+    if let Some(ct) = request.content_type {
+        outgoing = outgoing.insert_header((CONTENT_TYPE, ct.clone()));
+    }
+    if let Some(accept) = request.accept {
+        outgoing = outgoing.insert_header((ACCEPT, accept.clone()));
+    }
+    if let Some(attrs) = request.custom_attributes {
+        outgoing = outgoing.insert_header((CUSTOM_ATTRIBUTES_HEADER, attrs.clone()));
+    }
+    let mut response = outgoing.send_body(request.body).await.map_err(|e| match e {
+        SendRequestError::Timeout => HopError::TimedOut,
+        other => HopError::Unreachable(other.to_string()),
+    })?;
+    let status = response.status().as_u16();
+    let success = (200..300).contains(&status);
+    let headers = response.headers();
+    let content_type = headers.get(CONTENT_TYPE).cloned();
+    let custom_attributes = headers.get(CUSTOM_ATTRIBUTES_HEADER).cloned();
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let limit = match success_limit {
+        Some(limit) if success => {
+            // Refuse before reading when the container says how much is coming.
+            if declared.is_some_and(|len| len > limit) {
+                return Err(HopError::TooLarge { bytes: declared });
+            }
+            limit
+        }
+        _ => HARD_LIMIT,
+    };
+    let body = response.body().limit(limit).await.map_err(|e| match e {
+        PayloadError::Overflow => HopError::TooLarge { bytes: declared },
+        other => HopError::Unreachable(format!("the answer broke off: {other}")),
+    })?;
+    Ok(HopReply {
+        status,
+        content_type,
+        custom_attributes,
+        body,
+    })
+}

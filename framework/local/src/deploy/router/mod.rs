@@ -1,0 +1,183 @@
+//! The router of a local endpoint of several containers: what SageMaker's front end does for a
+//! model with `Containers`, on the endpoint's port.
+//!
+//! - `Serial` (an inference pipeline): [`serial`] chains the containers as CONTRACT.md §3.3 says.
+//! - `Direct`: [`direct`] sends each request to the container its
+//!   `X-Amzn-SageMaker-Target-Container-Hostname` names.
+//! - `/ping` is 200 only when every container answers 200 ([`status`]).
+//!
+//! It runs on its own actix system in a background thread; [`Router::stop`] ends it. It never runs
+//! stage code: each container is its own process.
+
+mod direct;
+mod hop;
+mod inbound;
+mod serial;
+mod status;
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use anyhow::{anyhow, Context};
+
+use super::request::Mode;
+
+/// One container behind the router.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub port: u16,
+}
+
+impl Target {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// What the router routes to, and how.
+#[derive(Debug)]
+pub struct RouterConfig {
+    /// `Serial` or `Direct`.
+    pub mode: Mode,
+    pub targets: Vec<Target>,
+    /// `container-1 -> container-2`: names the endpoint in its own errors, as a fused server does.
+    pub label: String,
+    /// How long one container may take to answer: its own `SAGEMAKER_MODEL_SERVER_TIMEOUT` answers
+    /// first; this only catches a container that does not answer at all.
+    pub hop_timeout: Duration,
+    /// The request size limit of a serial pipeline: the first container's `MaxPayloadInMB`
+    /// (0: none). Set once the first container is up (see [`Router::set_max_payload_in_mb`]).
+    max_payload_in_mb: AtomicU64,
+}
+
+impl RouterConfig {
+    pub fn new(
+        mode: Mode,
+        targets: Vec<Target>,
+        label: String,
+        hop_timeout: Duration,
+        max_payload_in_mb: u64,
+    ) -> Self {
+        RouterConfig {
+            mode,
+            targets,
+            label,
+            hop_timeout,
+            max_payload_in_mb: AtomicU64::new(max_payload_in_mb),
+        }
+    }
+
+    fn max_payload_in_mb(&self) -> u64 {
+        self.max_payload_in_mb.load(Ordering::Relaxed)
+    }
+}
+
+/// A running router.
+pub struct Router {
+    pub port: u16,
+    config: Arc<RouterConfig>,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Router {
+    /// Binds `port` (0: any free port) and starts answering.
+    pub fn start(config: RouterConfig, port: u16, http_threads: usize) -> anyhow::Result<Router> {
+        let listener = TcpListener::bind(("0.0.0.0", port))
+            .with_context(|| format!("cannot listen on port {port} for the endpoint"))?;
+        let port = listener.local_addr()?.port();
+        let config = Arc::new(config);
+        let shared = web::Data::from(Arc::clone(&config));
+        let timeout = config.hop_timeout;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("router".into())
+            .spawn(move || {
+                let served = actix_web::rt::System::new().block_on(async move {
+                    let server = HttpServer::new(move || {
+                        // One client per server thread: awc clients are not shared across threads,
+                        // and each keeps its own pool of connections to the containers.
+                        let client = awc::Client::builder()
+                            .no_default_headers()
+                            .disable_redirects()
+                            .timeout(timeout)
+                            .finish();
+                        App::new()
+                            .app_data(shared.clone())
+                            .app_data(web::Data::new(client))
+                            .route("/ping", web::get().to(status::ping))
+                            .route("/ping", web::head().to(status::ping))
+                            .route("/invocations", web::post().to(invocations))
+                            .route("/invocations", web::route().to(status::method_not_allowed))
+                            .route(
+                                "/execution-parameters",
+                                web::get().to(status::execution_parameters),
+                            )
+                            .default_service(web::route().to(status::not_found))
+                    })
+                    .workers(http_threads.max(1))
+                    .disable_signals()
+                    .shutdown_timeout(10)
+                    .listen(listener)?
+                    .run();
+                    let _ = tx.send(server.handle());
+                    server.await
+                });
+                if let Err(e) = served {
+                    log::error!("the endpoint router stopped: {e}");
+                }
+            })
+            .context("cannot start the router thread")?;
+        let handle = rx
+            .recv()
+            .map_err(|_| anyhow!("the router failed to start on port {port} (see the log above)"))?;
+        Ok(Router {
+            port,
+            config,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sets the request size limit of a serial pipeline (the first container's `MaxPayloadInMB`).
+    pub fn set_max_payload_in_mb(&self, mb: u64) {
+        self.config.max_payload_in_mb.store(mb, Ordering::Relaxed);
+    }
+
+    /// Stops answering; requests in flight are answered first.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let handle = self.handle.clone();
+            actix_web::rt::System::new().block_on(handle.stop(true));
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn invocations(
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+    config: web::Data<RouterConfig>,
+    client: web::Data<awc::Client>,
+) -> actix_web::HttpResponse {
+    match config.mode {
+        Mode::Direct => direct::invocations(req, payload, config, client).await,
+        Mode::Serial | Mode::Single => serial::invocations(req, payload, config, client).await,
+    }
+}

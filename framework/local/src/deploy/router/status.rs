@@ -1,0 +1,84 @@
+//! The router's other routes: `/ping` (200 only when every container answers 200, CONTRACT.md
+//! §3.4), `/execution-parameters` (the first container's: it is the one batch transform feeds), and
+//! `serve`'s answers to unknown routes and methods.
+
+use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::future::join_all;
+
+use super::inbound;
+use super::RouterConfig;
+use crate::deploy::health::PING_TIMEOUT;
+
+pub async fn ping(config: web::Data<RouterConfig>, client: web::Data<awc::Client>) -> HttpResponse {
+    let checks = config.targets.iter().map(|target| {
+        let request = client.get(target.url("/ping")).timeout(PING_TIMEOUT).send();
+        async move {
+            match request.await {
+                Ok(response) if response.status() == StatusCode::OK => None,
+                Ok(response) => Some(format!("{} ({})", target.name, response.status().as_u16())),
+                Err(e) => Some(format!("{} (no answer: {e})", target.name)),
+            }
+        }
+    });
+    let unhealthy: Vec<String> = join_all(checks).await.into_iter().flatten().collect();
+    if unhealthy.is_empty() {
+        HttpResponse::Ok().finish()
+    } else {
+        let message = format!(
+            "{} of {} containers did not answer GET /ping with 200: {}",
+            unhealthy.len(),
+            config.targets.len(),
+            unhealthy.join(", ")
+        );
+        inbound::error(503, &config.label, &message, "-")
+    }
+}
+
+pub async fn execution_parameters(
+    config: web::Data<RouterConfig>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    let first = &config.targets[0];
+    let answer = async {
+        let mut response = client.get(first.url("/execution-parameters")).send().await.ok()?;
+        let body = response.body().await.ok()?;
+        Some((
+            response.status(),
+            response.headers().get(CONTENT_TYPE).cloned(),
+            body,
+        ))
+    };
+    match answer.await {
+        Some((status, content_type, body)) => {
+            let mut response = HttpResponse::build(status);
+            if let Some(ct) = content_type {
+                response.insert_header((CONTENT_TYPE, ct));
+            }
+            response.body(body)
+        }
+        None => {
+            let message = format!("{} did not answer GET /execution-parameters", first.name);
+            inbound::error(503, &config.label, &message, "-")
+        }
+    }
+}
+
+pub async fn not_found(req: HttpRequest, config: web::Data<RouterConfig>) -> HttpResponse {
+    let message = format!(
+        "no route for {} {}: the endpoint serves GET /ping, POST /invocations and GET /execution-parameters",
+        req.method(),
+        req.path()
+    );
+    inbound::error(404, &config.label, &message, "-")
+}
+
+pub async fn method_not_allowed(req: HttpRequest, config: web::Data<RouterConfig>) -> HttpResponse {
+    let message = format!("{} is not allowed on {}", req.method(), req.path());
+    let mut response = inbound::error(405, &config.label, &message, "-");
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("POST"));
+    response
+}

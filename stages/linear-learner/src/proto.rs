@@ -1,0 +1,166 @@
+//! The `aialgs.data.Record` protobuf messages of SageMaker's built-in
+//! algorithms (`record.proto`, proto2), written out by hand with `prost`'s
+//! derive macros so that building the stage needs no `protoc`.
+//!
+//! Field numbers and packing follow the SageMaker Python SDK's
+//! `amazon/record.proto`. Maps are `BTreeMap`s so that an encoded response is
+//! the same bytes every time.
+
+use std::collections::BTreeMap;
+
+/// `aialgs.data.Float32Tensor`: dense when `keys` is empty, else sparse with
+/// `shape` giving the full length.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Float32Tensor {
+    #[prost(float, repeated, packed = "true", tag = "1")]
+    pub values: Vec<f32>,
+    #[prost(uint64, repeated, packed = "true", tag = "2")]
+    pub keys: Vec<u64>,
+    #[prost(uint64, repeated, packed = "true", tag = "3")]
+    pub shape: Vec<u64>,
+}
+
+/// `aialgs.data.Float64Tensor`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Float64Tensor {
+    #[prost(double, repeated, packed = "true", tag = "1")]
+    pub values: Vec<f64>,
+    #[prost(uint64, repeated, packed = "true", tag = "2")]
+    pub keys: Vec<u64>,
+    #[prost(uint64, repeated, packed = "true", tag = "3")]
+    pub shape: Vec<u64>,
+}
+
+/// `aialgs.data.Int32Tensor`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Int32Tensor {
+    #[prost(int32, repeated, packed = "true", tag = "1")]
+    pub values: Vec<i32>,
+    #[prost(uint64, repeated, packed = "true", tag = "2")]
+    pub keys: Vec<u64>,
+    #[prost(uint64, repeated, packed = "true", tag = "3")]
+    pub shape: Vec<u64>,
+}
+
+/// `aialgs.data.Bytes`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Bytes {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub value: Vec<Vec<u8>>,
+    #[prost(string, optional, tag = "2")]
+    pub content_type: Option<String>,
+}
+
+/// `aialgs.data.Value`: one of the tensor kinds.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Value {
+    #[prost(oneof = "value::Kind", tags = "2, 3, 7, 9")]
+    pub kind: Option<value::Kind>,
+}
+
+pub mod value {
+    //! The `oneof` of [`Value`](super::Value).
+
+    /// Which tensor a `Value` holds.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "2")]
+        Float32Tensor(super::Float32Tensor),
+        #[prost(message, tag = "3")]
+        Float64Tensor(super::Float64Tensor),
+        #[prost(message, tag = "7")]
+        Int32Tensor(super::Int32Tensor),
+        #[prost(message, tag = "9")]
+        Bytes(super::Bytes),
+    }
+}
+
+/// `aialgs.data.Record`: features under the key `values`, the label (in
+/// training data) or the prediction (in responses) under `label`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Record {
+    #[prost(btree_map = "string, message", tag = "1")]
+    pub features: BTreeMap<String, Value>,
+    #[prost(btree_map = "string, message", tag = "2")]
+    pub label: BTreeMap<String, Value>,
+    #[prost(string, optional, tag = "3")]
+    pub uid: Option<String>,
+    #[prost(string, optional, tag = "4")]
+    pub metadata: Option<String>,
+    #[prost(string, optional, tag = "5")]
+    pub configuration: Option<String>,
+}
+
+impl Value {
+    /// A dense float32 tensor holding `values`.
+    pub fn dense_f32(values: Vec<f32>) -> Value {
+        Value {
+            kind: Some(value::Kind::Float32Tensor(Float32Tensor {
+                values,
+                keys: Vec::new(),
+                shape: Vec::new(),
+            })),
+        }
+    }
+
+    /// The tensor as a dense `f64` vector of `dim` entries. `what` names the
+    /// tensor in error messages (`features["values"]`).
+    pub fn to_dense(&self, dim: Option<usize>, what: &str) -> Result<Vec<f64>, String> {
+        let (values, keys, shape): (Vec<f64>, &[u64], &[u64]) = match &self.kind {
+            Some(value::Kind::Float32Tensor(t)) => (
+                t.values.iter().map(|&v| f64::from(v)).collect(),
+                &t.keys,
+                &t.shape,
+            ),
+            Some(value::Kind::Float64Tensor(t)) => (t.values.clone(), &t.keys, &t.shape),
+            Some(value::Kind::Int32Tensor(t)) => (
+                t.values.iter().map(|&v| f64::from(v)).collect(),
+                &t.keys,
+                &t.shape,
+            ),
+            Some(value::Kind::Bytes(_)) => return Err(format!("{what} holds bytes, not a numeric tensor")),
+            None => return Err(format!("{what} holds no tensor")),
+        };
+        if keys.is_empty() {
+            return Ok(values);
+        }
+        sparse_to_dense(&values, keys, shape, dim, what)
+    }
+}
+
+/// Expands a sparse tensor (`keys`, `values`, `shape`) into a dense vector.
+/// The length is `shape[0]`, else the expected `dim`.
+pub fn sparse_to_dense(
+    values: &[f64],
+    keys: &[u64],
+    shape: &[u64],
+    dim: Option<usize>,
+    what: &str,
+) -> Result<Vec<f64>, String> {
+    if keys.len() != values.len() {
+        return Err(format!(
+            "{what} is sparse with {} keys but {} values; they must pair up",
+            keys.len(),
+            values.len()
+        ));
+    }
+    let len = match (shape.first(), dim) {
+        (Some(&n), _) => usize::try_from(n).map_err(|_| format!("{what} has an impossible shape {n}"))?,
+        (None, Some(d)) => d,
+        (None, None) => return Err(format!("{what} is sparse but has no shape")),
+    };
+    if shape.len() > 1 {
+        return Err(format!(
+            "{what} has shape {shape:?}; only one-dimensional tensors are supported"
+        ));
+    }
+    let mut dense = vec![0.0; len];
+    for (&k, &v) in keys.iter().zip(values) {
+        let slot = usize::try_from(k)
+            .ok()
+            .and_then(|k| dense.get_mut(k))
+            .ok_or_else(|| format!("{what} has key {k} outside its shape {len}"))?;
+        *slot = v;
+    }
+    Ok(dense)
+}

@@ -1,0 +1,4 @@
+//! Serving: request decoding and response encoding.
+
+pub mod input;
+pub mod output;

@@ -15,7 +15,10 @@ async fn invocations(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 }
 
 fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     actix_web::rt::System::new().block_on(
         HttpServer::new(|| {

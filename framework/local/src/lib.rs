@@ -6,8 +6,8 @@
 //! `modelstage` processes or as Docker containers, exactly as SageMaker runs
 //! containers; `tarball` packs and safely unpacks `model.tar.gz`.
 
-pub mod docker;
 pub mod deploy;
+pub mod docker;
 pub mod fit;
 pub mod invoke;
 pub mod tarball;

@@ -53,7 +53,11 @@ impl Pipeline {
                 model,
             });
         }
-        let label = members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(" -> ");
+        let label = members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ");
         Ok(Pipeline { members, label })
     }
 

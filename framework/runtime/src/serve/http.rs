@@ -107,8 +107,17 @@ pub fn error_body(
 /// `original_status` with `original_body`: names the container and carries
 /// its status and message (CONTRACT.md §3.5). The router of a pipeline of
 /// containers and a fused pipeline both answer with exactly this body.
-pub fn model_error_body(container: &str, original_status: u16, original_body: &str, request_id: &str) -> String {
-    let kind = if (400..500).contains(&original_status) { "client" } else { "server" };
+pub fn model_error_body(
+    container: &str,
+    original_status: u16,
+    original_body: &str,
+    request_id: &str,
+) -> String {
+    let kind = if (400..500).contains(&original_status) {
+        "client"
+    } else {
+        "server"
+    };
     let mut body = serde_json::Map::new();
     body.insert("error".into(), "ModelError".into());
     body.insert("status".into(), 424.into());
@@ -117,15 +126,27 @@ pub fn model_error_body(container: &str, original_status: u16, original_body: &s
     body.insert("original_message".into(), original_body.into());
     body.insert(
         "message".into(),
-        format!("Received {kind} error ({original_status}) from {container} with message \"{original_body}\"").into(),
+        format!(
+            "Received {kind} error ({original_status}) from {container} with message \"{original_body}\""
+        )
+        .into(),
     );
     body.insert("request_id".into(), request_id.into());
     serde_json::Value::Object(body).to_string()
 }
 
 /// The 424 response of `model_error_body`.
-pub fn model_error_response(container: &str, original_status: u16, original_body: &str, request_id: &str) -> HttpResponse {
-    json_response(424, model_error_body(container, original_status, original_body, request_id), request_id)
+pub fn model_error_response(
+    container: &str,
+    original_status: u16,
+    original_body: &str,
+    request_id: &str,
+) -> HttpResponse {
+    json_response(
+        424,
+        model_error_body(container, original_status, original_body, request_id),
+        request_id,
+    )
 }
 
 pub async fn ping(state: web::Data<State>) -> HttpResponse {

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 
-pub use config::{ServeConfig, StagePlan};
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
+pub use config::{ServeConfig, StagePlan};
 pub use http::{error_body, model_error_body, REQUEST_ID_HEADER};
 
 use crate::loader::{LoadedStage, Threading};

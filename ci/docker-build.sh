@@ -40,7 +40,8 @@ library_of() {
 
 cargo_flag=""
 [ "$profile" = release ] && cargo_flag=" --release"
-dir=target/$profile
+# The binaries of that profile: MODELSTAGE_BUILD_DIR, else cargo's target folder.
+dir=${MODELSTAGE_BUILD_DIR:-${CARGO_TARGET_DIR:-target}/$profile}
 missing=()
 [ -x "$dir/modelstage" ] || missing+=("$dir/modelstage")
 for stage in "${stages[@]}"; do

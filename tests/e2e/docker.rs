@@ -55,6 +55,7 @@ fn images() -> bool {
     let built = BUILT.get_or_init(|| {
         let out = Command::new(repo_root().join("ci/docker-build.sh"))
             .arg(profile())
+            .env("MODELSTAGE_BUILD_DIR", bin().parent().unwrap())
             .current_dir(repo_root())
             .output()
             .map_err(|e| format!("cannot run ci/docker-build.sh: {e}"))?;

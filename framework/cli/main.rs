@@ -29,7 +29,8 @@ enum Command {
     /// Train a stage: the SageMaker training contract on $SAGEMAKER_BASE_DIR (what
     /// SageMaker runs as `docker run IMAGE train`).
     Train(modelstage_runtime::train::TrainArgs),
-    /// A local training job (CreateTrainingJob): lays out /opt/ml, runs `train`, packs model.tar.gz.
+    /// A local training job (CreateTrainingJob): lays out /opt/ml, runs `train` as a process or in
+    /// a Docker image, packs model.tar.gz.
     Fit(modelstage_local::fit::FitArgs),
     /// A local batch transform job (CreateTransformJob) against an endpoint or a model.
     Transform(modelstage_local::transform::TransformArgs),

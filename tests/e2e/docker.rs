@@ -6,8 +6,8 @@
 //! Without an engine these tests print why and return, except when `CI=true`: then they fail,
 //! because a CI machine without Docker would otherwise pass without testing anything.
 //!
-//! The abalone flow in containers (fit, transform, a deployed pipeline) is written against the
-//! local-mode commands taking images; those tests are ignored until the commands do.
+//! The abalone flow in containers runs through the local-mode commands given images (`fit`,
+//! `transform`, `deploy`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -529,7 +529,6 @@ const FEATURIZER_HPS: &str = r#"{"columns": "sex,length,diameter,height,whole_we
 /// TrainingImage: the container's model is the one the stage library trains as a process, byte
 /// for byte, since both run the same stage on the same tree.
 #[test]
-#[ignore = "needs image support in fit"]
 fn fit_trains_the_featurizer_in_a_container() {
     if !images() {
         return;
@@ -570,7 +569,6 @@ fn fit_trains_the_featurizer_in_a_container() {
 /// through it, train Linear Learner on the result, deploy both as a serial pipeline, invoke, then
 /// kill one container and see the endpoint report it.
 #[test]
-#[ignore = "needs image support in fit/transform/deploy"]
 fn abalone_pipeline_in_containers() {
     if !images() {
         return;

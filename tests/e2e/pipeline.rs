@@ -553,3 +553,201 @@ fn bad_requests_are_refused_before_anything_starts() {
     );
     assert!(!err.contains("started"), "nothing was started: {err}");
 }
+
+/// Waits until `url` answers `GET /ping` with 200; `deploy`'s log is in the panic message.
+fn wait_healthy(deploy: &Deploy, within: Duration) {
+    let deadline = Instant::now() + within;
+    while ping(&deploy.url) != Some(200) {
+        assert!(Instant::now() < deadline, "not healthy:\n{}", deploy.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn upstream_mode_chains_endpoints_that_already_run() {
+    let models = tempdir();
+    let doubler = serve(&stage_lib("doubler"), models.path(), &[]);
+    let mut echo = serve(&stage_lib("echo"), models.path(), &[]);
+    // The first upstream keeps SageMaker's default name, the second is named.
+    let upstream = Deploy::spawn(&[
+        "--upstream",
+        &doubler.url,
+        "--upstream",
+        &format!("echo={}/", echo.url),
+    ]);
+    wait_healthy(&upstream, Duration::from_secs(20));
+    // It starts nothing: no container, and no child process at all.
+    assert!(upstream.container_pids().is_empty(), "{}", upstream.log_text());
+    assert_eq!(process_tree(upstream.child.id()), [upstream.child.id()]);
+
+    // The chain of the contract: no Accept to the first, so it answers JSON, which the echo returns.
+    let (status, headers, body) = post(&upstream.url, "text/csv", Some("text/csv"), b"1,2,3\n4,5,6");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "[[2.0, 4.0, 6.0], [8.0, 10.0, 12.0]]"
+    );
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+
+    // A failing upstream gives the 424 of a pipeline `deploy` starts itself, byte for byte.
+    let started = Deploy::start(&["--stage", &lib("doubler"), "--stage", &lib("echo")]);
+    let bad = |url: &str| {
+        post_with(
+            url,
+            "application/x-foo",
+            None,
+            &[("X-Modelstage-Request-Id", "rid-upstream-1")],
+            b"1,2",
+        )
+    };
+    let (status, _, body) = bad(&upstream.url);
+    let (started_status, _, started_body) = bad(&started.url);
+    assert_eq!((status, started_status), (424, 424));
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        String::from_utf8_lossy(&started_body)
+    );
+    let e = json(&body);
+    assert_eq!(e["container"], "container-1");
+    assert_eq!(e["original_status"], 415);
+    assert!(doubler.log_text().contains("rid=rid-upstream-1"));
+
+    // An upstream that goes away: /ping names it, requests name it, the router says so.
+    let _ = echo.child.kill();
+    let _ = echo.child.wait();
+    let (status, body) = get(&upstream.url, "/ping");
+    assert_eq!(status, 503);
+    let message = json(&body)["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("1 of 2 containers") && message.contains("echo (no answer"),
+        "{message}"
+    );
+    assert!(!message.contains("container-1"), "{message}");
+    let (status, _, body) = post(&upstream.url, "text/csv", None, b"1");
+    assert_eq!(status, 503);
+    let message = json(&body)["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("echo could not be reached"), "{message}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !upstream.log_text().contains("echo stopped answering GET /ping") {
+        assert!(Instant::now() < deadline, "{}", upstream.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn upstream_mode_routes_direct_requests_by_name() {
+    let models = tempdir();
+    let doubler = serve(&stage_lib("doubler"), models.path(), &[]);
+    let echo = serve(&stage_lib("echo"), models.path(), &[]);
+    let upstream = Deploy::spawn(&[
+        "--upstream",
+        &format!("double={}", doubler.url),
+        "--upstream",
+        &format!("echo={}", echo.url),
+        "--mode",
+        "Direct",
+    ]);
+    wait_healthy(&upstream, Duration::from_secs(20));
+    let target = |name: &str| {
+        post_with(
+            &upstream.url,
+            "text/csv",
+            Some("text/csv"),
+            &[("X-Amzn-SageMaker-Target-Container-Hostname", name)],
+            b"1,2\n3,4",
+        )
+    };
+    let (status, _, body) = target("double");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "2.0,4.0\n6.0,8.0\n")
+    );
+    let (status, _, body) = target("echo");
+    assert_eq!((status, body.as_slice()), (200, b"1,2\n3,4".as_slice()));
+    let (status, _, body) = target("nope");
+    assert_eq!(status, 400);
+    assert!(json(&body)["message"].as_str().unwrap().contains("double, echo"));
+}
+
+#[test]
+fn bad_upstreams_are_refused_with_the_argument_named() {
+    for (args, expected) in [
+        (
+            vec!["--upstream", "a=https://x:1"],
+            "--upstream 'a=https://x:1': https is not supported",
+        ),
+        (
+            vec!["--upstream", "a=http://x:1", "--upstream", "a=http://y:2"],
+            "two upstreams are named 'a'",
+        ),
+        (
+            vec!["--upstream", "http://x:1", "--stage", "libecho.so"],
+            "cannot be used with",
+        ),
+    ] {
+        let out = Command::new(bin()).arg("deploy").args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+/// `transform --model` starts the model of a CreateModel document itself, one container or a
+/// pipeline behind the router, and stops it at the end; the echo stage returns every record, so
+/// the output files are the input files.
+#[test]
+fn transform_starts_the_model_of_a_document() {
+    let dir = tempdir();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("part")).unwrap();
+    let a: String = (1..=300).map(|i| format!("{i},{}\n", i * 3)).collect();
+    std::fs::write(input.join("a.csv"), &a).unwrap();
+    std::fs::write(input.join("part/b.csv"), "M,0.44,0.365\nF,0.5,0.4\n").unwrap();
+    let documents = [
+        (
+            "primary",
+            json!({"ModelName": "echo", "PrimaryContainer": {"Image": lib("echo")}}),
+        ),
+        (
+            "pipeline",
+            pipeline(&[json!({"Image": lib("echo")}), json!({"Image": lib("echo")})]),
+        ),
+    ];
+    for (kind, document) in documents {
+        let model = dir.path().join(format!("{kind}.json"));
+        std::fs::write(&model, document.to_string()).unwrap();
+        let output = dir.path().join(format!("out-{kind}"));
+        let out = Command::new(bin())
+            .arg("transform")
+            .arg("--model")
+            .arg(&model)
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .args(["--content-type", "text/csv", "--split-type", "Line"])
+            .args(["--strategy", "MultiRecord", "--assemble-with", "Line", "--quiet"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{kind}: {log}");
+        assert_eq!(
+            std::fs::read_to_string(output.join("a.csv.out")).unwrap(),
+            a,
+            "{kind}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(output.join("part/b.csv.out")).unwrap(),
+            "M,0.44,0.365\nF,0.5,0.4\n",
+            "{kind}"
+        );
+        // The containers' logs are on stderr under their names; stdout stays free.
+        let first = if kind == "primary" {
+            "[primary] "
+        } else {
+            "[container-1] "
+        };
+        assert!(log.contains(first), "{kind}: {log}");
+        assert!(out.stdout.is_empty(), "{kind}");
+    }
+}

@@ -3,12 +3,16 @@
 //! - One container (`PrimaryContainer`): it listens on the endpoint's port itself.
 //! - Several (`Containers`): each listens on its own port, given as SageMaker gives it, behind the
 //!   router on the endpoint's port.
-//! - Fused (`--fused`, serial only): one `modelstage serve` loads every stage and chains them in
-//!   memory with the router's semantics, on the endpoint's port.
+//! - Fused (`--fused`, serial only, stage libraries only): one `modelstage serve` loads every stage
+//!   and chains them in memory with the router's semantics, on the endpoint's port.
 //!
-//! Each container's `ModelDataUrl` is unpacked safely into its own temporary
-//! `SAGEMAKER_BASE_DIR/model`; everything is removed when the endpoint stops.
+//! Each container's `Image` is a stage library (a `modelstage serve` process) or a Docker image
+//! (a container on the host's network), decided per container ([`super::image`]). Its
+//! `ModelDataUrl` is unpacked safely into its own temporary folder: the process's
+//! `SAGEMAKER_BASE_DIR/model`, or the container's `/opt/ml/model`. Everything is removed when the
+//! endpoint stops; the containers of a Docker session also when `deploy` is killed.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -16,12 +20,14 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 
 use super::environment::{self, container_env, default_accept, fused_env};
-use super::health::wait_ready;
+use super::health::{max_payload_in_mb, wait_ready};
+use super::image::{self, StageImage};
 use super::logs::Sink;
 use super::ports::{free_block, free_port, BLOCK};
 use super::request::{ContainerSpec, Mode, ModelSpec};
 use super::router::{Router, RouterConfig, Target};
 use super::runner::{stop_all, Container, Launch, LaunchStage, Runner};
+use crate::docker;
 use crate::tarball::unpack_safely;
 
 /// How an endpoint is started.
@@ -29,6 +35,9 @@ use crate::tarball::unpack_safely;
 pub struct Options {
     /// The endpoint's port; 0 takes a free one.
     pub port: u16,
+    /// The address the router listens on (a lone container or a fused server listens on every
+    /// address, as `serve` does).
+    pub bind: IpAddr,
     /// Run a serial pipeline in one process.
     pub fused: bool,
     /// Variables for every container, over their `Environment` (batch transform's).
@@ -40,7 +49,8 @@ pub struct Options {
     pub startup_timeout: Duration,
     /// How long a container has between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
-    pub runner: Runner,
+    /// The `modelstage` binary that serves stage libraries.
+    pub exe: PathBuf,
 }
 
 /// A started, healthy endpoint; stopped by [`Endpoint::stop`] or on drop.
@@ -51,6 +61,8 @@ pub struct Endpoint {
     router: Option<Router>,
     containers: Vec<Container>,
     grace: Duration,
+    /// Labels the Docker containers; dropping it removes whatever is left of them.
+    session: Option<docker::Session>,
     /// The unpacked models; removed last, once nothing reads them.
     work: Option<tempfile::TempDir>,
 }
@@ -62,6 +74,21 @@ impl Endpoint {
         if options.fused && spec.mode == Mode::Direct {
             bail!("--fused chains containers; a Direct-mode model has no chain (drop --fused)");
         }
+        let images = spec
+            .containers
+            .iter()
+            .map(image::resolve)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if options.fused && spec.mode == Mode::Serial {
+            if let Some((c, _)) = spec.containers.iter().zip(&images).find(|(_, i)| i.is_docker()) {
+                bail!(
+                    "--fused loads every stage library into one process, but {} is the Docker image '{}': \
+                     drop --fused to run each container on its own, or give the stage libraries",
+                    c.name,
+                    c.image
+                );
+            }
+        }
         let work = tempfile::Builder::new()
             .prefix("modelstage-endpoint-")
             .tempdir()
@@ -71,6 +98,11 @@ impl Endpoint {
             .iter()
             .map(|c| prepare_model(c, work.path()))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let session = if images.iter().any(StageImage::is_docker) {
+            Some(docker::Session::start().context("cannot start a Docker session for the endpoint")?)
+        } else {
+            None
+        };
 
         let mut endpoint = Endpoint {
             port: 0,
@@ -79,7 +111,13 @@ impl Endpoint {
             router: None,
             containers: Vec::new(),
             grace: options.stop_grace,
+            session,
             work: Some(work),
+        };
+        let stages = Stages {
+            spec,
+            images: &images,
+            model_dirs: &model_dirs,
         };
         let launches = match (spec.mode, options.fused) {
             (Mode::Single, _) | (Mode::Serial, true) => {
@@ -88,10 +126,10 @@ impl Endpoint {
                     p => p,
                 };
                 endpoint.port = port;
-                vec![one_process(spec, &model_dirs, port, options)]
+                vec![one_process(&stages, port, options)]
             }
             (Mode::Serial | Mode::Direct, _) => {
-                let (launches, targets) = separate(spec, &model_dirs, options)?;
+                let (launches, targets) = separate(&stages, options)?;
                 let first = &spec.containers[0];
                 let hop_timeout = spec
                     .containers
@@ -110,7 +148,7 @@ impl Endpoint {
                 let http_threads = std::thread::available_parallelism()
                     .map_or(1, |n| n.get())
                     .clamp(1, 4);
-                let router = Router::start(config, options.port, http_threads)?;
+                let router = Router::start(config, options.bind, options.port, http_threads)?;
                 endpoint.port = router.port;
                 endpoint.router = Some(router);
                 launches
@@ -118,19 +156,57 @@ impl Endpoint {
         };
         endpoint.url = format!("http://127.0.0.1:{}", endpoint.port);
 
-        for launch in &launches {
-            let container = options.runner.start(launch)?;
-            eprintln!(
-                "modelstage deploy: started {} (pid {}, port {})",
-                container.name,
-                container.pid(),
-                container.port
-            );
-            endpoint.containers.push(container);
+        let runners: Vec<Runner> = launches
+            .iter()
+            .map(|launch| match (launch.docker_image(), &endpoint.session) {
+                (Some(_), Some(session)) => Runner::Docker {
+                    session: session.id().to_string(),
+                },
+                _ => Runner::Process {
+                    exe: options.exe.clone(),
+                },
+            })
+            .collect();
+        // All at once: a `docker run` takes about 0.2 s, mostly waiting on the engine.
+        let started: Vec<anyhow::Result<Container>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runners
+                .iter()
+                .zip(&launches)
+                .map(|(runner, launch)| scope.spawn(move || runner.start(launch)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("starting a container panicked")))
+                })
+                .collect()
+        });
+        let mut first_error = None;
+        for result in started {
+            match result {
+                Ok(container) => {
+                    eprintln!(
+                        "modelstage deploy: started {} ({}, port {})",
+                        container.name,
+                        container.describe(),
+                        container.port
+                    );
+                    endpoint.containers.push(container);
+                }
+                // The containers that did start are stopped when `endpoint` is dropped.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         wait_ready(&mut endpoint.containers, options.startup_timeout, stop)?;
         if let Some(router) = &endpoint.router {
-            if let Some(mb) = first_max_payload_in_mb(endpoint.containers[0].port) {
+            let first = Target::local("", endpoint.containers[0].port);
+            if let Some(mb) = max_payload_in_mb(&first.base_url) {
                 router.set_max_payload_in_mb(mb);
             }
         }
@@ -161,14 +237,16 @@ impl Endpoint {
         &mut self.containers
     }
 
-    /// Stops the router (requests in flight are answered), then the containers, then removes the
-    /// unpacked models. Calling it again does nothing.
+    /// Stops the router (requests in flight are answered), then the containers (and removes the
+    /// Docker ones), then removes the unpacked models. Calling it again does nothing.
     pub fn stop(&mut self) {
         if let Some(router) = self.router.take() {
             router.stop();
         }
         stop_all(&mut self.containers, self.grace);
         self.containers.clear();
+        // Removes what a container start cut short may have left (`docker run` interrupted).
+        self.session = None;
         if let Some(work) = self.work.take() {
             let path = work.path().to_path_buf();
             if let Err(e) = work.close() {
@@ -184,17 +262,9 @@ impl Drop for Endpoint {
     }
 }
 
-/// Checks the stage library and unpacks the model of one container into
-/// `<work>/<name>/model`; returns that folder.
+/// Unpacks the model of one container into `<work>/<name>/model`; returns that folder.
 fn prepare_model(container: &ContainerSpec, work: &Path) -> anyhow::Result<PathBuf> {
     let name = &container.name;
-    if !container.image.is_file() {
-        bail!(
-            "{name}: Image '{}' is not a stage library file: give the path of a lib<stage>.so (Docker images \
-             are not run locally yet)",
-            container.image.display()
-        );
-    }
     let model_dir = work.join(name).join("model");
     std::fs::create_dir_all(&model_dir).with_context(|| format!("cannot create {}", model_dir.display()))?;
     if let Some(tarball) = &container.model_data {
@@ -209,19 +279,31 @@ fn prepare_model(container: &ContainerSpec, work: &Path) -> anyhow::Result<PathB
     Ok(model_dir)
 }
 
-/// A lone container, or every stage of a serial pipeline fused in one server.
-fn one_process(spec: &ModelSpec, model_dirs: &[PathBuf], port: u16, options: &Options) -> Launch {
-    let extra = &options.extra_env;
-    let stages = spec
-        .containers
-        .iter()
-        .zip(model_dirs)
-        .map(|(c, dir)| LaunchStage {
-            library: c.image.clone(),
-            model_dir: dir.clone(),
+/// The containers of a model with what [`Endpoint::start`] found out about them.
+struct Stages<'a> {
+    spec: &'a ModelSpec,
+    images: &'a [StageImage],
+    model_dirs: &'a [PathBuf],
+}
+
+impl Stages<'_> {
+    fn launch_stage(&self, i: usize, extra: &[(String, String)]) -> LaunchStage {
+        let c = &self.spec.containers[i];
+        LaunchStage {
+            image: self.images[i].clone(),
+            model_dir: self.model_dirs[i].clone(),
             name: c.name.clone(),
             accept: default_accept(c, extra),
-        })
+        }
+    }
+}
+
+/// A lone container, or every stage of a serial pipeline fused in one server.
+fn one_process(stages_of: &Stages, port: u16, options: &Options) -> Launch {
+    let extra = &options.extra_env;
+    let spec = stages_of.spec;
+    let stages: Vec<LaunchStage> = (0..spec.containers.len())
+        .map(|i| stages_of.launch_stage(i, extra))
         .collect();
     let (name, mut env) = if spec.containers.len() == 1 {
         (
@@ -231,7 +313,10 @@ fn one_process(spec: &ModelSpec, model_dirs: &[PathBuf], port: u16, options: &Op
     } else {
         ("fused".to_string(), fused_env(&spec.containers, extra))
     };
-    env.push(("SAGEMAKER_BASE_DIR".into(), base_dir(&model_dirs[0])));
+    // A container sees its model at /opt/ml/model; a process is told where its tree is.
+    if !stages_of.images[0].is_docker() {
+        env.push(("SAGEMAKER_BASE_DIR".into(), base_dir(&stages_of.model_dirs[0])));
+    }
     Launch {
         name,
         stages,
@@ -244,42 +329,32 @@ fn one_process(spec: &ModelSpec, model_dirs: &[PathBuf], port: u16, options: &Op
 }
 
 /// One container per definition, each on its own block of ports.
-fn separate(
-    spec: &ModelSpec,
-    model_dirs: &[PathBuf],
-    options: &Options,
-) -> anyhow::Result<(Vec<Launch>, Vec<Target>)> {
+fn separate(stages: &Stages, options: &Options) -> anyhow::Result<(Vec<Launch>, Vec<Target>)> {
     let mut taken: Vec<u16> = Vec::new();
     if options.port != 0 {
         taken.push(options.port);
     }
     let mut launches = Vec::new();
     let mut targets = Vec::new();
-    for (c, dir) in spec.containers.iter().zip(model_dirs) {
+    for (i, c) in stages.spec.containers.iter().enumerate() {
         let ports = free_block(&taken)?;
         taken.extend(ports.bind..ports.bind + BLOCK);
         let mut env = container_env(c, &options.extra_env);
-        env.push(("SAGEMAKER_BASE_DIR".into(), base_dir(dir)));
+        if !stages.images[i].is_docker() {
+            env.push(("SAGEMAKER_BASE_DIR".into(), base_dir(&stages.model_dirs[i])));
+        }
         env.push(("SAGEMAKER_BIND_TO_PORT".into(), ports.bind.to_string()));
         env.push(("SAGEMAKER_SAFE_PORT_RANGE".into(), ports.safe_range()));
         launches.push(Launch {
             name: c.name.clone(),
-            stages: vec![LaunchStage {
-                library: c.image.clone(),
-                model_dir: dir.clone(),
-                name: c.name.clone(),
-                accept: default_accept(c, &options.extra_env),
-            }],
+            stages: vec![stages.launch_stage(i, &options.extra_env)],
             port: ports.bind,
             port_from_env: true,
             env,
             own_process_group: options.own_process_group,
             sink: options.sink,
         });
-        targets.push(Target {
-            name: c.name.clone(),
-            port: ports.bind,
-        });
+        targets.push(Target::local(c.name.clone(), ports.bind));
     }
     Ok((launches, targets))
 }
@@ -289,18 +364,64 @@ fn base_dir(model_dir: &Path) -> String {
     model_dir.parent().unwrap_or(model_dir).display().to_string()
 }
 
-/// The first container's `MaxPayloadInMB` from its `/execution-parameters`, the limit a fused
-/// server applies to a whole request.
-fn first_max_payload_in_mb(port: u16) -> Option<u64> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .ok()?;
-    let response = client
-        .get(format!("http://127.0.0.1:{port}/execution-parameters"))
-        .send()
-        .ok()
-        .filter(|r| r.status().is_success())?;
-    let document: serde_json::Value = serde_json::from_slice(&response.bytes().ok()?).ok()?;
-    document.get("MaxPayloadInMB")?.as_u64()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_gets_its_platform_variables_and_a_process_its_base_dir() {
+        let spec =
+            ModelSpec::from_flags(&["modelstage/echo:latest".into(), "libecho.so".into()], &[]).unwrap();
+        let images = [
+            StageImage::Docker("modelstage/echo:latest".into()),
+            StageImage::Library("libecho.so".into()),
+        ];
+        let model_dirs = [
+            PathBuf::from("/w/container-1/model"),
+            PathBuf::from("/w/container-2/model"),
+        ];
+        let stages = Stages {
+            spec: &spec,
+            images: &images,
+            model_dirs: &model_dirs,
+        };
+        let options = Options {
+            port: 0,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            fused: false,
+            extra_env: vec![("SAGEMAKER_BATCH".into(), "true".into())],
+            sink: Sink::Stderr,
+            own_process_group: false,
+            startup_timeout: Duration::from_secs(1),
+            stop_grace: Duration::from_secs(1),
+            exe: PathBuf::from("modelstage"),
+        };
+        let (launches, targets) = separate(&stages, &options).unwrap();
+        let value = |launch: &Launch, name: &str| {
+            launch
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        for (launch, target) in launches.iter().zip(&targets) {
+            assert_eq!(target.base_url, format!("http://127.0.0.1:{}", launch.port));
+            assert_eq!(
+                value(launch, "SAGEMAKER_BIND_TO_PORT"),
+                Some(launch.port.to_string())
+            );
+            let safe = format!("{}-{}", launch.port + 1, launch.port + BLOCK - 1);
+            assert_eq!(value(launch, "SAGEMAKER_SAFE_PORT_RANGE"), Some(safe));
+            assert_eq!(value(launch, "SAGEMAKER_BATCH").as_deref(), Some("true"));
+        }
+        assert_eq!(launches[0].docker_image(), Some("modelstage/echo:latest"));
+        // The container sees its model at /opt/ml/model; only the process is told where it is.
+        assert_eq!(value(&launches[0], "SAGEMAKER_BASE_DIR"), None);
+        assert_eq!(
+            value(&launches[1], "SAGEMAKER_BASE_DIR").as_deref(),
+            Some("/w/container-2")
+        );
+        assert_eq!(launches[1].docker_image(), None);
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::runner::{describe_exit, Container};
+use super::runner::Container;
 
 /// SageMaker's `/ping` request timeout.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -16,13 +16,9 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 /// How many log lines of a failed container an error shows.
 const LOG_LINES_SHOWN: usize = 40;
 
-/// The status of `GET /ping` on `port`, `None` when nothing answered.
-pub fn ping(client: &reqwest::blocking::Client, port: u16) -> Option<u16> {
-    client
-        .get(format!("http://127.0.0.1:{port}/ping"))
-        .send()
-        .ok()
-        .map(|r| r.status().as_u16())
+/// The status of a `GET` of `url` (a `/ping`), `None` when nothing answered.
+pub fn ping(client: &reqwest::blocking::Client, url: &str) -> Option<u16> {
+    client.get(url).send().ok().map(|r| r.status().as_u16())
 }
 
 /// Waits until every container answers `/ping` with 200, one of them exits, `timeout` passes or
@@ -37,13 +33,10 @@ pub fn wait_ready(containers: &mut [Container], timeout: Duration, stop: &Atomic
     loop {
         let mut failed = Vec::new();
         for (i, c) in containers.iter_mut().enumerate() {
-            if let Some(status) = c.exited() {
-                failed.push(failure(
-                    c,
-                    &format!("{} before it was ready", describe_exit(status)),
-                ));
+            if let Some(ended) = c.exited() {
+                failed.push(failure(c, &format!("{ended} before it was ready")));
             } else if !ready[i] {
-                ready[i] = ping(&client, c.port) == Some(200);
+                ready[i] = ping(&client, &format!("http://127.0.0.1:{}/ping", c.port)) == Some(200);
             }
         }
         if !failed.is_empty() {
@@ -73,11 +66,12 @@ pub fn wait_ready(containers: &mut [Container], timeout: Duration, stop: &Atomic
     }
 }
 
-/// `container-2 (pid 41, port 9000) exited with status 1 before it was ready; its log: ...`
+/// `container container-2 (pid 41, port 9000) exited with status 1 before it was ready; its last
+/// log lines: ...`
 fn failure(c: &Container, what: &str) -> String {
     let tail = c.log_tail();
     let shown = &tail[tail.len().saturating_sub(LOG_LINES_SHOWN)..];
-    let mut text = format!("container {} (pid {}, port {}) {what}", c.name, c.pid(), c.port);
+    let mut text = format!("container {} ({}, port {}) {what}", c.name, c.describe(), c.port);
     if shown.is_empty() {
         text.push_str("; it printed nothing");
     } else {
@@ -88,4 +82,20 @@ fn failure(c: &Container, what: &str) -> String {
         }
     }
     text
+}
+
+/// The `MaxPayloadInMB` of a container's `/execution-parameters` (`base_url` is
+/// `http://host:port`): the request size limit of the pipeline it starts.
+pub fn max_payload_in_mb(base_url: &str) -> Option<u64> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(PING_TIMEOUT)
+        .build()
+        .ok()?;
+    let response = client
+        .get(format!("{base_url}/execution-parameters"))
+        .send()
+        .ok()
+        .filter(|r| r.status().is_success())?;
+    let document: serde_json::Value = serde_json::from_slice(&response.bytes().ok()?).ok()?;
+    document.get("MaxPayloadInMB")?.as_u64()
 }

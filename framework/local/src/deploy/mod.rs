@@ -1,11 +1,15 @@
 //! `modelstage deploy`: a local CreateModel + CreateEndpoint.
 //!
-//! Takes SageMaker's CreateModel request document ([`request`]) or `--stage LIB --model TAR` flags,
-//! starts each container as its own `modelstage serve` process ([`runner`]) with the model
-//! unpacked into its own `SAGEMAKER_BASE_DIR/model`, and serves the endpoint on one port
-//! ([`endpoint`]): the container itself for one container, the [`router`] for a serial pipeline or
-//! a Direct-mode model, or one fused server (`--fused`). Every container's log is shown prefixed
-//! with its name ([`logs`]); Ctrl-C or SIGTERM stops everything it started.
+//! Takes SageMaker's CreateModel request document ([`request`]) or `--stage IMAGE --model TAR`
+//! flags, starts each container ([`runner`]): a `modelstage serve` process for a stage library, a
+//! Docker container for an image ([`image`]), with the model unpacked into its own folder, and
+//! serves the endpoint on one port ([`endpoint`]): the container itself for one container, the
+//! [`router`] for a serial pipeline or a Direct-mode model, or one fused server (`--fused`). Every
+//! container's log is shown prefixed with its name ([`logs`]); Ctrl-C or SIGTERM stops everything
+//! it started.
+//!
+//! `--upstream [NAME=]URL ...` runs the router alone in front of endpoints that already run
+//! ([`upstream`]), for Compose and Kubernetes.
 //!
 //! [`start`] is the same endpoint for a library caller (batch transform): on a free port, stopped
 //! when the [`RunningEndpoint`] is dropped.
@@ -13,12 +17,15 @@
 mod endpoint;
 mod environment;
 mod health;
+mod image;
 mod logs;
 mod ports;
 pub mod request;
 mod router;
 mod runner;
+mod upstream;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +37,7 @@ use anyhow::Context;
 pub use endpoint::{Endpoint, Options};
 pub use logs::Sink;
 pub use request::{ContainerSpec, Mode, ModelSpec};
-pub use runner::Runner;
+pub use upstream::UpstreamOptions;
 
 /// SageMaker's limit for a container to become healthy (CONTRACT.md §2.4).
 const STARTUP_TIMEOUT_SECS: u64 = 240;
@@ -41,21 +48,37 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 #[derive(clap::Args, Debug, Default)]
 pub struct DeployArgs {
     /// A CreateModel request document (JSON): PrimaryContainer, or Containers with
-    /// InferenceExecutionConfig.Mode Serial (default) or Direct. Image is a stage library path,
-    /// ModelDataUrl a model.tar.gz (path or file:// URI).
+    /// InferenceExecutionConfig.Mode Serial (default) or Direct. Image is a stage library path or
+    /// a Docker image on this machine, ModelDataUrl a model.tar.gz (path or file:// URI).
     #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["stages", "models"])]
     pub request: Option<PathBuf>,
-    /// A stage library; repeat for a serial pipeline, in order.
-    #[arg(long = "stage", value_name = "LIB")]
-    pub stages: Vec<PathBuf>,
+    /// A stage library or a Docker image; repeat for a serial pipeline, in order.
+    #[arg(long = "stage", value_name = "LIB|IMAGE")]
+    pub stages: Vec<String>,
     /// The model.tar.gz of each --stage, in the same order (path or file:// URI).
     #[arg(long = "model", value_name = "TAR")]
     pub models: Vec<String>,
+    /// Start nothing: route to an endpoint that already runs (http://HOST:PORT), named NAME in
+    /// errors (default container-<i>); repeat, in pipeline order.
+    #[arg(
+        long = "upstream",
+        value_name = "[NAME=]URL",
+        conflicts_with_all = ["request", "stages", "models", "fused"]
+    )]
+    pub upstreams: Vec<String>,
+    /// How --upstream endpoints answer: Serial (a pipeline, the default) or Direct (by
+    /// X-Amzn-SageMaker-Target-Container-Hostname).
+    #[arg(long, value_name = "MODE", requires = "upstreams", value_parser = ["Serial", "Direct"])]
+    pub mode: Option<String>,
+    /// The address the router listens on (0.0.0.0 in a container); default 127.0.0.1. A lone
+    /// container or a fused server listens on every address, as `serve` does.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
     /// The endpoint's port.
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Run a serial pipeline inside one process (all stages in one server, chained in memory,
-    /// the same answers as the router's) for the lowest latency.
+    /// the same answers as the router's) for the lowest latency. Stage libraries only.
     #[arg(long)]
     pub fused: bool,
     /// Seconds the containers have to answer GET /ping with 200.
@@ -81,19 +104,33 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot watch for Ctrl-C and SIGTERM")?;
     }
+    let bind = args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    if !args.upstreams.is_empty() {
+        let options = UpstreamOptions {
+            targets: upstream::parse(&args.upstreams)?,
+            mode: match args.mode.as_deref() {
+                Some("Direct") => Mode::Direct,
+                _ => Mode::Serial,
+            },
+            bind,
+            port: args.port,
+        };
+        return upstream::serve(options, &stop);
+    }
     let spec = match &args.request {
         Some(path) => ModelSpec::from_file(path)?,
         None => ModelSpec::from_flags(&args.stages, &args.models)?,
     };
     let options = Options {
         port: args.port,
+        bind,
         fused: args.fused,
         extra_env: Vec::new(),
         sink: Sink::Mirror,
         own_process_group: true,
         startup_timeout: Duration::from_secs(args.startup_timeout),
         stop_grace: STOP_GRACE,
-        runner: Runner::current_exe()?,
+        exe: current_exe()?,
     };
     let mut endpoint = Endpoint::start(&spec, &options, &stop)?;
     let how = match (spec.mode, args.fused) {
@@ -123,12 +160,11 @@ fn watch(endpoint: &mut Endpoint, stop: &AtomicBool) -> ExitCode {
         std::thread::sleep(Duration::from_millis(50));
         let has_router = endpoint.has_router();
         for c in endpoint.containers_mut() {
-            let Some(status) = c.exited() else { continue };
+            let Some(how) = c.exited() else { continue };
             if reported.contains(&c.name) {
                 continue;
             }
             reported.push(c.name.clone());
-            let how = runner::describe_exit(status);
             if !has_router {
                 eprintln!("modelstage deploy: {} {how}; the endpoint is down", c.name);
                 return ExitCode::FAILURE;
@@ -164,16 +200,22 @@ pub fn start(model_request: &Path, extra_env: &[(String, String)]) -> anyhow::Re
     let spec = ModelSpec::from_file(model_request)?;
     let options = Options {
         port: 0,
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         fused: false,
         extra_env: extra_env.to_vec(),
         sink: Sink::Stderr,
         own_process_group: false,
         startup_timeout: Duration::from_secs(STARTUP_TIMEOUT_SECS),
         stop_grace: STOP_GRACE,
-        runner: Runner::current_exe()?,
+        exe: current_exe()?,
     };
     let never = AtomicBool::new(false);
     let endpoint = Endpoint::start(&spec, &options, &never)
         .with_context(|| format!("cannot start the model of {}", model_request.display()))?;
     Ok(RunningEndpoint { endpoint })
+}
+
+/// The `modelstage` binary that is running now: it serves the stage libraries.
+fn current_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find the modelstage binary to run containers with")
 }

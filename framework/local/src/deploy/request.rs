@@ -4,8 +4,10 @@
 //!
 //! Fields about the cloud (`ExecutionRoleArn`, `VpcConfig`, `Tags`, `EnableNetworkIsolation`, ...)
 //! are ignored: a request written for SageMaker deploys here unchanged, except that `Image` names a
-//! stage library and `ModelDataUrl` a local `model.tar.gz` (a path or a `file://` URI; relative
-//! paths are taken from the current folder, as the other local commands take them).
+//! stage library or a Docker image on this machine, and `ModelDataUrl` a local `model.tar.gz` (a
+//! path or a `file://` URI; relative paths are taken from the current folder, as the other local
+//! commands take them). Whether `Image` is a library or an image is decided when the endpoint
+//! starts ([`super::image`]): telling a bare image name from a file name may need the engine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -35,8 +37,9 @@ pub struct ContainerSpec {
     /// `ContainerHostname`, else the name SageMaker gives: `container-<i>` (1-based) in a list of
     /// containers, `primary` for a `PrimaryContainer`.
     pub name: String,
-    /// `Image`: the stage library.
-    pub image: PathBuf,
+    /// `Image`: a stage library path (a `file://` URI already turned into a path) or a Docker
+    /// image reference, as given.
+    pub image: String,
     /// `ModelDataUrl` as a local path; `None` serves an empty model folder.
     pub model_data: Option<PathBuf>,
     /// `Environment`.
@@ -129,7 +132,7 @@ impl ModelSpec {
 
     /// The model of `--stage LIB [--model TAR]` flags, in pipeline order: one stage is a
     /// `PrimaryContainer`, more are a serial pipeline named `container-1`, `container-2`, ...
-    pub fn from_flags(stages: &[PathBuf], models: &[String]) -> anyhow::Result<ModelSpec> {
+    pub fn from_flags(stages: &[String], models: &[String]) -> anyhow::Result<ModelSpec> {
         if stages.is_empty() {
             bail!(
                 "nothing to deploy: give --request MODEL.json, or --stage LIB (with --model TAR) per stage"
@@ -158,7 +161,7 @@ impl ModelSpec {
                     } else {
                         format!("container-{}", i + 1)
                     },
-                    image: stage.clone(),
+                    image: image_text(stage),
                     model_data,
                     environment: BTreeMap::new(),
                 })
@@ -231,26 +234,36 @@ fn container(def: &Map<String, Value>, default_name: &str, at: &str) -> anyhow::
     let image = opt_str(def, "Image", at)?
         .filter(|i| !i.trim().is_empty())
         .ok_or_else(|| {
-            anyhow!("{at}: Image is missing: give the path of the stage library (lib<name>.so)")
+            anyhow!(
+                "{at}: Image is missing: give the path of the stage library (lib<name>.so) or a Docker \
+                 image (name:tag)"
+            )
         })?;
     let model_data = opt_str(def, "ModelDataUrl", at)?
         .map(|url| model_data_url_to_path(&url).with_context(|| format!("{at}: ModelDataUrl")))
         .transpose()?;
     Ok(ContainerSpec {
         name,
-        image: image_path(&image),
+        image: image_text(&image),
         model_data,
         environment: string_map(def, "Environment", at)?,
     })
 }
 
-/// `Image` as a stage library path: a plain path or a `file://` URI.
-fn image_path(image: &str) -> PathBuf {
-    model_data_url_to_path(image).unwrap_or_else(|_| PathBuf::from(image))
+/// `Image` with a `file://` URI turned into a path; anything else (a path, an image reference)
+/// as given, trimmed.
+fn image_text(image: &str) -> String {
+    let image = image.trim();
+    if image.starts_with("file://") {
+        if let Ok(path) = model_data_url_to_path(image) {
+            return path.display().to_string();
+        }
+    }
+    image.to_string()
 }
 
 /// SageMaker's pattern for a hostname: letters, digits and inner hyphens, at most 63 characters.
-fn check_hostname(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_hostname(name: &str) -> Result<(), &'static str> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() > 63 {
         return Err("must be 1 to 63 characters long");
@@ -341,7 +354,15 @@ mod tests {
         assert_eq!(spec.mode, Mode::Serial);
         let names: Vec<_> = spec.containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["container-1", "ll", "container-3"]);
-        assert_eq!(spec.containers[1].image, PathBuf::from("/b.so"));
+        assert_eq!(spec.containers[1].image, "/b.so");
+        // An image reference is kept as written; what it is is decided when the endpoint starts.
+        let primary =
+            parse(r#"{"PrimaryContainer": {"Image": " 123.dkr.ecr.eu-west-1.amazonaws.com/ll:1 "}}"#)
+                .unwrap();
+        assert_eq!(
+            primary.containers[0].image,
+            "123.dkr.ecr.eu-west-1.amazonaws.com/ll:1"
+        );
         assert_eq!(spec.containers[0].model_data, None);
         assert_eq!(spec.label(), "container-1 -> ll -> container-3");
     }

@@ -1,5 +1,5 @@
 //! Training job names: SageMaker's pattern, and the timestamped default the SageMaker SDK makes
-//! (`<base>-YYYY-MM-DD-HH-MM-SS-mmm`, UTC).
+//! (`<base>-YYYY-MM-DD-HH-MM-SS-mmm`, UTC) from the stage library's or the image's name.
 
 use std::path::Path;
 
@@ -29,7 +29,24 @@ pub fn check(name: &str) -> anyhow::Result<()> {
 pub fn base_name(stage: &Path) -> String {
     let stem = stage.file_stem().and_then(|s| s.to_str()).unwrap_or("");
     let stem = stem.strip_prefix("lib").filter(|s| !s.is_empty()).unwrap_or(stem);
-    let cleaned: String = stem
+    cleaned(stem)
+}
+
+/// A base name from an image reference, as the SageMaker SDK's `base_name_from_image` takes it:
+/// the last path component without tag or digest, so `host:5000/team/linear_learner:1.0@sha256:…`
+/// gives `linear-learner`.
+pub fn image_base_name(image: &str) -> String {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    // After the last '/', a ':' can only start the tag (a registry port comes before a '/').
+    let repository = last.split(':').next().unwrap_or(last);
+    cleaned(repository)
+}
+
+/// Letters and digits kept, anything else a hyphen, none at either end; `modelstage` if nothing
+/// is left.
+fn cleaned(name: &str) -> String {
+    let cleaned: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
@@ -102,6 +119,19 @@ mod tests {
         );
         assert_eq!(base_name(Path::new("libecho.so")), "echo");
         assert_eq!(base_name(Path::new("___.so")), "modelstage");
+    }
+
+    #[test]
+    fn image_base_names() {
+        assert_eq!(image_base_name("modelstage/featurizer:latest"), "featurizer");
+        assert_eq!(image_base_name("echo"), "echo");
+        // A registry port is not a tag; a digest is dropped.
+        assert_eq!(
+            image_base_name("localhost:5000/team/linear_learner:1.0@sha256:0123abcd"),
+            "linear-learner"
+        );
+        assert_eq!(image_base_name("localhost:5000/featurizer"), "featurizer");
+        assert_eq!(image_base_name(":tag"), "modelstage");
     }
 
     #[test]

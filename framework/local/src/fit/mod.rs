@@ -2,13 +2,17 @@
 //!
 //! Takes a CreateTrainingJob request (`--request job.json`) and/or flags, lays out a fresh
 //! `/opt/ml` tree in a temporary folder ([`tree`]), runs the training container on it
-//! ([`container`]: a `modelstage train` process), and packs the results where SageMaker puts them:
+//! ([`container`]: a `modelstage train` process for a stage library, `docker run IMAGE train` for a
+//! Docker image, see [`image`]), and packs the results where SageMaker puts them:
 //! `<S3OutputPath>/<TrainingJobName>/output/model.tar.gz`, plus `output.tar.gz` when
-//! `output/data` is not empty. A failed job prints its FailureReason and exits non-zero.
+//! `output/data` is not empty. A failed job prints its FailureReason and exits non-zero; Ctrl-C or
+//! SIGTERM stops the job ([`stop`]), removes its container and tree, and exits with 128 + signal.
 
 mod container;
+mod image;
 mod job_name;
 mod request;
+mod stop;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -18,8 +22,10 @@ use anyhow::{bail, Context};
 
 use crate::tarball::pack_dir;
 
-pub use container::run_training_container;
+pub use container::{check_runnable, run_training_container, TrainingExit};
+pub use image::TrainingImage;
 pub use request::{Channel, JobSpec, TrainingJob};
+pub use stop::Stop;
 pub use tree::{prepare, PreparedTree};
 
 /// How many characters of `output/failure` SageMaker shows as FailureReason.
@@ -31,9 +37,12 @@ pub struct FitArgs {
     /// A CreateTrainingJob request document (JSON); the flags below override or add to it.
     #[arg(long, value_name = "JOB.json")]
     pub request: Option<PathBuf>,
-    /// The stage library to train (plays AlgorithmSpecification.TrainingImage).
-    #[arg(long, value_name = "LIB")]
-    pub stage: Option<PathBuf>,
+    /// What to train (plays AlgorithmSpecification.TrainingImage): a stage library (an existing
+    /// .so file), run as a `modelstage train` process, or a Docker image on this machine (e.g.
+    /// modelstage/featurizer:latest), run as `docker run IMAGE train` with the job's /opt/ml tree
+    /// mounted. A bare name that is not a file is an image if Docker has one by that name.
+    #[arg(long, value_name = "LIB|IMAGE")]
+    pub stage: Option<String>,
     /// A data channel: a file or a folder, as a path or a file:// URI. Repeatable.
     #[arg(long = "channel", value_name = "NAME=PATH")]
     pub channels: Vec<String>,
@@ -46,7 +55,7 @@ pub struct FitArgs {
     /// Where the job's artifacts go (plays OutputDataConfig.S3OutputPath): a folder or file:// URI.
     #[arg(long, value_name = "DIR")]
     pub output_path: Option<String>,
-    /// The training job name (plays TrainingJobName); default: <stage>-<UTC timestamp>.
+    /// The training job name (plays TrainingJobName); default: <stage or image name>-<UTC timestamp>.
     #[arg(long, value_name = "NAME")]
     pub job_name: Option<String>,
     /// Keep the temporary /opt/ml tree after the job, and print where it is.
@@ -54,11 +63,39 @@ pub struct FitArgs {
     pub keep_tree: bool,
 }
 
+/// How a job that ran ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    /// Its reason already printed.
+    Failed,
+    /// Stopped by this signal before it finished.
+    Stopped(i32),
+}
+
 /// Runs one local training job; the exit code says whether it completed.
 pub fn run(args: FitArgs) -> ExitCode {
-    match fit(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+    let stop = match Stop::on_signals() {
+        Ok(stop) => stop,
+        Err(e) => {
+            log::error!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match fit(&args, &stop) {
+        Ok(Outcome::Completed) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
+        Ok(Outcome::Stopped(signal)) => stopped_code(signal),
+        // A Ctrl-C also ends the `docker` commands and copies under way, which then fail; the
+        // stop is the news, not their errors.
+        Err(_) if stop.requested() => {
+            let signal = stop.signal().unwrap_or(signal_hook::consts::SIGINT);
+            eprintln!(
+                "Training job stopped by {} before it finished",
+                stop::signal_name(signal)
+            );
+            stopped_code(signal)
+        }
         Err(e) => {
             log::error!("{e:#}");
             ExitCode::FAILURE
@@ -66,8 +103,12 @@ pub fn run(args: FitArgs) -> ExitCode {
     }
 }
 
-/// `Ok(false)` when the job ran and failed (its reason already printed).
-fn fit(args: &FitArgs) -> anyhow::Result<bool> {
+/// The conventional exit code of a process ended by `signal`.
+fn stopped_code(signal: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+}
+
+fn fit(args: &FitArgs, stop: &Stop) -> anyhow::Result<Outcome> {
     let mut spec = match &args.request {
         Some(path) => {
             let text =
@@ -91,18 +132,24 @@ fn fit(args: &FitArgs) -> anyhow::Result<bool> {
             output_dir.display()
         );
     }
+    // Before copying the data: a missing engine or image should not cost a copy of the channels.
+    check_runnable(&job.image)?;
 
-    log::info!("Training job {}: stage {}", job.name, job.stage.display());
-    let tree = prepare(&job)?;
-    let status = run_training_container(tree.base(), &job)?;
-    let outcome = if status.success() {
-        collect(tree.base(), &output_dir).map(|()| true)
+    log::info!("Training job {}: {}", job.name, job.image);
+    let tree = prepare(&job, stop)?;
+    let exit = run_training_container(tree.base(), &job, stop)?;
+    let outcome = if exit.success {
+        collect(tree.base(), &output_dir).map(|()| Outcome::Completed)
+    } else if let Some(signal) = exit.stopped_by {
+        Ok(report_stop(tree.base(), &job.name, signal))
     } else {
-        report_failure(tree.base(), &job.name, status);
-        Ok(false)
+        report_failure(tree.base(), &job.name, &exit);
+        Ok(Outcome::Failed)
     };
     if args.keep_tree {
         println!("Training tree kept at {}", tree.keep().display());
+    } else if let Err(e) = tree.remove() {
+        log::warn!("{e:#}");
     }
     outcome
 }
@@ -124,13 +171,30 @@ fn collect(base: &Path, output_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report_failure(base: &Path, job_name: &str, status: std::process::ExitStatus) {
-    let reason = std::fs::read_to_string(base.join("output/failure"))
+fn report_failure(base: &Path, job_name: &str, exit: &TrainingExit) {
+    let reason = failure_reason(base).unwrap_or_else(|| {
+        format!(
+            "the training container ended ({}) without writing output/failure",
+            exit.description
+        )
+    });
+    eprintln!("Training job {job_name} failed: {reason}");
+}
+
+/// Reports a job stopped by `signal`: the container's own reason when it wrote one.
+fn report_stop(base: &Path, job_name: &str, signal: i32) -> Outcome {
+    let reason = failure_reason(base)
+        .unwrap_or_else(|| format!("stopped by {} before it finished", stop::signal_name(signal)));
+    eprintln!("Training job {job_name} stopped: {reason}");
+    Outcome::Stopped(signal)
+}
+
+/// The FailureReason: the start of `output/failure`, when the container wrote one.
+fn failure_reason(base: &Path) -> Option<String> {
+    std::fs::read_to_string(base.join("output/failure"))
         .ok()
         .filter(|r| !r.trim().is_empty())
-        .map(|r| r.chars().take(FAILURE_REASON_CHARS).collect::<String>())
-        .unwrap_or_else(|| format!("the training container ended ({status}) without writing output/failure"));
-    eprintln!("Training job {job_name} failed: {reason}");
+        .map(|r| r.chars().take(FAILURE_REASON_CHARS).collect())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context};
 use serde_json::{Map, Value};
 
+use super::image::TrainingImage;
 use crate::tarball::model_data_url_to_path;
 
 /// One data channel: `/opt/ml/input/data/<name>` gets a copy of `source` (a file or a folder).
@@ -22,8 +23,8 @@ pub struct Channel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainingJob {
     pub name: String,
-    /// The stage library (`AlgorithmSpecification.TrainingImage`).
-    pub stage: PathBuf,
+    /// `AlgorithmSpecification.TrainingImage`: a stage library or a Docker image.
+    pub image: TrainingImage,
     /// `HyperParameters`: strings, as the API sends them.
     pub hyperparameters: BTreeMap<String, String>,
     pub channels: Vec<Channel>,
@@ -37,7 +38,8 @@ pub struct TrainingJob {
 #[derive(Debug, Clone, Default)]
 pub struct JobSpec {
     pub name: Option<String>,
-    pub stage: Option<PathBuf>,
+    /// A stage library's path or an image reference, routed by `finish`.
+    pub stage: Option<String>,
     pub hyperparameters: BTreeMap<String, String>,
     pub channels: Vec<Channel>,
     pub output_path: Option<PathBuf>,
@@ -61,8 +63,7 @@ impl JobSpec {
 
         let algorithm = opt_object(request, "AlgorithmSpecification", origin)?;
         if let Some(algorithm) = algorithm {
-            let image = opt_str(algorithm, "TrainingImage", origin)?;
-            spec.stage = image.map(PathBuf::from);
+            spec.stage = opt_str(algorithm, "TrainingImage", origin)?;
             spec.input_mode = opt_str(algorithm, "TrainingInputMode", origin)?;
         }
         spec.hyperparameters = string_map(request, "HyperParameters", origin)?;
@@ -140,21 +141,24 @@ impl JobSpec {
     }
 
     /// Checks the job and fills the defaults: the input mode `File`, and a timestamped job name
-    /// made from the stage's file name when none was given.
+    /// made from the stage's file name or the image's name when none was given.
     pub fn finish(self, now_millis: u128) -> anyhow::Result<TrainingJob> {
-        let stage = self.stage.ok_or_else(|| {
-            anyhow!("no stage to train: give --stage LIB or AlgorithmSpecification.TrainingImage")
+        let reference = self.stage.ok_or_else(|| {
+            anyhow!("no stage to train: give --stage LIB|IMAGE or AlgorithmSpecification.TrainingImage")
         })?;
-        if !stage.is_file() {
-            bail!(
-                "the stage library {} does not exist (a stage is a .so file; Docker images are not \
-                 supported by `fit` yet)",
-                stage.display()
-            );
+        let image = TrainingImage::from_reference(&reference);
+        if let Some(library) = image.library() {
+            if !library.is_file() {
+                bail!(
+                    "the stage library {} does not exist; give a stage's .so file, or a Docker \
+                     image on this machine as NAME:TAG (e.g. modelstage/featurizer:latest)",
+                    library.display()
+                );
+            }
         }
         let name = match self.name {
             Some(name) => name,
-            None => super::job_name::timestamped(&super::job_name::base_name(&stage), now_millis),
+            None => super::job_name::timestamped(&image.base_name(), now_millis),
         };
         super::job_name::check(&name)?;
         let output_path = self.output_path.ok_or_else(|| {
@@ -200,7 +204,7 @@ impl JobSpec {
         }
         Ok(TrainingJob {
             name,
-            stage,
+            image,
             hyperparameters: self.hyperparameters,
             channels,
             output_path,

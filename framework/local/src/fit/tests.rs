@@ -1,4 +1,5 @@
-//! Tests of the local training job's request handling and tree layout.
+//! Tests of the local training job's request handling, routing between a stage library and a
+//! Docker image, and tree layout.
 
 use std::path::PathBuf;
 
@@ -42,7 +43,7 @@ fn request_document_and_flags() {
     spec.apply_flags(&flags).unwrap();
     let job = spec.finish(0).unwrap();
     assert_eq!(job.name, "from-flags");
-    assert_eq!(job.stage, stage);
+    assert_eq!(job.image, TrainingImage::Library(stage));
     assert_eq!(job.output_path, dir.path().join("out"));
     let hps: Vec<(&str, &str)> = job
         .hyperparameters
@@ -78,7 +79,7 @@ fn bad_requests_say_what_to_fix() {
     std::fs::write(&stage, b"").unwrap();
     let out = dir.path().display().to_string();
     let base = || FitArgs {
-        stage: Some(stage.clone()),
+        stage: Some(stage.display().to_string()),
         output_path: Some(out.clone()),
         ..FitArgs::default()
     };
@@ -137,7 +138,7 @@ fn default_job_name_comes_from_the_stage() {
     std::fs::write(&stage, b"").unwrap();
     let mut spec = JobSpec::default();
     spec.apply_flags(&FitArgs {
-        stage: Some(stage),
+        stage: Some(stage.display().to_string()),
         output_path: Some("out".into()),
         ..FitArgs::default()
     })
@@ -158,7 +159,7 @@ fn tree_layout() {
     std::fs::write(&file, "2\n").unwrap();
     let job = TrainingJob {
         name: "j".into(),
-        stage: PathBuf::from("libecho.so"),
+        image: TrainingImage::Library(PathBuf::from("libecho.so")),
         hyperparameters: [("epochs".to_string(), "3".to_string())].into_iter().collect(),
         channels: vec![
             Channel {
@@ -177,7 +178,7 @@ fn tree_layout() {
         output_path: dir.path().join("out"),
         environment: Default::default(),
     };
-    let tree = prepare(&job).unwrap();
+    let tree = prepare(&job, &Stop::never()).unwrap();
     let base = tree.base();
     let read = |p: &str| std::fs::read_to_string(base.join(p)).unwrap();
     assert_eq!(read("input/config/hyperparameters.json"), r#"{"epochs":"3"}"#);
@@ -199,4 +200,132 @@ fn tree_layout() {
     let root = base.to_path_buf();
     drop(tree);
     assert!(!root.exists(), "the tree is removed with the job");
+}
+
+/// A job with `--stage reference` and nothing else that matters.
+fn job_for(reference: &str, dir: &std::path::Path) -> anyhow::Result<TrainingJob> {
+    let mut spec = JobSpec::default();
+    spec.apply_flags(&FitArgs {
+        stage: Some(reference.to_string()),
+        output_path: Some(dir.display().to_string()),
+        ..FitArgs::default()
+    })?;
+    spec.finish(0)
+}
+
+#[test]
+fn an_existing_file_is_a_library_and_an_image_reference_is_an_image() {
+    let dir = temp("route");
+    // A file wins even when its name looks like an image reference.
+    let odd = dir.path().join("team:stage");
+    std::fs::write(&odd, b"").unwrap();
+    let job = job_for(odd.to_str().unwrap(), dir.path()).unwrap();
+    assert_eq!(job.image, TrainingImage::Library(odd));
+
+    // Decided by the text alone, so no Docker engine is asked (nor needed) here.
+    for (reference, base) in [
+        ("modelstage/featurizer:latest", "featurizer"),
+        ("localhost:5000/linear_learner", "linear-learner"),
+        ("echo:1.0", "echo"),
+    ] {
+        let job = job_for(reference, dir.path()).unwrap();
+        assert_eq!(job.image, TrainingImage::Docker(reference.into()));
+        // The default job name comes from the image, as the SageMaker SDK names it.
+        assert_eq!(job.name, format!("{base}-1970-01-01-00-00-00-000"));
+    }
+}
+
+#[test]
+fn a_missing_library_is_not_taken_for_an_image() {
+    let dir = temp("missing");
+    for reference in [
+        dir.path().join("libnope.so").display().to_string(),
+        "target/release/libnope.so".to_string(),
+        "./stage".to_string(),
+    ] {
+        let err = job_for(&reference, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("the stage library {reference} does not exist")),
+            "{reference}: {err}"
+        );
+        assert!(
+            err.contains("Docker image"),
+            "the message names the other choice: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_request_document_may_name_an_image() {
+    let dir = temp("request-image");
+    let request = json!({
+        "AlgorithmSpecification": {"TrainingImage": "modelstage/echo:latest"},
+        "OutputDataConfig": {"S3OutputPath": dir.path()},
+    });
+    let mut spec = JobSpec::from_request(&request.to_string(), "job.json").unwrap();
+    spec.apply_flags(&FitArgs::default()).unwrap();
+    let job = spec.finish(0).unwrap();
+    assert_eq!(job.image, TrainingImage::Docker("modelstage/echo:latest".into()));
+    assert_eq!(job.image.to_string(), "image modelstage/echo:latest");
+
+    // --stage overrides the request, also from an image to a library.
+    let library = dir.path().join("libecho.so");
+    std::fs::write(&library, b"").unwrap();
+    let mut spec = JobSpec::from_request(&request.to_string(), "job.json").unwrap();
+    spec.apply_flags(&FitArgs {
+        stage: Some(library.display().to_string()),
+        ..FitArgs::default()
+    })
+    .unwrap();
+    assert_eq!(spec.finish(0).unwrap().image, TrainingImage::Library(library));
+}
+
+#[test]
+fn a_library_needs_no_engine_to_be_runnable() {
+    // The library check happened in `finish`; nothing more is asked, so this holds on a machine
+    // without Docker.
+    assert!(check_runnable(&TrainingImage::Library(PathBuf::from("libecho.so"))).is_ok());
+}
+
+#[test]
+fn a_stopped_job_stops_copying_its_channels() {
+    let dir = temp("stop");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.csv"), "1\n").unwrap();
+    let job = TrainingJob {
+        name: "j".into(),
+        image: TrainingImage::Library(PathBuf::from("libecho.so")),
+        hyperparameters: Default::default(),
+        channels: vec![Channel {
+            name: "train".into(),
+            source: data,
+            content_type: None,
+            input_mode: "File".into(),
+        }],
+        output_path: dir.path().join("out"),
+        environment: Default::default(),
+    };
+    let stop = Stop::never();
+    stop.request(signal_hook::consts::SIGINT);
+    let err = prepare(&job, &stop).err().expect("the copy is stopped");
+    assert!(format!("{err:#}").contains("stopped by SIGINT before"), "{err:#}");
+}
+
+#[test]
+fn a_tree_is_removed_on_request() {
+    let dir = temp("remove");
+    let job = TrainingJob {
+        name: "j".into(),
+        image: TrainingImage::Docker("modelstage/echo:latest".into()),
+        hyperparameters: Default::default(),
+        channels: Vec::new(),
+        output_path: dir.path().join("out"),
+        environment: Default::default(),
+    };
+    let tree = prepare(&job, &Stop::never()).unwrap();
+    std::fs::write(tree.base().join("model/model.json"), "{}").unwrap();
+    let root = tree.base().to_path_buf();
+    tree.remove().unwrap();
+    assert!(!root.exists());
 }

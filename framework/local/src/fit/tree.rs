@@ -1,5 +1,7 @@
 //! A fresh `/opt/ml` tree for one local training job, laid out as SageMaker lays it out before the
 //! container starts (CONTRACT §1.2–1.3): the three configuration files and a copy of every channel.
+//! The copy stops between files when the job is stopped (Ctrl-C), so a large channel does not hold
+//! it up.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +9,7 @@ use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use super::request::TrainingJob;
+use super::stop::{signal_name, Stop};
 
 /// The one host of a local job, named as SageMaker names the first host.
 pub const HOST: &str = "algo-1";
@@ -29,10 +32,23 @@ impl PreparedTree {
         let _ = self.temp.keep();
         base
     }
+
+    /// Removes the folder now and reports a failure, which dropping cannot: a container that ran
+    /// as another user may have left files this process cannot remove.
+    pub fn remove(self) -> anyhow::Result<()> {
+        let root = self.temp.path().to_path_buf();
+        self.temp.close().with_context(|| {
+            format!(
+                "cannot remove the training tree {}: the training container may have written files \
+                 owned by another user; remove them by hand",
+                root.display()
+            )
+        })
+    }
 }
 
-/// Lays out the tree for `job`.
-pub fn prepare(job: &TrainingJob) -> anyhow::Result<PreparedTree> {
+/// Lays out the tree for `job`; `stop` ends the copying of channels early, with an error.
+pub fn prepare(job: &TrainingJob, stop: &Stop) -> anyhow::Result<PreparedTree> {
     let temp = tempfile::Builder::new()
         .prefix("modelstage-fit-")
         .tempdir()
@@ -62,7 +78,7 @@ pub fn prepare(job: &TrainingJob) -> anyhow::Result<PreparedTree> {
 
     for channel in &job.channels {
         let dest = base.join("input/data").join(&channel.name);
-        copy_channel(&channel.source, &dest).with_context(|| {
+        copy_channel(&channel.source, &dest, stop).with_context(|| {
             format!(
                 "cannot copy channel '{}' from {}",
                 channel.name,
@@ -109,20 +125,20 @@ fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
 
 /// A file lands in the channel folder under its own name; a folder's contents are copied
 /// recursively, links replaced by what they point to.
-fn copy_channel(source: &Path, dest: &Path) -> anyhow::Result<()> {
+fn copy_channel(source: &Path, dest: &Path, stop: &Stop) -> anyhow::Result<()> {
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let meta = std::fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?;
     if meta.is_dir() {
-        copy_dir(source, dest, 0)
+        copy_dir(source, dest, 0, stop)
     } else {
         let name = source
             .file_name()
             .context("the channel source has no file name")?;
-        copy_file(source, &dest.join(name))
+        copy_file(source, &dest.join(name), stop)
     }
 }
 
-fn copy_dir(source: &Path, dest: &Path, depth: usize) -> anyhow::Result<()> {
+fn copy_dir(source: &Path, dest: &Path, depth: usize, stop: &Stop) -> anyhow::Result<()> {
     if depth > 128 {
         anyhow::bail!(
             "{} is nested more than 128 levels deep (a link cycle?)",
@@ -138,15 +154,22 @@ fn copy_dir(source: &Path, dest: &Path, depth: usize) -> anyhow::Result<()> {
         if meta.is_dir() {
             std::fs::create_dir_all(&target)
                 .with_context(|| format!("cannot create {}", target.display()))?;
-            copy_dir(&path, &target, depth + 1)?;
+            copy_dir(&path, &target, depth + 1, stop)?;
         } else if meta.is_file() {
-            copy_file(&path, &target)?;
+            copy_file(&path, &target, stop)?;
         }
     }
     Ok(())
 }
 
-fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+fn copy_file(from: &Path, to: &Path, stop: &Stop) -> anyhow::Result<()> {
+    if let Some(signal) = stop.signal() {
+        anyhow::bail!(
+            "stopped by {} before {} was copied",
+            signal_name(signal),
+            from.display()
+        );
+    }
     std::fs::copy(from, to)
         .map(|_| ())
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))

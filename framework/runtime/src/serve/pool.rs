@@ -3,8 +3,8 @@
 //! Each worker slot has a lifecycle thread that starts a `modelstage worker`
 //! process, waits for it to load its model, reads its answers, and when the
 //! process dies (a crash in the stage), answers every request it held with a
-//! 500 naming the stage and starts a replacement. A writer thread per worker
-//! sends request frames, batching whatever is queued into one write.
+//! 500 naming the stage and starts a replacement. Request handlers write
+//! their frames to the worker's socket directly.
 //!
 //! Requests go to the live worker with the fewest in flight. A request past
 //! the timeout gets 504 and its worker is retired (killed once the other
@@ -38,7 +38,9 @@ pub enum Outcome {
 
 struct Worker {
     pid: u32,
-    frames: mpsc::Sender<Vec<u8>>,
+    /// The request side of the socket. Handlers write their frame directly:
+    /// a hop through a writer thread costs a thread wake-up per request.
+    requests: Mutex<UnixStream>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
     inflight: AtomicUsize,
     retiring: AtomicBool,
@@ -174,7 +176,13 @@ impl Pool {
             .map_err(|_| DispatchError::NoWorker)?
             .insert(id, tx);
         worker.inflight.fetch_add(1, Ordering::Relaxed);
-        if worker.frames.send(request.encode()).is_err() {
+        let frame = request.encode();
+        let sent = worker
+            .requests
+            .lock()
+            .map(|mut stream| stream.write_all(&frame).is_ok())
+            .unwrap_or(false);
+        if !sent {
             if let Ok(mut p) = worker.pending.lock() {
                 p.remove(&id);
             }
@@ -297,17 +305,14 @@ impl Pool {
                 }
             };
             failures = 0;
-            let (frames_tx, frames_rx) = mpsc::channel::<Vec<u8>>();
             let worker = Arc::new(Worker {
                 pid,
-                frames: frames_tx,
+                requests: Mutex::new(stream),
                 pending: Mutex::new(HashMap::new()),
                 inflight: AtomicUsize::new(0),
                 retiring: AtomicBool::new(false),
                 child: Mutex::new(child),
             });
-            let writer_stream = stream;
-            std::thread::spawn(move || write_loop(writer_stream, frames_rx));
             if let Ok(mut slots) = self.slots.write() {
                 slots[slot] = Some(Arc::clone(&worker));
             }
@@ -419,25 +424,6 @@ fn accept_loop(listener: UnixListener, waiting: Waiting) {
             if let Some(tx) = waiting.lock().ok().and_then(|mut w| w.remove(&token)) {
                 let _ = tx.send(stream);
             }
-        }
-    }
-}
-
-fn write_loop(mut stream: UnixStream, frames: mpsc::Receiver<Vec<u8>>) {
-    let mut batch = Vec::with_capacity(64 * 1024);
-    while let Ok(first) = frames.recv() {
-        // Send what is queued in one write: under load this turns many small
-        // frames into one system call.
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while let Ok(more) = frames.try_recv() {
-            batch.extend_from_slice(&more);
-            if batch.len() > 1024 * 1024 {
-                break;
-            }
-        }
-        if stream.write_all(&batch).is_err() {
-            return;
         }
     }
 }

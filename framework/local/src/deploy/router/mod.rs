@@ -1,5 +1,7 @@
 //! The router of a local endpoint of several containers: what SageMaker's front end does for a
-//! model with `Containers`, on the endpoint's port.
+//! model with `Containers`, on the endpoint's port. Its targets are base URLs: the containers
+//! `deploy` started (`http://127.0.0.1:<port>`), or endpoints that already run elsewhere
+//! (`deploy --upstream`, for Compose and Kubernetes).
 //!
 //! - `Serial` (an inference pipeline): [`serial`] chains the containers as CONTRACT.md §3.3 says.
 //! - `Direct`: [`direct`] sends each request to the container its
@@ -15,7 +17,7 @@ mod inbound;
 mod serial;
 mod status;
 
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,15 +30,24 @@ use anyhow::{anyhow, Context};
 use super::request::Mode;
 
 /// One container behind the router.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
-    pub port: u16,
+    /// `http://host:port`, with no `/` at the end; the routes are appended to it.
+    pub base_url: String,
 }
 
 impl Target {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+    /// A container on a port of this machine.
+    pub fn local(name: impl Into<String>, port: u16) -> Target {
+        Target {
+            name: name.into(),
+            base_url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
     }
 }
 
@@ -87,10 +98,15 @@ pub struct Router {
 }
 
 impl Router {
-    /// Binds `port` (0: any free port) and starts answering.
-    pub fn start(config: RouterConfig, port: u16, http_threads: usize) -> anyhow::Result<Router> {
-        let listener = TcpListener::bind(("0.0.0.0", port))
-            .with_context(|| format!("cannot listen on port {port} for the endpoint"))?;
+    /// Binds `port` (0: any free port) on `address` and starts answering.
+    pub fn start(
+        config: RouterConfig,
+        address: IpAddr,
+        port: u16,
+        http_threads: usize,
+    ) -> anyhow::Result<Router> {
+        let listener = TcpListener::bind((address, port))
+            .with_context(|| format!("cannot listen on {address} port {port} for the endpoint"))?;
         let port = listener.local_addr()?.port();
         let config = Arc::new(config);
         let shared = web::Data::from(Arc::clone(&config));

@@ -10,5 +10,6 @@ pub mod deploy;
 pub mod docker;
 pub mod fit;
 pub mod invoke;
+pub mod request_doc;
 pub mod tarball;
 pub mod transform;

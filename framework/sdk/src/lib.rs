@@ -41,6 +41,7 @@ mod error;
 #[doc(hidden)]
 pub mod export;
 pub mod logging;
+pub mod number;
 pub mod python;
 mod stage;
 pub mod training;

@@ -94,102 +94,13 @@ pub fn parse_label(field: &[u8]) -> Option<f64> {
 }
 
 /// Correctly rounded parse of a decimal number with optional surrounding
-/// whitespace. Rust's grammar accepts the forms pandas does (`.5`, `5.`,
-/// `+5`, `1E+05`, `inf`) and rejects the ones it does not (`1_0`, `0x10`).
+/// whitespace: `str::parse::<f64>`'s result, with a fast path for the short
+/// decimals CSV files are made of. Rust's grammar accepts the forms pandas
+/// does (`.5`, `5.`, `+5`, `1E+05`, `inf`) and rejects the ones it does not
+/// (`1_0`, `0x10`).
 #[inline]
 fn parse_float(field: &[u8]) -> Option<f64> {
-    let trimmed = field.trim_ascii();
-    if let Some(v) = parse_simple(trimmed) {
-        return Some(v);
-    }
-    if trimmed.is_empty() {
-        return None;
-    }
-    // Every byte of a float literal is ASCII, so a non-UTF-8 field is text.
-    std::str::from_utf8(trimmed).ok()?.parse::<f64>().ok()
-}
-
-/// Powers of ten that are exact in f64.
-const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
-    1e19, 1e20, 1e21, 1e22,
-];
-
-/// The fast path of decimal parsing (Clinger's): `[+-]digits[.digits][e[+-]digits]`
-/// whose digits form an integer of at most 2^53 and whose decimal exponent
-/// is within ±22. Both the integer and the power of ten are exact in f64,
-/// so one multiplication or division rounds correctly, giving what
-/// `str::parse` gives. Anything else returns None and takes the general
-/// parser. Measurements ("0.455", "12", "1e-05") nearly always fit.
-#[inline]
-fn parse_simple(text: &[u8]) -> Option<f64> {
-    let n = text.len();
-    let (negative, mut i) = match text.first()? {
-        b'-' => (true, 1),
-        b'+' => (false, 1),
-        _ => (false, 0),
-    };
-    let mut mantissa: u64 = 0;
-    let mut digits = 0u32;
-    let mut exponent: i32 = 0;
-    while i < n {
-        let d = text[i].wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-        digits += 1;
-        i += 1;
-    }
-    if i < n && text[i] == b'.' {
-        i += 1;
-        while i < n {
-            let d = text[i].wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-            digits += 1;
-            exponent -= 1;
-            i += 1;
-        }
-    }
-    // 19 digits cannot overflow u64; more take the general parser.
-    if digits == 0 || digits > 19 {
-        return None;
-    }
-    if i < n && (text[i] == b'e' || text[i] == b'E') {
-        i += 1;
-        let negative_exp = i < n && text[i] == b'-';
-        if i < n && (text[i] == b'-' || text[i] == b'+') {
-            i += 1;
-        }
-        let start = i;
-        let mut e: i32 = 0;
-        while i < n && e < 1000 {
-            let d = text[i].wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            e = e * 10 + i32::from(d);
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        exponent += if negative_exp { -e } else { e };
-    }
-    if i != n || mantissa > 1 << 53 {
-        return None;
-    }
-    let m = mantissa as f64;
-    let value = match exponent {
-        0 => m,
-        1..=22 => m * POW10[exponent as usize],
-        -22..=-1 => m / POW10[(-exponent) as usize],
-        _ => return None,
-    };
-    Some(if negative { -value } else { value })
+    modelstage_sdk::number::parse_f64(field)
 }
 
 /// A field for an error message: lossy UTF-8, cut after 40 characters.
@@ -280,20 +191,12 @@ mod tests {
             "1e0001",
         ];
         for text in cases {
-            let fast = parse_simple(text.as_bytes());
             let std = text.parse::<f64>().ok();
-            if let Some(v) = fast {
-                assert_eq!(Some(v.to_bits()), std.map(f64::to_bits), "{text}");
-            }
             assert_eq!(
                 parse_float(text.as_bytes()).map(f64::to_bits),
                 std.map(f64::to_bits),
                 "{text}"
             );
-        }
-        // The common forms do take the fast path.
-        for text in ["0.455", "15", "-1.5e-3", "9007199254740992"] {
-            assert!(parse_simple(text.as_bytes()).is_some(), "{text}");
         }
     }
 

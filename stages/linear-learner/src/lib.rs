@@ -13,7 +13,6 @@ use std::path::Path;
 use modelstage_sdk::{export_stage, Context, Model, Response, Stage, StageError, Train, TrainingEnv};
 
 pub mod model;
-pub mod number;
 pub mod proto;
 pub mod recordio;
 pub mod rng;

@@ -9,6 +9,7 @@
 //! commands take them). Whether `Image` is a library or an image is decided when the endpoint
 //! starts ([`super::image`]): telling a bare image name from a file name may need the engine.
 
+use crate::request_doc::{opt_object, opt_str, string_map};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -277,39 +278,6 @@ pub(crate) fn check_hostname(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn opt_str(obj: &Map<String, Value>, key: &str, at: &str) -> anyhow::Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => bail!("{at}: {key} must be a string, got {other}"),
-    }
-}
-
-fn opt_object<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    at: &str,
-) -> anyhow::Result<Option<&'a Map<String, Value>>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => bail!("{at}: {key} must be an object, got {other}"),
-    }
-}
-
-/// `Environment`: strings only, as the API requires.
-fn string_map(obj: &Map<String, Value>, key: &str, at: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let Some(map) = opt_object(obj, key, at)? else {
-        return Ok(BTreeMap::new());
-    };
-    map.iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => Ok((k.clone(), s.clone())),
-            other => bail!("{at}: {key}.{k} must be a string (write \"{other}\" in quotes), got {other}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,7 +363,7 @@ mod tests {
         assert!(error(r#"{"Containers": [{"Image": "a"}, 7]}"#).contains("Containers[1] must be an object"));
         let e = error(r#"{"PrimaryContainer": {"Image": "a", "Environment": {"N": 3}}}"#);
         assert!(
-            e.contains("PrimaryContainer: Environment.N must be a string"),
+            e.contains("PrimaryContainer: Environment['N'] must be a string"),
             "{e}"
         );
         let e =

@@ -1,11 +1,12 @@
 //! The training job `modelstage fit` runs: read from a CreateTrainingJob request document and the
 //! command-line flags, checked as SageMaker checks a request.
 
+use crate::request_doc::{opt_object, opt_str, string_map};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::image::TrainingImage;
 use crate::tarball::model_data_url_to_path;
@@ -265,41 +266,4 @@ fn split_pair<'a>(pair: &'a str, flag: &str, shape: &str) -> anyhow::Result<(&'a
         Some((key, value)) if !key.is_empty() => Ok((key, value)),
         _ => bail!("{flag} '{pair}' is not of the form {shape}"),
     }
-}
-
-fn opt_str(obj: &Map<String, Value>, key: &str, at: &str) -> anyhow::Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => bail!("{at}: {key} must be a string, got {other}"),
-    }
-}
-
-fn opt_object<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    at: &str,
-) -> anyhow::Result<Option<&'a Map<String, Value>>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => bail!("{at}: {key} must be an object, got {other}"),
-    }
-}
-
-/// A string → string map such as `HyperParameters`; other value types are refused as the API
-/// refuses them, with the fix spelled out.
-fn string_map(obj: &Map<String, Value>, key: &str, at: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let Some(map) = opt_object(obj, key, at)? else {
-        return Ok(BTreeMap::new());
-    };
-    map.iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => Ok((k.clone(), s.clone())),
-            other => bail!(
-                "{at}: {key}['{k}'] must be a string, as in the SageMaker API; write \"{}\"",
-                other.to_string().replace('"', "\\\"")
-            ),
-        })
-        .collect()
 }

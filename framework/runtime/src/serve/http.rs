@@ -28,8 +28,9 @@ pub struct State {
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn new_request_id() -> String {
-    // Unique per process and readable: a per-start prefix and a counter.
+/// A new request id: unique per process and readable (a per-start prefix and
+/// a counter).
+pub fn new_request_id() -> String {
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let prefix = *PREFIX.get_or_init(|| {
         let nanos = std::time::SystemTime::now()
@@ -39,6 +40,14 @@ fn new_request_id() -> String {
         nanos ^ std::process::id().rotate_left(16)
     });
     format!("{prefix:08x}-{:06x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The request id a router sent (when usable), else a new one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    header(headers, REQUEST_ID_HEADER)
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -72,7 +81,8 @@ pub fn error_response(
     json_response(status, body, request_id)
 }
 
-fn json_response(status: u16, body: String, request_id: &str) -> HttpResponse {
+/// A JSON response carrying the request id header.
+pub fn json_response(status: u16, body: String, request_id: &str) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .insert_header((CONTENT_TYPE, "application/json"))
         .insert_header((REQUEST_ID_HEADER, request_id))
@@ -193,10 +203,7 @@ pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> Ht
 /// `POST /invocations`, with one access-log line per request carrying its id.
 pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> HttpResponse {
     let started = std::time::Instant::now();
-    let request_id = header(req.headers(), REQUEST_ID_HEADER)
-        .filter(|id| !id.is_empty() && id.len() <= 128)
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id);
+    let request_id = request_id(req.headers());
     let response = invoke(&req, payload, &state, &request_id).await;
     log::info!(
         "rid={request_id} POST /invocations {} {:.2} ms",

@@ -19,7 +19,10 @@ use actix_web::{web, App, HttpServer};
 
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
 pub use config::{ServeConfig, StagePlan};
-pub use http::{error_body, model_error_body, REQUEST_ID_HEADER};
+pub use http::{
+    error_body, json_response, model_error_body, new_request_id, request_id, CUSTOM_ATTRIBUTES_HEADER,
+    REQUEST_ID_HEADER,
+};
 
 use crate::loader::{LoadedStage, Threading};
 use config::{EnvSettings, ExecutionParameters, WorkerPlan, MB};

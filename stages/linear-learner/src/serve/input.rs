@@ -80,7 +80,7 @@ fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
         let record = batch.rows;
         let start = batch.x.len();
         for (column, field) in line.split(',').enumerate() {
-            let v = crate::number::parse_f64(field.as_bytes()).ok_or_else(|| {
+            let v = modelstage_sdk::number::parse_f64(field.as_bytes()).ok_or_else(|| {
                 StageError::bad_request(format!(
                     "record {record}, column {}: '{field}' is not a number",
                     column + 1

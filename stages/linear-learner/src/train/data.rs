@@ -199,7 +199,7 @@ fn csv_rows<R: BufRead>(
 
 /// A finite number, spaces around it allowed.
 fn parse_number(field: &[u8]) -> Option<f64> {
-    crate::number::parse_f64(field).filter(|v| v.is_finite())
+    modelstage_sdk::number::parse_f64(field).filter(|v| v.is_finite())
 }
 
 fn not_a_number(at: &str, field: &[u8]) -> StageError {

@@ -2,52 +2,15 @@
 //! carries through every container, the body read under the endpoint's size limit, and the JSON
 //! error responses, byte for byte those of `modelstage serve`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
-use modelstage_runtime::serve::{error_body, REQUEST_ID_HEADER};
+use modelstage_runtime::serve::error_body;
+pub use modelstage_runtime::serve::{json_response, request_id, CUSTOM_ATTRIBUTES_HEADER};
 
-/// SageMaker's header for opaque data forwarded to the container and back.
-pub const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
 /// The largest body read from anyone when no smaller limit applies.
 pub const HARD_LIMIT: usize = 1 << 30;
 const MB: usize = 1024 * 1024;
-
-/// The client's request id when it sent a usable one (as `serve` accepts it), else a new one.
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128)
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id)
-}
-
-fn new_request_id() -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    static PREFIX: OnceLock<u32> = OnceLock::new();
-    // Unique per process and readable: a per-start prefix and a counter.
-    let prefix = *PREFIX.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        nanos ^ std::process::id().rotate_left(16)
-    });
-    format!("{prefix:08x}-{:06x}", SEQ.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A JSON response with the request id header, as `serve` answers errors.
-pub fn json_response(status: u16, body: String, request_id: &str) -> HttpResponse {
-    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .insert_header((CONTENT_TYPE, "application/json"))
-        .insert_header((REQUEST_ID_HEADER, request_id))
-        .body(body)
-}
 
 /// `serve`'s JSON error, with no hook and no record.
 pub fn error(status: u16, label: &str, message: &str, request_id: &str) -> HttpResponse {
@@ -104,6 +67,7 @@ mod tests {
     use actix_web::http::header::HeaderValue;
 
     use super::*;
+    use modelstage_runtime::serve::REQUEST_ID_HEADER;
 
     #[test]
     fn request_ids_are_kept_or_made() {

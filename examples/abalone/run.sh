@@ -12,16 +12,22 @@
 #
 # The documents use file:// URIs with two placeholders, rendered into a fresh work folder before
 # use: @ROOT@ (this repository) and @WORK@ (the work folder, removed at the end unless KEEP_WORK=1).
-# PORT chooses the endpoint's port (default 8080).
+# PORT chooses the endpoint's port (default 8080); PROFILE=debug uses the debug build (the tests do).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 port=${PORT:-8080}
 
-echo "== building modelstage and the stages"
-cargo build --release -q -p modelstage -p featurizer -p linear_learner
-bin="$root/target/release/modelstage"
+profile=${PROFILE:-release}
+echo "== building modelstage and the stages ($profile)"
+if [[ "$profile" == release ]]; then
+    cargo build --release -q -p modelstage -p featurizer -p linear_learner
+else
+    cargo build -q -p modelstage -p featurizer -p linear_learner
+fi
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+bin="$target_dir/$profile/modelstage"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/modelstage-abalone.XXXXXX")
 deploy_pid=
@@ -39,7 +45,8 @@ cleanup() {
 trap cleanup EXIT
 
 for template in examples/abalone/*.json; do
-    sed -e "s|@ROOT@|$root|g" -e "s|@WORK@|$work|g" "$template" >"$work/$(basename "$template")"
+    sed -e "s|@ROOT@/target/release|$target_dir/$profile|g" -e "s|@ROOT@|$root|g" -e "s|@WORK@|$work|g" \
+        "$template" >"$work/$(basename "$template")"
 done
 
 echo "== 1. fitting the featurizer"

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod abalone;
 mod docker;
 mod featurizer;
 mod inspect;

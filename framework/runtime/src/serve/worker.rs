@@ -10,7 +10,6 @@
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use super::chain::Pipeline;
@@ -97,43 +96,46 @@ pub fn run() -> i32 {
             .finish(),
     );
 
-    // Request threads share one queue: a slow request holds one thread and
-    // never the requests queued behind it while another thread is free.
-    let (jobs_tx, jobs_rx) = mpsc::channel::<WireRequest>();
-    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-    for _ in 0..plan.threads.max(1) {
-        let jobs_rx = Arc::clone(&jobs_rx);
-        let writer = Arc::clone(&writer);
-        let pipeline = Arc::clone(&pipeline);
-        std::thread::spawn(move || loop {
-            let job = match jobs_rx.lock() {
-                Ok(rx) => rx.recv(),
-                Err(_) => return,
-            };
-            let Ok(request) = job else { return };
-            let answer = pipeline.handle(&request);
-            modelstage_sdk::logging::set_request_id(None);
-            send(&writer, &answer.encode());
-        });
+    // Leader/followers: the request threads take turns reading the socket.
+    // The thread that reads a request runs it, so a request reaches its
+    // thread without a hand-off, and a slow request holds one thread while
+    // the next idle one is already waiting on the socket.
+    let reader = Arc::new(Mutex::new(BufReader::with_capacity(64 * 1024, stream)));
+    let threads: Vec<_> = (0..plan.threads.max(1))
+        .map(|_| {
+            let reader = Arc::clone(&reader);
+            let writer = Arc::clone(&writer);
+            let pipeline = Arc::clone(&pipeline);
+            std::thread::spawn(move || serve_requests(&reader, &writer, &pipeline))
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
     }
+    0
+}
 
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+/// One request thread: read a request, run it, answer, repeat. Returns when
+/// the server closes the socket (it is shutting down, or gone), ending the
+/// process: the server only closes it once no request is in flight.
+fn serve_requests(reader: &Mutex<BufReader<UnixStream>>, writer: &Mutex<UnixStream>, pipeline: &Pipeline) {
     let mut buf = Vec::new();
     loop {
-        match protocol::read_frame(&mut reader, &mut buf) {
+        let frame = match reader.lock() {
+            Ok(mut reader) => protocol::read_frame(&mut *reader, &mut buf),
+            Err(_) => return,
+        };
+        match frame {
             Ok(Some(protocol::REQUEST)) => match WireRequest::decode(&buf[1..]) {
                 Ok(request) => {
-                    if jobs_tx.send(request).is_err() {
-                        return 1;
-                    }
+                    let answer = pipeline.handle(&request);
+                    modelstage_sdk::logging::set_request_id(None);
+                    send(writer, &answer.encode());
                 }
-                Err(e) => {
-                    log::error!("dropping a malformed frame from the server: {e}");
-                }
+                Err(e) => log::error!("dropping a malformed frame from the server: {e}"),
             },
             Ok(Some(other)) => log::error!("unexpected frame kind {other} from the server"),
-            // The server closed the socket: it is shutting down (or gone).
-            Ok(None) | Err(_) => return 0,
+            Ok(None) | Err(_) => std::process::exit(0),
         }
     }
 }

@@ -652,6 +652,9 @@ fn abalone_pipeline_in_containers() {
     let out = Command::new("docker")
         .args(["ps", "--quiet", "--filter", &format!("ancestor={FEATURIZER}")])
         .args(["--filter", &format!("label={}=true", docker::MANAGED_LABEL)])
+        // The endpoint names its containers `<session>-<container name>`: other
+        // tests may run featurizer containers of their own at the same time.
+        .args(["--filter", "name=-container-1$"])
         .output()
         .unwrap();
     let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)

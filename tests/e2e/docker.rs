@@ -622,20 +622,22 @@ fn abalone_pipeline_in_containers() {
         &[(FEATURIZER, &featurizer_model), (LINEAR_LEARNER, &ll_model)],
     );
     let port = free_port();
-    let mut deploy = Command::new(bin())
-        .arg("deploy")
-        .arg("--request")
-        .arg(&pipeline)
-        .arg("--port")
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut deploy = StopOnDrop(
+        Command::new(bin())
+            .arg("deploy")
+            .arg("--request")
+            .arg(&pipeline)
+            .arg("--port")
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while ping(&url) != Some(200) {
-        assert!(deploy.try_wait().unwrap().is_none(), "modelstage deploy exited");
+        assert!(deploy.0.try_wait().unwrap().is_none(), "modelstage deploy exited");
         assert!(
             Instant::now() < deadline,
             "the pipeline endpoint was not ready in 60 s"
@@ -682,10 +684,10 @@ fn abalone_pipeline_in_containers() {
 
     // Stopping the endpoint removes every container it started.
     let _ = Command::new("kill")
-        .args(["-TERM", &deploy.id().to_string()])
+        .args(["-TERM", &deploy.0.id().to_string()])
         .status();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while deploy.try_wait().unwrap().is_none() {
+    while deploy.0.try_wait().unwrap().is_none() {
         assert!(
             Instant::now() < deadline,
             "modelstage deploy did not stop on SIGTERM"
@@ -696,8 +698,24 @@ fn abalone_pipeline_in_containers() {
         let out = Command::new("docker")
             .args(["ps", "--all", "--quiet", "--filter", &format!("ancestor={image}")])
             .args(["--filter", &format!("label={}=true", docker::MANAGED_LABEL)])
+            .args(["--filter", "name=-container-[0-9]+$"])
             .output()
             .unwrap();
         assert!(out.stdout.is_empty(), "containers of {image} left behind");
+    }
+}
+
+/// Stops a `modelstage deploy` started by a test when the test ends early (a
+/// failed assertion), so that its containers do not outlive the test.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
     }
 }

@@ -7,6 +7,7 @@ and the transform process's peak memory. Run by hand:
 It trains the models with examples/abalone/run.sh (KEEP_WORK=1), generates the
 input by repeating abalone.csv's feature columns, and prints a Markdown table.
 """
+import json
 import os
 import re
 import shutil
@@ -43,14 +44,27 @@ def make_input(path):
     return written
 
 
-def transform(endpoint, input_path, output_dir):
+def csv_between_stages(model_path):
+    """The same pipeline with the featurizer answering CSV to Linear Learner
+    (`SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv` in its Environment, the
+    per-container override CONTRACT.md §3.3 describes)."""
+    with open(model_path) as f:
+        doc = json.load(f)
+    doc["Containers"][0].setdefault("Environment", {})["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] = "text/csv"
+    path = model_path.replace(".json", "-csv.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
+def transform(endpoint, input_path, output_dir, payload_mb):
     """Runs one job; returns (seconds, peak resident KiB of the transform process)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [os.path.join(h.RELEASE, "modelstage"), "transform", "--endpoint", endpoint,
          "--input", input_path, "--output", output_dir, "--content-type", "text/csv",
          "--accept", "text/csv", "--split-type", "Line", "--strategy", "MultiRecord",
-         "--max-payload-mb", "1", "--assemble-with", "Line", "--max-concurrent", str(CONCURRENCY), "--quiet"],
+         "--max-payload-mb", str(payload_mb), "--assemble-with", "Line", "--max-concurrent", str(CONCURRENCY), "--quiet"],
     )
     peak = 0
     while proc.poll() is None:
@@ -78,23 +92,29 @@ def main():
         size = make_input(input_path)
         model = os.path.join(work, "pipeline-model.json")
         rows = []
-        for mode, extra in (("fused", ["--fused"]), ("router", [])):
+        csv_model = csv_between_stages(model)
+        setups = (
+            ("fused, JSON between stages, 1 MB payloads", model, ["--fused"], 1),
+            ("router, JSON between stages, 1 MB payloads", model, [], 1),
+            ("fused, CSV between stages, 1 MB payloads", csv_model, ["--fused"], 1),
+        )
+        for i, (mode, document, extra, payload_mb) in enumerate(setups):
             port = h.free_port()
-            proc, _ = h.start([os.path.join(h.RELEASE, "modelstage"), "deploy", "--request", model,
+            proc, _ = h.start([os.path.join(h.RELEASE, "modelstage"), "deploy", "--request", document,
                                "--port", str(port)] + extra, port)
             try:
-                out = os.path.join(scratch, "out-" + mode)
-                took, peak_kib = transform(f"http://127.0.0.1:{port}", input_path, out)
+                out = os.path.join(scratch, f"out-{i}")
+                took, peak_kib = transform(f"http://127.0.0.1:{port}", input_path, out, payload_mb)
                 out_lines = sum(1 for _ in open(os.path.join(out, "abalone-like.csv.out"), "rb"))
                 rows.append((mode, size / took / 1e6, took, peak_kib / 1024, out_lines))
             finally:
                 h.stop(proc)
-        print(f"input {size / 1e6:,.0f} MB of abalone-like CSV, MultiRecord, 1 MB payloads (the featurizer's JSON is ~4x its CSV input, and a pipeline hop holds 5 MB), "
+        print(f"input {size / 1e6:,.0f} MB of abalone-like CSV, MultiRecord, "
               f"MaxConcurrentTransforms={CONCURRENCY}, {os.cpu_count()} CPUs\n")
         print("| pipeline | MB/s of input | seconds | transform process peak RSS MiB | output lines |")
         print("| --- | --- | --- | --- | --- |")
         for mode, mbps, took, peak, lines in rows:
-            print(f"| featurizer -> Linear Learner, {mode} | {mbps:.1f} | {took:.1f} | {peak:.0f} | {lines:,} |")
+            print(f"| {mode} | {mbps:.1f} | {took:.1f} | {peak:.0f} | {lines:,} |")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)

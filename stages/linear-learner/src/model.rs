@@ -130,6 +130,35 @@ pub fn softmax(z: &mut [f64]) {
 }
 
 impl ModelFile {
+    /// A model given by its weights (one row per class; raw-feature units),
+    /// with no normalisation, no threshold and no training record: for
+    /// hand-built models and tests.
+    pub fn from_weights(
+        predictor_type: &str,
+        loss: &str,
+        weights: Vec<Vec<f64>>,
+        bias: Vec<f64>,
+    ) -> ModelFile {
+        let d = weights.first().map_or(0, Vec::len);
+        ModelFile {
+            format: FORMAT.into(),
+            predictor_type: predictor_type.into(),
+            loss: loss.into(),
+            feature_dim: d,
+            num_classes: (weights.len() > 1).then_some(weights.len()),
+            weights,
+            bias,
+            threshold: None,
+            normalization: Normalization {
+                feature_mean: vec![0.0; d],
+                feature_scale: vec![1.0; d],
+                label_mean: 0.0,
+                label_scale: 1.0,
+            },
+            training: serde_json::Value::Null,
+        }
+    }
+
     /// Reads `linear-learner.json` from `model_dir`.
     pub fn load(model_dir: &Path) -> Result<ModelFile, StageError> {
         let path = model_dir.join(MODEL_FILE);
@@ -267,24 +296,7 @@ mod tests {
     use super::*;
 
     fn file(predictor_type: &str, loss: &str, weights: Vec<Vec<f64>>, bias: Vec<f64>) -> ModelFile {
-        let d = weights[0].len();
-        ModelFile {
-            format: FORMAT.into(),
-            predictor_type: predictor_type.into(),
-            loss: loss.into(),
-            feature_dim: d,
-            num_classes: (weights.len() > 1).then_some(weights.len()),
-            weights,
-            bias,
-            threshold: None,
-            normalization: Normalization {
-                feature_mean: vec![0.0; d],
-                feature_scale: vec![1.0; d],
-                label_mean: 0.0,
-                label_scale: 1.0,
-            },
-            training: serde_json::Value::Null,
-        }
+        ModelFile::from_weights(predictor_type, loss, weights, bias)
     }
 
     #[test]

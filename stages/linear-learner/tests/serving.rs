@@ -2,7 +2,7 @@
 //! format (CONTRACT §6.3, §6.4), and the errors. Expected scores are the
 //! float32 values the service answers; `tests/expected_f32.py` derives them.
 
-use linear_learner::model::{ModelFile, Normalization, FORMAT};
+use linear_learner::model::ModelFile;
 use linear_learner::proto::{value, Record, Value};
 use linear_learner::recordio::{split_records, write_record};
 use linear_learner::LinearLearner;
@@ -11,24 +11,7 @@ use prost::Message;
 
 fn model(predictor_type: &str, loss: &str, weights: Vec<Vec<f64>>, bias: Vec<f64>) -> LinearLearner {
     let dir = tempfile::tempdir().unwrap();
-    let d = weights[0].len();
-    let file = ModelFile {
-        format: FORMAT.into(),
-        predictor_type: predictor_type.into(),
-        loss: loss.into(),
-        feature_dim: d,
-        num_classes: (weights.len() > 1).then_some(weights.len()),
-        weights,
-        bias,
-        threshold: None,
-        normalization: Normalization {
-            feature_mean: vec![0.0; d],
-            feature_scale: vec![1.0; d],
-            label_mean: 0.0,
-            label_scale: 1.0,
-        },
-        training: serde_json::Value::Null,
-    };
+    let file = ModelFile::from_weights(predictor_type, loss, weights, bias);
     file.save(dir.path()).unwrap();
     LinearLearner::model_fn(dir.path()).unwrap()
 }

@@ -334,6 +334,41 @@ fn two_hundred_concurrent_requests_are_all_answered_correctly() {
 }
 
 #[test]
+fn a_per_instance_stage_is_never_called_concurrently() {
+    // One worker process, many concurrent clients: every HTTP thread's
+    // requests reach that one process, whose single request thread must
+    // take them one at a time (the fixture fails overlapping calls).
+    let dir = tempdir();
+    let server = serve(
+        &stage_lib("one_at_a_time"),
+        dir.path(),
+        &[("SAGEMAKER_MODEL_SERVER_WORKERS", "1")],
+    );
+    let (_, params) = get(&server.url, "/execution-parameters");
+    let params: serde_json::Value = serde_json::from_slice(&params).unwrap();
+    assert_eq!(params["MaxConcurrentTransforms"], 1);
+    let handles: Vec<_> = (0..16)
+        .map(|t| {
+            let url = server.url.clone();
+            std::thread::spawn(move || {
+                (0..8)
+                    .map(|i| {
+                        let body = format!("client {t} request {i}");
+                        let (status, _, out) = post(&url, "text/plain", None, body.as_bytes());
+                        (status, String::from_utf8_lossy(&out).into_owned(), body)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        for (status, out, body) in h.join().unwrap() {
+            assert_eq!((status, out), (200, body));
+        }
+    }
+}
+
+#[test]
 fn sigterm_drains_requests_in_flight_and_exits_zero() {
     let dir = tempdir();
     let mut server = serve(&stage_lib("slow"), dir.path(), &[]);

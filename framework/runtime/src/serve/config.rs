@@ -47,6 +47,8 @@ pub struct WorkerPlan {
     pub stages: Vec<StagePlan>,
     /// Request threads in this worker.
     pub threads: usize,
+    /// Data connections to open to the server: one per HTTP thread.
+    pub lanes: usize,
 }
 
 /// Everything `modelstage serve` runs with.
@@ -120,6 +122,12 @@ impl EnvSettings {
             max_concurrent_transforms: env_number("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")?,
         })
     }
+}
+
+/// The server's HTTP threads: one per CPU, at most 4 (past that, the
+/// stages' work, not HTTP, is what needs the CPUs).
+pub fn http_threads() -> usize {
+    cpu_count().clamp(1, 4)
 }
 
 /// The number of CPUs this process may use.

@@ -259,7 +259,7 @@ async fn invoke(req: &HttpRequest, payload: web::Payload, state: &State, request
         body: body.to_vec(),
     };
 
-    let (id, worker, rx) = match state.pool.dispatch(request) {
+    let (ticket, rx) = match state.pool.dispatch(request) {
         Ok(d) => d,
         Err(DispatchError::NoWorker) => {
             let message = format!("stage {label} has no live worker right now (restarting); retry shortly");
@@ -270,7 +270,7 @@ async fn invoke(req: &HttpRequest, payload: web::Payload, state: &State, request
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_)) => Outcome::Crashed(format!("the worker running stage {label} went away")),
         Err(_) => {
-            state.pool.timed_out(id, &worker);
+            state.pool.timed_out(&ticket);
             let message = format!(
                 "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT); its worker is being replaced",
                 state.config.timeout.as_secs_f64()

@@ -8,6 +8,7 @@
 mod chain;
 pub mod config;
 mod http;
+mod lane;
 mod pool;
 mod protocol;
 pub mod worker;
@@ -118,10 +119,13 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
             .join(" -> ")
     };
     let workers = env.workers.unwrap_or_else(config::cpu_count).max(1);
+    // By default one request thread per lane (per HTTP thread): it takes
+    // every request its lane has buffered and answers them in one write.
+    // More threads per lane help stages that wait rather than compute.
     let threads_per_worker = match threading {
         Threading::Shared => config::env_var("MODELSTAGE_WORKER_THREADS")
             .and_then(|t| t.parse().ok())
-            .unwrap_or(4usize)
+            .unwrap_or_else(config::http_threads)
             .max(1),
         Threading::PerInstance => 1,
     };
@@ -168,9 +172,12 @@ pub fn run(args: ServeArgs) -> i32 {
         Ok(c) => c,
         Err(e) => fail(&e),
     };
+    // One lane from every HTTP thread to every worker (see `lane`).
+    let http_threads = config::http_threads();
     let plan = WorkerPlan {
         stages: config.stages.clone(),
         threads: config.threads_per_worker,
+        lanes: http_threads,
     };
     log::info!(
         "serving {label} on port {} with {} worker(s) x {} thread(s) ({} threading), timeout {} s, max payload {} MB",
@@ -187,7 +194,6 @@ pub fn run(args: ServeArgs) -> i32 {
     };
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
-    let http_threads = config::cpu_count().clamp(1, 4);
     let state = web::Data::new(http::State {
         config,
         pool: Arc::clone(&pool),

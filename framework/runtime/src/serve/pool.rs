@@ -1,22 +1,24 @@
 //! The server's supervised worker processes.
 //!
 //! Each worker slot has a lifecycle thread that starts a `modelstage worker`
-//! process, waits for it to load its model, reads its answers, and when the
-//! process dies (a crash in the stage), answers every request it held with a
-//! 500 naming the stage and starts a replacement. Request handlers write
-//! their frames to the worker's socket directly.
+//! process, waits for it to load its model and open its lanes (one data
+//! connection per HTTP thread, see `lane`), and when the process dies (a
+//! crash in the stage) starts a replacement; each lane answers the requests
+//! it held with a 500 naming the stage and how the process ended.
 //!
-//! Requests go to the live worker with the fewest in flight. A request past
+//! Requests go to the live worker with the fewest requests waiting on the
+//! handling thread's lane to it. A request past
 //! the timeout gets 504 and its worker is retired (killed once the other
 //! requests it holds are answered), as gunicorn replaces a worker whose
 //! request timed out.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::config::WorkerPlan;
+use super::lane::{self, Lane};
 use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
 use super::worker::{ENV_PLAN, ENV_SOCKET, ENV_TOKEN};
 
@@ -36,14 +39,18 @@ pub enum Outcome {
     Crashed(String),
 }
 
-struct Worker {
-    pid: u32,
-    /// The request side of the socket. Handlers write their frame directly:
-    /// a hop through a writer thread costs a thread wake-up per request.
-    requests: Mutex<UnixStream>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
-    inflight: AtomicUsize,
+/// One running worker process.
+pub struct Worker {
+    pub pid: u32,
+    /// Unique per started process: names its lanes.
+    pub token: u64,
+    pub stage_label: String,
+    /// Lanes not yet taken by an HTTP thread.
+    lanes: Mutex<Vec<UnixStream>>,
+    pub inflight: AtomicUsize,
     retiring: AtomicBool,
+    /// How the process ended, once it has.
+    exit: Mutex<Option<String>>,
     child: Mutex<Child>,
 }
 
@@ -53,10 +60,45 @@ impl Worker {
             let _ = child.kill();
         }
     }
+
+    pub fn take_lane(&self) -> Option<UnixStream> {
+        let lane = self.lanes.lock().ok()?.pop();
+        if lane.is_none() {
+            log::error!("worker {} has no lane left for another HTTP thread", self.pid);
+        }
+        lane
+    }
+
+    /// One of its requests got its answer.
+    pub fn request_done(&self) {
+        let left = self.inflight.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left == 0 && self.retiring.load(Ordering::Relaxed) {
+            self.kill();
+        }
+    }
+
+    /// How the process ended ("was killed by signal 6 (SIGABRT)"), waiting
+    /// briefly for its slot to learn it.
+    pub async fn exit_description(&self) -> String {
+        let started = Instant::now();
+        while started.elapsed() < lane::EXIT_WAIT {
+            if let Some(how) = self.exit.lock().ok().and_then(|e| e.clone()) {
+                return how;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        "stopped answering".to_string()
+    }
+}
+
+/// A connection from a freshly started worker.
+enum Connection {
+    Control(UnixStream),
+    Lane(UnixStream),
 }
 
 /// Connections from freshly started workers, matched to their slot by token.
-type Waiting = Arc<Mutex<HashMap<u64, mpsc::Sender<UnixStream>>>>;
+type Waiting = Arc<Mutex<HashMap<u64, mpsc::Sender<Connection>>>>;
 
 pub struct Pool {
     slots: RwLock<Vec<Option<Arc<Worker>>>>,
@@ -69,6 +111,8 @@ pub struct Pool {
     socket_dir: PathBuf,
     waiting: Waiting,
     exe: PathBuf,
+    /// Lanes per worker: one per HTTP thread.
+    lanes: usize,
 }
 
 /// Why a request could not be dispatched.
@@ -131,6 +175,7 @@ impl Pool {
             socket_dir,
             waiting: Arc::clone(&waiting),
             exe: std::env::current_exe()?,
+            lanes: plan.lanes.max(1),
         });
         std::thread::Builder::new()
             .name("worker-accept".into())
@@ -152,56 +197,35 @@ impl Pool {
             .unwrap_or(false)
     }
 
-    /// Sends a request to the least busy live worker.
+    /// Sends a request to the live worker with the fewest requests waiting on
+    /// this thread's lane to it (then the fewest in flight), over that lane.
     pub fn dispatch(
         &self,
         mut request: WireRequest,
-    ) -> Result<(u64, Arc<WorkerRef>, oneshot::Receiver<Outcome>), DispatchError> {
+    ) -> Result<(Ticket, oneshot::Receiver<Outcome>), DispatchError> {
         let worker = {
             let slots = self.slots.read().map_err(|_| DispatchError::NoWorker)?;
             slots
                 .iter()
                 .flatten()
                 .filter(|w| !w.retiring.load(Ordering::Relaxed))
-                .min_by_key(|w| w.inflight.load(Ordering::Relaxed))
+                .min_by_key(|w| (lane::waiting_here(w.token), w.inflight.load(Ordering::Relaxed)))
                 .cloned()
                 .ok_or(DispatchError::NoWorker)?
         };
+        let lane = Lane::of(&worker).ok_or(DispatchError::NoWorker)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         request.id = id;
-        let (tx, rx) = oneshot::channel();
-        worker
-            .pending
-            .lock()
-            .map_err(|_| DispatchError::NoWorker)?
-            .insert(id, tx);
+        let rx = lane.send(&request).ok_or(DispatchError::NoWorker)?;
         worker.inflight.fetch_add(1, Ordering::Relaxed);
-        let frame = request.encode();
-        let sent = worker
-            .requests
-            .lock()
-            .map(|mut stream| stream.write_all(&frame).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            if let Ok(mut p) = worker.pending.lock() {
-                p.remove(&id);
-            }
-            worker.inflight.fetch_sub(1, Ordering::Relaxed);
-            return Err(DispatchError::NoWorker);
-        }
-        Ok((id, Arc::new(WorkerRef(worker)), rx))
+        Ok((Ticket { id, lane }, rx))
     }
 
     /// A request timed out: forget it, and retire its worker (killed as soon
     /// as it holds no other request; the hung thread cannot be stopped otherwise).
-    pub fn timed_out(&self, id: u64, worker: &WorkerRef) {
-        let w = &worker.0;
-        let removed = w
-            .pending
-            .lock()
-            .map(|mut p| p.remove(&id).is_some())
-            .unwrap_or(false);
-        if removed {
+    pub fn timed_out(&self, ticket: &Ticket) {
+        let w = ticket.lane.worker();
+        if ticket.lane.forget(ticket.id) {
             w.inflight.fetch_sub(1, Ordering::Relaxed);
         }
         w.retiring.store(true, Ordering::Relaxed);
@@ -253,37 +277,40 @@ impl Pool {
                 Err(e) => on_fatal(&format!("cannot start a worker process: {e}")),
             };
             // Wait for the worker to connect, noticing if it dies first.
-            let stream = loop {
+            let control = loop {
                 match conn_rx.recv_timeout(Duration::from_millis(20)) {
-                    Ok(s) => break Some(s),
+                    Ok(Connection::Control(s)) => break Some(s),
+                    Ok(Connection::Lane(_)) => continue,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         if let Ok(Some(_)) = child.try_wait() {
                             // It may have connected and reported (say, a
                             // failed model_fn) just before exiting: the
                             // accept thread may still be handing us that
                             // connection.
-                            break conn_rx.recv_timeout(Duration::from_millis(500)).ok();
+                            match conn_rx.recv_timeout(Duration::from_millis(500)) {
+                                Ok(Connection::Control(s)) => break Some(s),
+                                _ => break None,
+                            }
                         }
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break None,
                 }
             };
-            if let Ok(mut w) = self.waiting.lock() {
-                w.remove(&token);
-            }
-            let Some(stream) = stream else {
+            let Some(control) = control else {
+                self.forget_token(token);
                 let status = child.wait().ok();
                 self.worker_failed_to_start(&describe_exit(status), &mut failures, on_fatal);
                 continue;
             };
-            let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone().expect("clone socket"));
+            let mut control = BufReader::new(control);
             let mut buf = Vec::new();
             // The first frames: HELLO (already consumed by the accept loop),
-            // then READY or LOAD_FAILED.
-            let pid = match protocol::read_frame(&mut reader, &mut buf) {
+            // then READY (once the lanes are open) or LOAD_FAILED.
+            let pid = match protocol::read_frame(&mut control, &mut buf) {
                 Ok(Some(kind)) => match protocol::decode_from_worker(kind, &buf[1..]) {
                     Ok(FromWorker::Ready { pid }) => pid,
                     Ok(FromWorker::LoadFailed { message }) => {
+                        self.forget_token(token);
                         let _ = child.wait();
                         if !self.ever_ready.load(Ordering::SeqCst) {
                             on_fatal(&message);
@@ -293,24 +320,43 @@ impl Pool {
                         continue;
                     }
                     _ => {
+                        self.forget_token(token);
                         let _ = child.kill();
                         let _ = child.wait();
                         continue;
                     }
                 },
                 _ => {
+                    self.forget_token(token);
                     let status = child.wait().ok();
                     self.worker_failed_to_start(&describe_exit(status), &mut failures, on_fatal);
                     continue;
                 }
             };
+            // The worker opened its lanes before it said READY; the accept
+            // thread may still be handing them over.
+            let lanes: Vec<UnixStream> = (0..self.lanes)
+                .map_while(|_| match conn_rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(Connection::Lane(s)) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            self.forget_token(token);
+            if lanes.len() < self.lanes {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.worker_failed_to_start("did not open its connections", &mut failures, on_fatal);
+                continue;
+            }
             failures = 0;
             let worker = Arc::new(Worker {
                 pid,
-                requests: Mutex::new(stream),
-                pending: Mutex::new(HashMap::new()),
+                token,
+                stage_label: self.stage_label.clone(),
+                lanes: Mutex::new(lanes),
                 inflight: AtomicUsize::new(0),
                 retiring: AtomicBool::new(false),
+                exit: Mutex::new(None),
                 child: Mutex::new(child),
             });
             if let Ok(mut slots) = self.slots.write() {
@@ -323,28 +369,27 @@ impl Pool {
                 started.elapsed().as_millis()
             );
 
-            self.read_answers(&worker, &mut reader, &mut buf);
+            // The worker sends nothing more on its control connection: its
+            // end is the process's end.
+            while let Ok(Some(_)) = protocol::read_frame(&mut control, &mut buf) {}
 
-            // The worker is gone: take it out, then answer what it held.
+            // The worker is gone: take it out; its lanes answer what they held.
             if let Ok(mut slots) = self.slots.write() {
                 slots[slot] = None;
             }
             let status = worker.child.lock().ok().and_then(|mut c| c.wait().ok());
             let how = describe_exit(status);
-            let held: Vec<_> = worker
-                .pending
-                .lock()
-                .map(|mut p| p.drain().collect())
-                .unwrap_or_default();
+            if let Ok(mut exit) = worker.exit.lock() {
+                *exit = Some(how.clone());
+            }
             if self.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            let retired = worker.retiring.load(Ordering::Relaxed);
-            if !retired || !held.is_empty() {
+            let held = worker.inflight.load(Ordering::Relaxed);
+            if !worker.retiring.load(Ordering::Relaxed) || held > 0 {
                 log::error!(
-                    "worker {pid} of {} {how} while holding {} request(s); starting a replacement",
-                    self.stage_label,
-                    held.len()
+                    "worker {pid} of {} {how} while holding {held} request(s); starting a replacement",
+                    self.stage_label
                 );
             } else {
                 log::info!(
@@ -352,40 +397,12 @@ impl Pool {
                     self.stage_label
                 );
             }
-            for (_, tx) in held {
-                let _ = tx.send(Outcome::Crashed(format!(
-                    "the worker process running stage {} {how} during this request",
-                    self.stage_label
-                )));
-            }
         }
     }
 
-    fn read_answers(&self, worker: &Worker, reader: &mut BufReader<UnixStream>, buf: &mut Vec<u8>) {
-        loop {
-            let kind = match protocol::read_frame(reader, buf) {
-                Ok(Some(k)) => k,
-                _ => return,
-            };
-            let answer = match protocol::decode_from_worker(kind, &buf[1..]) {
-                Ok(FromWorker::Answer(a)) => a,
-                Ok(_) => continue,
-                Err(e) => {
-                    log::error!("malformed frame from worker {}: {e}", worker.pid);
-                    continue;
-                }
-            };
-            let id = match &answer {
-                WireAnswer::Reply { id, .. } | WireAnswer::Error { id, .. } => *id,
-            };
-            let tx = worker.pending.lock().ok().and_then(|mut p| p.remove(&id));
-            if let Some(tx) = tx {
-                let left = worker.inflight.fetch_sub(1, Ordering::Relaxed) - 1;
-                let _ = tx.send(Outcome::Answer(answer));
-                if left == 0 && worker.retiring.load(Ordering::Relaxed) {
-                    worker.kill();
-                }
-            }
+    fn forget_token(&self, token: u64) {
+        if let Ok(mut w) = self.waiting.lock() {
+            w.remove(&token);
         }
     }
 
@@ -409,21 +426,27 @@ impl Pool {
     }
 }
 
-/// A handle to the worker a request went to (opaque outside this module).
-pub struct WorkerRef(Arc<Worker>);
+/// Where a dispatched request went: its id and this thread's lane.
+pub struct Ticket {
+    id: u64,
+    lane: Rc<Lane>,
+}
 
 fn accept_loop(listener: UnixListener, waiting: Waiting) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
         let mut buf = Vec::new();
-        let hello = protocol::read_frame(&mut stream, &mut buf)
+        let first = protocol::read_frame(&mut stream, &mut buf)
             .ok()
             .flatten()
             .and_then(|kind| protocol::decode_from_worker(kind, &buf[1..]).ok());
-        if let Some(FromWorker::Hello { token }) = hello {
-            if let Some(tx) = waiting.lock().ok().and_then(|mut w| w.remove(&token)) {
-                let _ = tx.send(stream);
-            }
+        let (token, connection) = match first {
+            Some(FromWorker::Hello { token }) => (token, Connection::Control(stream)),
+            Some(FromWorker::Lane { token }) => (token, Connection::Lane(stream)),
+            _ => continue,
+        };
+        if let Some(tx) = waiting.lock().ok().and_then(|w| w.get(&token).cloned()) {
+            let _ = tx.send(connection);
         }
     }
 }

@@ -11,6 +11,8 @@ pub const LOAD_FAILED: u8 = 3;
 pub const REQUEST: u8 = 4;
 pub const REPLY: u8 = 5;
 pub const ERROR: u8 = 6;
+/// A worker opening one of its data connections (its lanes).
+pub const LANE: u8 = 7;
 
 /// A request as it travels to a worker.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +50,7 @@ pub enum WireAnswer {
 #[derive(Debug)]
 pub enum FromWorker {
     Hello { token: u64 },
+    Lane { token: u64 },
     Ready { pid: u32 },
     LoadFailed { message: String },
     Answer(WireAnswer),
@@ -56,13 +59,20 @@ pub enum FromWorker {
 /// Builds one frame; `finish` patches in the length.
 pub struct FrameWriter {
     buf: Vec<u8>,
+    /// Where this frame starts in `buf` (frames can be appended to a batch).
+    start: usize,
 }
 
 impl FrameWriter {
     pub fn new(kind: u8, capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(capacity + 5);
+        Self::onto(Vec::with_capacity(capacity + 5), kind)
+    }
+
+    /// A frame appended to `buf`, which may already hold other frames.
+    pub fn onto(mut buf: Vec<u8>, kind: u8) -> Self {
+        let start = buf.len();
         buf.extend_from_slice(&[0, 0, 0, 0, kind]);
-        FrameWriter { buf }
+        FrameWriter { buf, start }
     }
 
     pub fn u64(mut self, v: u64) -> Self {
@@ -95,8 +105,8 @@ impl FrameWriter {
     }
 
     pub fn finish(mut self) -> Vec<u8> {
-        let len = (self.buf.len() - 4) as u32;
-        self.buf[..4].copy_from_slice(&len.to_le_bytes());
+        let len = (self.buf.len() - self.start - 4) as u32;
+        self.buf[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
         self.buf
     }
 }
@@ -178,10 +188,32 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<u8>
     Ok(Some(buf[0]))
 }
 
+/// Takes the first whole frame (length prefix included) off the front of
+/// `buf`, if it holds one. `Err` for a zero length, which no frame has.
+pub fn split_frame(buf: &mut bytes::BytesMut) -> io::Result<Option<bytes::BytesMut>> {
+    let Some(total) = frame_size(buf)? else {
+        return Ok(None);
+    };
+    Ok((buf.len() >= total).then(|| buf.split_to(total)))
+}
+
+/// The size of the frame at the front of `buf` (length prefix included), once
+/// its prefix has arrived.
+pub fn frame_size(buf: &[u8]) -> io::Result<Option<usize>> {
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes(prefix.try_into().map_err(|_| truncated())?) as usize;
+    if len == 0 {
+        return Err(truncated());
+    }
+    Ok(Some(len + 4))
+}
+
 impl WireRequest {
-    pub fn encode(&self) -> Vec<u8> {
-        let size = self.body.len() + self.request_id.len() + self.content_type.len() + self.accept.len() + 64;
-        FrameWriter::new(REQUEST, size)
+    /// Appends this request's frame to `buf`.
+    pub fn encode_onto(&self, buf: Vec<u8>) -> Vec<u8> {
+        FrameWriter::onto(buf, REQUEST)
             .u64(self.id)
             .bytes(self.request_id.as_bytes())
             .bytes(self.content_type.as_bytes())
@@ -206,13 +238,18 @@ impl WireRequest {
 
 impl WireAnswer {
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_onto(Vec::new())
+    }
+
+    /// Appends this answer's frame to `buf`.
+    pub fn encode_onto(&self, buf: Vec<u8>) -> Vec<u8> {
         match self {
             WireAnswer::Reply {
                 id,
                 content_type,
                 custom_attributes,
                 body,
-            } => FrameWriter::new(REPLY, body.len() + 64)
+            } => FrameWriter::onto(buf, REPLY)
                 .u64(*id)
                 .bytes(content_type.as_bytes())
                 .opt(custom_attributes.as_deref())
@@ -226,7 +263,7 @@ impl WireAnswer {
                 hook,
                 message,
                 record,
-            } => FrameWriter::new(ERROR, message.len() + 64)
+            } => FrameWriter::onto(buf, ERROR)
                 .u64(*id)
                 .u16(*http_status)
                 .opt(container.as_deref())
@@ -244,6 +281,7 @@ pub fn decode_from_worker(kind: u8, payload: &[u8]) -> io::Result<FromWorker> {
     let mut r = FrameReader::new(payload);
     Ok(match kind {
         HELLO => FromWorker::Hello { token: r.u64()? },
+        LANE => FromWorker::Lane { token: r.u64()? },
         READY => FromWorker::Ready { pid: r.u64()? as u32 },
         LOAD_FAILED => FromWorker::LoadFailed { message: r.string()? },
         REPLY => FromWorker::Answer(WireAnswer::Reply {
@@ -293,7 +331,7 @@ mod tests {
             custom_attributes: Some(String::new()),
             body: b"1,2\n3,4\n".to_vec(),
         };
-        let (kind, payload) = roundtrip(req.encode());
+        let (kind, payload) = roundtrip(req.encode_onto(Vec::new()));
         assert_eq!(kind, REQUEST);
         let back = WireRequest::decode(&payload).unwrap();
         assert_eq!(back.id, 42);
@@ -330,8 +368,35 @@ mod tests {
     }
 
     #[test]
+    fn frames_split_off_a_batch_one_at_a_time() {
+        let first = WireRequest {
+            id: 1,
+            body: b"a".to_vec(),
+            ..Default::default()
+        };
+        let second = WireRequest {
+            id: 2,
+            body: b"bb".to_vec(),
+            ..Default::default()
+        };
+        let batch = second.encode_onto(first.encode_onto(Vec::new()));
+        // The second frame arrives in two pieces.
+        let cut = batch.len() - 3;
+        let mut buf = bytes::BytesMut::from(&batch[..cut]);
+        let one = split_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(WireRequest::decode(&one[5..]).unwrap().id, 1);
+        assert!(split_frame(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&batch[cut..]);
+        let two = split_frame(&mut buf).unwrap().unwrap();
+        let two = WireRequest::decode(&two[5..]).unwrap();
+        assert_eq!((two.id, two.body), (2, b"bb".to_vec()));
+        assert!(buf.is_empty());
+        assert!(split_frame(&mut bytes::BytesMut::from(&[0u8, 0, 0, 0][..])).is_err());
+    }
+
+    #[test]
     fn truncated_frame_is_an_error_not_a_panic() {
-        let frame = WireRequest::default().encode();
+        let frame = WireRequest::default().encode_onto(Vec::new());
         let mut cut = frame[..frame.len() - 3].to_vec();
         let len = (cut.len() - 4) as u32;
         cut[..4].copy_from_slice(&len.to_le_bytes());

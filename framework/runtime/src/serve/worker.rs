@@ -1,7 +1,8 @@
 //! A worker process: loads the stage (or the stages of a fused pipeline),
-//! calls `model_fn`, then answers request frames from the server on its
-//! request threads. A crash here (abort, segfault) costs only this process;
-//! the server answers the requests it held and starts a replacement.
+//! calls `model_fn`, opens one data connection (lane) per server HTTP thread,
+//! then answers request frames on its request threads. A crash here (abort,
+//! segfault) costs only this process; the server answers the requests it
+//! held and starts a replacement.
 //!
 //! The worker ignores SIGTERM and SIGINT: the server decides when it stops
 //! (after draining in-flight requests) by closing the socket, and a Ctrl-C
@@ -10,7 +11,7 @@
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use super::chain::Pipeline;
 use super::config::WorkerPlan;
@@ -61,27 +62,25 @@ pub fn run() -> i32 {
         let _ = signal_hook::flag::register(signal, Arc::new(AtomicBool::new(false)));
     }
 
-    let stream = match UnixStream::connect(&socket) {
-        Ok(s) => s,
+    // The control connection: HELLO, then READY or LOAD_FAILED. The server
+    // learns that this process ended when it closes.
+    let control = match UnixStream::connect(&socket) {
+        Ok(s) => Mutex::new(s),
         Err(e) => {
             eprintln!("modelstage worker: cannot reach the server: {e}");
             return 2;
         }
     };
-    let writer = Arc::new(Mutex::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("modelstage worker: {e}");
-            return 2;
-        }
-    }));
-    send(&writer, &FrameWriter::new(protocol::HELLO, 8).u64(token).finish());
+    send(
+        &control,
+        &FrameWriter::new(protocol::HELLO, 8).u64(token).finish(),
+    );
 
     let pipeline = match Pipeline::load(&plan.stages) {
         Ok(p) => Arc::new(p),
         Err(message) => {
             send(
-                &writer,
+                &control,
                 &FrameWriter::new(protocol::LOAD_FAILED, message.len())
                     .bytes(message.as_bytes())
                     .finish(),
@@ -89,53 +88,152 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    let mut lanes = Vec::with_capacity(plan.lanes.max(1));
+    for _ in 0..plan.lanes.max(1) {
+        let lane = UnixStream::connect(&socket).and_then(|mut lane| {
+            lane.write_all(&FrameWriter::new(protocol::LANE, 8).u64(token).finish())?;
+            Ok(lane)
+        });
+        match lane {
+            Ok(lane) => lanes.push(lane),
+            Err(e) => {
+                eprintln!("modelstage worker: cannot open a connection to the server: {e}");
+                return 2;
+            }
+        }
+    }
     send(
-        &writer,
+        &control,
         &FrameWriter::new(protocol::READY, 8)
             .u64(std::process::id() as u64)
             .finish(),
     );
-
-    // Leader/followers: the request threads take turns reading the socket.
-    // The thread that reads a request runs it, so a request reaches its
-    // thread without a hand-off, and a slow request holds one thread while
-    // the next idle one is already waiting on the socket.
-    let reader = Arc::new(Mutex::new(BufReader::with_capacity(64 * 1024, stream)));
-    let threads: Vec<_> = (0..plan.threads.max(1))
-        .map(|_| {
-            let reader = Arc::clone(&reader);
-            let writer = Arc::clone(&writer);
-            let pipeline = Arc::clone(&pipeline);
-            std::thread::spawn(move || serve_requests(&reader, &writer, &pipeline))
-        })
-        .collect();
-    for thread in threads {
-        let _ = thread.join();
-    }
+    serve_lanes(lanes, plan.threads.max(1), pipeline);
     0
 }
 
-/// One request thread: read a request, run it, answer, repeat. Returns when
-/// the server closes the socket (it is shutting down, or gone), ending the
-/// process: the server only closes it once no request is in flight.
-fn serve_requests(reader: &Mutex<BufReader<UnixStream>>, writer: &Mutex<UnixStream>, pipeline: &Pipeline) {
+/// A lane's two ends: requests arrive on the reader, answers leave by the writer.
+struct LaneEnds {
+    reader: Mutex<BufReader<UnixStream>>,
+    writer: Mutex<UnixStream>,
+}
+
+/// Answers requests on every lane until the server closes them.
+fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) {
+    let lanes: Vec<Arc<LaneEnds>> = lanes
+        .into_iter()
+        .filter_map(|stream| {
+            Some(Arc::new(LaneEnds {
+                writer: Mutex::new(stream.try_clone().ok()?),
+                reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream)),
+            }))
+        })
+        .collect();
+    let mut handles = Vec::new();
+    if threads >= lanes.len() {
+        // Leader/followers on each lane: the lane's request threads take
+        // turns reading it, and the thread that reads a request runs it, so
+        // a request reaches its thread without a hand-off, and a slow
+        // request holds one thread while the next idle one already waits.
+        // A lane's only thread takes every request already buffered and
+        // answers them in one write.
+        let batch = threads == lanes.len();
+        for i in 0..threads {
+            let lane = Arc::clone(&lanes[i % lanes.len()]);
+            let pipeline = Arc::clone(&pipeline);
+            handles.push(std::thread::spawn(move || {
+                serve_requests(&lane, &pipeline, batch)
+            }));
+        }
+    } else {
+        // Fewer request threads than lanes (a per-instance stage has one):
+        // a reader per lane passes requests to the request threads, so the
+        // stage is never called from more threads than it allows.
+        let (tx, rx) = mpsc::channel::<(WireRequest, Arc<LaneEnds>)>();
+        let rx = Arc::new(Mutex::new(rx));
+        for lane in &lanes {
+            let lane = Arc::clone(lane);
+            let tx = tx.clone();
+            handles.push(std::thread::spawn(move || loop {
+                match next_request(&lane) {
+                    Some(request) => {
+                        if tx.send((request, Arc::clone(&lane))).is_err() {
+                            return;
+                        }
+                    }
+                    None => std::process::exit(0),
+                }
+            }));
+        }
+        for _ in 0..threads {
+            let rx = Arc::clone(&rx);
+            let pipeline = Arc::clone(&pipeline);
+            handles.push(std::thread::spawn(move || loop {
+                let next = rx.lock().ok().and_then(|rx| rx.recv().ok());
+                let Some((request, lane)) = next else { return };
+                answer(&lane, &pipeline, &request);
+            }));
+        }
+    }
+    for handle in handles {
+        let _ = handle.join();
+    }
+}
+
+/// Most requests a lone lane thread answers in one write.
+const MAX_BATCH: usize = 64;
+
+/// One request thread: read requests, run them, answer, repeat. Ends the
+/// process when the server closes the lane (it is shutting down, or gone):
+/// the server only closes it once no request is in flight.
+fn serve_requests(lane: &LaneEnds, pipeline: &Pipeline, batch: bool) {
+    let mut requests = Vec::new();
+    let mut answers = Vec::new();
+    loop {
+        if !next_requests(lane, if batch { MAX_BATCH } else { 1 }, &mut requests) {
+            std::process::exit(0);
+        }
+        for request in requests.drain(..) {
+            answers = pipeline.handle(&request).encode_onto(answers);
+            modelstage_sdk::logging::set_request_id(None);
+        }
+        send(&lane.writer, &answers);
+        answers.clear();
+    }
+}
+
+/// Waits for the next request on a lane, then takes up to `most` in all of
+/// those already buffered. False once the server has closed the lane.
+fn next_requests(lane: &LaneEnds, most: usize, out: &mut Vec<WireRequest>) -> bool {
+    let Ok(mut reader) = lane.reader.lock() else {
+        return false;
+    };
     let mut buf = Vec::new();
     loop {
-        let frame = match reader.lock() {
-            Ok(mut reader) => protocol::read_frame(&mut *reader, &mut buf),
-            Err(_) => return,
-        };
-        match frame {
+        let buffered =
+            matches!(protocol::frame_size(reader.buffer()), Ok(Some(n)) if n <= reader.buffer().len());
+        if !out.is_empty() && (!buffered || out.len() >= most) {
+            return true;
+        }
+        match protocol::read_frame(&mut *reader, &mut buf) {
             Ok(Some(protocol::REQUEST)) => match WireRequest::decode(&buf[1..]) {
-                Ok(request) => {
-                    let answer = pipeline.handle(&request);
-                    modelstage_sdk::logging::set_request_id(None);
-                    send(writer, &answer.encode());
-                }
+                Ok(request) => out.push(request),
                 Err(e) => log::error!("dropping a malformed frame from the server: {e}"),
             },
             Ok(Some(other)) => log::error!("unexpected frame kind {other} from the server"),
-            Ok(None) | Err(_) => std::process::exit(0),
+            Ok(None) | Err(_) => return !out.is_empty(),
         }
     }
+}
+
+/// The next request on a lane; `None` once the server has closed it.
+fn next_request(lane: &LaneEnds) -> Option<WireRequest> {
+    let mut one = Vec::with_capacity(1);
+    next_requests(lane, 1, &mut one).then(|| one.pop()).flatten()
+}
+
+fn answer(lane: &LaneEnds, pipeline: &Pipeline, request: &WireRequest) {
+    let answer = pipeline.handle(request);
+    modelstage_sdk::logging::set_request_id(None);
+    send(&lane.writer, &answer.encode());
 }

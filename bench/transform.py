@@ -2,7 +2,9 @@
 abalone pipeline (featurizer -> Linear Learner), fused and behind the router,
 and the transform process's peak memory. Run by hand:
 
-    python3 bench/transform.py [MB of input, default 1024] [MaxConcurrentTransforms, default 4]
+    python3 bench/transform.py [MB of input, default 1024] [MaxConcurrentTransforms, default 4] [set-ups]
+
+where set-ups picks rows of the table by number (`3`, `1,3`; default all).
 
 It trains the models with examples/abalone/run.sh (KEEP_WORK=1), generates the
 input by repeating abalone.csv's feature columns, and prints a Markdown table.
@@ -20,6 +22,7 @@ import harness as h
 
 SIZE_MB = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
 CONCURRENCY = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+PICKED = [int(n) for n in sys.argv[3].split(",")] if len(sys.argv) > 3 else None
 
 
 def train_models():
@@ -99,6 +102,8 @@ def main():
             ("fused, CSV between stages, 1 MB payloads", csv_model, ["--fused"], 1),
         )
         for i, (mode, document, extra, payload_mb) in enumerate(setups):
+            if PICKED and i + 1 not in PICKED:
+                continue
             port = h.free_port()
             proc, _ = h.start([os.path.join(h.RELEASE, "modelstage"), "deploy", "--request", document,
                                "--port", str(port)] + extra, port)

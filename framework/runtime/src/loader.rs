@@ -12,6 +12,7 @@ use std::ffi::{c_void, CStr};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use modelstage_abi as abi;
 use modelstage_abi::{
@@ -206,13 +207,53 @@ pub struct RequestMeta {
 /// A stage's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
-    pub body: Vec<u8>,
+    /// The stage's own buffer, released through the library when the last
+    /// reference drops: a response body is not copied on its way out.
+    pub body: Bytes,
     pub content_type: String,
     pub custom_attributes: Option<String>,
 }
 
 fn bytes(s: &[u8]) -> ModelstageBytes {
     ModelstageBytes::from_slice(s)
+}
+
+/// Bytes a stage handed over, released with the library's function on drop.
+struct StageBytes(ModelstageOwnedBytes);
+
+// SAFETY: the ABI lets the runtime read owned bytes from any thread and call
+// their release function once, from any thread (docs/abi.md, "Ownership").
+unsafe impl Send for StageBytes {}
+
+impl AsRef<[u8]> for StageBytes {
+    fn as_ref(&self) -> &[u8] {
+        if self.0.ptr.is_null() || self.0.len == 0 {
+            return &[];
+        }
+        // SAFETY: the stage handed us `len` readable bytes at `ptr` that stay
+        // valid until their release function is called, in `drop`.
+        unsafe { std::slice::from_raw_parts(self.0.ptr, self.0.len) }
+    }
+}
+
+impl Drop for StageBytes {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.release.take() {
+            // SAFETY: released exactly once (we took the function out), with
+            // the pointer, length and context the stage gave us.
+            unsafe { release(self.0.ptr, self.0.len, self.0.ctx) };
+        }
+    }
+}
+
+/// Takes over owned bytes without copying them.
+fn take_shared(owned: &mut ModelstageOwnedBytes) -> Bytes {
+    let taken = std::mem::replace(owned, ModelstageOwnedBytes::EMPTY);
+    if taken.ptr.is_null() || taken.len == 0 {
+        drop(StageBytes(taken));
+        return Bytes::new();
+    }
+    Bytes::from_owner(StageBytes(taken))
 }
 
 /// Copies owned bytes out and releases them with the library's function.
@@ -580,7 +621,7 @@ impl LoadedModel {
                 let (body, content_type) =
                     unsafe { (payload.body.as_slice(), payload.content_type.as_slice()) };
                 Ok(Reply {
-                    body: body.to_vec(),
+                    body: Bytes::copy_from_slice(body),
                     content_type: text(content_type.to_vec()),
                     custom_attributes: None,
                 })
@@ -596,7 +637,7 @@ impl LoadedModel {
         error: &mut ModelstageError,
         meta: &RequestMeta,
     ) -> Result<Reply, HookError> {
-        let body = take_owned(&mut response.body);
+        let body = take_shared(&mut response.body);
         let content_type = text(take_owned(&mut response.content_type));
         let attrs = text(take_owned(&mut response.custom_attributes));
         if status != abi::MODELSTAGE_OK {

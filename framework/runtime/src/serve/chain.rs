@@ -64,7 +64,7 @@ impl Pipeline {
     /// Runs one request through every stage.
     pub fn handle(&self, request: &WireRequest) -> WireAnswer {
         let last = self.members.len() - 1;
-        let mut body: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&request.body);
+        let mut body = request.body.clone();
         let mut content_type = request.content_type.clone();
         let mut custom_attributes = request.custom_attributes.clone();
         for (i, member) in self.members.iter().enumerate() {
@@ -93,7 +93,7 @@ impl Pipeline {
                     };
                 }
                 Ok(reply) => {
-                    body = std::borrow::Cow::Owned(reply.body);
+                    body = reply.body;
                     content_type = reply.content_type;
                     custom_attributes = reply.custom_attributes;
                 }
@@ -114,7 +114,7 @@ impl Pipeline {
             id: request.id,
             content_type,
             custom_attributes,
-            body: body.into_owned(),
+            body,
         }
     }
 }

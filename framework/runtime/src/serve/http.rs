@@ -256,7 +256,7 @@ async fn invoke(req: &HttpRequest, payload: web::Payload, state: &State, request
         content_type,
         accept,
         custom_attributes,
-        body: body.to_vec(),
+        body,
     };
 
     let (ticket, rx) = match state.pool.dispatch(request) {

@@ -104,8 +104,8 @@ impl Lane {
         &self.worker
     }
 
-    fn deliver(&self, frame: &[u8]) {
-        let answer = match protocol::decode_from_worker(frame[4], &frame[5..]) {
+    fn deliver(&self, frame: bytes::Bytes) {
+        let answer = match protocol::decode_from_worker(frame[4], &frame.slice(5..)) {
             Ok(FromWorker::Answer(a)) => a,
             Ok(_) => return,
             Err(e) => {
@@ -171,7 +171,7 @@ async fn read_loop(lane: Rc<Lane>, mut reader: OwnedReadHalf) {
     loop {
         loop {
             match protocol::split_frame(&mut buf) {
-                Ok(Some(frame)) => lane.deliver(&frame),
+                Ok(Some(frame)) => lane.deliver(frame.freeze()),
                 Ok(None) => break,
                 Err(e) => {
                     log::error!("broken stream from worker {}: {e}", lane.worker.pid);

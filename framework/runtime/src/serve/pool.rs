@@ -307,25 +307,27 @@ impl Pool {
             // The first frames: HELLO (already consumed by the accept loop),
             // then READY (once the lanes are open) or LOAD_FAILED.
             let pid = match protocol::read_frame(&mut control, &mut buf) {
-                Ok(Some(kind)) => match protocol::decode_from_worker(kind, &buf[1..]) {
-                    Ok(FromWorker::Ready { pid }) => pid,
-                    Ok(FromWorker::LoadFailed { message }) => {
-                        self.forget_token(token);
-                        let _ = child.wait();
-                        if !self.ever_ready.load(Ordering::SeqCst) {
-                            on_fatal(&message);
+                Ok(Some(kind)) => {
+                    match protocol::decode_from_worker(kind, &bytes::Bytes::copy_from_slice(&buf[1..])) {
+                        Ok(FromWorker::Ready { pid }) => pid,
+                        Ok(FromWorker::LoadFailed { message }) => {
+                            self.forget_token(token);
+                            let _ = child.wait();
+                            if !self.ever_ready.load(Ordering::SeqCst) {
+                                on_fatal(&message);
+                            }
+                            log::error!("a replacement worker failed to load: {message}");
+                            self.backoff(&mut failures);
+                            continue;
                         }
-                        log::error!("a replacement worker failed to load: {message}");
-                        self.backoff(&mut failures);
-                        continue;
+                        _ => {
+                            self.forget_token(token);
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            continue;
+                        }
                     }
-                    _ => {
-                        self.forget_token(token);
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        continue;
-                    }
-                },
+                }
                 _ => {
                     self.forget_token(token);
                     let status = child.wait().ok();
@@ -439,7 +441,9 @@ fn accept_loop(listener: UnixListener, waiting: Waiting) {
         let first = protocol::read_frame(&mut stream, &mut buf)
             .ok()
             .flatten()
-            .and_then(|kind| protocol::decode_from_worker(kind, &buf[1..]).ok());
+            .and_then(|kind| {
+                protocol::decode_from_worker(kind, &bytes::Bytes::copy_from_slice(&buf[1..])).ok()
+            });
         let (token, connection) = match first {
             Some(FromWorker::Hello { token }) => (token, Connection::Control(stream)),
             Some(FromWorker::Lane { token }) => (token, Connection::Lane(stream)),

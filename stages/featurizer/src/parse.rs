@@ -3,6 +3,7 @@
 //! Bodies without quotes and lone carriage returns take a splitter that
 //! works on the body in place; the rest go through the `csv` crate.
 
+use modelstage_sdk::codecs::csv::{plain_lines, split_fields};
 use modelstage_sdk::StageError;
 
 use crate::field::{is_missing, parse_label, parse_number, show, NumberError};
@@ -39,26 +40,8 @@ pub fn parse(plan: &Plan, body: &[u8]) -> Result<Batch, StageError> {
 /// all borrowed from the body.
 fn split_simple(builder: &mut BatchBuilder<'_>, body: &[u8]) -> Result<(), StageError> {
     let mut fields: Vec<&[u8]> = Vec::with_capacity(builder.plan.width() + 1);
-    let (mut start, mut line_no) = (0, 0);
-    while start < body.len() {
-        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
-        let raw = &body[start..end];
-        start = end + 1;
-        line_no += 1;
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        // A line of spaces is blank to pandas, which skips it.
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        fields.clear();
-        let mut field_start = 0;
-        for (i, &b) in line.iter().enumerate() {
-            if b == b',' {
-                fields.push(&line[field_start..i]);
-                field_start = i + 1;
-            }
-        }
-        fields.push(&line[field_start..]);
+    for (line_no, line) in plain_lines(body) {
+        split_fields(line, &mut fields);
         builder.push(&fields, line_no)?;
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! checked against the model's `feature_dim` (a wrong count is a 400 naming
 //! the record).
 
+use modelstage_sdk::codecs::csv::{plain_lines, split_fields};
 use modelstage_sdk::StageError;
 use prost::Message;
 use serde_json::Value;
@@ -69,29 +70,24 @@ fn wrong_count(record: usize, got: usize, dim: usize) -> StageError {
 }
 
 fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| StageError::bad_request(format!("the text/csv body is not UTF-8: {e}")))?;
     batch.x.reserve(dim * (body.len() / (dim * 4).max(1) + 1));
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
+    let mut fields = Vec::with_capacity(dim + 1);
+    for (_, line) in plain_lines(body) {
         let record = batch.rows;
-        let start = batch.x.len();
-        for (column, field) in line.split(',').enumerate() {
-            let v = modelstage_sdk::number::parse_f64(field.as_bytes()).ok_or_else(|| {
+        split_fields(line, &mut fields);
+        for (column, field) in fields.iter().enumerate() {
+            let v = modelstage_sdk::number::parse_f64(field).ok_or_else(|| {
                 StageError::bad_request(format!(
-                    "record {record}, column {}: '{field}' is not a number",
-                    column + 1
+                    "record {record}, column {}: '{}' is not a number",
+                    column + 1,
+                    String::from_utf8_lossy(field)
                 ))
                 .at_record(record)
             })?;
             batch.x.push(v);
         }
-        let got = batch.x.len() - start;
-        if got != dim {
-            return Err(wrong_count(record, got, dim));
+        if fields.len() != dim {
+            return Err(wrong_count(record, fields.len(), dim));
         }
         batch.rows += 1;
     }

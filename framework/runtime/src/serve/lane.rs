@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,17 +29,21 @@ thread_local! {
     static LANES: RefCell<HashMap<u64, Rc<Lane>>> = RefCell::new(HashMap::new());
 }
 
-/// Requests waiting on this thread's lane to the worker with `token`: a
-/// lane's requests queue behind each other when the worker runs one thread
-/// per lane.
-pub fn waiting_here(token: u64) -> usize {
+/// How this thread's lane to the worker with `token` is doing: whether it
+/// has stalled (see [`STALL`]) and how many requests wait on it. A lane's
+/// requests queue behind each other when the worker runs one thread per lane.
+pub fn state_here(token: u64) -> (bool, usize) {
     LANES.with(|lanes| {
         lanes
             .borrow()
             .get(&token)
-            .map_or(0, |lane| lane.pending.borrow().len())
+            .map_or((false, 0), |lane| (lane.stalled(), lane.pending.borrow().len()))
     })
 }
+
+/// A lane holding requests that has answered none for this long counts as
+/// stalled: new requests go elsewhere rather than queue behind a slow one.
+pub const STALL: Duration = Duration::from_millis(2);
 
 pub struct Lane {
     worker: Arc<Worker>,
@@ -48,6 +52,8 @@ pub struct Lane {
     outbox: RefCell<Vec<u8>>,
     wake_writer: Notify,
     closed: Cell<bool>,
+    /// Since when the lane has held requests without answering one.
+    waiting_since: Cell<Option<Instant>>,
 }
 
 impl Lane {
@@ -74,6 +80,7 @@ impl Lane {
             outbox: RefCell::new(Vec::with_capacity(64 * 1024)),
             wake_writer: Notify::new(),
             closed: Cell::new(false),
+            waiting_since: Cell::new(None),
         });
         LANES.with(|lanes| lanes.borrow_mut().insert(worker.token, Rc::clone(&lane)));
         actix_web::rt::spawn(write_loop(Rc::clone(&lane), writer));
@@ -88,7 +95,12 @@ impl Lane {
             return None;
         }
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(request.id, tx);
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            self.waiting_since.set(Some(Instant::now()));
+        }
+        pending.insert(request.id, tx);
+        drop(pending);
         let mut outbox = self.outbox.borrow_mut();
         *outbox = request.encode_onto(std::mem::take(&mut *outbox));
         self.wake_writer.notify_one();
@@ -98,6 +110,12 @@ impl Lane {
     /// Stops waiting for request `id`; true if it was still pending.
     pub fn forget(&self, id: u64) -> bool {
         self.pending.borrow_mut().remove(&id).is_some()
+    }
+
+    fn stalled(&self) -> bool {
+        self.waiting_since
+            .get()
+            .is_some_and(|since| since.elapsed() > STALL)
     }
 
     pub fn worker(&self) -> &Arc<Worker> {
@@ -120,6 +138,9 @@ impl Lane {
         let Some(tx) = self.pending.borrow_mut().remove(&id) else {
             return;
         };
+        // Progress: the lane is waiting afresh for the rest, if any.
+        let left = self.pending.borrow().len();
+        self.waiting_since.set((left > 0).then(Instant::now));
         let _ = tx.send(Outcome::Answer(answer));
         self.worker.request_done();
     }

@@ -6,8 +6,8 @@
 //! crash in the stage) starts a replacement; each lane answers the requests
 //! it held with a 500 naming the stage and how the process ended.
 //!
-//! Requests go to the live worker with the fewest requests waiting on the
-//! handling thread's lane to it. A request past
+//! Each HTTP thread sends its requests to a worker of its own while that
+//! worker's lane keeps answering, else to the least loaded one (`dispatch`). A request past
 //! the timeout gets 504 and its worker is retired (killed once the other
 //! requests it holds are answered), as gunicorn replaces a worker whose
 //! request timed out.
@@ -197,20 +197,30 @@ impl Pool {
             .unwrap_or(false)
     }
 
-    /// Sends a request to the live worker with the fewest requests waiting on
-    /// this thread's lane to it (then the fewest in flight), over that lane.
+    /// Sends a request over this thread's lane to a live worker: this
+    /// thread's own worker (slot = thread number modulo slots) while its lane
+    /// keeps answering, else the one whose lane is not stalled and holds the
+    /// fewest requests. Keeping each HTTP thread on one worker keeps as few
+    /// worker threads busy as there are HTTP threads, which on a small
+    /// machine is what keeps the latency tail short; a slow request makes
+    /// the lane stall and the next requests go elsewhere.
     pub fn dispatch(
         &self,
         mut request: WireRequest,
     ) -> Result<(Ticket, oneshot::Receiver<Outcome>), DispatchError> {
         let worker = {
             let slots = self.slots.read().map_err(|_| DispatchError::NoWorker)?;
+            let own = http_thread_number() % slots.len().max(1);
             slots
                 .iter()
-                .flatten()
-                .filter(|w| !w.retiring.load(Ordering::Relaxed))
-                .min_by_key(|w| (lane::waiting_here(w.token), w.inflight.load(Ordering::Relaxed)))
-                .cloned()
+                .enumerate()
+                .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
+                .filter(|(_, w)| !w.retiring.load(Ordering::Relaxed))
+                .min_by_key(|(slot, w)| {
+                    let (stalled, waiting) = lane::state_here(w.token);
+                    (stalled, *slot != own, waiting, w.inflight.load(Ordering::Relaxed))
+                })
+                .map(|(_, w)| Arc::clone(w))
                 .ok_or(DispatchError::NoWorker)?
         };
         let lane = Lane::of(&worker).ok_or(DispatchError::NoWorker)?;
@@ -426,6 +436,15 @@ impl Pool {
         *failures += 1;
         std::thread::sleep(Duration::from_millis((50u64 << (*failures).min(6)).min(2000)));
     }
+}
+
+/// This HTTP thread's number, assigned on first use.
+fn http_thread_number() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static NUMBER: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| *n)
 }
 
 /// Where a dispatched request went: its id and this thread's lane.

@@ -129,7 +129,7 @@ struct LaneEnds {
     writer: Mutex<UnixStream>,
 }
 
-/// Answers requests on every lane until the server closes them.
+/// Answers requests on every lane until the server has closed them all.
 fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) {
     let lanes: Vec<Arc<LaneEnds>> = lanes
         .into_iter()
@@ -172,7 +172,9 @@ fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) 
                             return;
                         }
                     }
-                    None => std::process::exit(0),
+                    // The server closed this lane; the others may still
+                    // carry requests.
+                    None => return,
                 }
             }));
         }
@@ -194,15 +196,14 @@ fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) 
 /// Most requests a lone lane thread answers in one write.
 const MAX_BATCH: usize = 64;
 
-/// One request thread: read requests, run them, answer, repeat. Ends the
-/// process when the server closes the lane (it is shutting down, or gone):
-/// the server only closes it once no request is in flight.
+/// One request thread: read requests, run them, answer, repeat. Returns
+/// when the server closes the lane. Each HTTP thread closes its lanes when
+/// it stops, which during a graceful shutdown may be while another HTTP
+/// thread still waits for answers on its own lanes: the process ends only
+/// once every lane is closed (`serve_lanes` returns).
 fn serve_requests(lane: &LaneEnds, pipeline: &Pipeline, batch: bool) {
     let mut requests = Vec::new();
-    loop {
-        if !next_requests(lane, if batch { MAX_BATCH } else { 1 }, &mut requests) {
-            std::process::exit(0);
-        }
+    while next_requests(lane, if batch { MAX_BATCH } else { 1 }, &mut requests) {
         answer_all(lane, pipeline, requests.drain(..));
     }
 }

@@ -135,12 +135,13 @@ impl Lane {
             WireAnswer::Reply { id, .. } | WireAnswer::Error { id, .. } => *id,
         };
         // Absent when the request already timed out.
-        let Some(tx) = self.pending.borrow_mut().remove(&id) else {
+        let mut pending = self.pending.borrow_mut();
+        let Some(tx) = pending.remove(&id) else {
             return;
         };
         // Progress: the lane is waiting afresh for the rest, if any.
-        let left = self.pending.borrow().len();
-        self.waiting_since.set((left > 0).then(Instant::now));
+        self.waiting_since.set((!pending.is_empty()).then(Instant::now));
+        drop(pending);
         let _ = tx.send(Outcome::Answer(answer));
         self.worker.request_done();
     }

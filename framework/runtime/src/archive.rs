@@ -137,10 +137,7 @@ impl PrivateModel {
         let folder = (0..1000)
             .find_map(|attempt| {
                 let path = base.join(format!("modelstage-model-{}-{attempt}", std::process::id()));
-                let made = fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&path)
-                    .map(|()| path);
+                let made = fs::DirBuilder::new().mode(0o700).create(&path).map(|()| path);
                 match made {
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => None,
                     other => Some(other),
@@ -269,7 +266,8 @@ impl Unpacker<'_> {
                     .flatten()
                     .ok_or_else(|| refuse("a hard link without a target".into()))?
                     .into_owned();
-                let hard = |why: String| refuse(format!("a hard link to '{}', which {why}", target.display()));
+                let hard =
+                    |why: String| refuse(format!("a hard link to '{}', which {why}", target.display()));
                 let target_rel = relative(&target).map_err(hard)?;
                 if self.links.contains_key(&target_rel) {
                     return Err(hard("is a symbolic link".into()));
@@ -375,9 +373,7 @@ impl Unpacker<'_> {
 
     fn check_size(&self) -> anyhow::Result<()> {
         let Limits {
-            max_bytes,
-            max_ratio,
-            ..
+            max_bytes, max_ratio, ..
         } = *self.limits;
         let what = &self.what;
         if max_bytes > 0 && self.bytes > max_bytes {
@@ -403,9 +399,8 @@ impl Unpacker<'_> {
         for (name, target) in &self.links {
             let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", name.display());
             self.through_no_link(name).map_err(refuse)?;
-            self.resolve(name, target).map_err(|why| {
-                refuse(format!("a symbolic link to '{}', which {why}", target.display()))
-            })?;
+            self.resolve(name, target)
+                .map_err(|why| refuse(format!("a symbolic link to '{}', which {why}", target.display())))?;
         }
         for (name, target) in &self.links {
             let path = self

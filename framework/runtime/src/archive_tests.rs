@@ -37,7 +37,11 @@ fn craft(path: &Path, entries: &[Raw]) {
         gnu.name[..name.len()].copy_from_slice(name.as_bytes());
         gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
         header.set_entry_type(*kind);
-        header.set_mode(if *kind == EntryType::Directory { 0o755 } else { 0o644 });
+        header.set_mode(if *kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         header.set_size(data.len() as u64);
         header.set_cksum();
         builder.append(&header, *data).unwrap();
@@ -53,9 +57,15 @@ fn refused(tag: &str, entries: &[Raw], needle: &str) {
     craft(&tar_gz, entries);
     fs::create_dir_all(scratch.0.join("a/b")).unwrap();
     let dest = scratch.0.join("a/b/dest");
-    let err = format!("{:#}", unpack_with(&tar_gz, &dest, &Limits::default()).unwrap_err());
+    let err = format!(
+        "{:#}",
+        unpack_with(&tar_gz, &dest, &Limits::default()).unwrap_err()
+    );
     assert!(err.contains(needle), "{err}");
-    assert!(!dest.exists(), "the folder unpacking created is removed on an error");
+    assert!(
+        !dest.exists(),
+        "the folder unpacking created is removed on an error"
+    );
     assert_eq!(fs::read_dir(scratch.0.join("a/b")).unwrap().count(), 0);
     assert!(!scratch.0.join("a/evil.txt").exists() && !scratch.0.join("evil.txt").exists());
 }
@@ -221,7 +231,10 @@ fn a_link_on_disk_is_replaced_not_followed() {
     unpack_with(&tar_gz, &dest, &Limits::default()).unwrap();
     assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
     assert_eq!(fs::read_to_string(dest.join("model.bin")).unwrap(), "new");
-    assert!(!fs::symlink_metadata(dest.join("model.bin")).unwrap().file_type().is_symlink());
+    assert!(!fs::symlink_metadata(dest.join("model.bin"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -241,7 +254,10 @@ fn links_inside_are_kept() {
     for name in ["sub/link.txt", "top.txt", "via-here.txt", "hard.txt"] {
         assert_eq!(fs::read_to_string(dest.join(name)).unwrap(), "42", "{name}");
     }
-    assert!(fs::symlink_metadata(dest.join("dangling")).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(dest.join("dangling"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -253,7 +269,12 @@ fn refuses_devices_and_garbage() {
     );
     let scratch = Scratch::new("garbage");
     fs::write(scratch.0.join("x.tar.gz"), b"not a tarball").unwrap();
-    assert!(unpack_with(&scratch.0.join("x.tar.gz"), &scratch.0.join("d"), &Limits::default()).is_err());
+    assert!(unpack_with(
+        &scratch.0.join("x.tar.gz"),
+        &scratch.0.join("d"),
+        &Limits::default()
+    )
+    .is_err());
     assert!(!scratch.0.join("d").exists());
 }
 
@@ -279,7 +300,9 @@ fn a_gzip_bomb_stops_at_the_ratio_cap() {
     let compressed = fs::metadata(&tar_gz).unwrap().len();
     assert!(compressed < 2 * 1024 * 1024, "{compressed}");
     let dest = scratch.0.join("dest");
-    let err = unpack_with(&tar_gz, &dest, &Limits::default()).unwrap_err().to_string();
+    let err = unpack_with(&tar_gz, &dest, &Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("more than 200 bytes per compressed byte"), "{err}");
     assert!(err.contains("MODELSTAGE_UNPACK_MAX_RATIO"), "{err}");
     assert!(!dest.exists());
@@ -289,7 +312,10 @@ fn a_gzip_bomb_stops_at_the_ratio_cap() {
         ..Limits::default()
     };
     unpack_with(&tar_gz, &dest, &lifted).unwrap();
-    assert_eq!(fs::metadata(dest.join("zeros.bin")).unwrap().len(), 200 * 1024 * 1024);
+    assert_eq!(
+        fs::metadata(dest.join("zeros.bin")).unwrap().len(),
+        200 * 1024 * 1024
+    );
 }
 
 #[test]
@@ -310,13 +336,19 @@ fn the_byte_and_entry_caps_name_their_variables() {
         ..Limits::default()
     };
     let err = unpack_with(&tar_gz, &dest, &bytes).unwrap_err().to_string();
-    assert!(err.contains("more than 1000 bytes (MODELSTAGE_UNPACK_MAX_BYTES"), "{err}");
+    assert!(
+        err.contains("more than 1000 bytes (MODELSTAGE_UNPACK_MAX_BYTES"),
+        "{err}"
+    );
     let entries = Limits {
         max_entries: 2,
         ..Limits::default()
     };
     let err = unpack_with(&tar_gz, &dest, &entries).unwrap_err().to_string();
-    assert!(err.contains("more than 2 entries (MODELSTAGE_UNPACK_MAX_ENTRIES"), "{err}");
+    assert!(
+        err.contains("more than 2 entries (MODELSTAGE_UNPACK_MAX_ENTRIES"),
+        "{err}"
+    );
     let enough = Limits {
         max_bytes: 1201,
         max_entries: 3,

@@ -189,9 +189,10 @@ mod tests {
         let stale = dir.path().join(format!(".a.csv.out.partial-{gone}"));
         let garbled = dir.path().join(".a.csv.out.partial-x");
         // The parent of this test process is running.
-        let live = dir
-            .path()
-            .join(format!(".a.csv.out.partial-{}", std::os::unix::process::parent_id()));
+        let live = dir.path().join(format!(
+            ".a.csv.out.partial-{}",
+            std::os::unix::process::parent_id()
+        ));
         let other = dir.path().join(".b.csv.out.partial-1");
         for path in [&stale, &garbled, &live, &other] {
             fs::write(path, b"half").unwrap();

@@ -210,7 +210,7 @@ pub fn build_job(args: &TransformArgs) -> Result<TransformJob, String> {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            TransformJob::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            TransformJob::from_request(&text, &path.display().to_string())?
         }
         None => TransformJob::default(),
     };

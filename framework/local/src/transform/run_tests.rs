@@ -67,7 +67,7 @@ fn job(dir: &Path, extra: &str) -> TransformJob {
         input = dir.join("in").display(),
         output = dir.join("out").display(),
     );
-    TransformJob::from_json(&json).unwrap()
+    TransformJob::from_request(&json, "job.json").unwrap()
 }
 
 fn run(job: &TransformJob, fake: &Fake) -> JobReport {

@@ -3,40 +3,20 @@
 //! chains, absolute targets, `..`, hard links, files written through links, gzip bombs) are
 //! refused by `serve --model-data`, `deploy` and `transform` alike, with nothing left behind.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
-use tar::{Builder, EntryType, Header};
+use tar::EntryType;
 
 use crate::support::*;
 
-/// One raw entry: name, type, link target, data.
-type Raw<'a> = (&'a str, EntryType, &'a str, &'a [u8]);
+/// The archive builder the runtime's own tests use.
+#[path = "../../framework/runtime/src/archive_craft.rs"]
+mod craft;
 
-/// A tar.gz of raw entries, names written byte by byte (the `tar` crate's setters refuse `..`).
-fn craft(path: &Path, entries: &[Raw]) {
-    let mut builder = Builder::new(GzEncoder::new(
-        File::create(path).unwrap(),
-        Compression::default(),
-    ));
-    for (name, kind, link, data) in entries {
-        let mut header = Header::new_gnu();
-        let gnu = header.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
-        gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        header.set_entry_type(*kind);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder.append(&header, *data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap();
-}
+use craft::{craft, zeros, Raw};
 
 /// Runs `modelstage ARGS` with `TMPDIR` set to `tmp` and `env`; returns its exit status and
 /// everything it printed. A command still running after 60 s fails the test (an archive that
@@ -189,24 +169,11 @@ fn absolute_and_climbing_names_and_links_are_refused() {
     }
 }
 
-/// A model.tar.gz of one file of `size` zeros: about a thousandth of that on disk.
-fn zeros(path: &Path, size: u64) {
-    let mut builder = Builder::new(GzEncoder::new(File::create(path).unwrap(), Compression::fast()));
-    let mut header = Header::new_gnu();
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_entry_type(EntryType::Regular);
-    builder
-        .append_data(&mut header, "weights.bin", std::io::repeat(0).take(size))
-        .unwrap();
-    builder.into_inner().unwrap().finish().unwrap();
-}
-
 #[test]
 fn a_gzip_bomb_stops_at_the_cap_its_error_names() {
     let dir = tempdir();
     let bomb = dir.path().join("bomb.tar.gz");
-    zeros(&bomb, 80 * 1024 * 1024);
+    zeros(&bomb, "weights.bin", 80 * 1024 * 1024);
     assert!(std::fs::metadata(&bomb).unwrap().len() < 1024 * 1024);
     // The default ratio cap (200:1) stops it.
     refused_everywhere(
@@ -261,31 +228,25 @@ fn command_line(text: &str, prefix: &str) -> Vec<String> {
 
 #[test]
 fn fit_prints_the_commands_that_serve_and_deploy_its_model() {
+    // The example's CreateTrainingJob document, rendered as `examples/abalone/run.sh` renders it.
     let dir = tempdir();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::copy(abalone_csv(), data.join("abalone.csv")).unwrap();
+    let template = repo_root().join("examples/abalone/featurizer-training-job.json");
+    let document = std::fs::read_to_string(template)
+        .unwrap()
+        .replace("@ROOT@", repo_root().to_str().unwrap())
+        .replace("@WORK@", dir.path().to_str().unwrap());
+    let request = dir.path().join("job.json");
+    std::fs::write(&request, document).unwrap();
     let stage = stage_lib("featurizer");
-    let out_dir = dir.path().join("artifacts");
     let out = fit(&[
+        "--request",
+        request.to_str().unwrap(),
         "--stage",
         stage.to_str().unwrap(),
-        "--channel",
-        &format!("train={}", data.display()),
-        "--hyperparameter",
-        "columns=sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight",
-        "--hyperparameter",
-        "categorical=sex",
-        "--hyperparameter",
-        "label=rings",
-        "--output-path",
-        out_dir.to_str().unwrap(),
-        "--job-name",
-        "featurizer",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let model: PathBuf = out_dir.join("featurizer/output/model.tar.gz");
+    let model: PathBuf = dir.path().join("jobs/abalone-featurizer/output/model.tar.gz");
     let model = model.to_str().unwrap();
     let serve_line = command_line(&stdout, "Serve it:  ");
     assert_eq!(

@@ -28,8 +28,10 @@ fn write(dir: &Path, relative: &str, bytes: &[u8]) {
     fs::write(path, bytes).unwrap();
 }
 
-fn transform(server: &Server, dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
+/// `modelstage transform` of `<dir>/in` into `<dir>/out` against `server`.
+fn transform_command(server: &Server, dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(bin());
+    command
         .arg("transform")
         .arg("--endpoint")
         .arg(&server.url)
@@ -38,7 +40,12 @@ fn transform(server: &Server, dir: &Path, args: &[&str]) -> Output {
         .arg("--output")
         .arg(dir.join("out"))
         .arg("--quiet")
-        .args(args)
+        .args(args);
+    command
+}
+
+fn transform(server: &Server, dir: &Path, args: &[&str]) -> Output {
+    transform_command(server, dir, args)
         .output()
         .expect("run modelstage transform")
 }
@@ -363,20 +370,11 @@ fn slow_inputs(dir: &Path) -> Vec<u8> {
 }
 
 fn start_slow_transform(server: &Server, dir: &Path) -> std::process::Child {
-    Command::new(bin())
-        .args(["transform", "--quiet", "--endpoint", &server.url, "--input"])
-        .arg(dir.join("in"))
-        .arg("--output")
-        .arg(dir.join("out"))
-        .args([
-            "--content-type",
-            "text/csv",
-            "--accept",
-            "text/csv",
-            "--split-type",
-            "Line",
-        ])
-        .args(["--strategy", "SingleRecord", "--assemble-with", "Line"])
+    let args: Vec<&str> = "--content-type text/csv --accept text/csv --split-type Line \
+                           --strategy SingleRecord --assemble-with Line"
+        .split_whitespace()
+        .collect();
+    transform_command(server, dir, &args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

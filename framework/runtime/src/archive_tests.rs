@@ -1,9 +1,10 @@
 //! Hostile archives, built entry by entry, against [`super::unpack_with`].
 
+#[path = "archive_craft.rs"]
+mod craft;
+
 use super::*;
-use flate2::write::GzEncoder;
-use flate2::Compression;
-use tar::{Builder, Header};
+use craft::{craft, zeros, Raw};
 
 /// A fresh folder of its own for one test, removed when dropped.
 struct Scratch(PathBuf);
@@ -21,32 +22,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// One raw entry: name, type, link target, data.
-type Raw<'a> = (&'a str, EntryType, &'a str, &'a [u8]);
-
-/// A tar.gz with raw entries, the names written byte by byte so that names the `tar` crate's
-/// setters refuse (`..`, absolute) can be produced.
-fn craft(path: &Path, entries: &[Raw]) {
-    let file = File::create(path).unwrap();
-    let mut builder = Builder::new(GzEncoder::new(file, Compression::default()));
-    for (name, kind, link, data) in entries {
-        let mut header = Header::new_gnu();
-        let gnu = header.as_gnu_mut().unwrap();
-        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
-        gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        header.set_entry_type(*kind);
-        header.set_mode(if *kind == EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder.append(&header, *data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap();
 }
 
 /// Unpacks a crafted archive into `<scratch>/a/b/dest` and returns the error, after checking
@@ -278,25 +253,11 @@ fn refuses_devices_and_garbage() {
     assert!(!scratch.0.join("d").exists());
 }
 
-/// `size` bytes of zeros in one file, gzipped: about a thousandth of `size` on disk.
-fn zeros(path: &Path, size: u64) {
-    let file = File::create(path).unwrap();
-    let mut builder = Builder::new(GzEncoder::new(file, Compression::fast()));
-    let mut header = Header::new_gnu();
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_entry_type(EntryType::Regular);
-    builder
-        .append_data(&mut header, "zeros.bin", std::io::repeat(0).take(size))
-        .unwrap();
-    builder.into_inner().unwrap().finish().unwrap();
-}
-
 #[test]
 fn a_gzip_bomb_stops_at_the_ratio_cap() {
     let scratch = Scratch::new("bomb");
     let tar_gz = scratch.0.join("bomb.tar.gz");
-    zeros(&tar_gz, 200 * 1024 * 1024);
+    zeros(&tar_gz, "zeros.bin", 200 * 1024 * 1024);
     let compressed = fs::metadata(&tar_gz).unwrap().len();
     assert!(compressed < 2 * 1024 * 1024, "{compressed}");
     let dest = scratch.0.join("dest");

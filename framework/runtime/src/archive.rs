@@ -211,7 +211,7 @@ impl Unpacker<'_> {
             .path()
             .with_context(|| format!("{what}: entry {} has an unreadable name", index + 1))?
             .into_owned();
-        let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", name.display());
+        let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", shown(&name));
         let rel = relative(&name).map_err(refuse)?;
         let kind = entry.header().entry_type();
         if matches!(
@@ -250,7 +250,7 @@ impl Unpacker<'_> {
                 if target.has_root() {
                     return Err(refuse(format!(
                         "a symbolic link to the absolute path '{}'",
-                        target.display()
+                        shown(&target)
                     )));
                 }
                 if let Some(parent) = rel.parent() {
@@ -266,8 +266,7 @@ impl Unpacker<'_> {
                     .flatten()
                     .ok_or_else(|| refuse("a hard link without a target".into()))?
                     .into_owned();
-                let hard =
-                    |why: String| refuse(format!("a hard link to '{}', which {why}", target.display()));
+                let hard = |why: String| refuse(format!("a hard link to '{}', which {why}", shown(&target)));
                 let target_rel = relative(&target).map_err(hard)?;
                 if self.links.contains_key(&target_rel) {
                     return Err(hard("is a symbolic link".into()));
@@ -281,7 +280,7 @@ impl Unpacker<'_> {
                 self.links.remove(&rel);
                 let path = self.free_name(&rel).map_err(refuse)?;
                 fs::hard_link(&source, &path)
-                    .with_context(|| format!("{what}: cannot unpack entry '{}'", name.display()))
+                    .with_context(|| format!("{what}: cannot unpack entry '{}'", shown(&name)))
             }
             other => Err(refuse(format!("entries of type {other:?} are not unpacked"))),
         }
@@ -300,11 +299,11 @@ impl Unpacker<'_> {
             if self.links.contains_key(&prefix) {
                 return Err(format!(
                     "it goes through '{}', a symbolic link of the same archive",
-                    prefix.display()
+                    shown(&prefix)
                 ));
             }
             if fs::symlink_metadata(self.root.join(&prefix)).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(format!("it goes through '{}', a symbolic link", prefix.display()));
+                return Err(format!("it goes through '{}', a symbolic link", shown(&prefix)));
             }
         }
         Ok(())
@@ -318,13 +317,13 @@ impl Unpacker<'_> {
             match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(format!("'{}' is a symbolic link, not a folder", path.display()))
+                    return Err(format!("'{}' is a symbolic link, not a folder", shown(&path)))
                 }
-                Ok(_) => return Err(format!("'{}' is a file, not a folder", path.display())),
+                Ok(_) => return Err(format!("'{}' is a file, not a folder", shown(&path))),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?
+                    fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", shown(&path)))?
                 }
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                Err(e) => return Err(format!("cannot read {}: {e}", shown(&path))),
             }
         }
         Ok(())
@@ -338,7 +337,7 @@ impl Unpacker<'_> {
         let path = self.root.join(rel);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => Err("a folder of that name was unpacked before it".into()),
-            Ok(_) => fs::remove_file(&path).map_err(|e| format!("cannot replace {}: {e}", path.display())),
+            Ok(_) => fs::remove_file(&path).map_err(|e| format!("cannot replace {}: {e}", shown(&path))),
             Err(_) => Ok(()),
         }
         .map(|()| path)
@@ -352,13 +351,13 @@ impl Unpacker<'_> {
             .create_new(true)
             .mode(mode | 0o600)
             .open(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))
+            .map_err(|e| format!("cannot create {}: {e}", shown(&path)))
     }
 
     /// Copies one file's data, checking the byte and ratio caps as it streams.
     fn copy(&mut self, from: &mut impl Read, to: &mut File, name: &Path) -> anyhow::Result<()> {
         let what = self.what.clone();
-        let failed = || format!("{what}: cannot unpack entry '{}'", name.display());
+        let failed = || format!("{what}: cannot unpack entry '{}'", shown(&name));
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = from.read(&mut buf).with_context(failed)?;
@@ -397,17 +396,17 @@ impl Unpacker<'_> {
     fn create_links(&mut self) -> anyhow::Result<()> {
         let what = &self.what;
         for (name, target) in &self.links {
-            let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", name.display());
+            let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", shown(&name));
             self.through_no_link(name).map_err(refuse)?;
             self.resolve(name, target)
-                .map_err(|why| refuse(format!("a symbolic link to '{}', which {why}", target.display())))?;
+                .map_err(|why| refuse(format!("a symbolic link to '{}', which {why}", shown(&target))))?;
         }
         for (name, target) in &self.links {
             let path = self
                 .free_name(name)
-                .map_err(|why| anyhow!("{what}: refusing entry '{}': {why}", name.display()))?;
+                .map_err(|why| anyhow!("{what}: refusing entry '{}': {why}", shown(&name)))?;
             std::os::unix::fs::symlink(target, &path)
-                .with_context(|| format!("{what}: cannot unpack entry '{}'", name.display()))?;
+                .with_context(|| format!("{what}: cannot unpack entry '{}'", shown(&name)))?;
         }
         Ok(())
     }
@@ -461,6 +460,27 @@ fn steps(target: &Path) -> Result<VecDeque<Option<OsString>>, String> {
             _ => Err("leads to an absolute path".to_string()),
         })
         .collect()
+}
+
+/// How many characters of a name from the archive a message shows.
+const MAX_NAME_CHARS: usize = 200;
+
+/// A name from the archive (or a path holding one) as messages show it: control characters
+/// escaped, so a name cannot forge a log line, and at most [`MAX_NAME_CHARS`] characters.
+fn shown(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::new();
+    for c in text.chars().take(MAX_NAME_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().count() > MAX_NAME_CHARS {
+        out.push_str("...");
+    }
+    out
 }
 
 /// An entry name as a relative path of plain components; `..` and absolute names are refused.

@@ -333,3 +333,21 @@ fn a_private_model_is_removed_when_dropped() {
     drop(private);
     assert!(!folder.exists());
 }
+
+#[test]
+fn names_from_the_archive_cannot_forge_a_log_line() {
+    refused(
+        "forged-name",
+        &[("x\n[ERROR] forged/../../evil.txt", EntryType::Regular, "", b"x")],
+        "refusing entry 'x\\n[ERROR] forged/../../evil.txt': it contains '..'",
+    );
+    let scratch = Scratch::new("forged-target");
+    let tar_gz = scratch.0.join("evil.tar.gz");
+    craft(&tar_gz, &[("l", EntryType::Symlink, "/etc\r\nforged", b"")]);
+    let err = format!(
+        "{:#}",
+        unpack_with(&tar_gz, &scratch.0.join("d"), &Limits::default()).unwrap_err()
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("'/etc\\r\\nforged'"), "{err}");
+}

@@ -357,7 +357,7 @@ impl Unpacker<'_> {
     /// Copies one file's data, checking the byte and ratio caps as it streams.
     fn copy(&mut self, from: &mut impl Read, to: &mut File, name: &Path) -> anyhow::Result<()> {
         let what = self.what.clone();
-        let failed = || format!("{what}: cannot unpack entry '{}'", shown(&name));
+        let failed = || format!("{what}: cannot unpack entry '{}'", shown(name));
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = from.read(&mut buf).with_context(failed)?;
@@ -396,17 +396,17 @@ impl Unpacker<'_> {
     fn create_links(&mut self) -> anyhow::Result<()> {
         let what = &self.what;
         for (name, target) in &self.links {
-            let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", shown(&name));
+            let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", shown(name));
             self.through_no_link(name).map_err(refuse)?;
             self.resolve(name, target)
-                .map_err(|why| refuse(format!("a symbolic link to '{}', which {why}", shown(&target))))?;
+                .map_err(|why| refuse(format!("a symbolic link to '{}', which {why}", shown(target))))?;
         }
         for (name, target) in &self.links {
             let path = self
                 .free_name(name)
-                .map_err(|why| anyhow!("{what}: refusing entry '{}': {why}", shown(&name)))?;
+                .map_err(|why| anyhow!("{what}: refusing entry '{}': {why}", shown(name)))?;
             std::os::unix::fs::symlink(target, &path)
-                .with_context(|| format!("{what}: cannot unpack entry '{}'", shown(&name)))?;
+                .with_context(|| format!("{what}: cannot unpack entry '{}'", shown(name)))?;
         }
         Ok(())
     }

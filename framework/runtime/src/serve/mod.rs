@@ -174,6 +174,14 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
 /// that folder as the stage's model dir; the folders live as long as the
 /// returned values.
 fn unpack_model_data(args: &mut ServeArgs) -> Result<Vec<crate::archive::PrivateModel>, String> {
+    // Counted before anything is unpacked; without --stage, MODELSTAGE_STAGE is the one stage.
+    let stages = args.stages.len().max(1);
+    if args.model_data.len() > stages {
+        return Err(format!(
+            "{} --model-data given for {stages} stage(s): give one per --stage, in the same order",
+            args.model_data.len()
+        ));
+    }
     let models = args
         .model_data
         .iter()

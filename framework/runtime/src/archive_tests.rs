@@ -114,7 +114,7 @@ fn refuses_a_chain_of_links_that_is_harmless_lexically() {
             ("u1", EntryType::Symlink, "c/..", b""),
             ("c", EntryType::Symlink, ".", b""),
         ],
-        "refusing entry 'u1'",
+        "refusing entry 'u1': a symbolic link to 'c/..', which leads outside",
     );
     // A longer chain: u2 -> u1/x with u1 -> c/c/.., c -> .
     refused(
@@ -124,7 +124,7 @@ fn refuses_a_chain_of_links_that_is_harmless_lexically() {
             ("d/u1", EntryType::Symlink, "../c/c/../..", b""),
             ("u2", EntryType::Symlink, "d/u1/featurizer.json", b""),
         ],
-        "which leads outside",
+        "refusing entry 'd/u1': a symbolic link to '../c/c/../..', which leads outside",
     );
     refused(
         "cycle",
@@ -162,7 +162,7 @@ fn refuses_entries_written_through_a_link() {
             ("a/b", EntryType::Symlink, "x", b""),
             ("a", EntryType::Symlink, ".", b""),
         ],
-        "refusing entry",
+        "refusing entry 'a/b': it goes through 'a', a symbolic link of the same archive",
     );
 }
 
@@ -257,7 +257,7 @@ fn refuses_devices_and_garbage() {
 fn a_gzip_bomb_stops_at_the_ratio_cap() {
     let scratch = Scratch::new("bomb");
     let tar_gz = scratch.0.join("bomb.tar.gz");
-    zeros(&tar_gz, "zeros.bin", 200 * 1024 * 1024);
+    zeros(&tar_gz, "zeros.bin", 80 * 1024 * 1024);
     let compressed = fs::metadata(&tar_gz).unwrap().len();
     assert!(compressed < 2 * 1024 * 1024, "{compressed}");
     let dest = scratch.0.join("dest");
@@ -275,7 +275,7 @@ fn a_gzip_bomb_stops_at_the_ratio_cap() {
     unpack_with(&tar_gz, &dest, &lifted).unwrap();
     assert_eq!(
         fs::metadata(dest.join("zeros.bin")).unwrap().len(),
-        200 * 1024 * 1024
+        80 * 1024 * 1024
     );
 }
 

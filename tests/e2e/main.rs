@@ -5,11 +5,13 @@
 mod support;
 
 mod abalone;
+mod archives;
 mod docker;
 mod featurizer;
 mod inspect;
 mod linear_learner;
 mod pipeline;
+mod request_docs;
 mod serve;
 mod train;
 mod transform;

@@ -171,7 +171,7 @@ pub fn fit(args: &[&str]) -> Output {
 
 /// Unpacks a model.tar.gz (safely, as serve and deploy do).
 pub fn untar_model(tar_gz: &Path, dir: &Path) {
-    modelstage_local::tarball::unpack_safely(tar_gz, dir).expect("unpack model.tar.gz");
+    modelstage_runtime::archive::unpack(tar_gz, dir).expect("unpack model.tar.gz");
 }
 
 fn client() -> reqwest::blocking::Client {

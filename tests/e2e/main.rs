@@ -5,6 +5,7 @@
 mod support;
 
 mod abalone;
+mod authoring_errors;
 mod docker;
 mod featurizer;
 mod inspect;

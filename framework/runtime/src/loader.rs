@@ -777,9 +777,21 @@ mod tests {
 
     #[test]
     fn the_current_minor_loads_with_its_own_size() {
-        let d = read(&descriptor(abi::MODELSTAGE_ABI_MINOR, SIZE_1_0), abi::MODELSTAGE_ABI_MINOR, &DESCRIPTOR_SIZES)
-            .unwrap();
-        assert_eq!((d.threading, d.max_concurrent_transforms, d.batch_strategy, d.max_payload_in_mb), (1, 3, 2, 7));
+        let d = read(
+            &descriptor(abi::MODELSTAGE_ABI_MINOR, SIZE_1_0),
+            abi::MODELSTAGE_ABI_MINOR,
+            &DESCRIPTOR_SIZES,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                d.threading,
+                d.max_concurrent_transforms,
+                d.batch_strategy,
+                d.max_payload_in_mb
+            ),
+            (1, 3, 2, 7)
+        );
     }
 
     #[test]
@@ -807,7 +819,9 @@ mod tests {
         assert_eq!(err, DescriptorError::NewerMinor { found: 2, speaks: 1 });
         let message = err.into_load_error("libnew.so".into()).to_string();
         assert!(
-            message.starts_with("libnew.so needs stage ABI 1.2 but this modelstage only speaks ABI 1.1: upgrade"),
+            message.starts_with(
+                "libnew.so needs stage ABI 1.2 but this modelstage only speaks ABI 1.1: upgrade"
+            ),
             "{message}"
         );
     }
@@ -816,9 +830,15 @@ mod tests {
     fn a_short_or_foreign_descriptor_is_refused() {
         let err = read(&descriptor(0, SIZE_1_0 - 4), 0, &DESCRIPTOR_SIZES).unwrap_err();
         let message = err.into_load_error("libshort.so".into()).to_string();
-        assert!(message.contains(&format!("smaller than the {SIZE_1_0} bytes of ABI 1.0")), "{message}");
+        assert!(
+            message.contains(&format!("smaller than the {SIZE_1_0} bytes of ABI 1.0")),
+            "{message}"
+        );
         let mut foreign = descriptor(0, SIZE_1_0);
         foreign.abi_major = 2;
-        assert_eq!(read(&foreign, 0, &DESCRIPTOR_SIZES).unwrap_err(), DescriptorError::WrongMajor { found: 2 });
+        assert_eq!(
+            read(&foreign, 0, &DESCRIPTOR_SIZES).unwrap_err(),
+            DescriptorError::WrongMajor { found: 2 }
+        );
     }
 }

@@ -79,7 +79,9 @@ pub fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<(
 
 /// [`std::fs::create_dir_all`], with the path in the error.
 pub fn create_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
-    with_path("creating the directory", path.as_ref(), |p| std::fs::create_dir_all(p))
+    with_path("creating the directory", path.as_ref(), |p| {
+        std::fs::create_dir_all(p)
+    })
 }
 
 #[cfg(test)]
@@ -94,12 +96,19 @@ mod tests {
         let err = read(&path).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         let text = err.to_string();
-        assert!(text.starts_with(&format!("reading {}: ", path.display())), "{text}");
+        assert!(
+            text.starts_with(&format!("reading {}: ", path.display())),
+            "{text}"
+        );
         assert!(text.contains("os error 2"), "{text}");
 
         // Through `?` into a StageError, the path survives.
         let stage: StageError = read_to_string(&path).unwrap_err().into();
-        assert!(stage.message.contains(&path.display().to_string()), "{}", stage.message);
+        assert!(
+            stage.message.contains(&path.display().to_string()),
+            "{}",
+            stage.message
+        );
         assert!(open(&path).unwrap_err().to_string().starts_with("opening "));
     }
 
@@ -113,7 +122,10 @@ mod tests {
         assert_eq!(read(&path).unwrap(), b"{}");
         // Writing into a directory that is a file names the target.
         let err = write(path.join("nested"), b"x").unwrap_err().to_string();
-        assert!(err.starts_with(&format!("writing {}: ", path.join("nested").display())), "{err}");
+        assert!(
+            err.starts_with(&format!("writing {}: ", path.join("nested").display())),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

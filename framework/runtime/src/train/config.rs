@@ -64,7 +64,11 @@ fn no_input_data_config(paths: &Paths) -> Result<Map<String, Value>, String> {
     const SHOWN: usize = 5;
     let more = found.len().saturating_sub(SHOWN);
     found.truncate(SHOWN);
-    let mut names = found.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    let mut names = found
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if more > 0 {
         names.push_str(&format!(" and {more} more"));
     }
@@ -205,7 +209,10 @@ mod tests {
         let err = JobConfig::read(&paths).unwrap_err();
         std::fs::remove_dir_all(&dir).unwrap();
         let file = paths.config_file("inputdataconfig.json");
-        assert!(err.starts_with(&format!("{} is missing", file.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("{} is missing", file.display())),
+            "{err}"
+        );
         assert!(err.contains("holds data for 'train', 'validation'"), "{err}");
         assert!(
             err.contains(r#"{"train":{"ContentType":"text/csv","TrainingInputMode":"File"},"validation":"#),

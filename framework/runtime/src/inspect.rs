@@ -1,6 +1,7 @@
 //! `modelstage inspect LIB`: what the loader sees in a library, without
 //! serving. Exits non-zero, saying exactly why, for a library that is not a
-//! usable stage.
+//! usable stage; when the hooks it misses are there under C++ names, it says
+//! that they need `extern "C"`.
 
 use std::path::{Path, PathBuf};
 

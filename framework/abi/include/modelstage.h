@@ -40,8 +40,11 @@
 #define ModelstageBytes_EMPTY MODELSTAGE_LITERAL_(ModelstageBytes){ NULL, 0 }
 #define ModelstageOwnedBytes_EMPTY MODELSTAGE_LITERAL_(ModelstageOwnedBytes){ NULL, 0, NULL, NULL }
 #define ModelstageValue_EMPTY MODELSTAGE_LITERAL_(ModelstageValue){ NULL, NULL }
-#define ModelstageError_EMPTY MODELSTAGE_LITERAL_(ModelstageError){ (uint32_t)sizeof(ModelstageError), ModelstageOwnedBytes_EMPTY, -1 }
-#define ModelstageResponse_EMPTY MODELSTAGE_LITERAL_(ModelstageResponse){ (uint32_t)sizeof(ModelstageResponse), ModelstageOwnedBytes_EMPTY, ModelstageOwnedBytes_EMPTY, ModelstageOwnedBytes_EMPTY }
+#define ModelstageError_EMPTY MODELSTAGE_LITERAL_(ModelstageError){ \
+    (uint32_t)sizeof(ModelstageError), ModelstageOwnedBytes_EMPTY, -1 }
+#define ModelstageResponse_EMPTY MODELSTAGE_LITERAL_(ModelstageResponse){ \
+    (uint32_t)sizeof(ModelstageResponse), ModelstageOwnedBytes_EMPTY, \
+    ModelstageOwnedBytes_EMPTY, ModelstageOwnedBytes_EMPTY }
 
 
 /*

@@ -6,8 +6,8 @@
 //! do, and their errors say what was done to which file:
 //! `reading /opt/ml/model/weights: No such file or directory (os error 2)`.
 //! They return `std::io::Result`, so the error keeps its
-//! [`io::ErrorKind`](std::io::ErrorKind) and converts into a
-//! [`StageError`](crate::StageError) with `?`.
+//! [`std::io::ErrorKind`] and converts into a [`StageError`](crate::StageError)
+//! with `?`.
 //!
 //! ```no_run
 //! use std::path::Path;

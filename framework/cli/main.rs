@@ -5,13 +5,14 @@
 //! machine).
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "modelstage",
-    version,
+    version = version(),
     about = "SageMaker-compatible model containers, in Rust"
 )]
 struct Cli {
@@ -44,6 +45,20 @@ enum Command {
     /// Internal: a worker process of `modelstage serve`.
     #[command(hide = true)]
     Worker,
+}
+
+/// `--version`: the binary's version and the stage ABI it loads, so a stage
+/// author can tell which SDK or header their library must be built against.
+fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (stage ABI {}.{})",
+            env!("CARGO_PKG_VERSION"),
+            modelstage_abi::MODELSTAGE_ABI_MAJOR,
+            modelstage_abi::MODELSTAGE_ABI_MINOR
+        )
+    })
 }
 
 fn code(c: i32) -> ExitCode {

@@ -6,6 +6,7 @@ mod support;
 
 mod abalone;
 mod archives;
+mod authoring_errors;
 mod docker;
 mod featurizer;
 mod inspect;

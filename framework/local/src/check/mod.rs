@@ -1,0 +1,402 @@
+//! `modelstage check TARGET`: a conformance checker for the SageMaker container contract.
+//!
+//! TARGET is a stage library, a Docker image or the URL of a running endpoint. The checker speaks
+//! only the contract (HTTP, the environment, the `/opt/ml` tree, signals, image labels), so it
+//! checks any SageMaker container, not only ours. Each check has a stable id ([`ids`]); the
+//! result ([`report`]) is a table, or JSON with `--format json`, and the exit status is non-zero
+//! when any check failed.
+//!
+//! The pieces: [`target`] says what TARGET is, [`launch`] starts a library or an image as
+//! SageMaker would and watches it come up, [`serving`] sends the HTTP checks, [`image`] reads the
+//! image's configuration and [`training`] runs `train` on a sample.
+
+pub mod http;
+pub mod ids;
+pub mod image;
+pub mod launch;
+pub mod report;
+pub mod serving;
+pub mod target;
+pub mod training;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::deploy::runner::Ended;
+use launch::{Started, Startup};
+use report::{Outcome, Report};
+use serving::{PayloadLimit, Requests, Sample};
+use target::Target;
+
+/// The `SAGEMAKER_MAX_PAYLOAD_IN_MB` a started container gets, so that the 413 check sends 2 MB,
+/// not 6.
+const CHECK_MAX_PAYLOAD_MB: usize = 1;
+
+/// How the report is printed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+/// `modelstage check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// What to check: a stage library (.so), a Docker image on this machine, or the URL of a
+    /// running endpoint (http://host:port).
+    #[arg(value_name = "LIB|IMAGE|URL")]
+    pub target: String,
+    /// A request body that the container answers with 2xx, sent to /invocations.
+    #[arg(long, value_name = "FILE", requires = "content_type")]
+    pub sample: Option<PathBuf>,
+    /// The Content-Type of the sample.
+    #[arg(long, value_name = "TYPE", requires = "sample")]
+    pub content_type: Option<String>,
+    /// The Accept the sample is sent with; the answer's Content-Type must match it.
+    #[arg(long, value_name = "TYPE")]
+    pub accept: Option<String>,
+    /// The model folder a library or image is served with (mounted at /opt/ml/model); default: an
+    /// empty folder.
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Training data: a folder with one subfolder per channel and, optionally,
+    /// hyperparameters.json. Runs the train checks.
+    #[arg(long, value_name = "DIR")]
+    pub train_sample: Option<PathBuf>,
+    /// Hyperparameters (a JSON object) that training must refuse; default: every hyperparameter
+    /// of the sample set to garbage, plus an unknown one.
+    #[arg(long, value_name = "FILE", requires = "train_sample")]
+    pub bad_hyperparameters: Option<PathBuf>,
+    /// Seconds the container has to answer GET /ping with 200 (SageMaker allows 4 minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::deploy::STARTUP_TIMEOUT_SECS)]
+    pub ready_timeout: u64,
+    /// Seconds between SIGTERM and SIGKILL for the SIGTERM check.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub stop_grace: u64,
+    /// A check not to run (its id, e.g. invocations.content-type-415), reported as skipped.
+    /// Repeatable.
+    #[arg(long = "skip", value_name = "ID")]
+    pub skips: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `modelstage check`: prints the report; exits 0 when no check failed, 1 when one did, 2 when
+/// the checks could not run.
+pub fn run(args: CheckArgs) -> ExitCode {
+    match check(&args) {
+        Ok(report) => {
+            match args.format {
+                Format::Table => print!("{}", report.table()),
+                Format::Json => println!("{}", report.json()),
+            }
+            if report.failed() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("modelstage check: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Everything the user gave, read and checked before anything starts.
+struct Plan {
+    target: Target,
+    requests: Requests,
+    model_dir: ModelDir,
+    train: Option<(training::TrainSample, std::collections::BTreeMap<String, String>)>,
+    skips: Vec<&'static str>,
+}
+
+/// The model folder: the user's, or an empty one of our own.
+enum ModelDir {
+    Given(PathBuf),
+    Empty(tempfile::TempDir),
+}
+
+impl ModelDir {
+    fn path(&self) -> &Path {
+        match self {
+            ModelDir::Given(path) => path,
+            ModelDir::Empty(dir) => dir.path(),
+        }
+    }
+}
+
+fn plan(args: &CheckArgs) -> anyhow::Result<Plan> {
+    let mut skips = Vec::new();
+    for text in &args.skips {
+        match ids::find(text.trim()) {
+            Some(id) => skips.push(id),
+            None => {
+                let known: Vec<&str> = ids::ALL.iter().map(|(id, _)| *id).collect();
+                bail!("--skip {text}: no such check (the checks: {})", known.join(", "));
+            }
+        }
+    }
+    let sample = match (&args.sample, &args.content_type) {
+        (Some(file), Some(content_type)) => Some(Sample {
+            body: std::fs::read(file).with_context(|| format!("cannot read --sample {}", file.display()))?,
+            content_type: content_type.clone(),
+        }),
+        _ => None,
+    };
+    let target = Target::parse(&args.target)?;
+    let model_dir = match &args.model_dir {
+        Some(dir) if !dir.is_dir() => bail!("--model-dir {} is not a folder", dir.display()),
+        // Absolute: Docker mounts need it.
+        Some(dir) => ModelDir::Given(
+            dir.canonicalize()
+                .with_context(|| format!("cannot resolve --model-dir {}", dir.display()))?,
+        ),
+        None => ModelDir::Empty(
+            tempfile::Builder::new()
+                .prefix("modelstage-check-model-")
+                .tempdir()
+                .context("cannot create an empty model folder")?,
+        ),
+    };
+    let train = match &args.train_sample {
+        Some(dir) => {
+            let sample = training::TrainSample::read(dir)?;
+            let bad = match &args.bad_hyperparameters {
+                Some(file) => training::read_hyperparameters(file)?,
+                None => training::garbage_hyperparameters(&sample.hyperparameters),
+            };
+            Some((sample, bad))
+        }
+        None => None,
+    };
+    Ok(Plan {
+        target,
+        requests: Requests {
+            sample,
+            accept: args.accept.clone(),
+        },
+        model_dir,
+        train,
+        skips,
+    })
+}
+
+/// Runs every check; an error means the checks could not run at all (a bad argument, no engine).
+pub fn check(args: &CheckArgs) -> anyhow::Result<Report> {
+    let plan = plan(args)?;
+    let mut report = Report::new(plan.target.to_string());
+    for (id, _) in ids::ALL {
+        report.record(id, Outcome::Skip("not reached".into()));
+    }
+    not_applicable(&plan, &mut report);
+    if let Target::Image(image) = &plan.target {
+        image::check_image(image, &mut report);
+    }
+    let ready = Duration::from_secs(args.ready_timeout);
+    match &plan.target {
+        Target::Url(url) => check_url(url, &plan.requests, ready, &mut report)?,
+        target => {
+            let grace = Duration::from_secs(args.stop_grace);
+            check_started(target, &plan, ready, grace, &mut report)?;
+        }
+    }
+    if let Some((sample, bad)) = &plan.train {
+        training::check_training(&plan.target, sample, bad, &mut report);
+    }
+    for id in &plan.skips {
+        report.record(id, Outcome::Skip("skipped with --skip".into()));
+    }
+    Ok(report)
+}
+
+/// The checks that do not apply to this kind of target, with why.
+fn not_applicable(plan: &Plan, report: &mut Report) {
+    let mut skip = |id: &'static str, why: &str| report.record(id, Outcome::Skip(why.to_string()));
+    if !matches!(plan.target, Target::Image(_)) {
+        for id in [ids::IMAGE_LABEL, ids::IMAGE_ENTRYPOINT, ids::IMAGE_SERVE_ARG] {
+            skip(id, "not an image");
+        }
+    }
+    if let Target::Url(_) = plan.target {
+        let why = "an endpoint started elsewhere: the checker does not start or stop it";
+        for id in [ids::PING_BEFORE_LOAD, ids::BIND_TO_PORT, ids::SIGTERM] {
+            skip(id, why);
+        }
+    }
+    if plan.train.is_none() || !plan.target.runnable() {
+        let why = if plan.target.runnable() {
+            "no --train-sample given"
+        } else {
+            "an endpoint has no training container"
+        };
+        for id in [ids::TRAIN_MODEL, ids::TRAIN_SUCCESS, ids::TRAIN_BAD_HYPERPARAMETER] {
+            skip(id, why);
+        }
+    }
+}
+
+/// An endpoint someone else runs: waits for `/ping` 200, then the HTTP checks.
+fn check_url(url: &str, requests: &Requests, ready: Duration, report: &mut Report) -> anyhow::Result<()> {
+    let client = http::Client::new(url)?;
+    let began = std::time::Instant::now();
+    loop {
+        let last = match client.get("/ping") {
+            Ok(answer) if answer.status == 200 => {
+                let seen = format!("200 after {:.1} s", began.elapsed().as_secs_f64());
+                report.record(ids::PING_AFTER_LOAD, Outcome::Pass(seen));
+                break;
+            }
+            Ok(answer) => answer.describe(),
+            Err(e) => format!("no answer: {e}"),
+        };
+        if began.elapsed() >= ready {
+            let evidence = format!("no 200 within {} s; last: {last}", ready.as_secs());
+            report.record(ids::PING_AFTER_LOAD, Outcome::Fail(evidence));
+            not_healthy(report);
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    serving::check_endpoint(&client, requests, PayloadLimit::Unknown, report);
+    Ok(())
+}
+
+/// The HTTP checks that cannot run on an endpoint that never became healthy.
+fn not_healthy(report: &mut Report) {
+    let why = "the endpoint never answered /ping with 200 (see ping.after-load)";
+    for id in [
+        ids::SAMPLE,
+        ids::ACCEPT,
+        ids::CONTENT_TYPE_415,
+        ids::ACCEPT_406,
+        ids::PAYLOAD_413,
+        ids::EXECUTION_PARAMETERS,
+    ] {
+        report.record(id, Outcome::Skip(why.into()));
+    }
+}
+
+/// A library or an image: started with `SAGEMAKER_BIND_TO_PORT` and a low payload limit, watched
+/// while it loads, checked over HTTP, then stopped with SIGTERM.
+fn check_started(
+    target: &Target,
+    plan: &Plan,
+    ready: Duration,
+    grace: Duration,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let env = [("SAGEMAKER_MAX_PAYLOAD_IN_MB", CHECK_MAX_PAYLOAD_MB.to_string())];
+    let mut server = launch::start(target, plan.model_dir.path(), &env)?;
+    let startup = server.watch_startup(ready)?;
+    record_startup(target, &server, &startup, ready, report);
+    if !matches!(startup, Startup::Ready { .. }) {
+        not_healthy(report);
+        return Ok(());
+    }
+    let client = http::Client::new(&server.url())?;
+    serving::check_endpoint(
+        &client,
+        &plan.requests,
+        PayloadLimit::Set(CHECK_MAX_PAYLOAD_MB),
+        report,
+    );
+    report.record(ids::SIGTERM, sigterm(&mut server, grace));
+    Ok(())
+}
+
+fn record_startup(target: &Target, server: &Started, startup: &Startup, ready: Duration, report: &mut Report) {
+    let port = server.port;
+    let statuses = |list: &[u16]| {
+        let texts: Vec<String> = list.iter().map(u16::to_string).collect();
+        texts.join(", ")
+    };
+    // While loading, 503 says "not yet" and 200 "ready"; anything else is wrong.
+    let before = |first: u16| {
+        Outcome::from_bool(
+            first == 200 || first == 503,
+            format!("first answer: {first}"),
+        )
+    };
+    let (before_load, after_load, bound) = match startup {
+        Startup::Ready { first, after } => (
+            before(*first),
+            Outcome::Pass(format!("200 after {:.1} s", after.as_secs_f64())),
+            Outcome::Pass(format!("answered on port {port}")),
+        ),
+        Startup::NotReady { statuses: seen } => (
+            before(seen[0]),
+            Outcome::Fail(format!(
+                "no 200 within {} s; answers seen: {}",
+                ready.as_secs(),
+                statuses(seen)
+            )),
+            Outcome::Pass(format!("answered on port {port}")),
+        ),
+        Startup::Silent => {
+            let evidence = format!(
+                "nothing answered on port {port} (given as SAGEMAKER_BIND_TO_PORT) within {} s; {}",
+                ready.as_secs(),
+                server.log_excerpt()
+            );
+            (
+                Outcome::Fail(evidence.clone()),
+                Outcome::Fail(evidence.clone()),
+                Outcome::Fail(evidence),
+            )
+        }
+        Startup::Exited { how, statuses: seen } => {
+            let evidence = format!("the server {how} (answers seen: {}); {}", statuses(seen), server.log_excerpt());
+            let bound = if seen.is_empty() {
+                Outcome::Fail(evidence.clone())
+            } else {
+                Outcome::Pass(format!("answered on port {port}"))
+            };
+            (Outcome::Fail(evidence.clone()), Outcome::Fail(evidence), bound)
+        }
+    };
+    let serve_arg = match (&after_load, startup) {
+        (Outcome::Pass(_), _) => Outcome::Pass("`serve` started a server that answers /ping".into()),
+        (_, Startup::Exited { how, .. }) => Outcome::Fail(format!("with `serve` the container {how}")),
+        _ => Outcome::Fail("with `serve`, the container did not become healthy (see ping.after-load)".into()),
+    };
+    report.record(ids::PING_BEFORE_LOAD, before_load);
+    report.record(ids::PING_AFTER_LOAD, after_load);
+    report.record(ids::BIND_TO_PORT, bound);
+    if let Target::Image(_) = target {
+        report.record(ids::IMAGE_SERVE_ARG, serve_arg);
+    }
+}
+
+/// SIGTERM, as SageMaker stops a container: it must exit before the grace period ends (the SIGKILL
+/// that follows it is the failure).
+fn sigterm(server: &mut Started, grace: Duration) -> Outcome {
+    let (ended, took) = server.terminate(grace);
+    match ended {
+        None => Outcome::Fail(format!(
+            "still not known to have ended {:.1} s after SIGTERM (and SIGKILL after {} s)",
+            took.as_secs_f64(),
+            grace.as_secs()
+        )),
+        Some(how) if killed(how) => Outcome::Fail(format!(
+            "did not exit within {} s of SIGTERM: it {how} (SIGKILL); {}",
+            grace.as_secs(),
+            server.log_excerpt()
+        )),
+        Some(how) => Outcome::Pass(format!("{how} {:.1} s after SIGTERM", took.as_secs_f64())),
+    }
+}
+
+/// Whether the end was the SIGKILL that follows an unanswered SIGTERM.
+fn killed(ended: Ended) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    match ended {
+        Ended::Process(status) => status.signal() == Some(9),
+        Ended::Docker(exit) => exit.code == 137 && !exit.oom_killed,
+    }
+}

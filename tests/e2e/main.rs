@@ -5,6 +5,7 @@
 mod support;
 
 mod abalone;
+mod check;
 mod docker;
 mod featurizer;
 mod inspect;

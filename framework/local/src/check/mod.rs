@@ -345,19 +345,26 @@ fn record_startup(target: &Target, server: &Started, startup: &Startup, ready: D
                 server.log_excerpt()
             );
             (
-                Outcome::Fail(evidence.clone()),
-                Outcome::Fail(evidence.clone()),
+                Outcome::Skip("nothing answered on the port (see env.bind-to-port)".into()),
+                Outcome::Fail("nothing answered (see env.bind-to-port)".into()),
                 Outcome::Fail(evidence),
             )
         }
         Startup::Exited { how, statuses: seen } => {
-            let evidence = format!("the server {how} (answers seen: {}); {}", statuses(seen), server.log_excerpt());
-            let bound = if seen.is_empty() {
-                Outcome::Fail(evidence.clone())
-            } else {
-                Outcome::Pass(format!("answered on port {port}"))
-            };
-            (Outcome::Fail(evidence.clone()), Outcome::Fail(evidence), bound)
+            let evidence = format!(
+                "the server {how} before /ping answered 200 (answers seen: {}); {}",
+                if seen.is_empty() { "none".to_string() } else { statuses(seen) },
+                server.log_excerpt()
+            );
+            let unknown = || Outcome::Skip(format!("the server {how} before it answered"));
+            match seen.first() {
+                Some(first) => (
+                    before(*first),
+                    Outcome::Fail(evidence),
+                    Outcome::Pass(format!("answered on port {port}")),
+                ),
+                None => (unknown(), Outcome::Fail(evidence), unknown()),
+            }
         }
     };
     let serve_arg = match (&after_load, startup) {

@@ -6,7 +6,7 @@
 //! The image tests live in the `docker` submodule (run with the Docker tests, skipped with them by
 //! `--skip docker::`); without an engine they print why and return, except when `CI=true`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -182,7 +182,10 @@ fn featurizer_sample(dir: &Path) -> StageSample {
         &serde_json::json!({"columns": columns, "categorical": "sex", "label": "rings"}).to_string(),
     );
     StageSample {
-        sample: write(&dir.join("sample.csv"), "M,0.44,0.365,0.125,0.516,0.2155,0.114,0.155\n"),
+        sample: write(
+            &dir.join("sample.csv"),
+            "M,0.44,0.365,0.125,0.516,0.2155,0.114,0.155\n",
+        ),
         content_type: "text/csv",
         accept: "application/json",
         train: dir.join("train").to_str().unwrap().to_string(),
@@ -225,7 +228,9 @@ fn assert_library_passes(checked: &Checked, skipped_on_request: &[&str]) {
 }
 
 fn skips(ids: &[&str]) -> Vec<String> {
-    ids.iter().flat_map(|id| ["--skip".to_string(), id.to_string()]).collect()
+    ids.iter()
+        .flat_map(|id| ["--skip".to_string(), id.to_string()])
+        .collect()
 }
 
 #[test]
@@ -257,7 +262,9 @@ fn echo_passes_every_check_that_applies_to_it() {
         "{}",
         checked.show()
     );
-    assert!(checked.detail("invocations.payload-413").starts_with("2097152 bytes"));
+    assert!(checked
+        .detail("invocations.payload-413")
+        .starts_with("2097152 bytes"));
 }
 
 #[test]
@@ -267,7 +274,9 @@ fn the_featurizer_with_a_fitted_model_passes_every_check() {
     let checked = run_check(stage_lib("featurizer").to_str().unwrap(), &sample.args());
     assert_library_passes(&checked, &[]);
     // The built-in bad hyperparameters (garbage values) fail the training job.
-    assert!(checked.detail("train.bad-hyperparameter").contains("output/failure"));
+    assert!(checked
+        .detail("train.bad-hyperparameter")
+        .contains("output/failure"));
 }
 
 #[test]
@@ -309,7 +318,11 @@ fn a_stage_that_ignores_accept_fails_exactly_the_accept_checks() {
         checked.show()
     );
     // What it does keep, it passes.
-    for id in ["invocations.content-type-415", "invocations.payload-413", "signals.sigterm"] {
+    for id in [
+        "invocations.content-type-415",
+        "invocations.payload-413",
+        "signals.sigterm",
+    ] {
         assert_eq!(checked.outcome(id), "pass", "{}", checked.show());
     }
 }
@@ -325,7 +338,11 @@ fn a_stage_that_ignores_accept_fails_the_same_checks_as_an_endpoint_url() {
     // What needs the container in hand is skipped, saying why.
     for id in ["ping.before-load", "env.bind-to-port", "signals.sigterm"] {
         assert_eq!(checked.outcome(id), "skip");
-        assert!(checked.detail(id).contains("started elsewhere"), "{}", checked.show());
+        assert!(
+            checked.detail(id).contains("started elsewhere"),
+            "{}",
+            checked.show()
+        );
     }
     assert!(checked.detail("train.model").contains("no training container"));
     // Nobody set the limit low here: just over the endpoint's own 6 MB is sent.
@@ -468,7 +485,12 @@ mod docker {
 
     fn assert_image_passes(checked: &Checked, skipped_on_request: &[&str]) {
         assert_fails_exactly(checked, &[]);
-        assert_eq!(checked.with("skip"), set(skipped_on_request), "{}", checked.show());
+        assert_eq!(
+            checked.with("skip"),
+            set(skipped_on_request),
+            "{}",
+            checked.show()
+        );
         assert_eq!(
             checked.detail("image.entrypoint-exec-form"),
             r#"["/usr/local/bin/modelstage"]"#

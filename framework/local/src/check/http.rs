@@ -82,9 +82,12 @@ fn answer(sent: reqwest::Result<reqwest::blocking::Response>) -> Result<Answer, 
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let body = response
-        .bytes()
-        .map_err(|e| format!("status {status}, but the body could not be read: {}", describe_error(&e)))?;
+    let body = response.bytes().map_err(|e| {
+        format!(
+            "status {status}, but the body could not be read: {}",
+            describe_error(&e)
+        )
+    })?;
     Ok(Answer {
         status,
         content_type,

@@ -20,22 +20,43 @@ pub const TRAIN_BAD_HYPERPARAMETER: &str = "train.bad-hyperparameter";
 
 /// Every check, with what it asserts.
 pub const ALL: [(&str, &str); 16] = [
-    (PING_BEFORE_LOAD, "GET /ping answers 200 or 503 while the model loads"),
-    (PING_AFTER_LOAD, "GET /ping answers 200 within the health-check limit"),
-    (BIND_TO_PORT, "the server listens on the port SAGEMAKER_BIND_TO_PORT names"),
+    (
+        PING_BEFORE_LOAD,
+        "GET /ping answers 200 or 503 while the model loads",
+    ),
+    (
+        PING_AFTER_LOAD,
+        "GET /ping answers 200 within the health-check limit",
+    ),
+    (
+        BIND_TO_PORT,
+        "the server listens on the port SAGEMAKER_BIND_TO_PORT names",
+    ),
     (SAMPLE, "POST /invocations of the sample answers 2xx"),
     (ACCEPT, "the answer's Content-Type is what --accept asked for"),
-    (CONTENT_TYPE_415, "an unsupported Content-Type gets 415 with a readable body"),
+    (
+        CONTENT_TYPE_415,
+        "an unsupported Content-Type gets 415 with a readable body",
+    ),
     (ACCEPT_406, "an unsupported Accept gets 406 with a readable body"),
     (PAYLOAD_413, "a body over SAGEMAKER_MAX_PAYLOAD_IN_MB gets 413"),
-    (EXECUTION_PARAMETERS, "GET /execution-parameters is well-formed, or 404"),
+    (
+        EXECUTION_PARAMETERS,
+        "GET /execution-parameters is well-formed, or 404",
+    ),
     (SIGTERM, "SIGTERM ends the server within the grace period"),
-    (IMAGE_LABEL, "the image has com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true"),
+    (
+        IMAGE_LABEL,
+        "the image has com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true",
+    ),
     (IMAGE_ENTRYPOINT, "the image's ENTRYPOINT is in exec form"),
     (IMAGE_SERVE_ARG, "`docker run IMAGE serve` starts a server"),
     (TRAIN_MODEL, "train writes a non-empty /opt/ml/model and exits 0"),
     (TRAIN_SUCCESS, "train writes /opt/ml/output/success"),
-    (TRAIN_BAD_HYPERPARAMETER, "a bad hyperparameter writes output/failure and exits non-zero"),
+    (
+        TRAIN_BAD_HYPERPARAMETER,
+        "a bad hyperparameter writes output/failure and exits non-zero",
+    ),
 ];
 
 /// The id as a `&'static str`, when `text` names a check.

@@ -35,9 +35,9 @@ pub fn check_image(image: &str, report: &mut Report) {
 fn entrypoint_outcome(entrypoint: Option<&[String]>) -> Outcome {
     let shown = || serde_json::to_string(&entrypoint).unwrap_or_default();
     match entrypoint {
-        None | Some([]) => Outcome::Fail(
-            "no ENTRYPOINT: `docker run IMAGE serve` would run a program named serve".into(),
-        ),
+        None | Some([]) => {
+            Outcome::Fail("no ENTRYPOINT: `docker run IMAGE serve` would run a program named serve".into())
+        }
         Some([shell, flag, ..]) if SHELLS.contains(&shell.as_str()) && flag == "-c" => {
             Outcome::Fail(format!(
                 "shell form {}: the shell drops the `serve`/`train` argument and receives the \

@@ -81,7 +81,10 @@ impl Report {
     }
 
     fn count(&self, label: &str) -> usize {
-        self.findings.iter().filter(|f| f.outcome.label() == label).count()
+        self.findings
+            .iter()
+            .filter(|f| f.outcome.label() == label)
+            .count()
     }
 
     /// One line per check: id, outcome, detail (continuation lines indented under the detail),
@@ -89,18 +92,18 @@ impl Report {
     pub fn table(&self) -> String {
         let width = self.findings.iter().map(|f| f.id.len()).max().unwrap_or(0);
         let mut out = format!("modelstage check: {}\n\n", self.target);
-        out.push_str(&format!("{:width$}  {:4}  detail\n", "check", "", width = width));
+        out.push_str(&format!("{:width$}  result  detail\n", "check", width = width));
         for f in &self.findings {
             let mut lines = f.outcome.detail().lines();
             let first = lines.next().unwrap_or("");
             out.push_str(&format!(
-                "{:width$}  {:4}  {first}\n",
+                "{:width$}  {:6}  {first}\n",
                 f.id,
                 f.outcome.label(),
                 width = width
             ));
             for line in lines {
-                out.push_str(&format!("{:width$}        {line}\n", "", width = width));
+                out.push_str(&format!("{:width$}          {line}\n", "", width = width));
             }
         }
         out.push_str(&format!(
@@ -145,7 +148,10 @@ mod tests {
     fn sample() -> Report {
         let mut r = Report::new("stage library libx.so".into());
         r.record("ping.after-load", Outcome::Pass("200 after 0.1 s".into()));
-        r.record("invocations.accept-406", Outcome::Fail("got 200\nbody: \"a\"".into()));
+        r.record(
+            "invocations.accept-406",
+            Outcome::Fail("got 200\nbody: \"a\"".into()),
+        );
         r.record("signals.sigterm", Outcome::Skip("a URL".into()));
         r
     }
@@ -154,9 +160,13 @@ mod tests {
     fn the_table_and_the_json_carry_the_same_ids_and_outcomes() {
         let r = sample();
         let table = r.table();
-        assert!(table.contains("invocations.accept-406  fail  got 200\n"), "{table}");
+        assert!(
+            table.contains("invocations.accept-406  fail    got 200\n"),
+            "{table}"
+        );
         // The evidence's second line stays under the detail column.
-        assert!(table.contains("\n                              body: \"a\"\n"), "{table}");
+        let indent = " ".repeat("invocations.accept-406".len() + 10);
+        assert!(table.contains(&format!("\n{indent}body: \"a\"\n")), "{table}");
         assert!(table.ends_with("1 passed, 1 failed, 1 skipped\n"), "{table}");
         let json = r.json();
         assert_eq!(json["passed"], false);

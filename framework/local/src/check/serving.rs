@@ -57,7 +57,11 @@ fn sample(client: &Client, requests: &Requests, report: &mut Report) {
         report.record(ids::ACCEPT, Outcome::Skip(why.into()));
         return;
     };
-    let sent = client.invoke(&sample.content_type, requests.accept.as_deref(), sample.body.clone());
+    let sent = client.invoke(
+        &sample.content_type,
+        requests.accept.as_deref(),
+        sample.body.clone(),
+    );
     let answer = match sent {
         Ok(answer) => answer,
         Err(e) => {
@@ -117,9 +121,7 @@ fn unsupported_accept(client: &Client, requests: &Requests, report: &mut Report)
 /// `expected` with a readable body passes; anything else fails with what came back.
 fn expect_status(sent: Result<Answer, String>, expected: u16, what: &str) -> Outcome {
     match sent {
-        Ok(answer) if answer.status == expected && answer.readable() => {
-            Outcome::Pass(answer.describe())
-        }
+        Ok(answer) if answer.status == expected && answer.readable() => Outcome::Pass(answer.describe()),
         Ok(answer) if answer.status == expected => Outcome::Fail(format!(
             "{what}: {expected}, but the body is not readable text: {}",
             answer.describe()
@@ -137,9 +139,16 @@ fn payload(
     report: &mut Report,
 ) {
     let (mb, source) = match limit {
-        PayloadLimit::Set(mb) => (mb, format!("SAGEMAKER_MAX_PAYLOAD_IN_MB={mb}, set by the checker")),
+        PayloadLimit::Set(mb) => (
+            mb,
+            format!("SAGEMAKER_MAX_PAYLOAD_IN_MB={mb}, set by the checker"),
+        ),
         PayloadLimit::Unknown => {
-            match parameters.as_ref().and_then(|p| p.get("MaxPayloadInMB")).and_then(Value::as_u64) {
+            match parameters
+                .as_ref()
+                .and_then(|p| p.get("MaxPayloadInMB"))
+                .and_then(Value::as_u64)
+            {
                 Some(0) => {
                     let why = "the endpoint's MaxPayloadInMB is 0 (no limit)";
                     report.record(ids::PAYLOAD_413, Outcome::Skip(why.into()));
@@ -188,12 +197,18 @@ fn execution_parameters(client: &Client, report: &mut Report) -> Option<Value> {
     let answer = match client.get("/execution-parameters") {
         Ok(answer) => answer,
         Err(e) => {
-            report.record(ids::EXECUTION_PARAMETERS, Outcome::Fail(format!("no answer: {e}")));
+            report.record(
+                ids::EXECUTION_PARAMETERS,
+                Outcome::Fail(format!("no answer: {e}")),
+            );
             return None;
         }
     };
     if answer.status == 404 {
-        report.record(ids::EXECUTION_PARAMETERS, Outcome::Pass("not present (404)".into()));
+        report.record(
+            ids::EXECUTION_PARAMETERS,
+            Outcome::Pass("not present (404)".into()),
+        );
         return None;
     }
     if answer.status != 200 {
@@ -248,7 +263,8 @@ mod tests {
 
     #[test]
     fn execution_parameters_need_all_three_fields_with_valid_values() {
-        let good = json!({"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6});
+        let good =
+            json!({"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6});
         assert!(parameter_problems(&good).is_empty());
         let bad = json!({"MaxConcurrentTransforms": "4", "BatchStrategy": "MultiRecord"});
         assert_eq!(

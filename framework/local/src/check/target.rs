@@ -87,7 +87,9 @@ mod tests {
             Target::parse("http://127.0.0.1:8080/").unwrap(),
             Target::Url("http://127.0.0.1:8080".into())
         );
-        let e = Target::parse("http://127.0.0.1:8080/invocations").unwrap_err().to_string();
+        let e = Target::parse("http://127.0.0.1:8080/invocations")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("scheme, host and port only"), "{e}");
         let e = Target::parse("./no-such-lib.so").unwrap_err().to_string();
         assert!(e.contains("neither a stage library file"), "{e}");

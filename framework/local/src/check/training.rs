@@ -30,12 +30,18 @@ pub struct TrainSample {
 impl TrainSample {
     pub fn read(dir: &Path) -> anyhow::Result<TrainSample> {
         let mut channels = Vec::new();
-        let entries =
-            std::fs::read_dir(dir).with_context(|| format!("cannot read the training sample {}", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the training sample {}", dir.display()))?;
         for entry in entries {
-            let path = entry.with_context(|| format!("cannot list {}", dir.display()))?.path();
+            let path = entry
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .path();
             if path.is_dir() {
-                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let name = path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 channels.push((name, path));
             }
         }
@@ -87,7 +93,12 @@ pub fn garbage_hyperparameters(good: &BTreeMap<String, String>) -> BTreeMap<Stri
 }
 
 /// Runs `train` twice: with the sample, and with `bad` hyperparameters.
-pub fn check_training(target: &Target, sample: &TrainSample, bad: &BTreeMap<String, String>, report: &mut Report) {
+pub fn check_training(
+    target: &Target,
+    sample: &TrainSample,
+    bad: &BTreeMap<String, String>,
+    report: &mut Report,
+) {
     let image = match target {
         Target::Library(path) => TrainingImage::Library(path.clone()),
         Target::Image(image) => TrainingImage::Docker(image.clone()),
@@ -162,7 +173,11 @@ impl Run {
     }
 }
 
-fn run(image: &TrainingImage, sample: &TrainSample, hyperparameters: &BTreeMap<String, String>) -> anyhow::Result<Run> {
+fn run(
+    image: &TrainingImage,
+    sample: &TrainSample,
+    hyperparameters: &BTreeMap<String, String>,
+) -> anyhow::Result<Run> {
     let job = TrainingJob {
         name: "modelstage-check".into(),
         image: image.clone(),

@@ -273,10 +273,14 @@ fn the_featurizer_with_a_fitted_model_passes_every_check() {
     let sample = featurizer_sample(dir.path());
     let checked = run_check(stage_lib("featurizer").to_str().unwrap(), &sample.args());
     assert_library_passes(&checked, &[]);
-    // The built-in bad hyperparameters (garbage values) fail the training job.
-    assert!(checked
-        .detail("train.bad-hyperparameter")
-        .contains("output/failure"));
+    // The built-in bad hyperparameters fail the job in the stage's own training hook.
+    assert!(
+        checked
+            .detail("train.bad-hyperparameter")
+            .contains("output/failure: \"featurizer: train_fn:"),
+        "{}",
+        checked.show()
+    );
 }
 
 #[test]

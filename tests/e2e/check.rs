@@ -402,6 +402,32 @@ fn the_table_names_every_check_and_the_exit_status_says_failed() {
 }
 
 #[test]
+fn a_training_run_past_its_time_limit_is_stopped_and_fails() {
+    let dir = tempdir();
+    let sample = echo_sample(dir.path());
+    // Echo's training hook waits this long when told to.
+    write(
+        &dir.path().join("train/hyperparameters.json"),
+        r#"{"sleep_seconds": "600"}"#,
+    );
+    let mut args = sample.args();
+    args.extend(["--train-timeout", "1"]);
+    let checked = run_check(stage_lib("echo").to_str().unwrap(), &args);
+    let mut failing = ECHO_SKIPS.to_vec();
+    failing.extend(["train.model", "train.success"]);
+    assert_fails_exactly(&checked, &failing);
+    assert!(
+        checked
+            .detail("train.model")
+            .contains("did not finish within 1 s (--train-timeout) and was stopped"),
+        "{}",
+        checked.show()
+    );
+    // The bad value is refused at once, well within the limit.
+    assert_eq!(checked.outcome("train.bad-hyperparameter"), "pass", "{}", checked.show());
+}
+
+#[test]
 fn bad_arguments_are_refused_before_anything_starts() {
     let cases: [(&[&str], &str); 3] = [
         (

@@ -2,12 +2,15 @@
 //! and [`excerpt`], which is how anything an endpoint sent back appears in a report: bounded and
 //! escaped, so that a hostile or broken endpoint cannot flood or forge the report.
 
+use std::io::Read;
 use std::time::Duration;
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many characters of a body a report quotes.
 const EXCERPT_CHARS: usize = 200;
+/// How much of an answer's body is read; the rest is dropped unread.
+const MAX_BODY: usize = 64 * 1024;
 
 /// What an endpoint answered.
 #[derive(Debug, Clone)]
@@ -15,7 +18,10 @@ pub struct Answer {
     pub status: u16,
     /// The response's Content-Type, if it sent one.
     pub content_type: Option<String>,
+    /// At most [`MAX_BODY`] bytes of the body.
     pub body: Vec<u8>,
+    /// The body was longer than [`MAX_BODY`].
+    pub truncated: bool,
 }
 
 impl Answer {
@@ -29,9 +35,12 @@ impl Answer {
         format!("{}{ct}: {}", self.status, excerpt(&self.body))
     }
 
-    /// A body a person can read: non-empty UTF-8 text.
+    /// A body a person can read: non-empty UTF-8 text (a cut body may end inside a character).
     pub fn readable(&self) -> bool {
-        std::str::from_utf8(&self.body).is_ok_and(|t| !t.trim().is_empty())
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => !text.trim().is_empty(),
+            Err(e) => self.truncated && e.error_len().is_none() && e.valid_up_to() > 0,
+        }
     }
 }
 
@@ -82,16 +91,24 @@ fn answer(sent: reqwest::Result<reqwest::blocking::Response>) -> Result<Answer, 
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let body = response.bytes().map_err(|e| {
-        format!(
-            "status {status}, but the body could not be read: {}",
-            describe_error(&e)
-        )
-    })?;
+    // Only the start of a body is ever looked at; a huge answer must not cost the memory.
+    let mut body = Vec::new();
+    response
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| {
+            format!(
+                "status {status}, but the body could not be read: {}",
+                describe_error(&e)
+            )
+        })?;
+    let truncated = body.len() > MAX_BODY;
+    body.truncate(MAX_BODY);
     Ok(Answer {
         status,
         content_type,
-        body: body.to_vec(),
+        body,
+        truncated,
     })
 }
 
@@ -160,6 +177,22 @@ mod tests {
         assert!(e.len() < 250, "{e}");
         assert_eq!(excerpt(&[0xff, b'a']), "\"\u{fffd}a\"");
         assert_eq!(excerpt(b"it's \\ fine"), r#""it's \\ fine""#);
+    }
+
+    #[test]
+    fn a_readable_body_is_text_even_when_cut_inside_a_character() {
+        let answer = |body: &[u8], truncated| Answer {
+            status: 415,
+            content_type: None,
+            body: body.to_vec(),
+            truncated,
+        };
+        assert!(answer(b"not supported", false).readable());
+        assert!(!answer(b"  \n", false).readable());
+        assert!(!answer(&[0xff, 0xfe, 0x00], false).readable());
+        // "é" cut after its first byte by the read limit.
+        assert!(answer(&[b'a', 0xc3], true).readable());
+        assert!(!answer(&[b'a', 0xc3], false).readable());
     }
 
     #[test]

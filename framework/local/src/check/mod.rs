@@ -71,6 +71,9 @@ pub struct CheckArgs {
     /// of the sample set to garbage, plus an unknown one.
     #[arg(long, value_name = "FILE", requires = "train_sample")]
     pub bad_hyperparameters: Option<PathBuf>,
+    /// Seconds each training run may take before it is stopped (SIGTERM, then SIGKILL).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub train_timeout: u64,
     /// Seconds the container has to answer GET /ping with 200 (SageMaker allows 4 minutes).
     #[arg(long, value_name = "SECONDS", default_value_t = crate::deploy::STARTUP_TIMEOUT_SECS)]
     pub ready_timeout: u64,
@@ -207,7 +210,8 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Report> {
         }
     }
     if let Some((sample, bad)) = &plan.train {
-        training::check_training(&plan.target, sample, bad, &mut report);
+        let limit = Duration::from_secs(args.train_timeout);
+        training::check_training(&plan.target, sample, bad, limit, &mut report);
     }
     for id in &plan.skips {
         report.record(id, Outcome::Skip("skipped with --skip".into()));

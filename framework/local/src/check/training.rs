@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+use signal_hook::consts::SIGTERM;
 
 use super::ids;
 use super::report::{Outcome, Report};
@@ -92,11 +95,12 @@ pub fn garbage_hyperparameters(good: &BTreeMap<String, String>) -> BTreeMap<Stri
     bad
 }
 
-/// Runs `train` twice: with the sample, and with `bad` hyperparameters.
+/// Runs `train` twice, each within `limit`: with the sample, and with `bad` hyperparameters.
 pub fn check_training(
     target: &Target,
     sample: &TrainSample,
     bad: &BTreeMap<String, String>,
+    limit: Duration,
     report: &mut Report,
 ) {
     let image = match target {
@@ -104,7 +108,7 @@ pub fn check_training(
         Target::Image(image) => TrainingImage::Docker(image.clone()),
         Target::Url(_) => return,
     };
-    match run(&image, sample, &sample.hyperparameters) {
+    match run(&image, sample, &sample.hyperparameters, limit) {
         Ok(run) => {
             let model = model_files(&run.base);
             let model_outcome = match (run.success, model) {
@@ -131,10 +135,12 @@ pub fn check_training(
             report.record(ids::TRAIN_SUCCESS, Outcome::Fail(format!("{e:#}")));
         }
     }
-    let outcome = match run(&image, sample, bad) {
+    let outcome = match run(&image, sample, bad, limit) {
         Ok(run) => {
             let failure = std::fs::read(run.base.join("output/failure")).ok();
             match (run.success, failure) {
+                // Stopped for time: its failure file says so, not that it refused the values.
+                _ if run.stopped => Outcome::Fail(format!("train {}", run.exit)),
                 (false, Some(text)) if !text.is_empty() => {
                     Outcome::Pass(format!("train {}; {}", run.exit, run.failure_text()))
                 }
@@ -158,6 +164,8 @@ struct Run {
     _tree: fit::PreparedTree,
     base: PathBuf,
     success: bool,
+    /// Stopped at the time limit.
+    stopped: bool,
     exit: String,
 }
 
@@ -177,6 +185,7 @@ fn run(
     image: &TrainingImage,
     sample: &TrainSample,
     hyperparameters: &BTreeMap<String, String>,
+    limit: Duration,
 ) -> anyhow::Result<Run> {
     let job = TrainingJob {
         name: "modelstage-check".into(),
@@ -198,15 +207,29 @@ fn run(
     };
     let stop = Stop::never();
     let tree = fit::prepare(&job, &stop)?;
-    let exit = fit::run_training_container(tree.base(), &job, &stop)?;
+    // A job past its time is stopped as StopTrainingJob stops one (SIGTERM, then SIGKILL).
+    let (finished, timer) = mpsc::channel::<()>();
+    let deadline = stop.clone();
+    std::thread::spawn(move || {
+        if timer.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
+            deadline.request(SIGTERM);
+        }
+    });
+    let exit = fit::run_training_container(tree.base(), &job, &stop);
+    drop(finished);
+    let exit = exit?;
     Ok(Run {
         base: tree.base().to_path_buf(),
         _tree: tree,
         success: exit.success,
-        exit: if exit.success {
-            "exited 0".into()
-        } else {
-            exit.description
+        stopped: exit.stopped_by.is_some(),
+        exit: match exit.stopped_by {
+            _ if exit.success => "exited 0".into(),
+            Some(_) => format!(
+                "did not finish within {} s (--train-timeout) and was stopped",
+                limit.as_secs()
+            ),
+            None => exit.description,
         },
     })
 }

@@ -376,6 +376,7 @@ fn a_server_that_exits_while_loading_fails_the_ping_checks_with_its_log() {
         "{}",
         checked.show()
     );
+    assert!(checked.detail("signals.sigterm").contains("already exited"));
 }
 
 #[test]
@@ -424,7 +425,12 @@ fn a_training_run_past_its_time_limit_is_stopped_and_fails() {
         checked.show()
     );
     // The bad value is refused at once, well within the limit.
-    assert_eq!(checked.outcome("train.bad-hyperparameter"), "pass", "{}", checked.show());
+    assert_eq!(
+        checked.outcome("train.bad-hyperparameter"),
+        "pass",
+        "{}",
+        checked.show()
+    );
 }
 
 #[test]

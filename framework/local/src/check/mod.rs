@@ -303,17 +303,21 @@ fn check_started(
     let mut server = launch::start(target, plan.model_dir.path(), &env)?;
     let startup = server.watch_startup(ready)?;
     record_startup(target, &server, &startup, ready, report);
-    if !matches!(startup, Startup::Ready { .. }) {
-        not_healthy(report);
-        return Ok(());
+    match startup {
+        Startup::Ready { .. } => {
+            let client = http::Client::new(&server.url())?;
+            let limit = PayloadLimit::Set(CHECK_MAX_PAYLOAD_MB);
+            serving::check_endpoint(&client, &plan.requests, limit, report);
+        }
+        Startup::Exited { .. } => {
+            not_healthy(report);
+            let why = "the server had already exited (see ping.after-load)";
+            report.record(ids::SIGTERM, Outcome::Skip(why.into()));
+            return Ok(());
+        }
+        // Not healthy, but running: it must still stop when told to.
+        Startup::NotReady { .. } | Startup::Silent => not_healthy(report),
     }
-    let client = http::Client::new(&server.url())?;
-    serving::check_endpoint(
-        &client,
-        &plan.requests,
-        PayloadLimit::Set(CHECK_MAX_PAYLOAD_MB),
-        report,
-    );
     report.record(ids::SIGTERM, sigterm(&mut server, grace));
     Ok(())
 }

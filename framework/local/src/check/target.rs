@@ -28,7 +28,13 @@ impl Target {
             bail!("no target given: a stage library (.so), a Docker image or an endpoint URL");
         }
         let lower = text.to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
+        if lower.starts_with("https://") {
+            bail!(
+                "'{text}': the container contract is plain HTTP (SageMaker terminates TLS in front \
+                 of the container); give the container's own http:// address"
+            );
+        }
+        if lower.starts_with("http://") {
             let url = text.trim_end_matches('/');
             let rest = url.split_once("://").map_or("", |(_, rest)| rest);
             if rest.is_empty() || rest.contains('/') {
@@ -94,6 +100,8 @@ mod tests {
         let e = Target::parse("./no-such-lib.so").unwrap_err().to_string();
         assert!(e.contains("neither a stage library file"), "{e}");
         assert!(Target::parse("  ").is_err());
+        let e = Target::parse("https://example.com").unwrap_err().to_string();
+        assert!(e.contains("plain HTTP"), "{e}");
         let file = tempfile::NamedTempFile::new().unwrap();
         assert_eq!(
             Target::parse(file.path().to_str().unwrap()).unwrap(),

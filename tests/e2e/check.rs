@@ -87,11 +87,16 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 }
 
 fn run_check(target: &str, args: &[&str]) -> Checked {
+    run_check_with_env(target, args, &[])
+}
+
+fn run_check_with_env(target: &str, args: &[&str], env: &[(&str, &str)]) -> Checked {
     let out = Command::new(bin())
         .arg("check")
         .arg(target)
         .args(args)
         .args(["--format", "json"])
+        .envs(env.iter().copied())
         .output()
         .expect("run modelstage check");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -400,6 +405,24 @@ fn the_table_names_every_check_and_the_exit_status_says_failed() {
         .unwrap();
     assert!(accept_line.contains(" fail "), "{table}");
     assert!(table.contains("8 passed, 2 failed, 6 skipped"), "{table}");
+}
+
+#[test]
+fn a_server_still_loading_at_the_health_limit_fails_after_load_and_still_stops() {
+    // The fixture's model takes a minute to load; the checker waits 10 s.
+    let checked = run_check_with_env(
+        stage_lib("slow").to_str().unwrap(),
+        &["--ready-timeout", "10"],
+        &[("FIXTURE_MODEL_SLEEP_MS", "60000")],
+    );
+    assert_fails_exactly(&checked, &["ping.after-load"]);
+    assert_eq!(checked.detail("ping.before-load"), "first answer: 503 (loading)");
+    assert_eq!(
+        checked.detail("ping.after-load"),
+        "no 200 within 10 s; answers seen: 503"
+    );
+    assert_eq!(checked.outcome("env.bind-to-port"), "pass");
+    assert_eq!(checked.outcome("signals.sigterm"), "pass", "{}", checked.show());
 }
 
 #[test]

@@ -5,6 +5,8 @@
 use std::io::Read;
 use std::time::Duration;
 
+use crate::deploy::health::PING_TIMEOUT;
+
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many characters of a body a report quotes.
@@ -68,6 +70,12 @@ impl Client {
 
     pub fn get(&self, path: &str) -> Result<Answer, String> {
         answer(self.http.get(format!("{}{path}", self.base)).send())
+    }
+
+    /// `GET /ping` within SageMaker's ping timeout.
+    pub fn ping(&self) -> Result<Answer, String> {
+        let request = self.http.get(format!("{}/ping", self.base)).timeout(PING_TIMEOUT);
+        answer(request.send())
     }
 
     /// `POST /invocations` with `content_type` and, when given, `accept`.

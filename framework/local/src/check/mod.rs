@@ -254,7 +254,7 @@ fn check_url(url: &str, requests: &Requests, ready: Duration, report: &mut Repor
     let client = http::Client::new(url)?;
     let began = std::time::Instant::now();
     loop {
-        let last = match client.get("/ping") {
+        let last = match client.ping() {
             Ok(answer) if answer.status == 200 => {
                 let seen = format!("200 after {:.1} s", began.elapsed().as_secs_f64());
                 report.record(ids::PING_AFTER_LOAD, Outcome::Pass(seen));

@@ -126,6 +126,16 @@ fn assert_fails_exactly(checked: &Checked, failing: &[&str]) {
     assert_eq!(checked.json["passed"], failing.is_empty());
 }
 
+/// Asserts that the evidence of check `id` says `text`.
+fn assert_detail(checked: &Checked, id: &str, text: &str) {
+    let detail = checked.detail(id);
+    assert!(
+        detail.contains(text),
+        "{id}: {text:?} not in {detail:?}\n{}",
+        checked.show()
+    );
+}
+
 fn write(path: &Path, text: &str) -> String {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -249,27 +259,17 @@ fn echo_passes_every_check_that_applies_to_it() {
     // checks fail, with the evidence.
     let plain = run_check(lib, &sample.args());
     assert_fails_exactly(&plain, &ECHO_SKIPS);
-    assert!(
-        plain
-            .detail("invocations.content-type-415")
-            .contains("expected 415, got 200"),
-        "{}",
-        plain.show()
-    );
+    assert_detail(&plain, "invocations.content-type-415", "expected 415, got 200");
 
     sample.extra.extend(skips(&ECHO_SKIPS));
     let checked = run_check(lib, &sample.args());
     assert_library_passes(&checked, &ECHO_SKIPS);
-    assert!(
-        checked
-            .detail("train.bad-hyperparameter")
-            .contains("'sleep_seconds' must be a non-negative integer"),
-        "{}",
-        checked.show()
+    assert_detail(
+        &checked,
+        "train.bad-hyperparameter",
+        "'sleep_seconds' must be a non-negative integer",
     );
-    assert!(checked
-        .detail("invocations.payload-413")
-        .starts_with("2097152 bytes"));
+    assert_detail(&checked, "invocations.payload-413", "2097152 bytes");
 }
 
 #[test]
@@ -279,12 +279,10 @@ fn the_featurizer_with_a_fitted_model_passes_every_check() {
     let checked = run_check(stage_lib("featurizer").to_str().unwrap(), &sample.args());
     assert_library_passes(&checked, &[]);
     // The built-in bad hyperparameters fail the job in the stage's own training hook.
-    assert!(
-        checked
-            .detail("train.bad-hyperparameter")
-            .contains("output/failure: \"featurizer: train_fn:"),
-        "{}",
-        checked.show()
+    assert_detail(
+        &checked,
+        "train.bad-hyperparameter",
+        "output/failure: \"featurizer: train_fn:",
     );
 }
 
@@ -294,7 +292,7 @@ fn linear_learner_with_a_fitted_model_passes_every_check() {
     let sample = linear_learner_sample(dir.path());
     let checked = run_check(stage_lib("linear_learner").to_str().unwrap(), &sample.args());
     assert_library_passes(&checked, &[]);
-    assert!(checked.detail("signals.sigterm").contains("exited with status 0"));
+    assert_detail(&checked, "signals.sigterm", "exited with status 0");
 }
 
 fn ignores_accept_args(dir: &Path) -> Vec<String> {
@@ -319,13 +317,7 @@ fn a_stage_that_ignores_accept_fails_exactly_the_accept_checks() {
         checked.detail("invocations.accept"),
         r#"asked for "application/json", got Content-Type "text/csv""#
     );
-    assert!(
-        checked
-            .detail("invocations.accept-406")
-            .contains("expected 406, got 200"),
-        "{}",
-        checked.show()
-    );
+    assert_detail(&checked, "invocations.accept-406", "expected 406, got 200");
     // What it does keep, it passes.
     for id in [
         "invocations.content-type-415",
@@ -347,20 +339,14 @@ fn a_stage_that_ignores_accept_fails_the_same_checks_as_an_endpoint_url() {
     // What needs the container in hand is skipped, saying why.
     for id in ["ping.before-load", "env.bind-to-port", "signals.sigterm"] {
         assert_eq!(checked.outcome(id), "skip");
-        assert!(
-            checked.detail(id).contains("started elsewhere"),
-            "{}",
-            checked.show()
-        );
+        assert_detail(&checked, id, "started elsewhere");
     }
-    assert!(checked.detail("train.model").contains("no training container"));
+    assert_detail(&checked, "train.model", "no training container");
     // Nobody set the limit low here: just over the endpoint's own 6 MB is sent.
-    assert!(
-        checked
-            .detail("invocations.payload-413")
-            .starts_with("6291457 bytes against MaxPayloadInMB=6"),
-        "{}",
-        checked.show()
+    assert_detail(
+        &checked,
+        "invocations.payload-413",
+        "6291457 bytes against MaxPayloadInMB=6",
     );
     assert_eq!(checked.outcome("invocations.payload-413"), "pass");
 }
@@ -371,17 +357,10 @@ fn a_server_that_exits_while_loading_fails_the_ping_checks_with_its_log() {
     // Whether it answered 503 before it exited depends on timing; either way only the wait for
     // 200 fails (what it answered before, if anything, was right).
     assert_fails_exactly(&checked, &["ping.after-load"]);
-    let detail = checked.detail("ping.after-load");
-    assert!(detail.contains("exited with status 1"), "{}", checked.show());
-    assert!(detail.contains("its last log lines"), "{}", checked.show());
-    assert!(
-        checked
-            .detail("invocations.sample")
-            .contains("never answered /ping with 200"),
-        "{}",
-        checked.show()
-    );
-    assert!(checked.detail("signals.sigterm").contains("already exited"));
+    assert_detail(&checked, "ping.after-load", "exited with status 1");
+    assert_detail(&checked, "ping.after-load", "its last log lines");
+    assert_detail(&checked, "invocations.sample", "never answered /ping with 200");
+    assert_detail(&checked, "signals.sigterm", "already exited");
 }
 
 #[test]
@@ -440,12 +419,10 @@ fn a_training_run_past_its_time_limit_is_stopped_and_fails() {
     let mut failing = ECHO_SKIPS.to_vec();
     failing.extend(["train.model", "train.success"]);
     assert_fails_exactly(&checked, &failing);
-    assert!(
-        checked
-            .detail("train.model")
-            .contains("did not finish within 1 s (--train-timeout) and was stopped"),
-        "{}",
-        checked.show()
+    assert_detail(
+        &checked,
+        "train.model",
+        "did not finish within 1 s (--train-timeout) and was stopped",
     );
     // The bad value is refused at once, well within the limit.
     assert_eq!(
@@ -588,13 +565,7 @@ mod docker {
         let mut failing = BROKEN_BY_IGNORES_ACCEPT.to_vec();
         failing.push("image.label-bind-to-port");
         assert_fails_exactly(&checked, &failing);
-        assert!(
-            checked
-                .detail("image.label-bind-to-port")
-                .contains(r#"is "false", not true"#),
-            "{}",
-            checked.show()
-        );
+        assert_detail(&checked, "image.label-bind-to-port", r#"is "false", not true"#);
         assert_eq!(checked.outcome("image.serve-argument"), "pass");
     }
 }

@@ -80,10 +80,11 @@ pub struct CheckArgs {
     /// Seconds between SIGTERM and SIGKILL for the SIGTERM check.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub stop_grace: u64,
-    /// A check not to run (its id, e.g. invocations.content-type-415), reported as skipped.
-    /// Repeatable.
+    /// A check that does not apply to this container (its id, e.g.
+    /// invocations.content-type-415): reported as skipped, never as a failure. Repeatable.
     #[arg(long = "skip", value_name = "ID")]
     pub skips: Vec<String>,
+    /// How the report is printed: a table for people, or JSON for CI.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

@@ -462,20 +462,21 @@ mod docker {
 
     use super::*;
 
-    const FIXTURE_IMAGE: &str = "modelstage-check-fixture/ignores-accept:latest";
+    const ECHO: &str = "modelstage/echo:latest";
+    /// The `ignores-accept` library in place of echo's, with the SAGEMAKER_BIND_TO_PORT label
+    /// turned off (a second defect, one only images can have).
+    const IGNORES_ACCEPT_IMAGE: &str = "modelstage-check-fixture/ignores-accept:latest";
+    /// Echo with a shell-form ENTRYPOINT: the runtime base has no shell, so it cannot start.
+    const SHELL_FORM_IMAGE: &str = "modelstage-check-fixture/shell-form:latest";
 
-    /// Builds the built-in images once, then the fixture image on top of the echo image: the same
-    /// runtime base and binary, with the fixture's library in place of echo's, and the
-    /// SAGEMAKER_BIND_TO_PORT label turned off (a second defect, one only images can have).
+    /// Builds the built-in images once, then the fixture images on top of the echo image: the
+    /// same runtime base and binary, changed only where each fixture is broken.
     fn images() -> bool {
         static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
         if !docker_images() {
             return false;
         }
         let built = BUILT.get_or_init(|| {
-            let context = tempfile::tempdir().map_err(|e| e.to_string())?;
-            std::fs::copy(stage_lib("ignores_accept"), context.path().join("stage.so"))
-                .map_err(|e| e.to_string())?;
             let env = Command::new("docker")
                 .args(["image", "inspect", "--format", "{{json .Config.Env}}", ECHO])
                 .output()
@@ -485,31 +486,15 @@ mod docker {
                 .iter()
                 .find_map(|v| v.strip_prefix("MODELSTAGE_STAGE="))
                 .ok_or(format!("{ECHO} sets no MODELSTAGE_STAGE: {env:?}"))?;
-            std::fs::write(
-                context.path().join("Dockerfile"),
-                format!(
-                    "FROM {ECHO}\nCOPY stage.so {stage_path}\nLABEL \
+            build_fixture(
+                IGNORES_ACCEPT_IMAGE,
+                &format!(
+                    "COPY stage.so {stage_path}\nLABEL \
                      com.amazonaws.sagemaker.capabilities.accept-bind-to-port=false \
-                     com.modelstage.stage.name=ignores-accept\n"
+                     com.modelstage.stage.name=ignores-accept"
                 ),
-            )
-            .map_err(|e| e.to_string())?;
-            let out = Command::new("docker")
-                .args(["build", "-q", "-t", FIXTURE_IMAGE])
-                .arg(context.path())
-                // As ci/docker-build.sh builds: BuildKit may look a local-only image up in a
-                // registry.
-                .env("DOCKER_BUILDKIT", "0")
-                .output()
-                .map_err(|e| e.to_string())?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "docker build of {FIXTURE_IMAGE} failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
+            )?;
+            build_fixture(SHELL_FORM_IMAGE, "ENTRYPOINT /usr/local/bin/modelstage")
         });
         if let Err(e) = built {
             panic!("{e}");
@@ -517,7 +502,33 @@ mod docker {
         true
     }
 
-    const ECHO: &str = "modelstage/echo:latest";
+    /// `docker build` of `FROM echo` plus `lines`, with the `ignores-accept` library in the
+    /// context as `stage.so`.
+    fn build_fixture(tag: &str, lines: &str) -> Result<(), String> {
+        let context = tempfile::tempdir().map_err(|e| e.to_string())?;
+        std::fs::copy(stage_lib("ignores_accept"), context.path().join("stage.so"))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            format!("FROM {ECHO}\n{lines}\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", tag])
+            .arg(context.path())
+            // As ci/docker-build.sh builds: BuildKit may look a local-only image up in a registry.
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "docker build of {tag} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
 
     fn assert_image_passes(checked: &Checked, skipped_on_request: &[&str]) {
         assert_fails_exactly(checked, &[]);
@@ -561,11 +572,31 @@ mod docker {
         let dir = tempdir();
         let args = ignores_accept_args(dir.path());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let checked = run_check(FIXTURE_IMAGE, &args);
+        let checked = run_check(IGNORES_ACCEPT_IMAGE, &args);
         let mut failing = BROKEN_BY_IGNORES_ACCEPT.to_vec();
         failing.push("image.label-bind-to-port");
         assert_fails_exactly(&checked, &failing);
         assert_detail(&checked, "image.label-bind-to-port", r#"is "false", not true"#);
         assert_eq!(checked.outcome("image.serve-argument"), "pass");
+    }
+
+    #[test]
+    fn an_image_with_a_shell_form_entrypoint_fails_to_serve_and_says_why() {
+        if !images() {
+            return;
+        }
+        let checked = run_check(SHELL_FORM_IMAGE, &[]);
+        assert_fails_exactly(
+            &checked,
+            &[
+                "ping.after-load",
+                "image.entrypoint-exec-form",
+                "image.serve-argument",
+            ],
+        );
+        assert_detail(&checked, "image.entrypoint-exec-form", "shell form");
+        // The engine cannot even start it: /bin/sh is not in the image.
+        assert_detail(&checked, "image.serve-argument", "/bin/sh");
+        assert_detail(&checked, "signals.sigterm", "did not start");
     }
 }

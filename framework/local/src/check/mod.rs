@@ -301,7 +301,22 @@ fn check_started(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let env = [("SAGEMAKER_MAX_PAYLOAD_IN_MB", CHECK_MAX_PAYLOAD_MB.to_string())];
-    let mut server = launch::start(target, plan.model_dir.path(), &env)?;
+    let mut server = match launch::start(target, plan.model_dir.path(), &env) {
+        Ok(server) => server,
+        // An image the engine cannot start is the image's failure, reported like the others.
+        Err(e) if matches!(target, Target::Image(_)) => {
+            let evidence = format!("{e:#}");
+            report.record(ids::IMAGE_SERVE_ARG, Outcome::Fail(evidence.clone()));
+            report.record(ids::PING_AFTER_LOAD, Outcome::Fail(evidence));
+            let why = "the container did not start (see image.serve-argument)";
+            for id in [ids::PING_BEFORE_LOAD, ids::BIND_TO_PORT, ids::SIGTERM] {
+                report.record(id, Outcome::Skip(why.into()));
+            }
+            not_healthy(report);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let startup = server.watch_startup(ready)?;
     record_startup(target, &server, &startup, ready, report);
     match startup {

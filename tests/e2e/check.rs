@@ -388,17 +388,17 @@ fn the_table_names_every_check_and_the_exit_status_says_failed() {
 
 #[test]
 fn a_server_still_loading_at_the_health_limit_fails_after_load_and_still_stops() {
-    // The fixture's model takes a minute to load; the checker waits 10 s.
+    // The fixture's model takes a minute to load; the checker waits 15 s.
     let checked = run_check_with_env(
         stage_lib("slow").to_str().unwrap(),
-        &["--ready-timeout", "10"],
+        &["--ready-timeout", "15"],
         &[("FIXTURE_MODEL_SLEEP_MS", "60000")],
     );
     assert_fails_exactly(&checked, &["ping.after-load"]);
     assert_eq!(checked.detail("ping.before-load"), "first answer: 503 (loading)");
     assert_eq!(
         checked.detail("ping.after-load"),
-        "no 200 within 10 s; answers seen: 503"
+        "no 200 within 15 s; answers seen: 503"
     );
     assert_eq!(checked.outcome("env.bind-to-port"), "pass");
     assert_eq!(checked.outcome("signals.sigterm"), "pass", "{}", checked.show());
@@ -414,7 +414,8 @@ fn a_training_run_past_its_time_limit_is_stopped_and_fails() {
         r#"{"sleep_seconds": "600"}"#,
     );
     let mut args = sample.args();
-    args.extend(["--train-timeout", "1"]);
+    // Long enough for the bad run, which fails at once, even on a loaded machine.
+    args.extend(["--train-timeout", "10"]);
     let checked = run_check(stage_lib("echo").to_str().unwrap(), &args);
     let mut failing = ECHO_SKIPS.to_vec();
     failing.extend(["train.model", "train.success"]);
@@ -422,7 +423,7 @@ fn a_training_run_past_its_time_limit_is_stopped_and_fails() {
     assert_detail(
         &checked,
         "train.model",
-        "did not finish within 1 s (--train-timeout) and was stopped",
+        "did not finish within 10 s (--train-timeout) and was stopped",
     );
     // The bad value is refused at once, well within the limit.
     assert_eq!(

@@ -406,10 +406,17 @@ fn record_startup(
             }
         }
     };
-    let serve_arg = match (&after_load, startup) {
-        (Outcome::Pass(_), _) => Outcome::Pass("`serve` started a server that answers /ping".into()),
-        (_, Startup::Exited { how, .. }) => Outcome::Fail(format!("with `serve` the container {how}")),
-        _ => Outcome::Fail("with `serve`, the container did not become healthy (see ping.after-load)".into()),
+    // The argument was taken if a server came up, healthy or not.
+    let serve_arg = match startup {
+        Startup::Ready { .. } | Startup::NotReady { .. } => {
+            Outcome::Pass("`serve` started a server that answers /ping".into())
+        }
+        Startup::Exited { how, .. } => Outcome::Fail(format!(
+            "with `serve` the container {how} (its log is under ping.after-load)"
+        )),
+        Startup::Silent => {
+            Outcome::Fail("with `serve`, nothing answered /ping (see env.bind-to-port)".into())
+        }
     };
     report.record(ids::PING_BEFORE_LOAD, before_load);
     report.record(ids::PING_AFTER_LOAD, after_load);

@@ -318,7 +318,15 @@ fn check_started(
         Err(e) => return Err(e),
     };
     let startup = server.watch_startup(ready)?;
-    record_startup(target, &server, &startup, ready, report);
+    let image = matches!(target, Target::Image(_));
+    record_startup(
+        image,
+        server.port,
+        &|| server.log_excerpt(),
+        &startup,
+        ready,
+        report,
+    );
     match startup {
         Startup::Ready { .. } => {
             let client = http::Client::new(&server.url())?;
@@ -338,14 +346,17 @@ fn check_started(
     Ok(())
 }
 
+/// The ping, port and (for an `image`) serve-argument checks, from how the server on `port` came
+/// up; `log` gives its last lines, the evidence of a failure (read only then: for an image it is
+/// a `docker logs`).
 fn record_startup(
-    target: &Target,
-    server: &Started,
+    image: bool,
+    port: u16,
+    log: &dyn Fn() -> String,
     startup: &Startup,
     ready: Duration,
     report: &mut Report,
 ) {
-    let port = server.port;
     let statuses = |list: &[u16]| {
         let texts: Vec<String> = list.iter().map(u16::to_string).collect();
         texts.join(", ")
@@ -377,7 +388,7 @@ fn record_startup(
             let evidence = format!(
                 "nothing answered on port {port} (given as SAGEMAKER_BIND_TO_PORT) within {} s; {}",
                 ready.as_secs(),
-                server.log_excerpt()
+                log()
             );
             (
                 Outcome::Skip("nothing answered on the port (see env.bind-to-port)".into()),
@@ -393,7 +404,7 @@ fn record_startup(
                 } else {
                     statuses(seen)
                 },
-                server.log_excerpt()
+                log()
             );
             let unknown = || Outcome::Skip(format!("the server {how} before it answered"));
             match seen.first() {
@@ -421,7 +432,7 @@ fn record_startup(
     report.record(ids::PING_BEFORE_LOAD, before_load);
     report.record(ids::PING_AFTER_LOAD, after_load);
     report.record(ids::BIND_TO_PORT, bound);
-    if let Target::Image(_) = target {
+    if image {
         report.record(ids::IMAGE_SERVE_ARG, serve_arg);
     }
 }
@@ -451,5 +462,82 @@ fn killed(ended: Ended) -> bool {
     match ended {
         Ended::Process(status) => status.signal() == Some(9),
         Ended::Docker(exit) => exit.code == 137 && !exit.oom_killed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn startup_report(startup: Startup) -> Report {
+        let mut report = Report::new("image x".into());
+        let log = "its last log lines:\n  \"listening on 8080\"";
+        record_startup(
+            true,
+            4321,
+            &|| log.to_string(),
+            &startup,
+            Duration::from_secs(5),
+            &mut report,
+        );
+        report
+    }
+
+    #[test]
+    fn a_server_that_listens_elsewhere_fails_the_port_check_with_its_log() {
+        let report = startup_report(Startup::Silent);
+        let Some(Outcome::Fail(evidence)) = report.get(ids::BIND_TO_PORT) else {
+            panic!("{report:?}");
+        };
+        assert!(evidence
+            .starts_with("nothing answered on port 4321 (given as SAGEMAKER_BIND_TO_PORT) within 5 s"));
+        assert!(evidence.contains("listening on 8080"), "{evidence}");
+        assert!(matches!(
+            report.get(ids::PING_BEFORE_LOAD),
+            Some(Outcome::Skip(_))
+        ));
+        assert!(matches!(report.get(ids::PING_AFTER_LOAD), Some(Outcome::Fail(_))));
+        assert!(matches!(report.get(ids::IMAGE_SERVE_ARG), Some(Outcome::Fail(_))));
+    }
+
+    #[test]
+    fn a_first_answer_other_than_503_or_200_fails_before_load() {
+        let report = startup_report(Startup::NotReady {
+            statuses: vec![500, 503],
+        });
+        assert_eq!(
+            report.get(ids::PING_BEFORE_LOAD),
+            Some(&Outcome::Fail(
+                "first answer: 500; while loading, 503 or 200 is expected".into()
+            ))
+        );
+        assert_eq!(
+            report.get(ids::PING_AFTER_LOAD),
+            Some(&Outcome::Fail("no 200 within 5 s; answers seen: 500, 503".into()))
+        );
+        // It runs and answers: `serve` was taken.
+        assert!(matches!(report.get(ids::IMAGE_SERVE_ARG), Some(Outcome::Pass(_))));
+    }
+
+    #[test]
+    fn only_images_get_the_serve_argument_check() {
+        let mut report = Report::new("lib".into());
+        let ready = Startup::Ready {
+            first: 503,
+            after: Duration::from_millis(1500),
+        };
+        record_startup(
+            false,
+            1,
+            &String::new,
+            &ready,
+            Duration::from_secs(5),
+            &mut report,
+        );
+        assert_eq!(report.get(ids::IMAGE_SERVE_ARG), None);
+        assert_eq!(
+            report.get(ids::PING_AFTER_LOAD),
+            Some(&Outcome::Pass("200 after 1.5 s".into()))
+        );
     }
 }

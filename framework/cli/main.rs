@@ -42,6 +42,9 @@ enum Command {
     Invoke(modelstage_local::invoke::InvokeArgs),
     /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
     Inspect(modelstage_runtime::inspect::InspectArgs),
+    /// Check a stage library, an image or a running endpoint against the SageMaker container
+    /// contract: a table of checks (or JSON), non-zero exit on any failure.
+    Check(modelstage_local::check::CheckArgs),
     /// Internal: a worker process of `modelstage serve`.
     #[command(hide = true)]
     Worker,
@@ -87,6 +90,10 @@ fn main() -> ExitCode {
         Command::Deploy(args) => modelstage_local::deploy::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
+        Command::Check(args) => {
+            modelstage_runtime::logging::init("modelstage");
+            modelstage_local::check::run(args)
+        }
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }
 }

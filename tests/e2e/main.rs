@@ -7,6 +7,7 @@ mod support;
 mod abalone;
 mod archives;
 mod authoring_errors;
+mod check;
 mod docker;
 mod featurizer;
 mod inspect;

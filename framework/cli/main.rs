@@ -41,6 +41,9 @@ enum Command {
     Invoke(modelstage_local::invoke::InvokeArgs),
     /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
     Inspect(modelstage_runtime::inspect::InspectArgs),
+    /// Build a stage's Docker image on the runtime base (`--stage LIB --tag NAME`), or the
+    /// runtime base itself (`--runtime`), with no registry.
+    Image(modelstage_local::image::ImageArgs),
     /// Internal: a worker process of `modelstage serve`.
     #[command(hide = true)]
     Worker,
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => modelstage_local::deploy::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
+        Command::Image(args) => modelstage_local::image::run(args),
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }
 }

@@ -4,11 +4,13 @@
 //! stage, a serial pipeline behind a router, or fused in one process), and
 //! `invoke` a client for any endpoint that speaks the contract. Stages run as
 //! `modelstage` processes or as Docker containers, exactly as SageMaker runs
-//! containers; `tarball` packs and safely unpacks `model.tar.gz`.
+//! containers; `image` builds the runtime base and one image per stage; `new` creates a stage
+//! project; `tarball` packs and safely unpacks `model.tar.gz`.
 
 pub mod deploy;
 pub mod docker;
 pub mod fit;
+pub mod image;
 pub mod invoke;
 pub mod request_doc;
 pub mod tarball;

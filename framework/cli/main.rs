@@ -41,6 +41,8 @@ enum Command {
     Invoke(modelstage_local::invoke::InvokeArgs),
     /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
     Inspect(modelstage_runtime::inspect::InspectArgs),
+    /// Create a stage project in a new folder (Rust or C), ready to build, test and package.
+    New(modelstage_local::new::NewArgs),
     /// Build a stage's Docker image on the runtime base (`--stage LIB --tag NAME`), or the
     /// runtime base itself (`--runtime`), with no registry.
     Image(modelstage_local::image::ImageArgs),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => modelstage_local::deploy::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
+        Command::New(args) => modelstage_local::new::run(args),
         Command::Image(args) => modelstage_local::image::run(args),
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }

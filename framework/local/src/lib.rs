@@ -12,6 +12,7 @@ pub mod docker;
 pub mod fit;
 pub mod image;
 pub mod invoke;
+pub mod new;
 pub mod request_doc;
 pub mod tarball;
 pub mod transform;

@@ -1,10 +1,10 @@
 //! Finding the stage library a test is about.
 //!
 //! `cargo test` builds the package's library with every crate type it declares, so a stage with
-//! `crate-type = ["cdylib", "rlib"]` has its `lib<name>.so` next to the test binaries' profile
-//! folder: the test binary runs from `<target>/<profile>/deps/`, and the library is in
-//! `<target>/<profile>/` (this holds for any `CARGO_TARGET_DIR`). A C stage's `build.rs` puts its
-//! library there too. When the library is not there (a package whose tests do not link its
+//! `crate-type = ["cdylib", "rlib"]` gets its `lib<name>.so` in `<target>/<profile>/deps/`, the
+//! folder the test binary runs from (this holds for any `CARGO_TARGET_DIR`); `cargo build` copies
+//! it up to `<target>/<profile>/`, where a C stage's `build.rs` also puts its library. The newer of
+//! the two is the one under test. When neither is there (a package whose tests do not link its
 //! library), [`built_library`] runs `cargo build --lib` for the package, with the same profile,
 //! and looks again.
 
@@ -40,10 +40,11 @@ pub fn library_file_name(lib_name: &str) -> String {
 /// `cargo build --lib` when this test build has not (see the module documentation).
 pub fn built_library(manifest_dir: &Path, lib_name: &str) -> Result<PathBuf, String> {
     let dir = profile_dir()?;
-    let path = dir.join(library_file_name(lib_name));
-    if path.is_file() {
-        return Ok(path);
+    let file = library_file_name(lib_name);
+    if let Some(found) = newest(&[dir.join("deps").join(&file), dir.join(&file)]) {
+        return Ok(found);
     }
+    let path = dir.join(&file);
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .args(["build", "--lib", "--manifest-path"])
@@ -67,4 +68,16 @@ pub fn built_library(manifest_dir: &Path, lib_name: &str) -> Result<PathBuf, Str
         ));
     }
     Ok(path)
+}
+
+/// The most recently modified of the files that exist.
+fn newest(candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .filter_map(|path| {
+            let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+            Some((modified, path))
+        })
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, path)| path.clone())
 }

@@ -90,6 +90,12 @@ impl TrainingJob {
         self.lay_out(&paths)
             .map_err(|e| format!("cannot lay out the training tree in {base}: {e}"))?;
         let _one = ONE_JOB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The previous job's variables (say SM_HP_SCALE) must not leak into this one.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SM_") {
+                std::env::remove_var(name);
+            }
+        }
         run_job(stage, &paths)?;
         Ok(Trained { tree, paths })
     }

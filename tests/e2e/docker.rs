@@ -26,7 +26,7 @@ const FEATURIZER: &str = "modelstage/featurizer:latest";
 const LINEAR_LEARNER: &str = "modelstage/linear-learner:latest";
 
 /// Whether the engine answers. In CI an unreachable engine is a failure, never a skip.
-fn engine() -> bool {
+pub(crate) fn engine() -> bool {
     match docker::engine_available() {
         Ok(_) => true,
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
@@ -469,7 +469,7 @@ fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
-fn run_ok(mut command: Command, what: &str) -> String {
+pub(crate) fn run_ok(mut command: Command, what: &str) -> String {
     let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     let text = format!(
         "{}{}",
@@ -707,7 +707,7 @@ fn abalone_pipeline_in_containers() {
 
 /// Stops a `modelstage deploy` started by a test when the test ends early (a
 /// failed assertion), so that its containers do not outlive the test.
-struct StopOnDrop(std::process::Child);
+pub(crate) struct StopOnDrop(pub(crate) std::process::Child);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {

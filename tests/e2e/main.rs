@@ -5,6 +5,7 @@
 mod support;
 
 mod abalone;
+mod authoring;
 mod docker;
 mod featurizer;
 mod inspect;

@@ -64,7 +64,14 @@ fn cargo(project: &Path, args: &[&str]) {
 fn new_project(root: &Path, name: &str, lang: &str) -> PathBuf {
     let checkout = repo_root();
     let out = modelstage(
-        &["new", name, "--lang", lang, "--sdk-path", checkout.to_str().unwrap()],
+        &[
+            "new",
+            name,
+            "--lang",
+            lang,
+            "--sdk-path",
+            checkout.to_str().unwrap(),
+        ],
         root,
     );
     assert!(out.status.success(), "modelstage new failed:\n{}", text(&out));
@@ -183,13 +190,23 @@ fn author(name: &str, lang: &str) {
     let loaded = run_ok(
         {
             let mut c = Command::new("docker");
-            c.args(["run", "--rm", "--network", "none", &plain, "inspect", "/opt/modelstage/stage.so"]);
+            c.args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &plain,
+                "inspect",
+                "/opt/modelstage/stage.so",
+            ]);
             c
         },
         "modelstage inspect inside the plain image",
     );
     assert!(loaded.contains(&format!("stage:      {name} 0.1.0")), "{loaded}");
-    let _ = Command::new("docker").args(["image", "rm", &image, &plain]).output();
+    let _ = Command::new("docker")
+        .args(["image", "rm", &image, &plain])
+        .output();
 }
 
 #[test]
@@ -214,7 +231,10 @@ fn new_refuses_a_folder_with_files_and_a_name_that_cannot_name_a_crate() {
         "{}",
         text(&out)
     );
-    assert_eq!(std::fs::read_to_string(root.path().join("taken/notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("taken/notes.txt")).unwrap(),
+        "mine"
+    );
 
     let out = modelstage(&["new", "2fast"], root.path());
     assert!(!out.status.success());
@@ -243,7 +263,10 @@ fn image_of_a_library_that_is_not_a_stage_is_refused_before_anything_is_tagged()
     );
     assert!(!out.status.success());
     let message = text(&out);
-    assert!(message.contains("is not a modelstage stage, so no image was built"), "{message}");
+    assert!(
+        message.contains("is not a modelstage stage, so no image was built"),
+        "{message}"
+    );
     assert!(message.contains("has no modelstage_abi descriptor"), "{message}");
     if engine() {
         assert!(!containers::image_exists(tag), "{tag} was tagged");
@@ -259,13 +282,23 @@ fn image_on_a_base_that_is_not_here_says_how_to_build_it_and_pulls_nothing() {
     let tag = "modelstage-e2e/on-no-base:latest";
     let library = stage_lib("echo");
     let out = modelstage(
-        &["image", "--stage", library.to_str().unwrap(), "--tag", tag, "--base", base],
+        &[
+            "image",
+            "--stage",
+            library.to_str().unwrap(),
+            "--tag",
+            tag,
+            "--base",
+            base,
+        ],
         &repo_root(),
     );
     assert!(!out.status.success());
     let message = text(&out);
     assert!(
-        message.contains(&format!("the base image {base} is not on this machine, and it is never pulled")),
+        message.contains(&format!(
+            "the base image {base} is not on this machine, and it is never pulled"
+        )),
         "{message}"
     );
     assert!(message.contains("modelstage image --runtime"), "{message}");

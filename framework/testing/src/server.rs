@@ -111,7 +111,9 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("modelstage serve did not answer /ping within {START_LIMIT:?}"))
+        Err(format!(
+            "modelstage serve did not answer /ping within {START_LIMIT:?}"
+        ))
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -101,7 +101,12 @@ impl TrainingJob {
     }
 
     fn lay_out(&self, paths: &Paths) -> std::io::Result<()> {
-        for dir in [&paths.input_config_dir, &paths.input_data_dir, &paths.model_dir, &paths.output_data_dir] {
+        for dir in [
+            &paths.input_config_dir,
+            &paths.input_data_dir,
+            &paths.model_dir,
+            &paths.output_data_dir,
+        ] {
             std::fs::create_dir_all(dir)?;
         }
         let hyperparameters: Map<String, Value> = self

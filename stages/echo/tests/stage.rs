@@ -46,10 +46,14 @@ fn training_gets_the_channels_and_hyperparameters_of_the_job() {
         )
         .unwrap();
     let env: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(trained.model_dir().join("training_env.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(trained.model_dir().join("training_env.json")).unwrap())
+            .unwrap();
     // SageMaker passes hyperparameters as strings; the environment decodes them as the toolkit does.
     assert_eq!(env["hyperparameters"]["epochs"], 3);
-    assert_eq!(env["channel_input_dirs"]["train"], trained.base_dir().join("input/data/train").to_str().unwrap());
+    assert_eq!(
+        env["channel_input_dirs"]["train"],
+        trained.base_dir().join("input/data/train").to_str().unwrap()
+    );
     assert_eq!(env["input_data_config"]["train"]["ContentType"], "text/csv");
     assert!(trained.base_dir().join("output/success").is_file());
 }
@@ -74,7 +78,11 @@ fn serve_answers_over_http() {
     let server = stage.serve(dir.path()).unwrap();
     assert_eq!(server.ping(), Some(200));
     let response = server
-        .invoke(&Request::new("hello").content_type("text/plain").custom_attributes("k=v"))
+        .invoke(
+            &Request::new("hello")
+                .content_type("text/plain")
+                .custom_attributes("k=v"),
+        )
         .unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "hello");

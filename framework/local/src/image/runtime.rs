@@ -54,7 +54,10 @@ pub fn build_runtime(binary: &Path, tag: &str) -> anyhow::Result<String> {
     ])
     .unwrap_or_default();
     if current.trim() == fingerprint {
-        return Ok(format!("runtime image {tag} is up to date ({})", listed.join(" ")));
+        return Ok(format!(
+            "runtime image {tag} is up to date ({})",
+            listed.join(" ")
+        ));
     }
 
     let abi = format!(
@@ -74,7 +77,11 @@ pub fn build_runtime(binary: &Path, tag: &str) -> anyhow::Result<String> {
         // Debug binaries make images for tests only; the benchmarks refuse them.
         format!(
             "LABEL com.modelstage.profile={}",
-            if cfg!(debug_assertions) { "debug" } else { "release" }
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
         ),
     ];
     let mut args: Vec<String> = vec!["import".into()];
@@ -83,7 +90,11 @@ pub fn build_runtime(binary: &Path, tag: &str) -> anyhow::Result<String> {
         args.push(change.clone());
     }
     args.push("--message".into());
-    args.push(format!("modelstage runtime {}: {}", super::VERSION, listed.join(" ")));
+    args.push(format!(
+        "modelstage runtime {}: {}",
+        super::VERSION,
+        listed.join(" ")
+    ));
     args.push(tarball.display().to_string());
     args.push(tag.to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -105,8 +116,7 @@ pub fn runtime_libraries(elves: &[&Path]) -> anyhow::Result<Vec<PathBuf>> {
             .arg(elf)
             .output()
             .context("cannot run `ldd`, which lists the libraries the image needs")?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
             bail!("ldd {} failed: {}", elf.display(), text.trim());
         }
@@ -174,7 +184,10 @@ fn write_tree(tarball: &Path, binary: &Path, libraries: &[PathBuf]) -> anyhow::R
                 use std::os::unix::fs::PermissionsExt;
                 m.permissions().mode() & 0o777 | 0o444
             })?;
-        entries.insert(path.trim_start_matches('/').to_string(), Entry::File { source, mode });
+        entries.insert(
+            path.trim_start_matches('/').to_string(),
+            Entry::File { source, mode },
+        );
     }
     add_parents(&mut entries, STAGE_PATH);
     entries.insert("etc".into(), Entry::Dir(0o755));

@@ -108,7 +108,12 @@ fn build_untagged(context: &Path) -> anyhow::Result<String> {
         let text = e.to_string();
         let reason: Vec<&str> = text
             .lines()
-            .filter(|l| !(l.contains("DEPRECATED") || l.contains("legacy builder") || l.contains("BuildKit") || l.contains("environment-variable")))
+            .filter(|l| {
+                !(l.contains("DEPRECATED")
+                    || l.contains("legacy builder")
+                    || l.contains("BuildKit")
+                    || l.contains("environment-variable"))
+            })
             .collect();
         anyhow::anyhow!("docker build failed: {}", reason.join("\n"))
     })?;
@@ -137,6 +142,7 @@ fn load_inside(id: &str) -> anyhow::Result<()> {
     if output.status.success() {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    let text =
+        String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
     bail!("{}", text.trim())
 }

@@ -19,13 +19,25 @@ fn labels() -> StageLabels {
 fn the_dockerfile_copies_the_stage_to_its_fixed_path_with_every_label() {
     let text = stage_dockerfile("modelstage/runtime:0.1.0", "stage.so", &labels());
     assert!(text.contains("\nFROM modelstage/runtime:0.1.0\n"), "{text}");
-    assert!(text.contains("\nCOPY stage.so /opt/modelstage/stage.so\n"), "{text}");
-    assert!(text.contains("ENV MODELSTAGE_STAGE=/opt/modelstage/stage.so"), "{text}");
+    assert!(
+        text.contains("\nCOPY stage.so /opt/modelstage/stage.so\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ENV MODELSTAGE_STAGE=/opt/modelstage/stage.so"),
+        "{text}"
+    );
     assert!(text.contains("com.amazonaws.sagemaker.capabilities.accept-bind-to-port=\"true\""));
     // A quote in a value cannot end the label early.
-    assert!(text.contains(r#"com.modelstage.stage.name="my \"stage\"""#), "{text}");
+    assert!(
+        text.contains(r#"com.modelstage.stage.name="my \"stage\"""#),
+        "{text}"
+    );
     assert!(text.contains("com.modelstage.abi.version=\"1.0\""), "{text}");
-    assert!(text.contains("ENTRYPOINT [\"/usr/local/bin/modelstage\"]"), "{text}");
+    assert!(
+        text.contains("ENTRYPOINT [\"/usr/local/bin/modelstage\"]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -52,7 +64,10 @@ fn no_stage_is_an_error_that_says_what_to_pass() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.starts_with("no stage given: pass the stage library with --stage"), "{err}");
+    assert!(
+        err.starts_with("no stage given: pass the stage library with --stage"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,5 +84,8 @@ fn a_missing_library_is_an_error_that_says_to_build_it() {
 
 #[test]
 fn the_runtime_tag_carries_this_version() {
-    assert_eq!(runtime_tag(), format!("modelstage/runtime:{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        runtime_tag(),
+        format!("modelstage/runtime:{}", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -49,12 +49,66 @@ const C_STAGE: &str = include_str!("templates/c/stage.c");
 
 /// Rust keywords and the names cargo reserves, which cannot name a library crate.
 const RESERVED: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
-    "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
-    "where", "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv",
-    "typeof", "unsized", "virtual", "yield", "try", "gen", "test", "std", "core", "alloc",
-    "proc_macro", "build", "deps", "examples", "incremental",
+    "as",
+    "async",
+    "await",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "fn",
+    "for",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "abstract",
+    "become",
+    "box",
+    "do",
+    "final",
+    "macro",
+    "override",
+    "priv",
+    "typeof",
+    "unsized",
+    "virtual",
+    "yield",
+    "try",
+    "gen",
+    "test",
+    "std",
+    "core",
+    "alloc",
+    "proc_macro",
+    "build",
+    "deps",
+    "examples",
+    "incremental",
 ];
 
 /// Runs `modelstage new`.
@@ -156,11 +210,7 @@ fn dependency(krate: &str, sdk: Option<&Path>, folder: &str) -> String {
         ),
         None => {
             let mut parts = VERSION.split('.');
-            let major_minor = format!(
-                "{}.{}",
-                parts.next().unwrap_or("0"),
-                parts.next().unwrap_or("1")
-            );
+            let major_minor = format!("{}.{}", parts.next().unwrap_or("0"), parts.next().unwrap_or("1"));
             format!("{krate} = \"{major_minor}\"")
         }
     }
@@ -202,7 +252,10 @@ pub fn project_files(name: &str, lang: Lang, sdk: Option<&Path>) -> Vec<(PathBuf
             .replace("{{lib}}", &lib)
             .replace("{{version}}", VERSION)
             .replace("{{sdk}}", &dependency("modelstage-sdk", sdk, "framework/sdk"))
-            .replace("{{testing}}", &dependency("modelstage-testing", sdk, "framework/testing"))
+            .replace(
+                "{{testing}}",
+                &dependency("modelstage-testing", sdk, "framework/testing"),
+            )
             .replace(
                 "{{lang_note}}",
                 match lang {
@@ -276,21 +329,39 @@ mod tests {
     #[test]
     fn a_project_depends_on_the_registry_or_on_the_checkout() {
         let files = project_files("my-stage", Lang::Rust, None);
-        let cargo = &files.iter().find(|(p, _)| p == Path::new("Cargo.toml")).unwrap().1;
+        let cargo = &files
+            .iter()
+            .find(|(p, _)| p == Path::new("Cargo.toml"))
+            .unwrap()
+            .1;
         assert!(cargo.contains("name = \"my-stage\""), "{cargo}");
         assert!(cargo.contains("modelstage-sdk = \"0.1\""), "{cargo}");
         assert!(cargo.contains("modelstage-testing = \"0.1\""), "{cargo}");
         assert!(cargo.contains("\n[workspace]\n"), "{cargo}");
-        assert!(!files.iter().any(|(_, text)| text.contains("{{")), "a placeholder was left");
+        assert!(
+            !files.iter().any(|(_, text)| text.contains("{{")),
+            "a placeholder was left"
+        );
 
         let files = project_files("my-stage", Lang::C, Some(Path::new("/src/modelstage")));
-        let cargo = &files.iter().find(|(p, _)| p == Path::new("Cargo.toml")).unwrap().1;
+        let cargo = &files
+            .iter()
+            .find(|(p, _)| p == Path::new("Cargo.toml"))
+            .unwrap()
+            .1;
         assert!(
             cargo.contains("modelstage-testing = { path = \"/src/modelstage/framework/testing\" }"),
             "{cargo}"
         );
-        let docker = &files.iter().find(|(p, _)| p == Path::new("Dockerfile")).unwrap().1;
-        assert!(docker.contains("COPY target/release/libmy_stage.so /opt/modelstage/stage.so"), "{docker}");
+        let docker = &files
+            .iter()
+            .find(|(p, _)| p == Path::new("Dockerfile"))
+            .unwrap()
+            .1;
+        assert!(
+            docker.contains("COPY target/release/libmy_stage.so /opt/modelstage/stage.so"),
+            "{docker}"
+        );
         assert!(files.iter().any(|(p, _)| p == Path::new("include/modelstage.h")));
     }
 

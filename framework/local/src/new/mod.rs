@@ -298,6 +298,16 @@ pub fn project_files(name: &str, lang: Lang, sdk: Option<&Path>) -> Vec<(PathBuf
 mod tests {
     use super::*;
 
+    /// What `project_files` fills in (a Rust template's own `{{` is an escaped brace).
+    const PLACEHOLDERS: &[&str] = &[
+        "{{name}}",
+        "{{lib}}",
+        "{{version}}",
+        "{{sdk}}",
+        "{{testing}}",
+        "{{lang_note}}",
+    ];
+
     #[test]
     fn names_that_cannot_name_a_crate_are_refused_with_the_rule() {
         for bad in ["", "1stage", "my stage", "my.stage", "ünï", "-x", "fn", "test"] {
@@ -338,10 +348,10 @@ mod tests {
         assert!(cargo.contains("modelstage-sdk = \"0.1\""), "{cargo}");
         assert!(cargo.contains("modelstage-testing = \"0.1\""), "{cargo}");
         assert!(cargo.contains("\n[workspace]\n"), "{cargo}");
-        assert!(
-            !files.iter().any(|(_, text)| text.contains("{{")),
-            "a placeholder was left"
-        );
+        for placeholder in PLACEHOLDERS {
+            let left = files.iter().find(|(_, text)| text.contains(placeholder));
+            assert!(left.is_none(), "{placeholder} was left in {left:?}");
+        }
 
         let files = project_files("my-stage", Lang::C, Some(Path::new("/src/modelstage")));
         let cargo = &files

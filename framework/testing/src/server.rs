@@ -15,7 +15,7 @@ use crate::request::Request;
 /// How long `serve` may take to answer its first `/ping` (a loaded machine is slow).
 const START_LIMIT: Duration = Duration::from_secs(60);
 
-/// A running `modelstage serve`, stopped (SIGKILL) when dropped. Its log goes to the test's
+/// A running `modelstage serve`, stopped when dropped. Its log goes to the test's
 /// standard error.
 pub struct Server {
     child: Child,
@@ -167,7 +167,19 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first, so `serve` stops its workers as it does on SageMaker; SIGKILL if it has
+    /// not exited within 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use modelstage_runtime::train::job_files::{channel_settings, resource_config};
 use modelstage_runtime::train::{run_job, Paths};
 use serde_json::{json, Map, Value};
 
@@ -118,27 +119,16 @@ impl TrainingJob {
             .channels
             .iter()
             .map(|(name, channel)| {
-                let mut settings = json!({
-                    "TrainingInputMode": "File",
-                    "S3DistributionType": "FullyReplicated",
-                    "RecordWrapperType": "None",
-                });
-                if let Some(ct) = &channel.content_type {
-                    settings["ContentType"] = json!(ct);
-                }
-                (name.clone(), settings)
+                (
+                    name.clone(),
+                    channel_settings(channel.content_type.as_deref(), "File"),
+                )
             })
             .collect();
-        let resources = json!({
-            "current_host": "algo-1",
-            "hosts": ["algo-1"],
-            "network_interface_name": "eth0",
-            "current_instance_type": "local",
-        });
         for (file, value) in [
             ("hyperparameters.json", Value::Object(hyperparameters)),
             ("inputdataconfig.json", Value::Object(channels)),
-            ("resourceconfig.json", resources),
+            ("resourceconfig.json", resource_config()),
         ] {
             std::fs::write(paths.config_file(file), value.to_string())?;
         }

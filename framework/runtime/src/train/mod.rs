@@ -12,6 +12,7 @@ mod cmd_args;
 mod config;
 mod environment;
 mod host;
+pub mod job_files;
 mod outcome;
 mod paths;
 mod signals;

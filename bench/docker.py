@@ -118,7 +118,8 @@ def main():
     print("| image | size MB | cold start ms, bridge + published port (engine's part) "
           "| cold start ms, host network (engine's part) | cold start ms, plain process |")
     print("| --- | --- | --- | --- | --- |")
-    print(f"| modelstage/base:latest (shared layer) | {image_mb('modelstage/base:latest'):.1f} | | | |")
+    runtime = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "modelstage/runtime").split()[0]
+    print(f"| {runtime} (shared layer) | {image_mb(runtime):.1f} | | | |")
     for image, library, model in STAGES:
         model = model or empty
         cells = []

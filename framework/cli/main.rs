@@ -45,6 +45,11 @@ enum Command {
     /// Check a stage library, an image or a running endpoint against the SageMaker container
     /// contract: a table of checks (or JSON), non-zero exit on any failure.
     Check(modelstage_local::check::CheckArgs),
+    /// Create a stage project in a new folder (Rust or C), ready to build, test and package.
+    New(modelstage_local::new::NewArgs),
+    /// Build a stage's Docker image on the runtime base (`--stage LIB --tag NAME`), or the
+    /// runtime base itself (`--runtime`), with no registry.
+    Image(modelstage_local::image::ImageArgs),
     /// Internal: a worker process of `modelstage serve`.
     #[command(hide = true)]
     Worker,
@@ -94,6 +99,8 @@ fn main() -> ExitCode {
             modelstage_runtime::logging::init("modelstage");
             modelstage_local::check::run(args)
         }
+        Command::New(args) => modelstage_local::new::run(args),
+        Command::Image(args) => modelstage_local::image::run(args),
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }
 }

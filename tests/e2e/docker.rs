@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use modelstage_local::docker::{self, ContainerSpec, Session};
@@ -25,56 +24,14 @@ const ECHO: &str = "modelstage/echo:latest";
 const FEATURIZER: &str = "modelstage/featurizer:latest";
 const LINEAR_LEARNER: &str = "modelstage/linear-learner:latest";
 
-/// Whether the engine answers. In CI an unreachable engine is a failure, never a skip.
-fn engine() -> bool {
-    match docker::engine_available() {
-        Ok(_) => true,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and these tests need Docker, but {e}")
-        }
-        Err(e) => {
-            eprintln!("docker tests not run: {e}");
-            false
-        }
-    }
+/// Whether the engine answers; in CI an unreachable engine is a failure, never a skip.
+pub(crate) fn engine() -> bool {
+    docker_engine()
 }
 
-/// The cargo profile of this test build (`debug` or `release`): the images are built from its
-/// binaries, so they test exactly the code under test.
-fn profile() -> String {
-    let dir = bin().parent().unwrap().to_path_buf();
-    dir.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-/// Builds the images once per test run. `false` means: no engine, do not run (see [`engine`]).
+/// The built-in images, built once per test run (see [`docker_images`]).
 fn images() -> bool {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    if !engine() {
-        return false;
-    }
-    let built = BUILT.get_or_init(|| {
-        let out = Command::new(repo_root().join("ci/docker-build.sh"))
-            .arg(profile())
-            .env("MODELSTAGE_BUILD_DIR", bin().parent().unwrap())
-            .current_dir(repo_root())
-            .output()
-            .map_err(|e| format!("cannot run ci/docker-build.sh: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "ci/docker-build.sh {} failed ({}):\n{}{}",
-                profile(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = built {
-        panic!("{e}");
-    }
-    true
+    docker_images()
 }
 
 /// Waits until `GET /ping` on `url` answers 200; the container's log is in the panic message.
@@ -469,7 +426,7 @@ fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
-fn run_ok(mut command: Command, what: &str) -> String {
+pub(crate) fn run_ok(mut command: Command, what: &str) -> String {
     let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     let text = format!(
         "{}{}",
@@ -707,7 +664,7 @@ fn abalone_pipeline_in_containers() {
 
 /// Stops a `modelstage deploy` started by a test when the test ends early (a
 /// failed assertion), so that its containers do not outlive the test.
-struct StopOnDrop(std::process::Child);
+pub(crate) struct StopOnDrop(pub(crate) std::process::Child);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {

@@ -6,6 +6,7 @@ mod support;
 
 mod abalone;
 mod archives;
+mod authoring;
 mod authoring_errors;
 mod check;
 mod docker;

@@ -8,7 +8,7 @@
 //! its end while streaming the log. A [`Session`] labels what it starts and removes all of it on
 //! drop, on Ctrl-C and on a crash ([`cleanup_labelled`]).
 
-mod cli;
+pub(crate) mod cli;
 mod container;
 mod session;
 mod spec;

@@ -5,15 +5,18 @@
 //! `invoke` a client for any endpoint that speaks the contract, and `check` a
 //! conformance checker for that contract. Stages run as
 //! `modelstage` processes or as Docker containers, exactly as SageMaker runs
-//! containers; `tarball` packs `model.tar.gz` (the runtime's `archive` unpacks
-//! it), and `request_doc` reads the API's request documents, checked against
-//! their member lists in `request_shapes`.
+//! containers; `image` builds the runtime base and one image per stage, `new`
+//! creates a stage project, `tarball` packs `model.tar.gz` (the runtime's
+//! `archive` unpacks it), and `request_doc` reads the API's request documents,
+//! checked against their member lists in `request_shapes`.
 
 pub mod check;
 pub mod deploy;
 pub mod docker;
 pub mod fit;
+pub mod image;
 pub mod invoke;
+pub mod new;
 pub mod request_doc;
 pub mod request_shapes;
 pub mod tarball;

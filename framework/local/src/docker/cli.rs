@@ -92,7 +92,7 @@ pub fn run_within(args: &[&str], limit: Duration) -> Result<String, DockerError>
     check(args, output)
 }
 
-fn check(args: &[&str], output: Output) -> Result<String, DockerError> {
+pub fn check(args: &[&str], output: Output) -> Result<String, DockerError> {
     if output.status.success() {
         return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }

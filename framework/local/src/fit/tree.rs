@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
+use modelstage_runtime::train::job_files::channel_settings;
+
 use super::request::TrainingJob;
 use super::stop::{signal_name, Stop};
 
-/// The one host of a local job, named as SageMaker names the first host.
-pub const HOST: &str = "algo-1";
+pub use modelstage_runtime::train::job_files::resource_config;
 
 /// A prepared tree in a temporary folder, removed when dropped unless kept.
 pub struct PreparedTree {
@@ -95,27 +96,13 @@ pub fn input_data_config(job: &TrainingJob) -> Value {
         .channels
         .iter()
         .map(|c| {
-            let mut settings = Map::new();
-            if let Some(ct) = &c.content_type {
-                settings.insert("ContentType".into(), json!(ct));
-            }
-            settings.insert("TrainingInputMode".into(), json!(c.input_mode));
-            settings.insert("S3DistributionType".into(), json!("FullyReplicated"));
-            settings.insert("RecordWrapperType".into(), json!("None"));
-            (c.name.clone(), Value::Object(settings))
+            (
+                c.name.clone(),
+                channel_settings(c.content_type.as_deref(), &c.input_mode),
+            )
         })
         .collect();
     Value::Object(channels)
-}
-
-/// `resourceconfig.json` of a one-host job, with the fields the SageMaker SDK's local mode writes.
-pub fn resource_config() -> Value {
-    json!({
-        "current_host": HOST,
-        "hosts": [HOST],
-        "network_interface_name": "eth0",
-        "current_instance_type": "local",
-    })
 }
 
 fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {

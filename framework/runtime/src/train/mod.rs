@@ -12,6 +12,7 @@ mod cmd_args;
 mod config;
 mod environment;
 mod host;
+pub mod job_files;
 mod outcome;
 mod paths;
 mod signals;
@@ -51,22 +52,35 @@ pub fn run(args: TrainArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    outcome::clear_stale(&paths.success_file());
-    outcome::clear_stale(&paths.failure_file());
     signals::watch(paths.failure_file());
-
-    match train(&args.stage, &paths) {
+    match run_job(&args.stage, &paths) {
         Ok(()) => {
-            if let Err(e) = outcome::write_success(&paths.success_file()) {
-                log::warn!("cannot write {}: {e}", paths.success_file().display());
-            }
             log::info!("Training finished; the model is in {}", paths.model_dir);
             ExitCode::SUCCESS
         }
         Err(reason) => {
             log::error!("Training failed: {reason}");
-            outcome::write_failure(&paths.failure_file(), &reason);
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// One training job on an existing tree, as `train` runs it but without signal handling: reads
+/// the job, calls the stage's training hook, and writes `output/success` or `output/failure`
+/// (whose text is also the `Err`). `modelstage-testing` runs jobs in-process through this.
+pub fn run_job(stage_path: &Path, paths: &Paths) -> Result<(), String> {
+    outcome::clear_stale(&paths.success_file());
+    outcome::clear_stale(&paths.failure_file());
+    match train(stage_path, paths) {
+        Ok(()) => {
+            if let Err(e) = outcome::write_success(&paths.success_file()) {
+                log::warn!("cannot write {}: {e}", paths.success_file().display());
+            }
+            Ok(())
+        }
+        Err(reason) => {
+            outcome::write_failure(&paths.failure_file(), &reason);
+            Err(reason)
         }
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod abalone;
 mod docker;
+mod edge;
 mod featurizer;
 mod inspect;
 mod linear_learner;

@@ -1,6 +1,6 @@
 //! `modelstage deploy`: serial pipelines behind the router and fused in one process (the same
-//! bytes), Content-Type and Accept on each hop (CONTRACT.md §3.3), errors that name the failing
-//! container (§3.5), health (§3.4), Direct mode, and stopping everything on SIGTERM.
+//! bytes), Content-Type and Accept on each hop (docs/contract.md (Serial pipelines)), errors that name the failing
+//! container, health, Direct mode, and stopping everything on SIGTERM.
 //!
 //! The stages: `doubler` (the SDK's default codecs around "double every number": it answers JSON
 //! when it gets no Accept) and `echo` (the body and Content-Type it got, unchanged).

@@ -3,7 +3,7 @@
 //!
 //! Everything goes through the `docker` command ([`cli`]); nothing is pulled. A [`ContainerSpec`]
 //! says what to run ([`ContainerSpec::training`] and [`ContainerSpec::serving`] lay out the
-//! `/opt/ml` mounts and ports of CONTRACT §1–3), [`run_detached`] starts it and returns a
+//! `/opt/ml` mounts and ports of docs/contract.md (Training)), [`run_detached`] starts it and returns a
 //! [`Container`] that is removed when dropped, and [`run_to_completion`] runs a training job to
 //! its end while streaming the log. A [`Session`] labels what it starts and removes all of it on
 //! drop, on Ctrl-C and on a crash ([`cleanup_labelled`]).
@@ -27,7 +27,7 @@ pub use session::{
 };
 pub use spec::{ContainerSpec, Mount, DEFAULT_PORT, MODEL_DIR, OPT_ML};
 
-/// The label by which an image declares that it honours `SAGEMAKER_BIND_TO_PORT` (CONTRACT §3.2).
+/// The label by which an image declares that it honours `SAGEMAKER_BIND_TO_PORT` (docs/contract.md (Serial pipelines)).
 pub const BIND_TO_PORT_LABEL: &str = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port";
 
 /// Why a Docker operation failed, in words a person can act on.

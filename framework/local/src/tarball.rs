@@ -1,7 +1,7 @@
 //! `model.tar.gz`: packing a training job's `model/` (and `output/data/`) the way SageMaker does, and
 //! unpacking one safely for `serve`, `deploy` and `transform`.
 //!
-//! Packing follows the SDK's local mode (CONTRACT §1.11): the *contents* of the folder at the
+//! Packing follows the SDK's local mode (docs/contract.md (`model.tar.gz`)): the *contents* of the folder at the
 //! archive root, gzip, symbolic links replaced by what they point to. Entries are added in sorted
 //! order so the same folder always gives the same list.
 //!

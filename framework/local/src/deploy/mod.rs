@@ -39,7 +39,7 @@ pub use logs::Sink;
 pub use request::{ContainerSpec, Mode, ModelSpec};
 pub use upstream::UpstreamOptions;
 
-/// SageMaker's limit for a container to become healthy (CONTRACT.md §2.4).
+/// SageMaker's limit for a container to become healthy (docs/contract.md (Serving)).
 const STARTUP_TIMEOUT_SECS: u64 = 240;
 /// Between SIGTERM and SIGKILL. SageMaker allows 30 s; a local endpoint stops sooner.
 const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::tarball::model_data_url_to_path;
 
-/// SageMaker's bounds on `Containers` (CONTRACT.md §3.1).
+/// SageMaker's bounds on `Containers` (docs/contract.md (Serial pipelines)).
 pub const MAX_CONTAINERS: usize = 15;
 
 /// How the containers of a model answer a request.

@@ -4,7 +4,7 @@
 //!
 //! Why "only when": the service "adds a newline character at the end of every
 //! transformed record" but does not say what happens when a MultiRecord
-//! response already holds several newline-terminated lines (CONTRACT §8 #5).
+//! response already holds several newline-terminated lines (docs/contract.md (Batch transform)).
 //! Adding one unconditionally (the SDK's local mode) leaves a blank line
 //! after every mini-batch whose answer ends in `\n`, which breaks CSV and
 //! JSON Lines readers; this rule gives one output line per record whether

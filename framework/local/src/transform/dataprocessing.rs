@@ -1,4 +1,4 @@
-//! DataProcessing (CONTRACT §4.5): `InputFilter` selects what each record
+//! DataProcessing (docs/contract.md (Batch transform)): `InputFilter` selects what each record
 //! sends to the model, `JoinSource=Input` joins each original record with
 //! its inference, `OutputFilter` selects what of that is stored. Works on
 //! `text/csv` (a row is a JSON array of its fields, RFC 4180 quoting),
@@ -121,7 +121,7 @@ impl DataProcessor {
     }
 }
 
-/// Joins an inference with its input record (CONTRACT §4.5).
+/// Joins an inference with its input record (docs/contract.md (Batch transform)).
 fn join(input: Json, output: Json) -> Json {
     match (input, output) {
         (Json::Array(mut fields), Json::Array(more)) => {

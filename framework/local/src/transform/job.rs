@@ -165,7 +165,7 @@ impl fmt::Display for SplitType {
     }
 }
 
-/// Platform defaults (CONTRACT §4.1): 6 MB payloads, one request at a time.
+/// Platform defaults (docs/contract.md (Batch transform)): 6 MB payloads, one request at a time.
 pub const DEFAULT_MAX_PAYLOAD_IN_MB: u32 = 6;
 pub const DEFAULT_MAX_CONCURRENT_TRANSFORMS: u32 = 1;
 /// Not documented by the service (its table is elided); the SDK's local mode
@@ -174,7 +174,7 @@ pub const DEFAULT_BATCH_STRATEGY: BatchStrategy = BatchStrategy::MultiRecord;
 pub const DEFAULT_INVOCATIONS_TIMEOUT_SECONDS: u32 = 600;
 pub const DEFAULT_INVOCATIONS_MAX_RETRIES: u32 = 3;
 
-/// The content types DataProcessing works with (CONTRACT §4.5).
+/// The content types DataProcessing works with (docs/contract.md (Batch transform)).
 pub const DATA_PROCESSING_TYPES: [&str; 3] = ["text/csv", "application/json", "application/jsonlines"];
 
 impl TransformJob {

@@ -96,7 +96,7 @@ pub struct TransformArgs {
     pub quiet: bool,
 }
 
-/// The container environment a job implies (CONTRACT §4.2): `SAGEMAKER_BATCH`,
+/// The container environment a job implies (docs/contract.md (Batch transform)): `SAGEMAKER_BATCH`,
 /// the three batch variables only when the request sets them, then the
 /// job's `Environment`.
 pub fn batch_environment(job: &TransformJob) -> Vec<(String, String)> {

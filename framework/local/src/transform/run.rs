@@ -11,7 +11,7 @@
 //!
 //! A failing mini-batch fails its file only: the file's partial output is
 //! dropped, its remaining records are skipped, and the other files go on,
-//! as the service does (CONTRACT §4.4).
+//! as the service does (docs/contract.md (Batch transform)).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -37,7 +37,7 @@ use super::progress::Progress;
 use super::split::{describe_span, records, Locator, SplitError};
 
 /// The values a job runs with after the platform's precedence: the request,
-/// then `/execution-parameters`, then the defaults (CONTRACT §4.3).
+/// then `/execution-parameters`, then the defaults (docs/contract.md (Batch transform)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub batch_strategy: BatchStrategy,

@@ -1,4 +1,4 @@
-//! `modelstage serve`: the SageMaker endpoint contract (CONTRACT.md §2).
+//! `modelstage serve`: the SageMaker endpoint contract (docs/contract.md (Serving)).
 //!
 //! The server process speaks HTTP (actix-web) and never runs stage code; the
 //! stage runs in supervised worker processes (`pool`, `worker`), so an abort

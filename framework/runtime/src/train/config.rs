@@ -1,5 +1,5 @@
 //! Reads the three configuration files SageMaker writes into `input/config/` and decodes the
-//! hyperparameters the way sagemaker-training-toolkit does (CONTRACT §1.3, §1.5).
+//! hyperparameters the way sagemaker-training-toolkit does (docs/contract.md (Training)).
 
 use std::path::Path;
 
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn decoding_follows_json_loads_or_raw() {
-        // The pairs of CONTRACT §1.5, decoded by hand with Python's json.loads.
+        // The pairs of docs/contract.md (Training), decoded by hand with Python's json.loads.
         let raw = json!({
             "a": "20", "b": "0.1", "c": "true", "d": "\"adam\"", "e": "adam", "f": "True",
             "g": "null", "h": "[1, 2]", "i": "{\"k\": 1}", "j": 7, "k": " 5 "

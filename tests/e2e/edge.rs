@@ -456,3 +456,60 @@ fn memory_of_large_requests_is_given_back() {
         after - idle
     );
 }
+
+#[test]
+fn the_router_of_deploy_applies_the_same_bounds() {
+    let model = tempdir();
+    let limits = [
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "1"),
+        ("MODELSTAGE_BODY_TIMEOUT_SECS", "2"),
+    ];
+    let echo = serve(&stage_lib("echo"), model.path(), &limits);
+    let port = support::free_port();
+    let mut cmd = Command::new(support::bin());
+    cmd.args(["deploy", "--upstream", &echo.url, "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in limits {
+        cmd.env(k, v);
+    }
+    let mut router = Server {
+        port,
+        url: format!("http://127.0.0.1:{port}"),
+        child: cmd.spawn().expect("start modelstage deploy"),
+        log: Arc::new(Mutex::new(Vec::new())),
+    };
+    wait_ready(&mut router, Duration::from_secs(30));
+
+    // A slow body: 408 JSON, and the connection is closed.
+    let mut slow = [Slow::open(&router, SLOW_BODY_HEAD)];
+    trickle(&mut slow, Duration::from_secs(40), |slow| {
+        slow[0].state == Held::Closed
+    });
+    assert_eq!(slow[0].state, Held::Closed, "the router kept a slow body open");
+    let (status, head, body) = split_answer(&slow[0].answer);
+    assert_eq!(status, 408, "{head}");
+    assert_eq!(json(&body)["error"], "RequestTimeout");
+
+    // Too large: 413, and the connection is closed.
+    let (status, head, _) = raw(
+        &router,
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 2000000\r\n\r\n",
+    );
+    assert_eq!(status, 413, "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+
+    // A request id the containers would not keep is replaced at the router.
+    let (status, headers, _) = support::post_with(
+        &router.url,
+        "text/csv",
+        None,
+        &[("x-modelstage-request-id", "abc rid=forged")],
+        b"1",
+    );
+    assert_eq!(status, 200);
+    assert_ne!(
+        support::header(&headers, "x-modelstage-request-id"),
+        Some("abc rid=forged")
+    );
+}

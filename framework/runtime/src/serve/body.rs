@@ -66,8 +66,8 @@ pub fn declared_length(headers: &HeaderMap) -> Option<usize> {
 
 /// Reads the whole body of a request: at most `limit` bytes, within
 /// `timeout`. A declared length over the limit fails before anything is
-/// read; a declared length within it is allocated once, so the body is
-/// never copied while it grows.
+/// read; a body of one chunk is not copied, and one of several is collected
+/// in a buffer of its declared length.
 pub async fn read(
     payload: &mut web::Payload,
     headers: &HeaderMap,
@@ -79,20 +79,29 @@ pub async fn read(
         return Err(BodyError::TooLarge);
     }
     let collect = async {
-        let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+        // Most bodies arrive in one chunk: that chunk is the body, uncopied.
+        let mut first: Option<Bytes> = None;
+        let mut body = BytesMut::new();
+        let mut len = 0;
         while let Some(chunk) = poll_fn(|cx| Pin::new(&mut *payload).poll_next(cx)).await {
             let chunk = chunk.map_err(BodyError::Broken)?;
-            if body.len() + chunk.len() > limit {
+            len += chunk.len();
+            if len > limit {
                 return Err(BodyError::TooLarge);
             }
-            if body.is_empty() && declared.is_none() {
-                // One chunk is the whole of most bodies: keep it as it came.
-                body = BytesMut::from(&chunk[..]);
-            } else {
-                body.extend_from_slice(&chunk);
+            match first.take() {
+                None if body.is_empty() => first = Some(chunk),
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        // Allocated once for a declared length, never copied as it grows.
+                        body.reserve(declared.unwrap_or(len).max(len));
+                        body.extend_from_slice(&earlier);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
             }
         }
-        Ok(body.freeze())
+        Ok(first.unwrap_or_else(|| body.freeze()))
     };
     match tokio::time::timeout(timeout, collect).await {
         Ok(result) => result,

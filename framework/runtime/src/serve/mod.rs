@@ -24,8 +24,8 @@ use actix_web::{web, App, HttpServer};
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
 pub use config::{EdgeLimits, ServeConfig, StagePlan};
 pub use http::{
-    error_body, json_response, model_error_body, new_request_id, request_id, text_header,
-    CUSTOM_ATTRIBUTES_HEADER, REQUEST_ID_HEADER,
+    error_body, json_response, model_error_body, new_request_id, request_id, CUSTOM_ATTRIBUTES_HEADER,
+    REQUEST_ID_HEADER,
 };
 
 use crate::loader::{LoadedStage, Threading};

@@ -112,7 +112,7 @@ impl Router {
             .with_context(|| format!("cannot listen on {address} port {port} for the endpoint"))?;
         let port = listener.local_addr()?.port();
         let config = Arc::new(config);
-        // The same bounds on clients as `modelstage serve` (docs/contract.md, "Bounds").
+        // The same bounds on clients as `modelstage serve` (docs/contract.md, "Bounds on clients").
         let edge = EdgeLimits::read().map_err(|e| anyhow!(e))?;
         memory::give_back_large_blocks();
         // Each request in flight holds a connection in and one out to a container.

@@ -10,6 +10,7 @@ mod authoring;
 mod authoring_errors;
 mod check;
 mod docker;
+mod edge;
 mod featurizer;
 mod inspect;
 mod linear_learner;

@@ -7,8 +7,15 @@
 //! toolkits read it: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL),
 //! unless `RUST_LOG` is set. Lines look like
 //! `2026-11-27T03:50:00.123Z INFO  featurizer rid=4f1c… message`.
+//!
+//! Every record is one line: the formatter escapes control characters (CR,
+//! LF, ESC, the other C0 and C1 codes, DEL and the Unicode line separators),
+//! so a value that came from a client cannot forge or colour a line.
+//! [`escape`] and [`excerpt`] are the same rules for text that is quoted
+//! elsewhere (error messages).
 
 use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 use std::io::Write;
 
 use log::LevelFilter;
@@ -16,6 +23,9 @@ use log::LevelFilter;
 thread_local! {
     static REQUEST_ID: RefCell<String> = const { RefCell::new(String::new()) };
 }
+
+/// How many bytes of an offending value an error message or a log line quotes.
+pub const EXCERPT_BYTES: usize = 256;
 
 /// Maps a Python logging level number onto a `log` filter.
 pub fn level_from_python(level: &str) -> Option<LevelFilter> {
@@ -29,10 +39,120 @@ pub fn level_from_python(level: &str) -> Option<LevelFilter> {
     })
 }
 
+/// Whether `c` would break, forge or colour a log line if written raw.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// Writes `s` to `out` with every control character escaped: `\n`, `\r`,
+/// `\t`, and the rest as `\x1b` or `\u{2028}`.
+fn write_escaped(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    let mut rest = s;
+    // Fast path: most text has nothing to escape and is written in one piece.
+    while let Some((at, c)) = rest.char_indices().find(|&(_, c)| needs_escape(c)) {
+        out.write_str(&rest[..at])?;
+        match c {
+            '\n' => out.write_str("\\n")?,
+            '\r' => out.write_str("\\r")?,
+            '\t' => out.write_str("\\t")?,
+            c if (c as u32) < 0x100 => write!(out, "\\x{:02x}", c as u32)?,
+            c => write!(out, "\\u{{{:x}}}", c as u32)?,
+        }
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out.write_str(rest)
+}
+
+/// `s` with its control characters escaped, as a log line writes it.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let _ = write_escaped(&mut out, s);
+    out
+}
+
+/// A bounded, escaped excerpt of a value that came from a client, for error
+/// messages and log lines: at most [`EXCERPT_BYTES`] of it (cut at a
+/// character boundary, invalid UTF-8 shown as `\xNN`), with how much was left
+/// out, e.g. `"abc…" (5242880 bytes, first 256 shown)`.
+pub fn excerpt(value: &[u8]) -> String {
+    let mut end = value.len().min(EXCERPT_BYTES);
+    // Cut at a character boundary: a character the bound splits is left out
+    // (a UTF-8 character has at most 3 continuation bytes).
+    let mut backed = 0;
+    while end < value.len() && end > 0 && backed < 3 && value[end] & 0xc0 == 0x80 {
+        end -= 1;
+        backed += 1;
+    }
+    let shown = &value[..end];
+    let mut out = String::with_capacity(shown.len() + 48);
+    out.push('"');
+    for chunk in shown.utf8_chunks() {
+        let _ = write_escaped(&mut out, chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out.push('"');
+    if shown.len() < value.len() {
+        let _ = write!(out, "… ({} bytes, first {} shown)", value.len(), shown.len());
+    }
+    out
+}
+
+/// `message` whole when it is at most `max` bytes, else its first `max`
+/// bytes (cut at a character boundary) and how many were left out.
+pub fn bounded(message: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if message.len() <= max {
+        return message.into();
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} bytes, first {end} shown)",
+        &message[..end],
+        message.len()
+    )
+    .into()
+}
+
+/// The most bytes of one record's message a log line carries; the rest is
+/// cut, and the line says how much was.
+pub const LINE_MAX: usize = 16 * 1024;
+
+/// An `fmt::Write` over the log line's buffer that escapes as it goes and
+/// stops at [`LINE_MAX`], so a record is formatted once, with no allocation.
+struct Escaping<'a, W: Write> {
+    out: &'a mut W,
+    room: usize,
+    cut: usize,
+}
+
+impl<W: Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        struct Raw<'b, 'a, W: Write>(&'b mut Escaping<'a, W>);
+        impl<W: Write> fmt::Write for Raw<'_, '_, W> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                let line = &mut *self.0;
+                let mut end = s.len().min(line.room);
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                line.out.write_all(&s.as_bytes()[..end]).map_err(|_| fmt::Error)?;
+                line.room -= end;
+                line.cut += s.len() - end;
+                Ok(())
+            }
+        }
+        write_escaped(&mut Raw(self), s)
+    }
+}
+
 /// Installs the logger (once per library; later calls do nothing).
 /// `component` names the process in each line (the stage, or `modelstage`).
 pub fn init(component: &str) {
-    let component = component.to_string();
+    let component = escape(component);
     let mut builder = env_logger::Builder::new();
     let level = std::env::var("SAGEMAKER_CONTAINER_LOG_LEVEL")
         .ok()
@@ -44,30 +164,82 @@ pub fn init(component: &str) {
     }
     builder.format(move |buf, record| {
         let ts = buf.timestamp_millis();
+        write!(buf, "{ts} {:<5} {component} ", record.level())?;
         REQUEST_ID.with(|rid| {
             let rid = rid.borrow();
             if rid.is_empty() {
-                writeln!(buf, "{ts} {:<5} {component} {}", record.level(), record.args())
+                Ok(())
             } else {
-                writeln!(
-                    buf,
-                    "{ts} {:<5} {component} rid={rid} {}",
-                    record.level(),
-                    record.args()
-                )
+                write!(buf, "rid={rid} ")
             }
-        })
+        })?;
+        let mut line = Escaping {
+            out: &mut *buf,
+            room: LINE_MAX,
+            cut: 0,
+        };
+        line.write_fmt(*record.args())
+            .map_err(|_| std::io::Error::other("cannot format a log line"))?;
+        if line.cut > 0 {
+            let cut = line.cut;
+            write!(buf, "… ({cut} more bytes cut)")?;
+        }
+        buf.write_all(b"\n")
     });
     let _ = builder.try_init();
 }
 
-/// Sets the request id that this thread's log lines carry (`None` clears it).
+/// Sets the request id that this thread's log lines carry (`None` clears
+/// it), escaped as the rest of the line.
 pub fn set_request_id(request_id: Option<&str>) {
     REQUEST_ID.with(|rid| {
         let mut rid = rid.borrow_mut();
         rid.clear();
         if let Some(id) = request_id {
-            rid.push_str(id);
+            let _ = write_escaped(&mut *rid, id);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(
+            escape("a\nb\rc\td\u{1b}[31m\u{0}\u{7f}\u{85}\u{2028}"),
+            "a\\nb\\rc\\td\\x1b[31m\\x00\\x7f\\x85\\u{2028}"
+        );
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        assert_eq!(bounded("short", 10), "short");
+        assert_eq!(bounded("ééé", 3), "é… (6 bytes, first 2 shown)");
+    }
+
+    #[test]
+    fn excerpts_are_bounded_and_escaped() {
+        assert_eq!(excerpt(b"ab\ncd"), "\"ab\\ncd\"");
+        assert_eq!(excerpt(b"a\xffb"), "\"a\\xffb\"");
+        let long = vec![b'x'; 5 * 1024 * 1024];
+        let quoted = excerpt(&long);
+        assert!(quoted.len() < EXCERPT_BYTES + 64, "{}", quoted.len());
+        assert!(quoted.ends_with("(5242880 bytes, first 256 shown)"), "{quoted}");
+        // A character cut by the bound is left out, not shown as bytes.
+        let mut cut = vec![b'x'; EXCERPT_BYTES - 1];
+        cut.extend_from_slice("é and more".as_bytes());
+        let quoted = excerpt(&cut);
+        assert!(!quoted.contains("\\x"), "{quoted}");
+    }
+
+    #[test]
+    fn request_ids_are_escaped_once_set() {
+        set_request_id(Some("a\nb"));
+        REQUEST_ID.with(|rid| assert_eq!(*rid.borrow(), "a\\nb"));
+        set_request_id(None);
+        REQUEST_ID.with(|rid| assert!(rid.borrow().is_empty()));
+    }
 }

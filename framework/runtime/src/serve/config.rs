@@ -69,6 +69,60 @@ pub struct ServeConfig {
     pub default_accept: String,
     /// What `/execution-parameters` answers.
     pub execution: ExecutionParameters,
+    /// The bounds on what one client may hold of the server.
+    pub edge: EdgeLimits,
+}
+
+/// The bounds on a client's connection (`docs/contract.md`, "Bounds"): a
+/// client that sends its request too slowly, or holds too many connections,
+/// costs its own connections only.
+#[derive(Debug, Clone)]
+pub struct EdgeLimits {
+    /// `MODELSTAGE_HEADER_TIMEOUT_SECS`: time to receive a connection's
+    /// first request head, default 10 s.
+    pub header_timeout: Duration,
+    /// `MODELSTAGE_BODY_TIMEOUT_SECS`: time to receive a whole request body,
+    /// default 60 s.
+    pub body_timeout: Duration,
+    /// `MODELSTAGE_MAX_CONNECTIONS`: open connections, default 1024; lowered
+    /// to what the open-file limit allows.
+    pub max_connections: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        EdgeLimits {
+            header_timeout: Duration::from_secs(Self::DEFAULT_HEADER_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs(Self::DEFAULT_BODY_TIMEOUT_SECS),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl EdgeLimits {
+    pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+    pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+    /// The limits the `MODELSTAGE_*` variables set (the defaults for those
+    /// unset).
+    pub fn read() -> Result<EdgeLimits, String> {
+        EnvSettings::read().map(|env| EdgeLimits::from_env(&env))
+    }
+
+    /// The limits from the `MODELSTAGE_*` variables read by
+    /// [`EnvSettings::read`], else the defaults.
+    pub fn from_env(env: &EnvSettings) -> EdgeLimits {
+        let secs = |v: Option<u64>, default| Duration::from_secs(v.unwrap_or(default).max(1));
+        EdgeLimits {
+            header_timeout: secs(env.header_timeout_secs, Self::DEFAULT_HEADER_TIMEOUT_SECS),
+            body_timeout: secs(env.body_timeout_secs, Self::DEFAULT_BODY_TIMEOUT_SECS),
+            max_connections: env
+                .max_connections
+                .unwrap_or(Self::DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,7 +143,7 @@ pub fn default_accept() -> String {
     env_var("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT").unwrap_or_else(|| "application/json".to_string())
 }
 
-/// Reads the `SAGEMAKER_*` serving variables.
+/// Reads the `SAGEMAKER_*` serving variables, and the `MODELSTAGE_*` bounds.
 pub struct EnvSettings {
     pub port: Option<u16>,
     pub workers: Option<usize>,
@@ -97,6 +151,9 @@ pub struct EnvSettings {
     pub max_payload_in_mb: Option<u64>,
     pub batch_strategy: Option<String>,
     pub max_concurrent_transforms: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 impl EnvSettings {
@@ -120,6 +177,9 @@ impl EnvSettings {
             max_payload_in_mb: env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB")?,
             batch_strategy,
             max_concurrent_transforms: env_number("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")?,
+            header_timeout_secs: env_number("MODELSTAGE_HEADER_TIMEOUT_SECS")?,
+            body_timeout_secs: env_number("MODELSTAGE_BODY_TIMEOUT_SECS")?,
+            max_connections: env_number("MODELSTAGE_MAX_CONNECTIONS")?,
         })
     }
 }

@@ -6,11 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use modelstage_sdk::logging::{bounded, excerpt};
+
+use super::body;
 use super::config::ServeConfig;
+use super::connections;
 use super::pool::{DispatchError, Outcome, Pool};
 use super::protocol::{WireAnswer, WireRequest};
 
@@ -21,6 +25,9 @@ pub const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
 
 pub struct State {
     pub config: ServeConfig,
+    /// Open connections past which `/invocations` is refused (the rest are
+    /// kept for `/ping`, see `connections`).
+    pub invocation_connections: usize,
     pub pool: Arc<Pool>,
     pub stage_label: String,
     pub execution_parameters_json: String,
@@ -42,22 +49,34 @@ pub fn new_request_id() -> String {
     format!("{prefix:08x}-{:06x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The request id a router sent (when usable), else a new one.
+/// The longest request id kept from a client.
+pub const REQUEST_ID_MAX: usize = 128;
+
+/// The request id a router sent, else a new one. A sent id is kept only when
+/// it is at most [`REQUEST_ID_MAX`] bytes of letters, digits and `-_.:`, so
+/// that it is safe in a log line and a header as it stands.
 pub fn request_id(headers: &HeaderMap) -> String {
-    header(headers, REQUEST_ID_HEADER)
-        .filter(|id| !id.is_empty() && id.len() <= 128)
+    headers
+        .get(REQUEST_ID_HEADER)
+        .map(HeaderValue::as_bytes)
+        .filter(|id| !id.is_empty() && id.len() <= REQUEST_ID_MAX)
+        .filter(|id| {
+            id.iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        })
+        .and_then(|id| std::str::from_utf8(id).ok())
         .map(str::to_string)
         .unwrap_or_else(new_request_id)
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
+/// The longest stage error message an answer or a log line carries whole.
+pub const MESSAGE_MAX: usize = 4096;
 
 fn error_name(status: u16) -> &'static str {
     match status {
         400 => "BadRequest",
         404 => "NotFound",
+        408 => "RequestTimeout",
         406 => "UnsupportedAccept",
         413 => "PayloadTooLarge",
         415 => "UnsupportedContentType",
@@ -181,13 +200,17 @@ pub async fn not_found(req: HttpRequest, state: web::Data<State>) -> HttpRespons
     let message = format!(
         "no route for {} {}: the endpoint serves GET /ping, POST /invocations and GET /execution-parameters",
         req.method(),
-        req.path()
+        excerpt(req.path().as_bytes())
     );
     error_response(404, &state.stage_label, None, &message, None, "-")
 }
 
 pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    let message = format!("{} is not allowed on {}", req.method(), req.path());
+    let message = format!(
+        "{} is not allowed on {}",
+        req.method(),
+        excerpt(req.path().as_bytes())
+    );
     let mut r = error_response(405, &state.stage_label, None, &message, None, "-");
     r.headers_mut().insert(
         actix_web::http::header::ALLOW,
@@ -213,49 +236,113 @@ pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Da
     response
 }
 
-async fn invoke(req: &HttpRequest, payload: web::Payload, state: &State, request_id: &str) -> HttpResponse {
-    let headers = req.headers();
-    let request_id = request_id.to_string();
-    let label = &state.stage_label;
-    let limit = state.config.max_payload_bytes;
-    let too_large = || {
-        let message = format!(
-            "the request body is larger than the {} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
-            state.config.max_payload_in_mb
-        );
-        error_response(413, label, None, &message, None, &request_id)
-    };
-    if let Some(len) = header(headers, CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<usize>().ok()) {
-        if len > limit {
-            return too_large();
-        }
+/// A header's value as text. A value with a byte that is not visible ASCII
+/// is an error naming it, never taken for a missing header.
+pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => match value.to_str() {
+            Ok(text) => Ok(Some(text)),
+            Err(_) => {
+                let bytes = value.as_bytes();
+                let at = bytes
+                    .iter()
+                    .position(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
+                    .unwrap_or(0);
+                Err(format!(
+                    "the {name} header has an invalid byte 0x{:02x} at offset {at}: {}",
+                    bytes[at],
+                    excerpt(bytes)
+                ))
+            }
+        },
     }
-    let body = match payload.to_bytes_limited(limit).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            let message = format!("could not read the request body: {e}");
-            return error_response(400, label, None, &message, None, &request_id);
-        }
-        Err(_) => return too_large(),
-    };
+}
 
+/// What the client asked of the endpoint before the body: Content-Type,
+/// Accept and custom attributes, or a 400 message.
+struct Head {
+    content_type: String,
+    accept: String,
+    custom_attributes: Option<String>,
+}
+
+fn read_head(headers: &HeaderMap, state: &State) -> Result<Head, String> {
     // A missing Content-Type is JSON, as the legacy toolkit assumes.
-    let content_type = header(headers, CONTENT_TYPE.as_str())
+    let content_type = text_header(headers, "Content-Type")?
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .unwrap_or("application/json")
         .to_string();
-    let accept = match header(headers, "accept").map(str::trim) {
+    let accept = match text_header(headers, "Accept")?.map(str::trim) {
         None | Some("") | Some("*/*") => state.config.default_accept.clone(),
         Some(a) => a.to_string(),
     };
-    let custom_attributes = header(headers, CUSTOM_ATTRIBUTES_HEADER).map(str::to_string);
-    let request = WireRequest {
-        id: 0,
-        request_id: request_id.clone(),
+    let custom_attributes = text_header(headers, "X-Amzn-SageMaker-Custom-Attributes")?.map(str::to_string);
+    Ok(Head {
         content_type,
         accept,
         custom_attributes,
+    })
+}
+
+async fn invoke(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    state: &State,
+    request_id: &str,
+) -> HttpResponse {
+    let headers = req.headers();
+    let request_id = request_id.to_string();
+    let label = &state.stage_label;
+    // Past the connections kept for `/ping`, refuse before reading anything.
+    let open = connections::open();
+    if open > state.invocation_connections {
+        let message = format!(
+            "the endpoint holds {open} connections, more than the {} it serves /invocations on (MODELSTAGE_MAX_CONNECTIONS); retry shortly",
+            state.invocation_connections
+        );
+        return body::closing(
+            error_response(503, label, None, &message, None, &request_id),
+            payload,
+        );
+    }
+    let head = match read_head(headers, state) {
+        Ok(head) => head,
+        Err(message) => {
+            return body::closing(
+                error_response(400, label, None, &message, None, &request_id),
+                payload,
+            );
+        }
+    };
+    let edge = &state.config.edge;
+    let body = match body::read(
+        &mut payload,
+        headers,
+        state.config.max_payload_bytes,
+        edge.body_timeout,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = format!(
+                "the request body is larger than the {} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
+                state.config.max_payload_in_mb
+            );
+            let message = e.message(&too_large, edge.body_timeout);
+            let response = error_response(e.status(), label, None, &message, None, &request_id);
+            return body::closing(response, payload);
+        }
+    };
+    drop(payload);
+    let request = WireRequest {
+        id: 0,
+        request_id: request_id.clone(),
+        content_type: head.content_type,
+        accept: head.accept,
+        custom_attributes: head.custom_attributes,
         body,
     };
 
@@ -305,6 +392,7 @@ async fn invoke(req: &HttpRequest, payload: web::Payload, state: &State, request
             record,
             ..
         }) => {
+            let message = bounded(&message, MESSAGE_MAX);
             log::info!("rid={request_id} {http_status} from {stage} {hook}: {message}");
             match container {
                 // A fused pipeline answers as the router of separate containers would.

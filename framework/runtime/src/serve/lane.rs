@@ -45,6 +45,11 @@ pub fn state_here(token: u64) -> (bool, usize) {
 /// stalled: new requests go elsewhere rather than queue behind a slow one.
 pub const STALL: Duration = Duration::from_millis(2);
 
+/// A lane buffer larger than this is dropped once empty rather than kept
+/// for the next request: after a burst of large requests the server gives
+/// their memory back.
+const KEEP_BYTES: usize = 1024 * 1024;
+
 pub struct Lane {
     worker: Arc<Worker>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Outcome>>>,
@@ -181,6 +186,10 @@ async fn write_loop(lane: Rc<Lane>, mut writer: OwnedWriteHalf) {
                 return;
             }
             batch.clear();
+            // Give back the memory of a burst of large requests.
+            if batch.capacity() > KEEP_BYTES {
+                batch = Vec::with_capacity(64 * 1024);
+            }
         }
         if lane.closed.get() {
             return;
@@ -201,6 +210,10 @@ async fn read_loop(lane: Rc<Lane>, mut reader: OwnedReadHalf) {
                     return;
                 }
             }
+        }
+        // Give back the memory of a burst of large answers.
+        if buf.is_empty() && buf.capacity() > KEEP_BYTES {
+            buf = BytesMut::with_capacity(64 * 1024);
         }
         // Room for the rest of a large frame, or for the next batch.
         let wanted = match protocol::frame_size(&buf) {

@@ -5,10 +5,13 @@
 //! or a segfault in a stage costs one request, not the endpoint. See
 //! `docs/architecture.md` for why.
 
+pub mod body;
 mod chain;
 pub mod config;
+pub mod connections;
 mod http;
 mod lane;
+pub mod memory;
 mod pool;
 mod protocol;
 pub mod worker;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
-pub use config::{ServeConfig, StagePlan};
+pub use config::{EdgeLimits, ServeConfig, StagePlan};
 pub use http::{
     error_body, json_response, model_error_body, new_request_id, request_id, CUSTOM_ATTRIBUTES_HEADER,
     REQUEST_ID_HEADER,
@@ -141,6 +144,7 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
         .max_payload_in_mb
         .or((first.max_payload_in_mb > 0).then_some(first.max_payload_in_mb as u64))
         .unwrap_or(6);
+    let edge = EdgeLimits::from_env(&env);
     let execution = ExecutionParameters {
         max_concurrent_transforms: env
             .max_concurrent_transforms
@@ -166,6 +170,7 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
         max_payload_in_mb,
         default_accept,
         execution,
+        edge,
     };
     Ok((config, threading, label))
 }
@@ -234,7 +239,22 @@ pub fn run(mut args: ServeArgs) -> i32 {
     };
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
+    memory::give_back_large_blocks();
+    let edge = config.edge.clone();
+    let budget = connections::Budget::new(
+        edge.max_connections,
+        connections::raise_open_file_limit(),
+        http_threads * config.workers,
+    );
+    log::info!(
+        "at most {} connections ({} for /invocations), request head within {} s, body within {} s",
+        budget.total,
+        budget.invocations,
+        edge.header_timeout.as_secs(),
+        edge.body_timeout.as_secs()
+    );
     let state = web::Data::new(http::State {
+        invocation_connections: budget.invocations,
         config,
         pool: Arc::clone(&pool),
         stage_label: label,
@@ -252,6 +272,11 @@ pub fn run(mut args: ServeArgs) -> i32 {
                 .default_service(web::route().to(http::not_found))
         })
         .workers(http_threads)
+        .max_connections(budget.per_thread(http_threads))
+        .client_request_timeout(edge.header_timeout)
+        .on_connect(|_, data| {
+            data.insert(connections::Counted::new());
+        })
         .shutdown_timeout(30)
         .bind(("0.0.0.0", port))?;
         server.run().await

@@ -27,6 +27,9 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use anyhow::{anyhow, Context};
 
+use modelstage_runtime::serve::connections::{raise_open_file_limit, Budget, Counted};
+use modelstage_runtime::serve::{memory, EdgeLimits};
+
 use super::request::Mode;
 
 /// One container behind the router.
@@ -109,6 +112,12 @@ impl Router {
             .with_context(|| format!("cannot listen on {address} port {port} for the endpoint"))?;
         let port = listener.local_addr()?.port();
         let config = Arc::new(config);
+        // The same bounds on clients as `modelstage serve` (docs/contract.md, "Bounds on clients").
+        let edge = EdgeLimits::read().map_err(|e| anyhow!(e))?;
+        memory::give_back_large_blocks();
+        // Each request in flight holds a connection in and one out to a container.
+        let budget = Budget::new(edge.max_connections, raise_open_file_limit() / 2, 0);
+        inbound::set_edge(edge.clone(), budget.invocations);
         let shared = web::Data::from(Arc::clone(&config));
         let timeout = config.hop_timeout;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -138,6 +147,11 @@ impl Router {
                             .default_service(web::route().to(status::not_found))
                     })
                     .workers(http_threads.max(1))
+                    .max_connections(budget.per_thread(http_threads))
+                    .client_request_timeout(edge.header_timeout)
+                    .on_connect(|_, data| {
+                        data.insert(Counted::new());
+                    })
                     .disable_signals()
                     .shutdown_timeout(10)
                     .listen(listener)?

@@ -64,7 +64,8 @@ impl StageError {
         Self::new(
             ErrorKind::UnsupportedContentType,
             format!(
-                "Content-Type '{content_type}' is not supported; use one of: {}",
+                "Content-Type '{}' is not supported; use one of: {}",
+                crate::excerpt(content_type.as_bytes()),
                 supported.join(", ")
             ),
         )
@@ -75,7 +76,8 @@ impl StageError {
         Self::new(
             ErrorKind::UnsupportedAccept,
             format!(
-                "Accept '{accept}' is not supported; use one of: {}",
+                "Accept '{}' is not supported; use one of: {}",
+                crate::excerpt(accept.as_bytes()),
                 supported.join(", ")
             ),
         )

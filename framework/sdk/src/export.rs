@@ -101,7 +101,7 @@ unsafe fn guarded(error: *mut ModelstageError, f: impl FnOnce() -> Result<(), St
         // SAFETY: the caller guarantees `error` is writable when not null.
         unsafe {
             *error = ModelstageError {
-                message: owned_bytes(message.into_bytes()),
+                message: owned_bytes(crate::excerpt::bound_message(message).into_bytes()),
                 record: record.map(|r| r as i64).unwrap_or(-1),
             };
         }

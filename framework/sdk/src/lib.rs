@@ -38,6 +38,7 @@
 pub mod codecs;
 mod context;
 mod error;
+pub mod excerpt;
 #[doc(hidden)]
 pub mod export;
 pub mod logging;
@@ -48,6 +49,7 @@ pub mod training;
 
 pub use context::{media_type, Context, Response};
 pub use error::{ErrorKind, StageError};
+pub use excerpt::excerpt;
 pub use stage::{BatchStrategy, ExecutionParameters, Model, Stage, Threading, Train, TransformStage};
 pub use training::TrainingEnv;
 

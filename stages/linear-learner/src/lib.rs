@@ -44,7 +44,11 @@ impl Stage for LinearLearner {
     }
 
     fn predict_fn(&self, input: Batch, _ctx: &Context<'_>) -> Result<Predictions, StageError> {
-        Ok(self.predictor.predict(&input.x))
+        let predictions = self
+            .predictor
+            .predict_rows(input.rows(self.predictor.feature_dim));
+        check_scores(&predictions)?;
+        Ok(predictions)
     }
 
     fn output_fn(&self, prediction: Predictions, ctx: &Context<'_>) -> Result<Response, StageError> {
@@ -53,6 +57,25 @@ impl Stage for LinearLearner {
             None => Err(StageError::unsupported_accept(ctx.accept, &ACCEPTS)),
         }
     }
+}
+
+/// Refuses predictions whose answer would not be a number: finite features
+/// large enough to overflow a score (past f32's 3.4e38, which the answers
+/// carry) would otherwise be written as `inf`, which no JSON reader takes.
+fn check_scores(p: &Predictions) -> Result<(), StageError> {
+    let bad = (0..p.len()).find_map(|i| {
+        let s = p.scores_of(i).iter().find(|&&s| !serve::output::representable(s))?;
+        Some((i, *s))
+    });
+    let Some((record, score)) = bad else {
+        return Ok(());
+    };
+    Err(StageError::bad_request(format!(
+        "record {record}: the score is {}, which is not a finite 32-bit float; the features are too \
+         large for this model",
+        modelstage_sdk::python::float_repr(score)
+    ))
+    .at_record(record))
 }
 
 impl Train for LinearLearner {

@@ -7,6 +7,7 @@ mod support;
 mod abalone;
 mod docker;
 mod featurizer;
+mod hostile_input;
 mod inspect;
 mod linear_learner;
 mod pipeline;

@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use modelstage_sdk::{export_stage, Context, Model, Response, Stage, StageError, Train, TrainingEnv};
+use modelstage_sdk::{
+    export_stage, Context, ErrorKind, Model, Response, Stage, StageError, Train, TrainingEnv,
+};
 
 pub mod model;
 pub mod proto;
@@ -23,15 +25,33 @@ use model::{ModelFile, Predictions, Predictor};
 use serve::input::{decode, Batch};
 use serve::output::{encode, ACCEPTS};
 
+/// The variable that bounds the scores one request may ask for.
+pub const MAX_SCORES_VAR: &str = "MODELSTAGE_LINEAR_LEARNER_MAX_SCORES";
+/// Its default: 2^23 scores, 64 MiB of doubles (about 160 MB as JSON);
+/// a 6 MB CSV body holds at most 3 million records.
+pub const DEFAULT_MAX_SCORES: usize = 1 << 23;
+
 /// A loaded Linear Learner model.
 pub struct LinearLearner {
     pub predictor: Predictor,
+    /// Records × scores per record one request may ask for: a multiclass
+    /// model multiplies a small body's records by its classes.
+    pub max_scores: usize,
 }
 
 impl Model for LinearLearner {
     fn model_fn(model_dir: &Path) -> Result<Self, StageError> {
         let predictor = ModelFile::load(model_dir)?.predictor()?;
-        Ok(LinearLearner { predictor })
+        let max_scores = match std::env::var(MAX_SCORES_VAR) {
+            Err(_) => DEFAULT_MAX_SCORES,
+            Ok(v) => v.trim().parse().map_err(|_| {
+                StageError::internal(format!(
+                    "{MAX_SCORES_VAR} must be a number of scores, got '{}'",
+                    modelstage_sdk::excerpt(v.as_bytes())
+                ))
+            })?,
+        };
+        Ok(LinearLearner { predictor, max_scores })
     }
 }
 
@@ -40,7 +60,20 @@ impl Stage for LinearLearner {
     type Output = Predictions;
 
     fn input_fn(&self, body: &[u8], ctx: &Context<'_>) -> Result<Batch, StageError> {
-        decode(body, ctx.media_type(), self.predictor.feature_dim)
+        let batch = decode(body, ctx.media_type(), self.predictor.feature_dim)?;
+        let per_record = self.predictor.outputs();
+        if batch.len().saturating_mul(per_record) > self.max_scores {
+            return Err(StageError::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "{} records with {per_record} scores each are more than the {} scores a request may \
+                     ask for ({MAX_SCORES_VAR}); send fewer records per request",
+                    batch.len(),
+                    self.max_scores
+                ),
+            ));
+        }
+        Ok(batch)
     }
 
     fn predict_fn(&self, input: Batch, _ctx: &Context<'_>) -> Result<Predictions, StageError> {

@@ -235,6 +235,11 @@ impl ModelFile {
 }
 
 impl Predictor {
+    /// Scores per record: 1, or one per class.
+    pub fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+
     /// Scores `rows` records held row-major in `x` (`rows * feature_dim` values).
     pub fn predict(&self, x: &[f64]) -> Predictions {
         let d = self.feature_dim;

@@ -135,8 +135,9 @@ impl Value {
 }
 
 /// The largest dimension a sparse tensor may give itself when nothing else
-/// fixes it (the first record of a training file): its dense copy is this
-/// many doubles, 128 MiB.
+/// fixes it (the first record of a training file with `feature_dim=auto`):
+/// its dense copy is this many doubles, 128 MiB. Setting `feature_dim`
+/// lifts it.
 pub const MAX_SPARSE_DIM: usize = 1 << 24;
 
 /// Checks a sparse tensor (`keys`, `values`, `shape`) and returns its
@@ -171,7 +172,8 @@ pub fn sparse_len(
         (_, Some(d)) => d,
         (Some(n), None) if n > MAX_SPARSE_DIM => {
             return Err(format!(
-                "{what} has shape [{}], more than the {MAX_SPARSE_DIM} features a sparse record may have",
+                "{what} has shape [{}], more than the {MAX_SPARSE_DIM} features a sparse record may \
+                 give itself; set the feature_dim hyperparameter for a larger model",
                 shape[0]
             ))
         }

@@ -68,7 +68,10 @@ fn check(body: &[u8], content_type: &str) {
                 assert!(
                     matches!(
                         e.kind,
-                        ErrorKind::BadRequest | ErrorKind::UnsupportedContentType | ErrorKind::UnsupportedAccept
+                        ErrorKind::BadRequest
+                            | ErrorKind::UnsupportedContentType
+                            | ErrorKind::UnsupportedAccept
+                            | ErrorKind::PayloadTooLarge
                     ),
                     "{:?} for {content_type} {:?}: {}",
                     e.kind,

@@ -293,3 +293,23 @@ fn a_huge_bad_field_is_quoted_as_a_bounded_excerpt() {
     assert!(err.message.len() < 400, "{} bytes", err.message.len());
     assert!(err.message.contains("(5242880 bytes)"), "{}", err.message);
 }
+
+#[test]
+fn records_times_classes_past_the_bound_are_413() {
+    let mut m = model(
+        "multiclass_classifier",
+        "softmax_loss",
+        vec![vec![1.0], vec![0.0], vec![-1.0]],
+        vec![0.0; 3],
+    );
+    m.max_scores = 9;
+    // Three records × three classes fit; four do not.
+    assert!(invoke(&m, b"1\n2\n3\n", "text/csv", "text/csv").is_ok());
+    let err = invoke(&m, b"1\n2\n3\n4\n", "text/csv", "text/csv").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::PayloadTooLarge);
+    assert!(
+        err.message.contains("4 records with 3 scores each are more than the 9 scores"),
+        "{}",
+        err.message
+    );
+}

@@ -45,6 +45,10 @@ pub const NPY: &str = "application/x-npy";
 /// and content negotiation.
 pub const SUPPORTED: &[&str] = &[JSON, CSV, JSONLINES, NPY];
 
+/// The most dimensions a decoded array may have (numpy 2's limit). The
+/// encoders recurse once per dimension, so a body must not choose more.
+pub const MAX_DIMS: usize = 64;
+
 /// 406 for an output whose shape `format` cannot hold: the client's body
 /// made the shape (a single number is a 0-d array) and another Accept type
 /// can carry it, so this is not the stage failing.

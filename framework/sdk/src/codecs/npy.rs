@@ -8,7 +8,7 @@
 //! file can grow in place), and read the numeric dtypes numpy produces.
 //! Pickled object arrays are refused: reading them would run arbitrary code.
 
-use super::Array;
+use super::{Array, MAX_DIMS};
 use crate::{excerpt, StageError};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -149,11 +149,18 @@ pub fn decode(body: &[u8]) -> Result<Array, StageError> {
     Array::new(header.shape, data)
 }
 
-/// Refuses a shape that calls for more elements than the body has bytes,
+/// Refuses more than [`MAX_DIMS`] dimensions, and a shape that calls for
+/// more elements than the body has bytes,
 /// counting an empty axis as 1: an array with no values, such as shape
 /// `(1000000000000, 0)`, would otherwise make every encoder write a line or
 /// a `[]` per row of a trillion.
 fn check_extent(shape: &[usize], body_len: usize) -> Result<(), StageError> {
+    if shape.len() > MAX_DIMS {
+        return Err(bad(format!(
+            "the shape has {} dimensions; at most {MAX_DIMS} are accepted",
+            shape.len()
+        )));
+    }
     let extent = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
@@ -529,6 +536,25 @@ mod tests {
             let e = decode(&body).unwrap_err();
             assert_eq!(e.kind, ErrorKind::BadRequest);
             assert!(e.message.contains(want), "{want}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn more_dimensions_than_numpy_allows_are_400() {
+        // One value, but a dimension for every recursion of the encoders.
+        for (dims, ok) in [(64, true), (65, false), (100_000, false)] {
+            let header = format!(
+                "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}), }}\n",
+                "1,".repeat(dims)
+            );
+            let mut body = b"\x93NUMPY\x02\x00".to_vec();
+            body.extend_from_slice(&(header.len() as u32).to_le_bytes());
+            body.extend_from_slice(header.as_bytes());
+            body.extend_from_slice(&2.5f64.to_le_bytes());
+            match decode(&body) {
+                Ok(a) => assert!(ok && a.shape.len() == dims && a.data == [2.5]),
+                Err(e) => assert!(!ok && e.message.contains(&format!("{dims} dimensions")), "{}", e.message),
+            }
         }
     }
 

@@ -88,7 +88,11 @@ fn refused(
     assert_eq!(got, status, "{}", String::from_utf8_lossy(&out));
     assert_eq!(header(&headers, "content-type"), Some("application/json"));
     let e = json(&out);
-    assert_eq!((e["stage"].as_str(), e["hook"].as_str()), (Some(stage), Some(hook)), "{e}");
+    assert_eq!(
+        (e["stage"].as_str(), e["hook"].as_str()),
+        (Some(stage), Some(hook)),
+        "{e}"
+    );
     assert_eq!(e["status"], status, "{e}");
     assert_eq!(e["record"].as_u64(), record, "{e}");
     let message = e["message"].as_str().unwrap().to_string();
@@ -105,7 +109,12 @@ fn still_alive(server: &Server, pids: &[u32], content_type: &str, body: &[u8], a
         (status, String::from_utf8_lossy(&out).as_ref()),
         (200, String::from_utf8_lossy(answer).as_ref())
     );
-    assert_eq!(worker_pids(server), pids, "the worker was replaced:\n{}", server.log_text());
+    assert_eq!(
+        worker_pids(server),
+        pids,
+        "the worker was replaced:\n{}",
+        server.log_text()
+    );
     let log = server.log_text();
     assert!(
         !log.contains("SIG") && !log.contains("panicked"),
@@ -166,9 +175,28 @@ fn sparse_shapes_past_the_model_dimension_are_400() {
             r#"{{"instances": [{{"features": [1, 2, 2]}}, {{"data": {{"features": {{"keys": [0], "shape": [{shape}], "values": [1]}}}}}}]}}"#
         );
         let want = format!("record 1: features has shape [{shape}], but feature_dim is 3");
-        refused(&server, "application/json", "application/json", body.as_bytes(), 400, stage, Some(1), &want);
-        let line = format!(r#"{{"data": {{"features": {{"keys": [0], "shape": [{shape}], "values": [1]}}}}}}"#);
-        refused(&server, "application/jsonlines", "application/json", line.as_bytes(), 400, stage, Some(0), &want[10..]);
+        refused(
+            &server,
+            "application/json",
+            "application/json",
+            body.as_bytes(),
+            400,
+            stage,
+            Some(1),
+            &want,
+        );
+        let line =
+            format!(r#"{{"data": {{"features": {{"keys": [0], "shape": [{shape}], "values": [1]}}}}}}"#);
+        refused(
+            &server,
+            "application/jsonlines",
+            "application/json",
+            line.as_bytes(),
+            400,
+            stage,
+            Some(0),
+            &want[10..],
+        );
     }
     let body = sparse_recordio(1_000_000_000_000);
     refused(
@@ -189,7 +217,10 @@ fn sparse_shapes_past_the_model_dimension_are_400() {
         Some("text/csv"),
         &sparse_recordio(3),
     );
-    assert_eq!((status, String::from_utf8_lossy(&out).as_ref()), (200, "1.100000023841858\n"));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&out).as_ref()),
+        (200, "1.100000023841858\n")
+    );
 }
 
 #[test]
@@ -259,7 +290,16 @@ fn npy_with_a_non_ascii_dtype_and_outputs_csv_cannot_hold_are_4xx() {
     );
     // `1` is a 0-d array: JSON holds it, CSV and JSON Lines cannot (406).
     for accept in ["text/csv", "application/jsonlines"] {
-        refused(&server, "application/json", accept, b"1", 406, ("doubler", "output_fn"), None, "shape []");
+        refused(
+            &server,
+            "application/json",
+            accept,
+            b"1",
+            406,
+            ("doubler", "output_fn"),
+            None,
+            "shape []",
+        );
     }
     still_alive(&server, &pids, "application/json", b"1", b"2.0");
 }
@@ -306,6 +346,9 @@ fn a_5_mb_bad_field_is_quoted_as_a_bounded_escaped_excerpt() {
     );
     assert!(message.len() < 600 && !message.contains('\n'), "{message}");
     let log = server.log_text();
-    assert!(!log.lines().any(|l| l.starts_with("2026-01-01 INFO forged")), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01 INFO forged")),
+        "{log}"
+    );
     still_alive(&server, &pids, "text/csv", b"1,2\n", b"[2.0, 4.0]");
 }

@@ -15,7 +15,10 @@ const MAX_MESSAGE: usize = 1024;
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n),
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -36,7 +39,12 @@ fn assert_client_error(e: &StageError, body: &[u8]) {
         String::from_utf8_lossy(body),
         e.message
     );
-    assert!(e.message.len() <= MAX_MESSAGE, "{} bytes: {}", e.message.len(), e.message);
+    assert!(
+        e.message.len() <= MAX_MESSAGE,
+        "{} bytes: {}",
+        e.message.len(),
+        e.message
+    );
     assert!(
         !e.message.contains(['\n', '\r']),
         "a client value reached the message unescaped: {:?}",
@@ -81,20 +89,16 @@ const JSON_BYTES: &[u8] = b"[]{},:0123456789.-+eE\"NaInfity \n\r\t\xe9";
 /// A valid encoding with some bytes overwritten, some cut off, or both.
 fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = valid.len();
-    (
-        prop::collection::vec((0..len.max(1), any::<u8>()), 0..6),
-        0..=len,
-    )
-        .prop_map(move |(edits, keep)| {
-            let mut body = valid.clone();
-            for (at, byte) in edits {
-                if let Some(b) = body.get_mut(at) {
-                    *b = byte;
-                }
+    (prop::collection::vec((0..len.max(1), any::<u8>()), 0..6), 0..=len).prop_map(move |(edits, keep)| {
+        let mut body = valid.clone();
+        for (at, byte) in edits {
+            if let Some(b) = body.get_mut(at) {
+                *b = byte;
             }
-            body.truncate(keep);
-            body
-        })
+        }
+        body.truncate(keep);
+        body
+    })
 }
 
 /// Arrays of 0 to 3 dimensions with values of every kind the codecs write.
@@ -112,7 +116,11 @@ fn array() -> impl Strategy<Value = Array> {
 
 /// `a == b` with NaN equal to NaN and the sign of zero kept.
 fn same(a: &Array, b: &Array) -> bool {
-    a.shape == b.shape && a.data.iter().map(|x| x.to_bits()).eq(b.data.iter().map(|x| x.to_bits()))
+    a.shape == b.shape
+        && a.data
+            .iter()
+            .map(|x| x.to_bits())
+            .eq(b.data.iter().map(|x| x.to_bits()))
 }
 
 proptest! {

@@ -27,7 +27,10 @@ M,0.44,0.365,0.125,0.516,0.2155,0.114,0.155,10
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n),
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -41,7 +44,10 @@ fn featurizer() -> &'static Featurizer {
         let file = dir.join("train.csv");
         std::fs::write(&file, TRAIN).unwrap();
         let hp: BTreeMap<String, String> = [
-            ("columns", "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight"),
+            (
+                "columns",
+                "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight",
+            ),
             ("categorical", "sex"),
             ("label", "rings"),
         ]
@@ -71,8 +77,19 @@ fn check(body: &[u8]) {
     for accept in ACCEPTS {
         match run(body, accept) {
             Err(e) => {
-                assert_eq!(e.kind, ErrorKind::BadRequest, "{:?}: {}", String::from_utf8_lossy(body), e.message);
-                assert!(e.message.len() <= MAX_MESSAGE, "{} bytes: {}", e.message.len(), e.message);
+                assert_eq!(
+                    e.kind,
+                    ErrorKind::BadRequest,
+                    "{:?}: {}",
+                    String::from_utf8_lossy(body),
+                    e.message
+                );
+                assert!(
+                    e.message.len() <= MAX_MESSAGE,
+                    "{} bytes: {}",
+                    e.message.len(),
+                    e.message
+                );
                 assert!(!e.message.contains(['\n', '\r']), "{:?}", e.message);
             }
             Ok(answer) if accept != "text/csv" => {
@@ -84,8 +101,8 @@ fn check(body: &[u8]) {
                 let text = String::from_utf8(answer).unwrap().replace("-Infinity", "null");
                 let text = text.replace("Infinity", "null").replace("NaN", "null");
                 for doc in text.lines() {
-                    let v: serde_json::Value = serde_json::from_str(doc)
-                        .unwrap_or_else(|e| panic!("not JSON ({e}): {doc}"));
+                    let v: serde_json::Value =
+                        serde_json::from_str(doc).unwrap_or_else(|e| panic!("not JSON ({e}): {doc}"));
                     let rows = match v.get("instances") {
                         Some(list) => list.as_array().unwrap().clone(),
                         None => vec![v.clone()],
@@ -94,7 +111,10 @@ fn check(body: &[u8]) {
                         let values = row["features"].as_array().unwrap();
                         let labelled = values.len() == FEATURES + 1;
                         assert!(
-                            values.iter().skip(usize::from(labelled)).all(serde_json::Value::is_number),
+                            values
+                                .iter()
+                                .skip(usize::from(labelled))
+                                .all(serde_json::Value::is_number),
                             "{doc}"
                         );
                     }

@@ -411,7 +411,12 @@ fn finite_values_that_scale_past_the_largest_double_are_400() {
     let body = b"M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155\nM, 1e308, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155\n";
     for accept in ["application/json", "text/csv", "application/jsonlines"] {
         let e = invoke(&f, body, "text/csv", accept).unwrap_err();
-        assert_eq!((e.kind, e.record), (ErrorKind::BadRequest, Some(1)), "{}", e.message);
+        assert_eq!(
+            (e.kind, e.record),
+            (ErrorKind::BadRequest, Some(1)),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("record 1, column 'length'"), "{}", e.message);
     }
 }
@@ -426,5 +431,9 @@ fn a_huge_bad_field_is_quoted_as_a_bounded_excerpt() {
     let e = bad_request(&f, &body);
     assert!(e.message.len() < 400, "{} bytes", e.message.len());
     assert!(e.message.contains(" bytes)' is not a number"), "{}", e.message);
-    assert!(!e.message.contains('\n') && !e.message.contains('\r'), "{}", e.message);
+    assert!(
+        !e.message.contains('\n') && !e.message.contains('\r'),
+        "{}",
+        e.message
+    );
 }

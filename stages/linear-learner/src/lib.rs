@@ -51,7 +51,10 @@ impl Model for LinearLearner {
                 ))
             })?,
         };
-        Ok(LinearLearner { predictor, max_scores })
+        Ok(LinearLearner {
+            predictor,
+            max_scores,
+        })
     }
 }
 
@@ -97,7 +100,10 @@ impl Stage for LinearLearner {
 /// carry) would otherwise be written as `inf`, which no JSON reader takes.
 fn check_scores(p: &Predictions) -> Result<(), StageError> {
     let bad = (0..p.len()).find_map(|i| {
-        let s = p.scores_of(i).iter().find(|&&s| !serve::output::representable(s))?;
+        let s = p
+            .scores_of(i)
+            .iter()
+            .find(|&&s| !serve::output::representable(s))?;
         Some((i, *s))
     });
     let Some((record, score)) = bad else {

@@ -91,6 +91,14 @@ pub struct Record {
     pub configuration: Option<String>,
 }
 
+/// A numeric tensor's contents: dense when `keys` is empty, else sparse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts<'a> {
+    pub values: Vec<f64>,
+    pub keys: &'a [u64],
+    pub shape: &'a [u64],
+}
+
 impl Value {
     /// A dense float32 tensor holding `values`.
     pub fn dense_f32(values: Vec<f32>) -> Value {
@@ -105,28 +113,29 @@ impl Value {
 
     /// The tensor's values (as `f64`), keys and shape; `what` names the
     /// tensor in error messages (`features["values"]`).
-    pub fn parts(&self, what: &str) -> Result<(Vec<f64>, &[u64], &[u64]), String> {
-        match &self.kind {
-            Some(value::Kind::Float32Tensor(t)) => Ok((
+    pub fn parts(&self, what: &str) -> Result<Parts<'_>, String> {
+        let (values, keys, shape) = match &self.kind {
+            Some(value::Kind::Float32Tensor(t)) => (
                 t.values.iter().map(|&v| f64::from(v)).collect(),
                 &t.keys,
                 &t.shape,
-            )),
-            Some(value::Kind::Float64Tensor(t)) => Ok((t.values.clone(), &t.keys, &t.shape)),
-            Some(value::Kind::Int32Tensor(t)) => Ok((
+            ),
+            Some(value::Kind::Float64Tensor(t)) => (t.values.clone(), &t.keys, &t.shape),
+            Some(value::Kind::Int32Tensor(t)) => (
                 t.values.iter().map(|&v| f64::from(v)).collect(),
                 &t.keys,
                 &t.shape,
-            )),
-            Some(value::Kind::Bytes(_)) => Err(format!("{what} holds bytes, not a numeric tensor")),
-            None => Err(format!("{what} holds no tensor")),
-        }
+            ),
+            Some(value::Kind::Bytes(_)) => return Err(format!("{what} holds bytes, not a numeric tensor")),
+            None => return Err(format!("{what} holds no tensor")),
+        };
+        Ok(Parts { values, keys, shape })
     }
 
     /// The tensor as a dense `f64` vector of `dim` entries. `what` names the
     /// tensor in error messages (`features["values"]`).
     pub fn to_dense(&self, dim: Option<usize>, what: &str) -> Result<Vec<f64>, String> {
-        let (values, keys, shape) = self.parts(what)?;
+        let Parts { values, keys, shape } = self.parts(what)?;
         if keys.is_empty() {
             return Ok(values);
         }
@@ -180,7 +189,10 @@ pub fn sparse_len(
         (Some(n), None) => n,
         (None, None) => return Err(format!("{what} is sparse but has no shape")),
     };
-    match keys.iter().find(|&&k| usize::try_from(k).map_or(true, |k| k >= len)) {
+    match keys
+        .iter()
+        .find(|&&k| usize::try_from(k).map_or(true, |k| k >= len))
+    {
         Some(k) => Err(format!("{what} has key {k} outside its shape {len}")),
         None => Ok(len),
     }

@@ -10,8 +10,8 @@ use linear_learner::proto::{value, Float32Tensor, Record, Value};
 use linear_learner::recordio::{write_record, MAGIC};
 use linear_learner::LinearLearner;
 use modelstage_sdk::{Context, ErrorKind, Model, Stage, StageError};
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 const MAX_MESSAGE: usize = 1024;
 const CONTENT_TYPES: [&str; 4] = [
@@ -29,7 +29,10 @@ const ACCEPTS: [&str; 4] = [
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n),
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(n),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -41,9 +44,14 @@ fn model() -> &'static LinearLearner {
     MODEL.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let weights = vec![vec![1.0, 2.0, 0.5], vec![-1.0, 0.0, 3.0], vec![0.25, -0.5, 1.0]];
-        ModelFile::from_weights("multiclass_classifier", "softmax_loss", weights, vec![0.1, 0.0, -0.1])
-            .save(dir.path())
-            .unwrap();
+        ModelFile::from_weights(
+            "multiclass_classifier",
+            "softmax_loss",
+            weights,
+            vec![0.1, 0.0, -0.1],
+        )
+        .save(dir.path())
+        .unwrap();
         LinearLearner::model_fn(dir.path()).unwrap()
     })
 }
@@ -78,13 +86,17 @@ fn check(body: &[u8], content_type: &str) {
                     String::from_utf8_lossy(body),
                     e.message
                 );
-                assert!(e.message.len() <= MAX_MESSAGE, "{} bytes: {}", e.message.len(), e.message);
+                assert!(
+                    e.message.len() <= MAX_MESSAGE,
+                    "{} bytes: {}",
+                    e.message.len(),
+                    e.message
+                );
                 assert!(!e.message.contains(['\n', '\r']), "{:?}", e.message);
             }
             Ok(answer) if accept == "application/json" => {
-                serde_json::from_slice::<serde_json::Value>(&answer).unwrap_or_else(|e| {
-                    panic!("not JSON ({e}): {}", String::from_utf8_lossy(&answer))
-                });
+                serde_json::from_slice::<serde_json::Value>(&answer)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&answer)));
             }
             Ok(answer) if accept == "application/jsonlines" => {
                 for line in answer.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

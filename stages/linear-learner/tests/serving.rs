@@ -221,14 +221,25 @@ fn model_fn_explains_a_missing_model() {
 #[test]
 fn hostile_sparse_shapes_are_400_before_any_allocation() {
     let m = regressor();
-    for shape in ["1000000000000", "3000000000000000000", "18446744073709551615", "2"] {
+    for shape in [
+        "1000000000000",
+        "3000000000000000000",
+        "18446744073709551615",
+        "2",
+    ] {
         let body = format!(
             r#"{{"instances": [{{"features": [1, 2, 3]}}, {{"data": {{"features": {{"keys": [1], "shape": [{shape}], "values": [3]}}}}}}]}}"#
         );
         let err = invoke(&m, body.as_bytes(), "application/json", "application/json").unwrap_err();
-        assert_eq!((err.kind, err.record), (ErrorKind::BadRequest, Some(1)), "{}", err.message);
+        assert_eq!(
+            (err.kind, err.record),
+            (ErrorKind::BadRequest, Some(1)),
+            "{}",
+            err.message
+        );
         assert!(
-            err.message.contains(&format!("shape [{shape}], but feature_dim is 3")),
+            err.message
+                .contains(&format!("shape [{shape}], but feature_dim is 3")),
             "{}",
             err.message
         );
@@ -253,7 +264,11 @@ fn hostile_sparse_shapes_are_400_before_any_allocation() {
     // A key outside the shape, and a repeated key (the last value wins, as in a dense copy).
     let body = br#"{"data": {"features": {"keys": [5], "values": [1]}}}"#;
     let err = invoke(&m, body, "application/json", "application/json").unwrap_err();
-    assert!(err.message.contains("key 5 outside its shape 3"), "{}", err.message);
+    assert!(
+        err.message.contains("key 5 outside its shape 3"),
+        "{}",
+        err.message
+    );
     let body = br#"{"data": {"features": {"keys": [2, 0, 2], "shape": [3], "values": [7, 1, 2]}}}"#;
     let sparse = invoke(&m, body, "application/json", "text/csv").unwrap();
     let dense = invoke(&m, b"1,0,2\n", "text/csv", "text/csv").unwrap();
@@ -276,7 +291,11 @@ fn scores_that_overflow_are_400_naming_the_record() {
     // 1e38 + 2e38 + 0.5e38 overflows float32 (3.4e38) though every feature is finite.
     let err = invoke(&m, b"1,2,3\n1e38,1e38,1e38\n", "text/csv", "application/json").unwrap_err();
     assert_eq!((err.kind, err.record), (ErrorKind::BadRequest, Some(1)));
-    assert!(err.message.contains("record 1: the score is 3.5e+38"), "{}", err.message);
+    assert!(
+        err.message.contains("record 1: the score is 3.5e+38"),
+        "{}",
+        err.message
+    );
     // Overflowing f64 as well.
     let err = invoke(&m, b"1e308,1e308,1e308\n", "text/csv", "text/csv").unwrap_err();
     assert!(err.message.contains("the score is inf"), "{}", err.message);
@@ -308,7 +327,8 @@ fn records_times_classes_past_the_bound_are_413() {
     let err = invoke(&m, b"1\n2\n3\n4\n", "text/csv", "text/csv").unwrap_err();
     assert_eq!(err.kind, ErrorKind::PayloadTooLarge);
     assert!(
-        err.message.contains("4 records with 3 scores each are more than the 9 scores"),
+        err.message
+            .contains("4 records with 3 scores each are more than the 9 scores"),
         "{}",
         err.message
     );

@@ -276,9 +276,7 @@ pub fn encode(array: &Array) -> Result<Vec<u8>, StageError> {
     let columns = match array.shape.as_slice() {
         [_] => 1,
         [_, columns] => *columns,
-        shape => {
-            return Err(super::shape_not_held(super::CSV, "1-D or 2-D arrays", shape))
-        }
+        shape => return Err(super::shape_not_held(super::CSV, "1-D or 2-D arrays", shape)),
     };
     // Most values print in under 20 bytes; one reservation avoids regrowth.
     let mut out = Vec::with_capacity(array.data.len() * 20 + 1);
@@ -425,7 +423,10 @@ mod tests {
 
     #[test]
     fn encode_refuses_what_csv_cannot_hold() {
-        assert_eq!(encode(&Array::scalar(7.5)).unwrap_err().kind, ErrorKind::UnsupportedAccept);
+        assert_eq!(
+            encode(&Array::scalar(7.5)).unwrap_err().kind,
+            ErrorKind::UnsupportedAccept
+        );
         let cube = Array::new(vec![1, 1, 1], vec![1.0]).unwrap();
         assert!(encode(&cube).unwrap_err().message.contains("[1, 1, 1]"));
     }

@@ -108,6 +108,9 @@ mod tests {
             e.message
         );
         assert_eq!(decode(b"\n \n").unwrap_err().kind, ErrorKind::BadRequest);
-        assert_eq!(encode(&Array::scalar(1.0)).unwrap_err().kind, ErrorKind::UnsupportedAccept);
+        assert_eq!(
+            encode(&Array::scalar(1.0)).unwrap_err().kind,
+            ErrorKind::UnsupportedAccept
+        );
     }
 }

@@ -161,9 +161,7 @@ fn check_extent(shape: &[usize], body_len: usize) -> Result<(), StageError> {
             shape.len()
         )));
     }
-    let extent = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
+    let extent = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
     match extent {
         Some(n) if n <= body_len => Ok(()),
         _ => Err(bad(format!(
@@ -553,7 +551,11 @@ mod tests {
             body.extend_from_slice(&2.5f64.to_le_bytes());
             match decode(&body) {
                 Ok(a) => assert!(ok && a.shape.len() == dims && a.data == [2.5]),
-                Err(e) => assert!(!ok && e.message.contains(&format!("{dims} dimensions")), "{}", e.message),
+                Err(e) => assert!(
+                    !ok && e.message.contains(&format!("{dims} dimensions")),
+                    "{}",
+                    e.message
+                ),
             }
         }
     }

@@ -9,7 +9,7 @@ use modelstage_sdk::{excerpt, StageError};
 use prost::Message;
 use serde_json::Value;
 
-use crate::proto::{sparse_len, Record};
+use crate::proto::{sparse_len, Parts, Record};
 use crate::recordio::split_records;
 
 /// The Content-Types a request may have.
@@ -108,7 +108,10 @@ impl Batch {
     ) -> Result<(), String> {
         sparse_len(values, keys, shape, Some(dim), what)?;
         if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(format!("{what}: the value of key {} is {v}, not a finite number", keys[i]));
+            return Err(format!(
+                "{what}: the value of key {} is {v}, not a finite number",
+                keys[i]
+            ));
         }
         let start = self.keys.len();
         let mut pairs: Vec<(usize, f64)> = keys
@@ -277,10 +280,13 @@ fn instance_features(instance: &Value, dim: usize, batch: &mut Batch) -> Result<
             let Some(keys) = t.get("keys") else {
                 return batch.push_dense(&values, dim);
             };
-            let keys = as_u64s(keys).ok_or_else(|| bad("\"keys\" must be a list of non-negative integers"))?;
+            let keys =
+                as_u64s(keys).ok_or_else(|| bad("\"keys\" must be a list of non-negative integers"))?;
             let shape = match t.get("shape") {
                 None => Vec::new(),
-                Some(s) => as_u64s(s).ok_or_else(|| bad("\"shape\" must be a list of non-negative integers"))?,
+                Some(s) => {
+                    as_u64s(s).ok_or_else(|| bad("\"shape\" must be a list of non-negative integers"))?
+                }
             };
             batch
                 .push_sparse(&values, &keys, &shape, dim, "features")
@@ -308,7 +314,7 @@ fn recordio(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError
             .get("values")
             .ok_or_else(|| bad("the record has no features[\"values\"]".into()))?;
         let what = "features[\"values\"]";
-        let (values, keys, shape) = tensor.parts(what).map_err(bad)?;
+        let Parts { values, keys, shape } = tensor.parts(what).map_err(bad)?;
         if keys.is_empty() {
             batch.push_dense(&values, dim)?;
         } else {

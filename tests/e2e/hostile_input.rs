@@ -58,8 +58,14 @@ fn peak_kib(pid: u32) -> i64 {
         .unwrap_or_else(|| panic!("no VmHWM in {status}"))
 }
 
-/// One worker, loaded and ready; its pid.
-fn one_worker(stage: &str, model_dir: &Path) -> (Server, Vec<u32>) {
+/// A server of one worker, loaded and ready, and that worker's pid.
+struct OneWorker {
+    server: Server,
+    stage: &'static str,
+    pids: Vec<u32>,
+}
+
+fn one_worker(stage: &'static str, model_dir: &Path) -> OneWorker {
     let server = serve(
         &stage_lib(stage),
         model_dir,
@@ -67,59 +73,60 @@ fn one_worker(stage: &str, model_dir: &Path) -> (Server, Vec<u32>) {
     );
     let pids = worker_pids(&server);
     assert_eq!(pids.len(), 1, "{pids:?}");
-    (server, pids)
+    OneWorker { server, stage, pids }
 }
 
-/// Posts a hostile body and checks the answer: `status`, a JSON error
-/// naming `stage` and `hook`, the record when given, a bounded message
-/// containing `says`. Returns the message.
-#[allow(clippy::too_many_arguments)]
-fn refused(
-    server: &Server,
-    content_type: &str,
-    accept: &str,
-    body: &[u8],
-    status: u16,
-    (stage, hook): (&str, &str),
-    record: Option<u64>,
-    says: &str,
-) -> String {
-    let (got, headers, out) = post(&server.url, content_type, Some(accept), body);
-    assert_eq!(got, status, "{}", String::from_utf8_lossy(&out));
-    assert_eq!(header(&headers, "content-type"), Some("application/json"));
-    let e = json(&out);
-    assert_eq!(
-        (e["stage"].as_str(), e["hook"].as_str()),
-        (Some(stage), Some(hook)),
-        "{e}"
-    );
-    assert_eq!(e["status"], status, "{e}");
-    assert_eq!(e["record"].as_u64(), record, "{e}");
-    let message = e["message"].as_str().unwrap().to_string();
-    assert!(message.contains(says), "{says:?} not in {message:?}");
-    assert!(out.len() < 2048, "an error body of {} bytes", out.len());
-    message
-}
+const CSV: &str = "text/csv";
+const JSON: &str = "application/json";
+const JSONLINES: &str = "application/jsonlines";
+const RECORDIO: &str = "application/x-recordio-protobuf";
 
-/// The same worker answers a good request, and nothing was logged about a
-/// worker dying.
-fn still_alive(server: &Server, pids: &[u32], content_type: &str, body: &[u8], answer: &[u8]) {
-    let (status, _, out) = post(&server.url, content_type, Some("application/json"), body);
-    assert_eq!(
-        (status, String::from_utf8_lossy(&out).as_ref()),
-        (200, String::from_utf8_lossy(answer).as_ref())
-    );
-    assert_eq!(
-        worker_pids(server),
-        pids,
-        "the worker was replaced:\n{}",
-        server.log_text()
-    );
-    let log = server.log_text();
-    assert!(
-        !log.contains("SIG") && !log.contains("panicked"),
-        "a worker crashed or panicked:\n{log}"
-    );
+impl OneWorker {
+    /// Posts a hostile `(Content-Type, Accept, body)` and checks the answer
+    /// is `(status, hook, record, says)`: a JSON error naming the stage and
+    /// the hook, the record when given, a bounded message containing `says`.
+    /// Returns the message.
+    fn refused(&self, request: (&str, &str, &[u8]), want: (u16, &str, Option<u64>, &str)) -> String {
+        let ((content_type, accept, body), (status, hook, record, says)) = (request, want);
+        let (got, headers, out) = post(&self.server.url, content_type, Some(accept), body);
+        assert_eq!(got, status, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(header(&headers, "content-type"), Some(JSON));
+        let e = json(&out);
+        assert_eq!(
+            (e["stage"].as_str(), e["hook"].as_str()),
+            (Some(self.stage), Some(hook)),
+            "{e}"
+        );
+        assert_eq!(
+            (e["status"].as_u64(), e["record"].as_u64()),
+            (Some(u64::from(status)), record),
+            "{e}"
+        );
+        let message = e["message"].as_str().unwrap().to_string();
+        assert!(message.contains(says), "{says:?} not in {message:?}");
+        assert!(out.len() < 2048, "an error body of {} bytes", out.len());
+        message
+    }
+
+    /// The same worker answers a good request, and nothing was logged about
+    /// a worker dying.
+    fn still_alive(&self, content_type: &str, body: &[u8], answer: &[u8]) {
+        let (status, _, out) = post(&self.server.url, content_type, Some(JSON), body);
+        assert_eq!(
+            (status, String::from_utf8_lossy(&out).as_ref()),
+            (200, String::from_utf8_lossy(answer).as_ref())
+        );
+        let log = self.server.log_text();
+        assert_eq!(
+            worker_pids(&self.server),
+            self.pids,
+            "the worker was replaced:\n{log}"
+        );
+        assert!(
+            !log.contains("SIG") && !log.contains("panicked"),
+            "a worker crashed or panicked:\n{log}"
+        );
+    }
 }
 
 const GOOD_CSV: &[u8] = b"1,2,2\n";
@@ -168,55 +175,30 @@ fn sparse_recordio(shape: u64) -> Vec<u8> {
 fn sparse_shapes_past_the_model_dimension_are_400() {
     let dir = tempdir();
     linear_learner_model(dir.path());
-    let (server, pids) = one_worker("linear_learner", dir.path());
-    let stage = ("linear_learner", "input_fn");
-    for shape in ["1000000000000", "3000000000000000000"] {
-        let body = format!(
-            r#"{{"instances": [{{"features": [1, 2, 2]}}, {{"data": {{"features": {{"keys": [0], "shape": [{shape}], "values": [1]}}}}}}]}}"#
-        );
-        let want = format!("record 1: features has shape [{shape}], but feature_dim is 3");
-        refused(
-            &server,
-            "application/json",
-            "application/json",
-            body.as_bytes(),
-            400,
-            stage,
-            Some(1),
-            &want,
-        );
-        let line =
+    let w = one_worker("linear_learner", dir.path());
+    for shape in [1_000_000_000_000u64, 3_000_000_000_000_000_000] {
+        let sparse =
             format!(r#"{{"data": {{"features": {{"keys": [0], "shape": [{shape}], "values": [1]}}}}}}"#);
-        refused(
-            &server,
-            "application/jsonlines",
-            "application/json",
-            line.as_bytes(),
-            400,
-            stage,
-            Some(0),
-            &want[10..],
+        let batch = format!(r#"{{"instances": [{{"features": [1, 2, 2]}}, {sparse}]}}"#);
+        let says = format!("features has shape [{shape}], but feature_dim is 3");
+        let record_1 = format!("record 1: {says}");
+        w.refused(
+            (JSON, JSON, batch.as_bytes()),
+            (400, "input_fn", Some(1), &record_1),
+        );
+        w.refused(
+            (JSONLINES, JSON, sparse.as_bytes()),
+            (400, "input_fn", Some(0), &says),
+        );
+        let recordio = sparse_recordio(shape);
+        w.refused(
+            (RECORDIO, JSON, &recordio),
+            (400, "input_fn", Some(0), &says.replace("features", "")),
         );
     }
-    let body = sparse_recordio(1_000_000_000_000);
-    refused(
-        &server,
-        "application/x-recordio-protobuf",
-        "application/json",
-        &body,
-        400,
-        stage,
-        Some(0),
-        "shape [1000000000000], but feature_dim is 3",
-    );
-    still_alive(&server, &pids, "text/csv", GOOD_CSV, GOOD_ANSWER);
+    w.still_alive(CSV, GOOD_CSV, GOOD_ANSWER);
     // A well-formed sparse record of the model's shape is answered as its dense twin.
-    let (status, _, out) = post(
-        &server.url,
-        "application/x-recordio-protobuf",
-        Some("text/csv"),
-        &sparse_recordio(3),
-    );
+    let (status, _, out) = post(&w.server.url, RECORDIO, Some(CSV), &sparse_recordio(3));
     assert_eq!(
         (status, String::from_utf8_lossy(&out).as_ref()),
         (200, "1.100000023841858\n")
@@ -227,128 +209,94 @@ fn sparse_shapes_past_the_model_dimension_are_400() {
 fn a_recordio_header_claiming_512_mib_is_400_without_the_allocation() {
     let dir = tempdir();
     linear_learner_model(dir.path());
-    let (server, pids) = one_worker("linear_learner", dir.path());
-    let peak_before = peak_kib(pids[0]);
+    let w = one_worker("linear_learner", dir.path());
+    let peak_before = peak_kib(w.pids[0]);
     let mut body = 0xCED7_230Au32.to_le_bytes().to_vec();
     body.extend_from_slice(&((1u32 << 29) - 8).to_le_bytes());
+    let says = "claims 536870904 bytes of payload but only 0 follow";
     for _ in 0..8 {
-        refused(
-            &server,
-            "application/x-recordio-protobuf",
-            "application/json",
-            &body,
-            400,
-            ("linear_learner", "input_fn"),
-            None,
-            "claims 536870904 bytes of payload but only 0 follow",
-        );
+        w.refused((RECORDIO, JSON, &body), (400, "input_fn", None, says));
     }
     // Reading the claim at its word would have touched 512 MiB.
-    let grew = peak_kib(pids[0]) - peak_before;
+    let grew = peak_kib(w.pids[0]) - peak_before;
     assert!(grew < 64 * 1024, "the worker's peak memory grew by {grew} KiB");
-    still_alive(&server, &pids, "text/csv", GOOD_CSV, GOOD_ANSWER);
+    w.still_alive(CSV, GOOD_CSV, GOOD_ANSWER);
 }
 
 #[test]
 fn a_score_past_float32_is_400_naming_the_record_not_inf_in_a_200() {
     let dir = tempdir();
     linear_learner_model(dir.path());
-    let (server, pids) = one_worker("linear_learner", dir.path());
-    for accept in ["application/json", "application/jsonlines", "text/csv"] {
-        refused(
-            &server,
-            "text/csv",
-            accept,
-            b"1,2,2\n1e38,1e38,1e38\n",
-            400,
-            ("linear_learner", "predict_fn"),
-            Some(1),
-            "record 1: the score is 3.5e+38, which is not a finite 32-bit float",
+    let w = one_worker("linear_learner", dir.path());
+    let says = "record 1: the score is 3.5e+38, which is not a finite 32-bit float";
+    for accept in [JSON, JSONLINES, CSV] {
+        w.refused(
+            (CSV, accept, b"1,2,2\n1e38,1e38,1e38\n"),
+            (400, "predict_fn", Some(1), says),
         );
     }
-    still_alive(&server, &pids, "text/csv", GOOD_CSV, GOOD_ANSWER);
+    w.still_alive(CSV, GOOD_CSV, GOOD_ANSWER);
 }
 
 #[test]
 fn npy_with_a_non_ascii_dtype_and_outputs_csv_cannot_hold_are_4xx() {
     let dir = tempdir();
-    let (server, pids) = one_worker("doubler", dir.path());
+    let w = one_worker("doubler", dir.path());
     let mut npy = b"\x93NUMPY\x01\x00\x76\x00".to_vec();
     npy.extend_from_slice("{'descr': 'éf8', 'fortran_order': False, 'shape': (1,), }".as_bytes());
     npy.resize(127, b' ');
     npy.push(b'\n');
     npy.extend_from_slice(&1.0f64.to_le_bytes());
-    refused(
-        &server,
-        "application/x-npy",
-        "application/json",
-        &npy,
-        400,
-        ("doubler", "input_fn"),
-        None,
-        "is not supported",
+    w.refused(
+        ("application/x-npy", JSON, &npy),
+        (400, "input_fn", None, "is not supported"),
     );
     // `1` is a 0-d array: JSON holds it, CSV and JSON Lines cannot (406).
-    for accept in ["text/csv", "application/jsonlines"] {
-        refused(
-            &server,
-            "application/json",
-            accept,
-            b"1",
-            406,
-            ("doubler", "output_fn"),
-            None,
-            "shape []",
-        );
+    for accept in [CSV, JSONLINES] {
+        w.refused((JSON, accept, b"1"), (406, "output_fn", None, "shape []"));
     }
-    still_alive(&server, &pids, "application/json", b"1", b"2.0");
+    w.still_alive(JSON, b"1", b"2.0");
 }
 
 #[test]
 fn a_5_mb_bad_field_is_quoted_as_a_bounded_escaped_excerpt() {
     let mut field = vec![b'x'; 5 << 20];
     field[100] = b'\r';
-    let mut csv = b"1,2,2\n1,".to_vec();
-    csv.extend_from_slice(&field);
-    csv.extend_from_slice(b",3\n");
-
+    // Linear Learner's own CSV reader, and the SDK's through the doubler
+    // (a quoted field holding a line break and a forged log line).
+    let linear_learner = [b"1,2,2\n1,".as_slice(), &field, b",3\n"].concat();
+    let doubler = [b"1,2\n3,\"".as_slice(), &field, b"\n2026-01-01 INFO forged\"\n"].concat();
+    let cases: [(&str, &[u8], &str, &[u8], &[u8]); 2] = [
+        (
+            "linear_learner",
+            &linear_learner,
+            "... (5242880 bytes)",
+            GOOD_CSV,
+            GOOD_ANSWER,
+        ),
+        (
+            "doubler",
+            &doubler,
+            "bytes)\" is not a number",
+            b"1,2\n",
+            b"[2.0, 4.0]",
+        ),
+    ];
     let dir = tempdir();
     linear_learner_model(dir.path());
-    let (server, pids) = one_worker("linear_learner", dir.path());
-    let message = refused(
-        &server,
-        "text/csv",
-        "application/json",
-        &csv,
-        400,
-        ("linear_learner", "input_fn"),
-        Some(1),
-        "... (5242880 bytes)",
-    );
-    assert!(message.len() < 600 && message.contains("\\r"), "{message}");
-    still_alive(&server, &pids, "text/csv", GOOD_CSV, GOOD_ANSWER);
-    drop(server);
-
-    // The SDK's CSV codec, through the doubler: a quoted field with a line break.
-    let mut csv = b"1,2\n3,\"".to_vec();
-    csv.extend_from_slice(&field);
-    csv.extend_from_slice(b"\n2026-01-01 INFO forged\"\n");
-    let (server, pids) = one_worker("doubler", dir.path());
-    let message = refused(
-        &server,
-        "text/csv",
-        "application/json",
-        &csv,
-        400,
-        ("doubler", "input_fn"),
-        Some(1),
-        "bytes)\" is not a number",
-    );
-    assert!(message.len() < 600 && !message.contains('\n'), "{message}");
-    let log = server.log_text();
-    assert!(
-        !log.lines().any(|l| l.starts_with("2026-01-01 INFO forged")),
-        "{log}"
-    );
-    still_alive(&server, &pids, "text/csv", b"1,2\n", b"[2.0, 4.0]");
+    for (stage, body, says, good, answer) in cases {
+        let w = one_worker(stage, dir.path());
+        let message = w.refused((CSV, JSON, body), (400, "input_fn", Some(1), says));
+        assert!(message.len() < 600, "{message}");
+        assert!(
+            message.contains("\\r") && !message.contains(['\n', '\r']),
+            "{message}"
+        );
+        let log = w.server.log_text();
+        assert!(
+            !log.lines().any(|l| l.starts_with("2026-01-01 INFO forged")),
+            "{log}"
+        );
+        w.still_alive(CSV, good, answer);
+    }
 }

@@ -113,3 +113,17 @@ impl From<std::io::Error> for StageError {
         StageError::internal(e.to_string())
     }
 }
+
+impl ErrorKind {
+    /// Whether the request is at fault (a 4xx status), not the stage or the
+    /// service: what every answer to a malformed body must be.
+    pub const fn is_client_error(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::BadRequest
+                | ErrorKind::UnsupportedContentType
+                | ErrorKind::UnsupportedAccept
+                | ErrorKind::PayloadTooLarge
+        )
+    }
+}

@@ -333,3 +333,19 @@ fn records_times_classes_past_the_bound_are_413() {
         err.message
     );
 }
+
+#[test]
+fn dense_and_sparse_records_mix_in_one_request() {
+    let m = regressor();
+    let mixed = br#"{"instances": [
+        {"features": [1, 2, 2]},
+        {"data": {"features": {"keys": [1], "shape": [3], "values": [3]}}},
+        {"features": [0, 0, 1]},
+        {"data": {"features": {"keys": [0, 2], "values": [1, 2]}}}
+    ]}"#;
+    let dense = b"1,2,2\n0,3,0\n0,0,1\n1,0,2\n";
+    let a = invoke(&m, mixed, "application/json", "text/csv").unwrap();
+    let b = invoke(&m, dense, "text/csv", "text/csv").unwrap();
+    assert_eq!(text(&a), text(&b));
+    assert_eq!(text(&a).lines().count(), 4);
+}

@@ -45,28 +45,48 @@ pub enum Features<'a> {
 /// model's dimension.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
+    rows: usize,
     dense: Vec<f64>,
     keys: Vec<usize>,
     values: Vec<f64>,
+    /// Where each record is, once a sparse one has arrived; empty while every
+    /// record is dense (record `i` is then `dense[i * dim..]`), so the
+    /// common request does not pay for it.
     index: Vec<Row>,
 }
 
 impl Batch {
     /// The number of records.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.rows == 0
     }
 
     /// The records in order.
     pub fn rows(&self, dim: usize) -> impl ExactSizeIterator<Item = Features<'_>> + '_ {
-        self.index.iter().map(move |&row| match row {
-            Row::Dense(at) => Features::Dense(&self.dense[at..at + dim]),
-            Row::Sparse(start, end) => Features::Sparse(&self.keys[start..end], &self.values[start..end]),
+        (0..self.rows).map(move |i| {
+            let row = self.index.get(i).copied().unwrap_or(Row::Dense(i * dim));
+            match row {
+                Row::Dense(at) => Features::Dense(&self.dense[at..at + dim]),
+                Row::Sparse(start, end) => Features::Sparse(&self.keys[start..end], &self.values[start..end]),
+            }
         })
+    }
+
+    /// Counts a record that is at `row` (the index is kept once a sparse
+    /// record has arrived).
+    fn add_row(&mut self, row: Row, dim: usize) {
+        let sparse = matches!(row, Row::Sparse(..));
+        if sparse && self.index.is_empty() {
+            self.index.extend((0..self.rows).map(|i| Row::Dense(i * dim)));
+        }
+        if sparse || !self.index.is_empty() {
+            self.index.push(row);
+        }
+        self.rows += 1;
     }
 
     /// Appends a dense record, refusing a wrong count or a value that is not finite.
@@ -76,7 +96,7 @@ impl Batch {
             return Err(wrong_count(record, features.len(), dim));
         }
         check_finite(record, features.iter().copied().enumerate())?;
-        self.index.push(Row::Dense(self.dense.len()));
+        self.add_row(Row::Dense(self.dense.len()), dim);
         self.dense.extend_from_slice(features);
         Ok(())
     }
@@ -90,7 +110,7 @@ impl Batch {
             return Err(wrong_count(record, got, dim));
         }
         check_finite(record, self.dense[start..].iter().copied().enumerate())?;
-        self.index.push(Row::Dense(start));
+        self.add_row(Row::Dense(start), dim);
         Ok(())
     }
 
@@ -128,7 +148,7 @@ impl Batch {
             self.keys.push(k);
             self.values.push(v);
         }
-        self.index.push(Row::Sparse(start, self.keys.len()));
+        self.add_row(Row::Sparse(start, self.keys.len()), dim);
         Ok(())
     }
 }

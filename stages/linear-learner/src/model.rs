@@ -253,16 +253,19 @@ impl Predictor {
         let d = self.feature_dim;
         let outputs = self.bias.len();
         let mut scores = Vec::with_capacity(rows.len() * outputs);
+        let rows_of_weights = (0..outputs).map(|k| (&self.weights[k * d..(k + 1) * d], self.bias[k]));
         for row in rows {
-            for k in 0..outputs {
-                let w = &self.weights[k * d..(k + 1) * d];
-                let z = match row {
-                    Features::Dense(xr) => dot(w, xr),
-                    // The terms of the features that are 0 add nothing, so
-                    // summing the others in key order gives the dense sum.
-                    Features::Sparse(keys, values) => keys.iter().zip(values).map(|(&j, v)| w[j] * v).sum(),
-                };
-                scores.push(self.bias[k] + z);
+            match row {
+                Features::Dense(xr) => {
+                    scores.extend(rows_of_weights.clone().map(|(w, b)| b + dot(w, xr)));
+                }
+                // The terms of the features that are 0 add nothing, so
+                // summing the others in key order gives the dense sum.
+                Features::Sparse(keys, values) => scores.extend(
+                    rows_of_weights
+                        .clone()
+                        .map(|(w, b)| b + keys.iter().zip(values).map(|(&j, v)| w[j] * v).sum::<f64>()),
+                ),
             }
         }
         let rows = scores.len().checked_div(outputs).unwrap_or(0);

@@ -102,16 +102,23 @@ impl Batch {
     }
 
     /// Appends the record whose values were just pushed onto `dense` from
-    /// `start` (the CSV path parses straight into the batch).
+    /// `start` (the CSV path parses straight into the batch, and checks the
+    /// values are finite once, at the end, with [`Batch::check_dense`]).
     fn end_dense(&mut self, start: usize, dim: usize) -> Result<(), StageError> {
-        let record = self.len();
         let got = self.dense.len() - start;
         if got != dim {
-            return Err(wrong_count(record, got, dim));
+            return Err(wrong_count(self.len(), got, dim));
         }
-        check_finite(record, self.dense[start..].iter().copied().enumerate())?;
         self.add_row(Row::Dense(start), dim);
         Ok(())
+    }
+
+    /// Checks every value of a batch of dense records only is finite.
+    fn check_dense(&self, dim: usize) -> Result<(), StageError> {
+        match self.dense.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(i) => check_finite(i / dim.max(1), std::iter::once((i % dim.max(1), self.dense[i]))),
+        }
     }
 
     /// Appends a sparse record: `keys` pair with `values`, each key below
@@ -217,7 +224,7 @@ fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
         }
         batch.end_dense(start, dim)?;
     }
-    Ok(())
+    batch.check_dense(dim)
 }
 
 fn json(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {

@@ -99,16 +99,11 @@ impl Stage for LinearLearner {
 /// large enough to overflow a score (past f32's 3.4e38, which the answers
 /// carry) would otherwise be written as `inf`, which no JSON reader takes.
 fn check_scores(p: &Predictions) -> Result<(), StageError> {
-    let bad = (0..p.len()).find_map(|i| {
-        let s = p
-            .scores_of(i)
-            .iter()
-            .find(|&&s| !serve::output::representable(s))?;
-        Some((i, *s))
-    });
-    let Some((record, score)) = bad else {
+    let Some(i) = p.scores.iter().position(|&s| !serve::output::representable(s)) else {
         return Ok(());
     };
+    let per_record = (p.scores.len() / p.len().max(1)).max(1);
+    let (record, score) = (i / per_record, p.scores[i]);
     Err(StageError::bad_request(format!(
         "record {record}: the score is {}, which is not a finite 32-bit float; the features are too \
          large for this model",

@@ -266,27 +266,26 @@ fn a_5_mb_bad_field_is_quoted_as_a_bounded_escaped_excerpt() {
     // (a quoted field holding a line break and a forged log line).
     let linear_learner = [b"1,2,2\n1,".as_slice(), &field, b",3\n"].concat();
     let doubler = [b"1,2\n3,\"".as_slice(), &field, b"\n2026-01-01 INFO forged\"\n"].concat();
-    let cases: [(&str, &[u8], &str, &[u8], &[u8]); 2] = [
+    // (stage, body, what the message says, a good request and its answer)
+    let cases = [
         (
             "linear_learner",
-            &linear_learner,
+            linear_learner,
             "... (5242880 bytes)",
-            GOOD_CSV,
-            GOOD_ANSWER,
+            (GOOD_CSV, GOOD_ANSWER),
         ),
         (
             "doubler",
-            &doubler,
+            doubler,
             "bytes)\" is not a number",
-            b"1,2\n",
-            b"[2.0, 4.0]",
+            (b"1,2\n", b"[2.0, 4.0]"),
         ),
     ];
     let dir = tempdir();
     linear_learner_model(dir.path());
-    for (stage, body, says, good, answer) in cases {
+    for (stage, body, says, (good, answer)) in cases {
         let w = one_worker(stage, dir.path());
-        let message = w.refused((CSV, JSON, body), (400, "input_fn", Some(1), says));
+        let message = w.refused((CSV, JSON, &body), (400, "input_fn", Some(1), says));
         assert!(message.len() < 600, "{message}");
         assert!(
             message.contains("\\r") && !message.contains(['\n', '\r']),

@@ -75,6 +75,16 @@ fn code(c: i32) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The commands that serve HTTP start again at once with an allocator that gives large request
+    // bodies back (`serve::memory`); the others have nothing to give back.
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Deploy(_) | Command::Transform(_)
+    ) {
+        if let Some(reason) = modelstage_runtime::serve::memory::fix_mmap_threshold() {
+            eprintln!("modelstage: {reason}");
+        }
+    }
     match cli.command {
         Command::Serve(args) => {
             modelstage_runtime::logging::init("modelstage");

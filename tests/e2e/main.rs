@@ -12,6 +12,7 @@ mod check;
 mod docker;
 mod edge;
 mod featurizer;
+mod hostile_input;
 mod inspect;
 mod linear_learner;
 mod pipeline;

@@ -64,7 +64,8 @@ impl StageError {
         Self::new(
             ErrorKind::UnsupportedContentType,
             format!(
-                "Content-Type '{content_type}' is not supported; use one of: {}",
+                "Content-Type '{}' is not supported; use one of: {}",
+                crate::excerpt(content_type.as_bytes()),
                 supported.join(", ")
             ),
         )
@@ -75,7 +76,8 @@ impl StageError {
         Self::new(
             ErrorKind::UnsupportedAccept,
             format!(
-                "Accept '{accept}' is not supported; use one of: {}",
+                "Accept '{}' is not supported; use one of: {}",
+                crate::excerpt(accept.as_bytes()),
                 supported.join(", ")
             ),
         )
@@ -109,5 +111,19 @@ impl std::error::Error for StageError {}
 impl From<std::io::Error> for StageError {
     fn from(e: std::io::Error) -> Self {
         StageError::internal(e.to_string())
+    }
+}
+
+impl ErrorKind {
+    /// Whether the request is at fault (a 4xx status), not the stage or the
+    /// service: what every answer to a malformed body must be.
+    pub const fn is_client_error(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::BadRequest
+                | ErrorKind::UnsupportedContentType
+                | ErrorKind::UnsupportedAccept
+                | ErrorKind::PayloadTooLarge
+        )
     }
 }

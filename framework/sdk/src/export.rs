@@ -101,7 +101,7 @@ unsafe fn guarded(error: *mut ModelstageError, f: impl FnOnce() -> Result<(), St
         // The fields are written one by one: `struct_size` is the runtime's.
         // SAFETY: the caller guarantees `error` is writable when not null.
         unsafe {
-            (*error).message = owned_bytes(message.into_bytes());
+            (*error).message = owned_bytes(crate::excerpt::bound_message(message).into_bytes());
             (*error).record = record.map(|r| r as i64).unwrap_or(-1);
         }
     }

@@ -39,6 +39,7 @@
 pub mod codecs;
 mod context;
 mod error;
+pub mod excerpt;
 #[doc(hidden)]
 pub mod export;
 pub mod fs;
@@ -50,6 +51,7 @@ pub mod training;
 
 pub use context::{media_type, Context, Response};
 pub use error::{ErrorKind, StageError};
+pub use excerpt::excerpt;
 pub use stage::{BatchStrategy, ExecutionParameters, Model, Stage, Threading, Train, TransformStage};
 pub use training::TrainingEnv;
 

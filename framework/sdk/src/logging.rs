@@ -11,8 +11,8 @@
 //! Every record is one line: the formatter escapes control characters (CR,
 //! LF, ESC, the other C0 and C1 codes, DEL and the Unicode line separators),
 //! so a value that came from a client cannot forge or colour a line.
-//! [`escape`] and [`excerpt`] are the same rules for text that is quoted
-//! elsewhere (error messages).
+//! [`escape`] is the same rule for text written elsewhere; error messages
+//! quote client values through [`crate::excerpt`].
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -23,9 +23,6 @@ use log::LevelFilter;
 thread_local! {
     static REQUEST_ID: RefCell<String> = const { RefCell::new(String::new()) };
 }
-
-/// How many bytes of an offending value an error message or a log line quotes.
-pub const EXCERPT_BYTES: usize = 256;
 
 /// Maps a Python logging level number onto a `log` filter.
 pub fn level_from_python(level: &str) -> Option<LevelFilter> {
@@ -68,53 +65,6 @@ pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let _ = write_escaped(&mut out, s);
     out
-}
-
-/// A bounded, escaped excerpt of a value that came from a client, for error
-/// messages and log lines: at most [`EXCERPT_BYTES`] of it (cut at a
-/// character boundary, invalid UTF-8 shown as `\xNN`), with how much was left
-/// out, e.g. `"abc…" (5242880 bytes, first 256 shown)`.
-pub fn excerpt(value: &[u8]) -> String {
-    let mut end = value.len().min(EXCERPT_BYTES);
-    // Cut at a character boundary: a character the bound splits is left out
-    // (a UTF-8 character has at most 3 continuation bytes).
-    let mut backed = 0;
-    while end < value.len() && end > 0 && backed < 3 && value[end] & 0xc0 == 0x80 {
-        end -= 1;
-        backed += 1;
-    }
-    let shown = &value[..end];
-    let mut out = String::with_capacity(shown.len() + 48);
-    out.push('"');
-    for chunk in shown.utf8_chunks() {
-        let _ = write_escaped(&mut out, chunk.valid());
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out.push('"');
-    if shown.len() < value.len() {
-        let _ = write!(out, "… ({} bytes, first {} shown)", value.len(), shown.len());
-    }
-    out
-}
-
-/// `message` whole when it is at most `max` bytes, else its first `max`
-/// bytes (cut at a character boundary) and how many were left out.
-pub fn bounded(message: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if message.len() <= max {
-        return message.into();
-    }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}… ({} bytes, first {end} shown)",
-        &message[..end],
-        message.len()
-    )
-    .into()
 }
 
 /// The most bytes of one record's message a log line carries; the rest is
@@ -212,27 +162,6 @@ mod tests {
             escape("a\nb\rc\td\u{1b}[31m\u{0}\u{7f}\u{85}\u{2028}"),
             "a\\nb\\rc\\td\\x1b[31m\\x00\\x7f\\x85\\u{2028}"
         );
-    }
-
-    #[test]
-    fn messages_are_bounded() {
-        assert_eq!(bounded("short", 10), "short");
-        assert_eq!(bounded("ééé", 3), "é… (6 bytes, first 2 shown)");
-    }
-
-    #[test]
-    fn excerpts_are_bounded_and_escaped() {
-        assert_eq!(excerpt(b"ab\ncd"), "\"ab\\ncd\"");
-        assert_eq!(excerpt(b"a\xffb"), "\"a\\xffb\"");
-        let long = vec![b'x'; 5 * 1024 * 1024];
-        let quoted = excerpt(&long);
-        assert!(quoted.len() < EXCERPT_BYTES + 64, "{}", quoted.len());
-        assert!(quoted.ends_with("(5242880 bytes, first 256 shown)"), "{quoted}");
-        // A character cut by the bound is left out, not shown as bytes.
-        let mut cut = vec![b'x'; EXCERPT_BYTES - 1];
-        cut.extend_from_slice("é and more".as_bytes());
-        let quoted = excerpt(&cut);
-        assert!(!quoted.contains("\\x"), "{quoted}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! numeric field parses. Shared by training and serving so both read a file
 //! the same way.
 
+use modelstage_sdk::excerpt;
+
 /// pandas' default NA texts (`pandas._libs.parsers.STR_NA_VALUES`). A field
 /// equal to one of them, byte for byte, is missing; the empty field is too.
 const NA_TEXTS: [&[u8]; 17] = [
@@ -54,7 +56,7 @@ pub enum NumberError {
 impl NumberError {
     /// A sentence fragment for messages: "'abc' is not a number".
     pub fn describe(self, field: &[u8]) -> String {
-        let shown = show(field);
+        let shown = excerpt(field);
         match self {
             NumberError::NotANumber => format!("'{shown}' is not a number"),
             NumberError::Infinite => {
@@ -103,18 +105,6 @@ fn parse_float(field: &[u8]) -> Option<f64> {
     modelstage_sdk::number::parse_f64(field)
 }
 
-/// A field for an error message: lossy UTF-8, cut after 40 characters.
-pub fn show(field: &[u8]) -> String {
-    let text = String::from_utf8_lossy(field);
-    let mut chars = text.chars();
-    let head: String = chars.by_ref().take(40).collect();
-    if chars.next().is_some() {
-        format!("{head}...")
-    } else {
-        head
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,7 +112,7 @@ mod tests {
     #[test]
     fn na_texts_are_missing_byte_for_byte() {
         for na in NA_TEXTS.iter().chain([&NULL]) {
-            assert!(is_missing(na), "{}", show(na));
+            assert!(is_missing(na), "{}", excerpt(na));
         }
         assert!(is_missing(b""));
         // Spaces and other spellings are text, as in pandas.
@@ -136,7 +126,7 @@ mod tests {
             b" ",
             b"missing",
         ] {
-            assert!(!is_missing(text), "{}", show(text));
+            assert!(!is_missing(text), "{}", excerpt(text));
         }
     }
 
@@ -257,8 +247,12 @@ mod tests {
     }
 
     #[test]
-    fn long_fields_are_shortened_in_messages() {
-        let long = vec![b'x'; 100];
-        assert_eq!(show(&long), format!("{}...", "x".repeat(40)));
+    fn fields_in_messages_are_bounded_and_escaped() {
+        let long = vec![b'x'; 5 << 20];
+        let message = NumberError::NotANumber.describe(&long);
+        assert!(message.len() < 300, "{}", message.len());
+        assert!(message.contains("(5242880 bytes)"), "{message}");
+        let forged = NumberError::Infinite.describe(b"inf\n2026 INFO forged");
+        assert!(!forged.contains('\n'), "{forged}");
     }
 }

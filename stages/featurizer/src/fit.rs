@@ -6,8 +6,10 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use modelstage_sdk::excerpt;
+
 use crate::column::ColumnStore;
-use crate::field::{is_missing, parse_number, show};
+use crate::field::{is_missing, parse_number};
 use crate::model::{CategoricalColumn, FitOptions, FittedModel, NumericColumn, FORMAT};
 use crate::schema::{Config, NumericImputer};
 use crate::stats::{mean_and_variance, median, most_frequent, observed_mean, scale_of};
@@ -155,7 +157,7 @@ impl Fitter {
                     return Err(format!(
                         "{name}, line {line}, column '{}': '{}' is not valid UTF-8",
                         acc.name,
-                        show(field)
+                        excerpt(field)
                     ));
                 }
                 acc.seen.insert(field.to_vec());

@@ -64,7 +64,7 @@ impl Featurizer {
     }
 
     /// Imputes, scales and one-hot encodes (the work of `predict_fn`).
-    pub fn transform(&self, batch: &Batch) -> Features {
+    pub fn transform(&self, batch: &Batch) -> Result<Features, StageError> {
         transform::transform(&self.plan, batch)
     }
 }
@@ -109,7 +109,7 @@ impl Stage for Featurizer {
     }
 
     fn predict_fn(&self, batch: Batch, _ctx: &Context<'_>) -> Result<Features, StageError> {
-        Ok(self.transform(&batch))
+        self.transform(&batch)
     }
 
     fn output_fn(&self, features: Features, ctx: &Context<'_>) -> Result<Response, StageError> {

@@ -4,9 +4,9 @@
 //! works on the body in place; the rest go through the `csv` crate.
 
 use modelstage_sdk::codecs::csv::{plain_lines, split_fields};
-use modelstage_sdk::StageError;
+use modelstage_sdk::{excerpt, StageError};
 
-use crate::field::{is_missing, parse_label, parse_number, show, NumberError};
+use crate::field::{is_missing, parse_label, parse_number, NumberError};
 use crate::plan::{FieldRole, Plan, UNKNOWN};
 use crate::schema::HandleUnknown;
 
@@ -163,7 +163,7 @@ impl<'p> BatchBuilder<'p> {
                     return Err(self.error(format!(
                         "line {line}, column '{}' (the label): '{}' is not a number",
                         self.plan.label_name,
-                        show(field)
+                        excerpt(field)
                     )))
                 }
             }
@@ -219,7 +219,7 @@ impl<'p> BatchBuilder<'p> {
                 self.plan.model.options.categorical_fill_value
             )
         } else {
-            format!("'{}'", show(field))
+            format!("'{}'", excerpt(field))
         };
         self.error(format!(
             "line {line}, column '{}': unknown category {value}; the model knows {} (handle_unknown=error)",

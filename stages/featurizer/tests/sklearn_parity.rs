@@ -94,7 +94,7 @@ fn transform_csv(featurizer: &Featurizer, body: &str) -> String {
     let batch = featurizer
         .parse(body.as_bytes())
         .unwrap_or_else(|e| panic!("{body:?}: {e}"));
-    let features = featurizer.transform(&batch);
+    let features = featurizer.transform(&batch).unwrap();
     String::from_utf8(featurizer::encode(&features, Format::Csv)).unwrap()
 }
 

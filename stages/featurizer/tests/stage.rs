@@ -403,3 +403,37 @@ fn missing_model_file_is_reported() {
     let e = Featurizer::model_fn(&dir.0).err().unwrap();
     assert!(e.message.contains("featurizer.json"), "{}", e.message);
 }
+
+#[test]
+fn finite_values_that_scale_past_the_largest_double_are_400() {
+    let (_dir, f) = trained(abalone_hyperparameters());
+    // length's scale is about 0.07: 1e308 / 0.07 is beyond f64.
+    let body = b"M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155\nM, 1e308, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155\n";
+    for accept in ["application/json", "text/csv", "application/jsonlines"] {
+        let e = invoke(&f, body, "text/csv", accept).unwrap_err();
+        assert_eq!(
+            (e.kind, e.record),
+            (ErrorKind::BadRequest, Some(1)),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("record 1, column 'length'"), "{}", e.message);
+    }
+}
+
+#[test]
+fn a_huge_bad_field_is_quoted_as_a_bounded_excerpt() {
+    let (_dir, f) = trained(abalone_hyperparameters());
+    // A quoted field holding a line break: the general CSV path.
+    let mut body = b"M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, \"".to_vec();
+    body.extend(std::iter::repeat_n(b'z', 5 << 20));
+    body.extend_from_slice(b"\r\nforged, 0.365\"\n");
+    let e = bad_request(&f, &body);
+    assert!(e.message.len() < 400, "{} bytes", e.message.len());
+    assert!(e.message.contains(" bytes)' is not a number"), "{}", e.message);
+    assert!(
+        !e.message.contains('\n') && !e.message.contains('\r'),
+        "{}",
+        e.message
+    );
+}

@@ -11,6 +11,8 @@ use std::path::Path;
 use modelstage_sdk::StageError;
 use serde::{Deserialize, Serialize};
 
+use crate::serve::input::Features;
+
 /// The file name of the model in the model dir. Other files there are ignored.
 pub const MODEL_FILE: &str = "linear-learner.json";
 /// The `format` field, bumped when the layout changes.
@@ -231,19 +233,40 @@ impl ModelFile {
 }
 
 impl Predictor {
+    /// Scores per record: 1, or one per class.
+    pub fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+
     /// Scores `rows` records held row-major in `x` (`rows * feature_dim` values).
     pub fn predict(&self, x: &[f64]) -> Predictions {
         let d = self.feature_dim;
         let rows = x.len().checked_div(d).unwrap_or(0);
+        self.predict_rows((0..rows).map(|r| Features::Dense(&x[r * d..(r + 1) * d])))
+    }
+
+    /// Scores records given one by one, dense or sparse (keys below
+    /// `feature_dim`, as a request's batch holds them).
+    pub fn predict_rows<'a>(&self, rows: impl ExactSizeIterator<Item = Features<'a>>) -> Predictions {
+        let d = self.feature_dim;
         let outputs = self.bias.len();
-        let mut scores = Vec::with_capacity(rows * outputs);
-        for r in 0..rows {
-            let xr = &x[r * d..(r + 1) * d];
-            for k in 0..outputs {
-                let w = &self.weights[k * d..(k + 1) * d];
-                scores.push(self.bias[k] + dot(w, xr));
+        let mut scores = Vec::with_capacity(rows.len() * outputs);
+        let rows_of_weights = (0..outputs).map(|k| (&self.weights[k * d..(k + 1) * d], self.bias[k]));
+        for row in rows {
+            match row {
+                Features::Dense(xr) => {
+                    scores.extend(rows_of_weights.clone().map(|(w, b)| b + dot(w, xr)));
+                }
+                // The terms of the features that are 0 add nothing, so
+                // summing the others in key order gives the dense sum.
+                Features::Sparse(keys, values) => scores.extend(
+                    rows_of_weights
+                        .clone()
+                        .map(|(w, b)| b + keys.iter().zip(values).map(|(&j, v)| w[j] * v).sum::<f64>()),
+                ),
             }
         }
+        let rows = scores.len().checked_div(outputs).unwrap_or(0);
         let labels = match self.kind {
             Kind::Regressor => None,
             Kind::Binary { probability } => {

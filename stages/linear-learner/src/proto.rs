@@ -91,6 +91,14 @@ pub struct Record {
     pub configuration: Option<String>,
 }
 
+/// A numeric tensor's contents: dense when `keys` is empty, else sparse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts<'a> {
+    pub values: Vec<f64>,
+    pub keys: &'a [u64],
+    pub shape: &'a [u64],
+}
+
 impl Value {
     /// A dense float32 tensor holding `values`.
     pub fn dense_f32(values: Vec<f32>) -> Value {
@@ -103,10 +111,10 @@ impl Value {
         }
     }
 
-    /// The tensor as a dense `f64` vector of `dim` entries. `what` names the
+    /// The tensor's values (as `f64`), keys and shape; `what` names the
     /// tensor in error messages (`features["values"]`).
-    pub fn to_dense(&self, dim: Option<usize>, what: &str) -> Result<Vec<f64>, String> {
-        let (values, keys, shape): (Vec<f64>, &[u64], &[u64]) = match &self.kind {
+    pub fn parts(&self, what: &str) -> Result<Parts<'_>, String> {
+        let (values, keys, shape) = match &self.kind {
             Some(value::Kind::Float32Tensor(t)) => (
                 t.values.iter().map(|&v| f64::from(v)).collect(),
                 &t.keys,
@@ -121,6 +129,13 @@ impl Value {
             Some(value::Kind::Bytes(_)) => return Err(format!("{what} holds bytes, not a numeric tensor")),
             None => return Err(format!("{what} holds no tensor")),
         };
+        Ok(Parts { values, keys, shape })
+    }
+
+    /// The tensor as a dense `f64` vector of `dim` entries. `what` names the
+    /// tensor in error messages (`features["values"]`).
+    pub fn to_dense(&self, dim: Option<usize>, what: &str) -> Result<Vec<f64>, String> {
+        let Parts { values, keys, shape } = self.parts(what)?;
         if keys.is_empty() {
             return Ok(values);
         }
@@ -128,15 +143,23 @@ impl Value {
     }
 }
 
-/// Expands a sparse tensor (`keys`, `values`, `shape`) into a dense vector.
-/// The length is `shape[0]`, else the expected `dim`.
-pub fn sparse_to_dense(
+/// The largest dimension a sparse tensor may give itself when nothing else
+/// fixes it (the first record of a training file with `feature_dim=auto`):
+/// its dense copy is this many doubles, 128 MiB. Setting `feature_dim`
+/// lifts it.
+pub const MAX_SPARSE_DIM: usize = 1 << 24;
+
+/// Checks a sparse tensor (`keys`, `values`, `shape`) and returns its
+/// length: `dim` when known (a `shape` must then be `[dim]`), else
+/// `shape[0]`, at most [`MAX_SPARSE_DIM`]. Every key must fall below it.
+/// Nothing the size of the shape is allocated.
+pub fn sparse_len(
     values: &[f64],
     keys: &[u64],
     shape: &[u64],
     dim: Option<usize>,
     what: &str,
-) -> Result<Vec<f64>, String> {
+) -> Result<usize, String> {
     if keys.len() != values.len() {
         return Err(format!(
             "{what} is sparse with {} keys but {} values; they must pair up",
@@ -144,23 +167,50 @@ pub fn sparse_to_dense(
             values.len()
         ));
     }
-    let len = match (shape.first(), dim) {
-        (Some(&n), _) => usize::try_from(n).map_err(|_| format!("{what} has an impossible shape {n}"))?,
-        (None, Some(d)) => d,
-        (None, None) => return Err(format!("{what} is sparse but has no shape")),
-    };
     if shape.len() > 1 {
         return Err(format!(
-            "{what} has shape {shape:?}; only one-dimensional tensors are supported"
+            "{what} has {} dimensions; only one-dimensional tensors are supported",
+            shape.len()
         ));
     }
-    let mut dense = vec![0.0; len];
+    let claimed = shape.first().map(|&n| usize::try_from(n).unwrap_or(usize::MAX));
+    let len = match (claimed, dim) {
+        (Some(n), Some(d)) if n != d => {
+            return Err(format!("{what} has shape [{}], but feature_dim is {d}", shape[0]))
+        }
+        (_, Some(d)) => d,
+        (Some(n), None) if n > MAX_SPARSE_DIM => {
+            return Err(format!(
+                "{what} has shape [{}], more than the {MAX_SPARSE_DIM} features a sparse record may \
+                 give itself; set the feature_dim hyperparameter for a larger model",
+                shape[0]
+            ))
+        }
+        (Some(n), None) => n,
+        (None, None) => return Err(format!("{what} is sparse but has no shape")),
+    };
+    match keys
+        .iter()
+        .find(|&&k| usize::try_from(k).map_or(true, |k| k >= len))
+    {
+        Some(k) => Err(format!("{what} has key {k} outside its shape {len}")),
+        None => Ok(len),
+    }
+}
+
+/// Expands a sparse tensor into a dense vector of [`sparse_len`] entries;
+/// a key given twice keeps its last value.
+pub fn sparse_to_dense(
+    values: &[f64],
+    keys: &[u64],
+    shape: &[u64],
+    dim: Option<usize>,
+    what: &str,
+) -> Result<Vec<f64>, String> {
+    let mut dense = vec![0.0; sparse_len(values, keys, shape, dim, what)?];
     for (&k, &v) in keys.iter().zip(values) {
-        let slot = usize::try_from(k)
-            .ok()
-            .and_then(|k| dense.get_mut(k))
-            .ok_or_else(|| format!("{what} has key {k} outside its shape {len}"))?;
-        *slot = v;
+        // `sparse_len` checked every key is below the length, a usize.
+        dense[k as usize] = v;
     }
     Ok(dense)
 }

@@ -75,9 +75,16 @@ impl<R: Read> RecordReader<R> {
             let flag = word >> 29;
             let len = (word & LENGTH_MASK) as usize;
             let begin = payload.len();
-            payload.resize(begin + len, 0);
-            if read_full(&mut self.inner, &mut payload[begin..])? < len {
-                return Err(bad(format!("RecordIO record at byte {start} is truncated")));
+            // The length word is the sender's claim: read what actually
+            // follows, growing the buffer with it, rather than allocating
+            // the claimed size up front (8 bytes could otherwise make us
+            // zero-fill 512 MiB).
+            let got = (&mut self.inner).take(len as u64).read_to_end(&mut payload)?;
+            if got < len {
+                return Err(bad(format!(
+                    "RecordIO record at byte {start} claims {len} bytes of payload but only {got} follow \
+                     (truncated)"
+                )));
             }
             let mut pad = [0u8; 3];
             let pad_len = padding(len);
@@ -158,6 +165,19 @@ mod tests {
         expected.extend_from_slice(&MAGIC.to_le_bytes());
         expected.extend_from_slice(b"e");
         assert_eq!(records, vec![expected]);
+    }
+
+    #[test]
+    fn a_huge_claimed_length_allocates_only_what_follows() {
+        // Magic, then a length word of 2^29 - 8 (512 MiB) and no payload.
+        let mut body = MAGIC.to_le_bytes().to_vec();
+        body.extend_from_slice(&(LENGTH_MASK - 7).to_le_bytes());
+        body.extend_from_slice(b"abcd");
+        let err = split_records(&body).unwrap_err();
+        assert!(
+            err.contains("claims 536870904 bytes of payload but only 4 follow"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -217,3 +217,135 @@ fn model_fn_explains_a_missing_model() {
     let err = LinearLearner::model_fn(dir.path()).err().unwrap();
     assert!(err.message.contains("linear-learner.json"), "{}", err.message);
 }
+
+#[test]
+fn hostile_sparse_shapes_are_400_before_any_allocation() {
+    let m = regressor();
+    for shape in [
+        "1000000000000",
+        "3000000000000000000",
+        "18446744073709551615",
+        "2",
+    ] {
+        let body = format!(
+            r#"{{"instances": [{{"features": [1, 2, 3]}}, {{"data": {{"features": {{"keys": [1], "shape": [{shape}], "values": [3]}}}}}}]}}"#
+        );
+        let err = invoke(&m, body.as_bytes(), "application/json", "application/json").unwrap_err();
+        assert_eq!(
+            (err.kind, err.record),
+            (ErrorKind::BadRequest, Some(1)),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message
+                .contains(&format!("shape [{shape}], but feature_dim is 3")),
+            "{}",
+            err.message
+        );
+    }
+    // The same through RecordIO-protobuf.
+    let mut r = Record::default();
+    r.features.insert(
+        "values".into(),
+        Value {
+            kind: Some(value::Kind::Float32Tensor(linear_learner::proto::Float32Tensor {
+                values: vec![1.0],
+                keys: vec![0],
+                shape: vec![1_000_000_000_000],
+            })),
+        },
+    );
+    let mut body = Vec::new();
+    write_record(&mut body, &r.encode_to_vec());
+    let err = invoke(&m, &body, "application/x-recordio-protobuf", "application/json").unwrap_err();
+    assert_eq!((err.kind, err.record), (ErrorKind::BadRequest, Some(0)));
+    assert!(err.message.contains("feature_dim is 3"), "{}", err.message);
+    // A key outside the shape, and a repeated key (the last value wins, as in a dense copy).
+    let body = br#"{"data": {"features": {"keys": [5], "values": [1]}}}"#;
+    let err = invoke(&m, body, "application/json", "application/json").unwrap_err();
+    assert!(
+        err.message.contains("key 5 outside its shape 3"),
+        "{}",
+        err.message
+    );
+    let body = br#"{"data": {"features": {"keys": [2, 0, 2], "shape": [3], "values": [7, 1, 2]}}}"#;
+    let sparse = invoke(&m, body, "application/json", "text/csv").unwrap();
+    let dense = invoke(&m, b"1,0,2\n", "text/csv", "text/csv").unwrap();
+    assert_eq!(text(&sparse), text(&dense));
+}
+
+#[test]
+fn a_recordio_header_claiming_512_mib_is_400() {
+    let m = regressor();
+    let mut body = linear_learner::recordio::MAGIC.to_le_bytes().to_vec();
+    body.extend_from_slice(&((1u32 << 29) - 8).to_le_bytes());
+    let err = invoke(&m, &body, "application/x-recordio-protobuf", "application/json").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadRequest);
+    assert!(err.message.contains("claims 536870904 bytes"), "{}", err.message);
+}
+
+#[test]
+fn scores_that_overflow_are_400_naming_the_record() {
+    let m = regressor();
+    // 1e38 + 2e38 + 0.5e38 overflows float32 (3.4e38) though every feature is finite.
+    let err = invoke(&m, b"1,2,3\n1e38,1e38,1e38\n", "text/csv", "application/json").unwrap_err();
+    assert_eq!((err.kind, err.record), (ErrorKind::BadRequest, Some(1)));
+    assert!(
+        err.message.contains("record 1: the score is 3.5e+38"),
+        "{}",
+        err.message
+    );
+    // Overflowing f64 as well.
+    let err = invoke(&m, b"1e308,1e308,1e308\n", "text/csv", "text/csv").unwrap_err();
+    assert!(err.message.contains("the score is inf"), "{}", err.message);
+}
+
+#[test]
+fn a_huge_bad_field_is_quoted_as_a_bounded_excerpt() {
+    let m = regressor();
+    let mut body = b"1,".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 5 << 20));
+    body.extend_from_slice(b"\n\r,3\n");
+    let err = invoke(&m, &body, "text/csv", "application/json").unwrap_err();
+    assert_eq!((err.kind, err.record), (ErrorKind::BadRequest, Some(0)));
+    assert!(err.message.len() < 400, "{} bytes", err.message.len());
+    assert!(err.message.contains("(5242880 bytes)"), "{}", err.message);
+}
+
+#[test]
+fn records_times_classes_past_the_bound_are_413() {
+    let mut m = model(
+        "multiclass_classifier",
+        "softmax_loss",
+        vec![vec![1.0], vec![0.0], vec![-1.0]],
+        vec![0.0; 3],
+    );
+    m.max_scores = 9;
+    // Three records × three classes fit; four do not.
+    assert!(invoke(&m, b"1\n2\n3\n", "text/csv", "text/csv").is_ok());
+    let err = invoke(&m, b"1\n2\n3\n4\n", "text/csv", "text/csv").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::PayloadTooLarge);
+    assert!(
+        err.message
+            .contains("4 records with 3 scores each are more than the 9 scores"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn dense_and_sparse_records_mix_in_one_request() {
+    let m = regressor();
+    let mixed = br#"{"instances": [
+        {"features": [1, 2, 2]},
+        {"data": {"features": {"keys": [1], "shape": [3], "values": [3]}}},
+        {"features": [0, 0, 1]},
+        {"data": {"features": {"keys": [0, 2], "values": [1, 2]}}}
+    ]}"#;
+    let dense = b"1,2,2\n0,3,0\n0,0,1\n1,0,2\n";
+    let a = invoke(&m, mixed, "application/json", "text/csv").unwrap();
+    let b = invoke(&m, dense, "text/csv", "text/csv").unwrap();
+    assert_eq!(text(&a), text(&b));
+    assert_eq!(text(&a).lines().count(), 4);
+}

@@ -10,7 +10,6 @@ use crate::deploy::health::PING_TIMEOUT;
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many characters of a body a report quotes.
-const EXCERPT_CHARS: usize = 200;
 /// How much of an answer's body is read; the rest is dropped unread.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -132,26 +131,10 @@ fn describe_error(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// At most [`EXCERPT_CHARS`] characters of `bytes`, quoted, with control characters and invalid
-/// UTF-8 escaped and the full length named when it was cut.
+/// A bounded, escaped, quoted excerpt of what a container sent, as every message of modelstage
+/// quotes a value (`modelstage_sdk::excerpt`).
 pub fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let shown: String = text.chars().take(EXCERPT_CHARS).collect();
-    // Quotes and backslashes are escaped so the excerpt's own quotes stay unambiguous; control
-    // characters so that it cannot forge lines or colours; other text is shown as it is.
-    let mut escaped = String::with_capacity(shown.len());
-    for c in shown.chars() {
-        if c.is_control() || c == '"' || c == '\\' {
-            escaped.extend(c.escape_debug());
-        } else {
-            escaped.push(c);
-        }
-    }
-    if shown.len() < text.len() {
-        format!("\"{escaped}\"… ({} bytes)", bytes.len())
-    } else {
-        format!("\"{escaped}\"")
-    }
+    modelstage_sdk::excerpt::quoted(bytes)
 }
 
 /// Whether the media type of `content_type` is one `accept` asks for (`type/*` and `*/*` match
@@ -181,10 +164,10 @@ mod tests {
         assert_eq!(excerpt(b"a\nb\x1b[31m\"c\""), r#""a\nb\u{1b}[31m\"c\"""#);
         let long = vec![b'x'; 10_000];
         let e = excerpt(&long);
-        assert!(e.ends_with("… (10000 bytes)"), "{e}");
+        assert!(e.ends_with("... (10000 bytes)"), "{e}");
         assert!(e.len() < 250, "{e}");
         assert_eq!(excerpt(&[0xff, b'a']), "\"\u{fffd}a\"");
-        assert_eq!(excerpt(b"it's \\ fine"), r#""it's \\ fine""#);
+        assert_eq!(excerpt(b"it's \\ fine"), r#""it\'s \\ fine""#);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use actix_web::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use modelstage_sdk::logging::{bounded, excerpt};
+use modelstage_sdk::excerpt::{bounded, quoted};
 
 use super::body;
 use super::config::ServeConfig;
@@ -200,7 +200,7 @@ pub async fn not_found(req: HttpRequest, state: web::Data<State>) -> HttpRespons
     let message = format!(
         "no route for {} {}: the endpoint serves GET /ping, POST /invocations and GET /execution-parameters",
         req.method(),
-        excerpt(req.path().as_bytes())
+        quoted(req.path().as_bytes())
     );
     error_response(404, &state.stage_label, None, &message, None, "-")
 }
@@ -209,7 +209,7 @@ pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> Ht
     let message = format!(
         "{} is not allowed on {}",
         req.method(),
-        excerpt(req.path().as_bytes())
+        quoted(req.path().as_bytes())
     );
     let mut r = error_response(405, &state.stage_label, None, &message, None, "-");
     r.headers_mut().insert(
@@ -252,7 +252,7 @@ pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a 
                 Err(format!(
                     "the {name} header has an invalid byte 0x{:02x} at offset {at}: {}",
                     bytes[at],
-                    excerpt(bytes)
+                    quoted(bytes)
                 ))
             }
         },

@@ -8,22 +8,47 @@
 //! resident after 64 requests of 6 MB against 7 MB idle. A fixed threshold
 //! keeps large buffers mapped on their own, so they return to the system
 //! the moment they are freed (13 MB after the same burst).
+//!
+//! glibc fixes the threshold when it finds `MALLOC_MMAP_THRESHOLD_` in the
+//! environment at start-up, so a process that serves HTTP starts itself
+//! again with it, at once, before it has threads, sockets or children
+//! ([`fix_mmap_threshold`]). The variable is inherited: the worker
+//! processes and the containers' servers of a local endpoint get the same
+//! threshold, and do not start themselves again. (Setting it from inside
+//! the running process would take a call into the C library.)
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// The variable glibc reads the threshold from.
+const VARIABLE: &str = "MALLOC_MMAP_THRESHOLD_";
 
 /// Allocations from this size up are mapped on their own and unmapped on
 /// free. Small enough for a request body, large enough that the per-request
 /// buffers of ordinary traffic (64 KiB) stay on the heap.
-const MMAP_THRESHOLD: i32 = 256 * 1024;
+const MMAP_THRESHOLD: &str = "262144";
 
-/// Makes the allocator of this process give large blocks back as soon as
-/// they are freed. Does nothing where the C library is not glibc.
-pub fn give_back_large_blocks() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: `mallopt` only changes a parameter of glibc's allocator; it
-        // is safe to call at any time from any thread, and takes no pointers.
-        let accepted = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
-        if accepted == 0 {
-            log::warn!("the allocator refused a fixed mmap threshold: large requests may keep their memory");
-        }
+/// Starts this program again, same process, same arguments, with a fixed
+/// mmap threshold, unless the environment already fixes one. Call it first
+/// thing in a command that serves HTTP. Returns only when nothing was to be
+/// done or the program could not be started again (then large requests may
+/// keep their memory, which is logged by the caller's logger once it exists,
+/// so the reason is returned).
+pub fn fix_mmap_threshold() -> Option<String> {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(VARIABLE).is_some() {
+        return None;
     }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return Some(format!("cannot find this program to fix the allocator's mmap threshold: {e}")),
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| OsString::from("modelstage"));
+    // `exec` replaces this process (same pid, so a supervisor or `docker stop` sees no change);
+    // it returns only on failure.
+    let error = Command::new(exe).arg0(arg0).args(args).env(VARIABLE, MMAP_THRESHOLD).exec();
+    Some(format!(
+        "cannot start again with a fixed mmap threshold ({error}): large requests may keep their memory"
+    ))
 }

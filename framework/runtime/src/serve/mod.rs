@@ -239,7 +239,6 @@ pub fn run(mut args: ServeArgs) -> i32 {
     };
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
-    memory::give_back_large_blocks();
     let edge = config.edge.clone();
     let budget = connections::Budget::new(
         edge.max_connections,

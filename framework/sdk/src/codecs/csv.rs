@@ -8,7 +8,7 @@
 
 use super::Array;
 use crate::python::write_float;
-use crate::StageError;
+use crate::{excerpt, StageError};
 
 /// One CSV record, its fields unquoted. Buffers are reused from record to
 /// record, so reading a body allocates once per body, not per field.
@@ -229,9 +229,10 @@ pub fn decode_rows(body: &[u8]) -> Result<Array, StageError> {
         for (column, field) in row.fields().enumerate() {
             data.push(parse_number(field).ok_or_else(|| {
                 StageError::bad_request(format!(
-                    "CSV line {}, column {}: {field:?} is not a number",
+                    "CSV line {}, column {}: \"{}\" is not a number",
                     row.line(),
-                    column + 1
+                    column + 1,
+                    excerpt(field.as_bytes())
                 ))
                 .at_record(row.index())
             })?);
@@ -275,11 +276,7 @@ pub fn encode(array: &Array) -> Result<Vec<u8>, StageError> {
     let columns = match array.shape.as_slice() {
         [_] => 1,
         [_, columns] => *columns,
-        shape => {
-            return Err(StageError::internal(format!(
-                "text/csv can hold 1-D or 2-D arrays; this output has shape {shape:?}"
-            )))
-        }
+        shape => return Err(super::shape_not_held(super::CSV, "1-D or 2-D arrays", shape)),
     };
     // Most values print in under 20 bytes; one reservation avoids regrowth.
     let mut out = Vec::with_capacity(array.data.len() * 20 + 1);
@@ -426,7 +423,10 @@ mod tests {
 
     #[test]
     fn encode_refuses_what_csv_cannot_hold() {
-        assert_eq!(encode(&Array::scalar(7.5)).unwrap_err().kind, ErrorKind::Internal);
+        assert_eq!(
+            encode(&Array::scalar(7.5)).unwrap_err().kind,
+            ErrorKind::UnsupportedAccept
+        );
         let cube = Array::new(vec![1, 1, 1], vec![1.0]).unwrap();
         assert!(encode(&cube).unwrap_err().message.contains("[1, 1, 1]"));
     }

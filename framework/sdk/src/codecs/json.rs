@@ -66,7 +66,7 @@ pub fn decode(body: &[u8]) -> Result<Array, StageError> {
 
 /// The deepest nesting accepted; deeper documents are refused rather than
 /// risking the stack.
-const MAX_DEPTH: usize = 64;
+const MAX_DEPTH: usize = super::MAX_DIMS;
 
 /// Parses one whole document (surrounding white space allowed) into
 /// `builder.data` and returns its shape. Shared with the JSON Lines decoder,

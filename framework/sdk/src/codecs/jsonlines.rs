@@ -50,8 +50,10 @@ pub fn decode(body: &[u8]) -> Result<Array, StageError> {
 /// each ending with `\n`. A 0-d array has no lines to give and is refused.
 pub fn encode(array: &Array) -> Result<Vec<u8>, StageError> {
     let Some((&rows, inner_shape)) = array.shape.split_first() else {
-        return Err(StageError::internal(
-            "application/jsonlines needs an array with at least one dimension; this output is a scalar",
+        return Err(super::shape_not_held(
+            super::JSONLINES,
+            "arrays with at least one dimension",
+            &array.shape,
         ));
     };
     let inner = Array::size_of_shape(inner_shape).unwrap_or(0);
@@ -106,6 +108,9 @@ mod tests {
             e.message
         );
         assert_eq!(decode(b"\n \n").unwrap_err().kind, ErrorKind::BadRequest);
-        assert_eq!(encode(&Array::scalar(1.0)).unwrap_err().kind, ErrorKind::Internal);
+        assert_eq!(
+            encode(&Array::scalar(1.0)).unwrap_err().kind,
+            ErrorKind::UnsupportedAccept
+        );
     }
 }

@@ -45,6 +45,23 @@ pub const NPY: &str = "application/x-npy";
 /// and content negotiation.
 pub const SUPPORTED: &[&str] = &[JSON, CSV, JSONLINES, NPY];
 
+/// The most dimensions a decoded array may have (numpy 2's limit). The
+/// encoders recurse once per dimension, so a body must not choose more.
+pub const MAX_DIMS: usize = 64;
+
+/// 406 for an output whose shape `format` cannot hold: the client's body
+/// made the shape (a single number is a 0-d array) and another Accept type
+/// can carry it, so this is not the stage failing.
+pub(crate) fn shape_not_held(format: &str, held: &str, shape: &[usize]) -> StageError {
+    StageError::new(
+        crate::ErrorKind::UnsupportedAccept,
+        format!(
+            "{format} can hold {held}; this output has shape {shape:?}; ask for {JSON} or {NPY}, which hold \
+             any shape"
+        ),
+    )
+}
+
 /// A dense n-d array of `f64` in row-major (C) order: the numpy array of the
 /// Python toolkits. `shape` is empty for a scalar (0-d array, one value).
 /// `data.len()` must be the product of `shape`; [`Array::new`] checks it,
@@ -160,8 +177,9 @@ pub fn decode(body: &[u8], content_type: &str) -> Result<Array, StageError> {
 /// * `application/jsonlines`: one line per element of the first axis.
 /// * `application/x-npy`: `np.save` of a little-endian `f8` array, format 1.0.
 ///
-/// Errors: 406 for an Accept with no supported type, 500 for an array the
-/// format cannot hold or whose `data` does not match its `shape`.
+/// Errors: 406 for an Accept with no supported type or one that cannot hold
+/// the array's shape (a 0-d array as CSV), 500 for an array whose `data` does
+/// not match its `shape` (a stage bug).
 pub fn encode(array: &Array, accept: &str) -> Result<Response, StageError> {
     let codec = accept.split(',').find_map(|entry| {
         if media_type(entry) == "*/*" {

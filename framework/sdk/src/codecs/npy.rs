@@ -8,8 +8,8 @@
 //! file can grow in place), and read the numeric dtypes numpy produces.
 //! Pickled object arrays are refused: reading them would run arbitrary code.
 
-use super::Array;
-use crate::StageError;
+use super::{Array, MAX_DIMS};
+use crate::{excerpt, StageError};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 /// numpy aligns the start of the data to this many bytes.
@@ -136,8 +136,10 @@ pub fn decode(body: &[u8]) -> Result<Array, StageError> {
     } else {
         header_bytes.iter().map(|&b| char::from(b)).collect()
     };
-    let header = parse_header(&header_text).map_err(|e| bad(format!("header {header_text:?}: {e}")))?;
+    let header = parse_header(&header_text)
+        .map_err(|e| bad(format!("header \"{}\": {e}", excerpt(header_text.as_bytes()))))?;
     let data = &body[start + header_len..];
+    check_extent(&header.shape, body.len())?;
     let values = read_values(&header, data)?;
     let data = if header.fortran_order {
         fortran_to_c(&header.shape, &values)
@@ -147,17 +149,40 @@ pub fn decode(body: &[u8]) -> Result<Array, StageError> {
     Array::new(header.shape, data)
 }
 
+/// Refuses more than [`MAX_DIMS`] dimensions, and a shape that calls for
+/// more elements than the body has bytes,
+/// counting an empty axis as 1: an array with no values, such as shape
+/// `(1000000000000, 0)`, would otherwise make every encoder write a line or
+/// a `[]` per row of a trillion.
+fn check_extent(shape: &[usize], body_len: usize) -> Result<(), StageError> {
+    if shape.len() > MAX_DIMS {
+        return Err(bad(format!(
+            "the shape has {} dimensions; at most {MAX_DIMS} are accepted",
+            shape.len()
+        )));
+    }
+    let extent = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)));
+    match extent {
+        Some(n) if n <= body_len => Ok(()),
+        _ => Err(bad(format!(
+            "shape {} calls for more elements than the {body_len}-byte body can hold",
+            shape_repr(shape)
+        ))),
+    }
+}
+
 /// Converts the raw values to f64 by the dtype descriptor (`<f8`, `>i4`, `|u1`...).
 fn read_values(header: &Header, data: &[u8]) -> Result<Vec<f64>, StageError> {
     let count = Array::size_of_shape(&header.shape)
-        .ok_or_else(|| bad(format!("shape {:?} is too large", header.shape)))?;
+        .ok_or_else(|| bad(format!("shape {} is too large", shape_repr(&header.shape))))?;
     let descr = header.descr.as_str();
-    let (order, code) = descr.split_at(descr.len().min(1));
-    let little = match order {
-        "<" | "|" => true,
-        ">" => false,
-        "=" => cfg!(target_endian = "little"),
-        _ => return Err(bad(format!("dtype {descr:?} is not supported"))),
+    // The byte-order mark is one ASCII character; anything else (a
+    // multi-byte character included) is not a dtype we read.
+    let (little, code) = match descr.as_bytes().first() {
+        Some(b'<' | b'|') => (true, &descr[1..]),
+        Some(b'>') => (false, &descr[1..]),
+        Some(b'=') => (cfg!(target_endian = "little"), &descr[1..]),
+        _ => return Err(unsupported_dtype(descr)),
     };
     let size: usize = match code {
         "f8" | "i8" | "u8" => 8,
@@ -168,11 +193,11 @@ fn read_values(header: &Header, data: &[u8]) -> Result<Vec<f64>, StageError> {
     };
     let expected = count
         .checked_mul(size)
-        .ok_or_else(|| bad(format!("shape {:?} is too large", header.shape)))?;
+        .ok_or_else(|| bad(format!("shape {} is too large", shape_repr(&header.shape))))?;
     if data.len() != expected {
         return Err(bad(format!(
-            "shape {:?} of {descr} needs {expected} bytes of data but the body has {}",
-            header.shape,
+            "shape {} of {descr} needs {expected} bytes of data but the body has {}",
+            shape_repr(&header.shape),
             data.len()
         )));
     }
@@ -214,12 +239,18 @@ fn unsupported_dtype(descr: &str) -> StageError {
         ""
     };
     bad(format!(
-        "dtype {descr:?} is not supported{hint}; send float64, float32, int, uint or bool values"
+        "dtype \"{}\" is not supported{hint}; send float64, float32, int, uint or bool values",
+        excerpt(descr.as_bytes())
     ))
 }
 
 /// Reorders values stored column-major (`fortran_order: True`) into row-major.
 fn fortran_to_c(shape: &[usize], values: &[f64]) -> Vec<f64> {
+    if values.is_empty() {
+        // The strides of an empty array may overflow (a zero axis beside
+        // huge ones); there is nothing to move anyway.
+        return Vec::new();
+    }
     let mut c_strides = vec![1usize; shape.len()];
     for axis in (0..shape.len().saturating_sub(1)).rev() {
         c_strides[axis] = c_strides[axis + 1] * shape[axis + 1];
@@ -269,7 +300,7 @@ fn parse_header(text: &str) -> Result<Header, String> {
             }
             "fortran_order" => fortran = Some(p.boolean()?),
             "shape" => shape = Some(p.tuple()?),
-            other => return Err(format!("unexpected key {other:?}")),
+            other => return Err(format!("unexpected key \"{}\"", excerpt(other.as_bytes()))),
         }
         p.skip_space();
         if !p.eat(b',') {
@@ -492,12 +523,40 @@ mod tests {
             (numpy_v1("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", b""), "simple dtypes"),
             (numpy_v1("{'descr': '<f8', 'shape': (1,), }", b""), "'fortran_order' is missing"),
             (numpy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }", b""), "dimension"),
-            (numpy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }", b""), "too large"),
+            (numpy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }", b""), "more elements than"),
+            // A multi-byte first character once panicked (a slice inside it).
+            (numpy_v1("{'descr': '\u{e9}f8', 'fortran_order': False, 'shape': (1,), }", b""), "not supported"),
+            (numpy_v1("{'descr': '', 'fortran_order': False, 'shape': (1,), }", b""), "not supported"),
+            // No values, but a trillion rows for the encoders to write.
+            (numpy_v1("{'descr': '<f8', 'fortran_order': True, 'shape': (1000000000000, 0, 99999999999999), }", b""), "more elements than"),
         ];
         for (body, want) in cases {
             let e = decode(&body).unwrap_err();
             assert_eq!(e.kind, ErrorKind::BadRequest);
             assert!(e.message.contains(want), "{want}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn more_dimensions_than_numpy_allows_are_400() {
+        // One value, but a dimension for every recursion of the encoders.
+        for (dims, ok) in [(64, true), (65, false), (100_000, false)] {
+            let header = format!(
+                "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}), }}\n",
+                "1,".repeat(dims)
+            );
+            let mut body = b"\x93NUMPY\x02\x00".to_vec();
+            body.extend_from_slice(&(header.len() as u32).to_le_bytes());
+            body.extend_from_slice(header.as_bytes());
+            body.extend_from_slice(&2.5f64.to_le_bytes());
+            match decode(&body) {
+                Ok(a) => assert!(ok && a.shape.len() == dims && a.data == [2.5]),
+                Err(e) => assert!(
+                    !ok && e.message.contains(&format!("{dims} dimensions")),
+                    "{}",
+                    e.message
+                ),
+            }
         }
     }
 

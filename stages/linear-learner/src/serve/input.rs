@@ -1,14 +1,15 @@
 //! Request decoding: `text/csv`, `application/json`, `application/jsonlines`
-//! and `application/x-recordio-protobuf` into a dense batch of records, each
-//! checked against the model's `feature_dim` (a wrong count is a 400 naming
-//! the record).
+//! and `application/x-recordio-protobuf` into a batch of records, each
+//! checked against the model's `feature_dim` (a wrong count, a sparse shape
+//! other than `[feature_dim]`, a key outside it or a value that is not finite
+//! is a 400 naming the record).
 
 use modelstage_sdk::codecs::csv::{plain_lines, split_fields};
-use modelstage_sdk::StageError;
+use modelstage_sdk::{excerpt, StageError};
 use prost::Message;
 use serde_json::Value;
 
-use crate::proto::{sparse_to_dense, Record};
+use crate::proto::{sparse_len, Parts, Record};
 use crate::recordio::split_records;
 
 /// The Content-Types a request may have.
@@ -19,19 +20,159 @@ pub const CONTENT_TYPES: [&str; 4] = [
     "application/x-recordio-protobuf",
 ];
 
-/// Records as one row-major matrix of `rows × feature_dim` values.
-#[derive(Debug, Clone, PartialEq)]
+/// Where one record's features are in a [`Batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// `feature_dim` values in `dense` from this index.
+    Dense(usize),
+    /// Pairs `start..end` of `keys` / `values`.
+    Sparse(usize, usize),
+}
+
+/// One record's features, as [`Batch::rows`] gives them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Features<'a> {
+    /// All `feature_dim` values.
+    Dense(&'a [f64]),
+    /// Keys (ascending, each below `feature_dim`, no repeats) and their values;
+    /// every other feature is 0.
+    Sparse(&'a [usize], &'a [f64]),
+}
+
+/// The records of a request. Sparse records stay sparse: a record of
+/// `feature_dim` = 10^6 with three keys costs three pairs, not a megabyte, so
+/// what a request makes the worker hold grows with its body, not with the
+/// model's dimension.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
-    pub rows: usize,
-    pub x: Vec<f64>,
+    rows: usize,
+    dense: Vec<f64>,
+    keys: Vec<usize>,
+    values: Vec<f64>,
+    /// Where each record is, once a sparse one has arrived; empty while every
+    /// record is dense (record `i` is then `dense[i * dim..]`), so the
+    /// common request does not pay for it.
+    index: Vec<Row>,
+}
+
+impl Batch {
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The records in order.
+    pub fn rows(&self, dim: usize) -> impl ExactSizeIterator<Item = Features<'_>> + '_ {
+        (0..self.rows).map(move |i| {
+            let row = self.index.get(i).copied().unwrap_or(Row::Dense(i * dim));
+            match row {
+                Row::Dense(at) => Features::Dense(&self.dense[at..at + dim]),
+                Row::Sparse(start, end) => Features::Sparse(&self.keys[start..end], &self.values[start..end]),
+            }
+        })
+    }
+
+    /// Counts a record that is at `row` (the index is kept once a sparse
+    /// record has arrived).
+    fn add_row(&mut self, row: Row, dim: usize) {
+        let sparse = matches!(row, Row::Sparse(..));
+        if sparse && self.index.is_empty() {
+            self.index.extend((0..self.rows).map(|i| Row::Dense(i * dim)));
+        }
+        if sparse || !self.index.is_empty() {
+            self.index.push(row);
+        }
+        self.rows += 1;
+    }
+
+    /// Appends a dense record, refusing a wrong count or a value that is not finite.
+    fn push_dense(&mut self, features: &[f64], dim: usize) -> Result<(), StageError> {
+        let record = self.len();
+        if features.len() != dim {
+            return Err(wrong_count(record, features.len(), dim));
+        }
+        check_finite(record, features.iter().copied().enumerate())?;
+        self.add_row(Row::Dense(self.dense.len()), dim);
+        self.dense.extend_from_slice(features);
+        Ok(())
+    }
+
+    /// Appends the record whose values were just pushed onto `dense` from
+    /// `start` (the CSV path parses straight into the batch, and checks the
+    /// values are finite once, at the end, with [`Batch::check_dense`]).
+    fn end_dense(&mut self, start: usize, dim: usize) -> Result<(), StageError> {
+        let got = self.dense.len() - start;
+        if got != dim {
+            return Err(wrong_count(self.len(), got, dim));
+        }
+        self.add_row(Row::Dense(start), dim);
+        Ok(())
+    }
+
+    /// Checks every value of a batch of dense records only is finite.
+    fn check_dense(&self, dim: usize) -> Result<(), StageError> {
+        match self.dense.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(i) => check_finite(i / dim.max(1), std::iter::once((i % dim.max(1), self.dense[i]))),
+        }
+    }
+
+    /// Appends a sparse record: `keys` pair with `values`, each key below
+    /// `dim`, and `shape`, when given, is `[dim]`. Everything is checked
+    /// before anything the size of the shape could be allocated; a key given
+    /// twice keeps its last value, as a dense copy would.
+    fn push_sparse(
+        &mut self,
+        values: &[f64],
+        keys: &[u64],
+        shape: &[u64],
+        dim: usize,
+        what: &str,
+    ) -> Result<(), String> {
+        sparse_len(values, keys, shape, Some(dim), what)?;
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(format!(
+                "{what}: the value of key {} is {v}, not a finite number",
+                keys[i]
+            ));
+        }
+        let start = self.keys.len();
+        let mut pairs: Vec<(usize, f64)> = keys
+            .iter()
+            .zip(values)
+            .map(|(&k, &v)| (k as usize, v)) // every key is below `dim`, a usize
+            .collect();
+        // Stable: pairs of one key keep their order, so the last is last.
+        pairs.sort_by_key(|&(k, _)| k);
+        for (i, &(k, v)) in pairs.iter().enumerate() {
+            if pairs.get(i + 1).is_some_and(|&(next, _)| next == k) {
+                continue;
+            }
+            self.keys.push(k);
+            self.values.push(v);
+        }
+        self.add_row(Row::Sparse(start, self.keys.len()), dim);
+        Ok(())
+    }
+}
+
+fn check_finite(record: usize, mut values: impl Iterator<Item = (usize, f64)>) -> Result<(), StageError> {
+    match values.find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some((feature, v)) => Err(StageError::bad_request(format!(
+            "record {record}, feature {feature}: {v} is not a finite number"
+        ))
+        .at_record(record)),
+    }
 }
 
 /// Decodes `body` of media type `media` (parameters already removed).
 pub fn decode(body: &[u8], media: &str, dim: usize) -> Result<Batch, StageError> {
-    let mut batch = Batch {
-        rows: 0,
-        x: Vec::new(),
-    };
+    let mut batch = Batch::default();
     if media.eq_ignore_ascii_case("text/csv") {
         csv(body, dim, &mut batch)?;
     } else if media.eq_ignore_ascii_case("application/json") {
@@ -45,19 +186,11 @@ pub fn decode(body: &[u8], media: &str, dim: usize) -> Result<Batch, StageError>
     } else {
         return Err(StageError::unsupported_content_type(media, &CONTENT_TYPES));
     }
-    if batch.rows == 0 {
+    if batch.is_empty() {
         return Err(StageError::bad_request(format!(
-            "the {media} request holds no records"
+            "the {} request holds no records",
+            excerpt(media.as_bytes())
         )));
-    }
-    if let Some(i) = batch.x.iter().position(|v| !v.is_finite()) {
-        let record = i / dim.max(1);
-        return Err(StageError::bad_request(format!(
-            "record {record}, feature {}: {} is not a finite number",
-            i % dim.max(1),
-            batch.x[i]
-        ))
-        .at_record(record));
     }
     Ok(batch)
 }
@@ -70,28 +203,28 @@ fn wrong_count(record: usize, got: usize, dim: usize) -> StageError {
 }
 
 fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
-    batch.x.reserve(dim * (body.len() / (dim * 4).max(1) + 1));
-    let mut fields = Vec::with_capacity(dim + 1);
+    // A short number and its comma are about four bytes; the estimate is
+    // bounded by the body, whatever the model's dimension.
+    batch.dense.reserve(body.len() / 4 + dim.min(body.len()));
+    let mut fields = Vec::with_capacity(dim.min(body.len()) + 1);
     for (_, line) in plain_lines(body) {
-        let record = batch.rows;
+        let record = batch.len();
         split_fields(line, &mut fields);
+        let start = batch.dense.len();
         for (column, field) in fields.iter().enumerate() {
             let v = modelstage_sdk::number::parse_f64(field).ok_or_else(|| {
                 StageError::bad_request(format!(
                     "record {record}, column {}: '{}' is not a number",
                     column + 1,
-                    String::from_utf8_lossy(field)
+                    excerpt(field)
                 ))
                 .at_record(record)
             })?;
-            batch.x.push(v);
+            batch.dense.push(v);
         }
-        if fields.len() != dim {
-            return Err(wrong_count(record, fields.len(), dim));
-        }
-        batch.rows += 1;
+        batch.end_dense(start, dim)?;
     }
-    Ok(())
+    batch.check_dense(dim)
 }
 
 fn json(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
@@ -102,18 +235,14 @@ fn json(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
             let instances = obj["instances"].as_array().ok_or_else(|| {
                 StageError::bad_request("\"instances\" must be a list of {\"features\": [...]} objects")
             })?;
-            batch.x.reserve(instances.len() * dim);
             for instance in instances {
-                instance_features(instance, batch.rows, dim, &mut batch.x)?;
-                batch.rows += 1;
+                instance_features(instance, dim, batch)?;
             }
             Ok(())
         }
         // A single instance without the "instances" wrapper.
         Value::Object(obj) if obj.contains_key("features") || obj.contains_key("data") => {
-            instance_features(&value, 0, dim, &mut batch.x)?;
-            batch.rows = 1;
-            Ok(())
+            instance_features(&value, dim, batch)
         }
         _ => Err(StageError::bad_request(
             "the application/json body must be {\"instances\": [{\"features\": [...]}, ...]}",
@@ -126,25 +255,20 @@ fn jsonlines(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageErro
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record = batch.rows;
+        let record = batch.len();
         let value: Value = serde_json::from_slice(line).map_err(|e| {
             StageError::bad_request(format!("record {record}: the line is not valid JSON: {e}"))
                 .at_record(record)
         })?;
-        instance_features(&value, record, dim, &mut batch.x)?;
-        batch.rows += 1;
+        instance_features(&value, dim, batch)?;
     }
     Ok(())
 }
 
-/// Appends the features of one instance: `{"features": [...]}` or
+/// Appends one instance: `{"features": [...]}` or
 /// `{"data": {"features": {"values": [...], "keys": [...], "shape": [n]}}}`.
-fn instance_features(
-    instance: &Value,
-    record: usize,
-    dim: usize,
-    out: &mut Vec<f64>,
-) -> Result<(), StageError> {
+fn instance_features(instance: &Value, dim: usize, batch: &mut Batch) -> Result<(), StageError> {
+    let record = batch.len();
     let bad = |what: &str| StageError::bad_request(format!("record {record}: {what}")).at_record(record);
     let numbers = |v: &Value, what: &str| -> Result<Vec<f64>, StageError> {
         let items = v
@@ -154,8 +278,12 @@ fn instance_features(
             .iter()
             .enumerate()
             .map(|(i, x)| {
-                x.as_f64()
-                    .ok_or_else(|| bad(&format!("\"{what}\"[{i}] is {x}, not a number")))
+                x.as_f64().ok_or_else(|| {
+                    bad(&format!(
+                        "\"{what}\"[{i}] is {}, not a number",
+                        excerpt(x.to_string().as_bytes())
+                    ))
+                })
             })
             .collect()
     };
@@ -168,38 +296,33 @@ fn instance_features(
             "expected {\"features\": [...]} or {\"data\": {\"features\": {\"values\": [...]}}}",
         ));
     };
-    let dense = match tensor {
-        Value::Array(_) => numbers(tensor, "features")?,
+    match tensor {
+        Value::Array(_) => batch.push_dense(&numbers(tensor, "features")?, dim),
         Value::Object(t) => {
             let values = numbers(
                 t.get("values")
                     .ok_or_else(|| bad("\"features\" has no \"values\""))?,
                 "values",
             )?;
-            match t.get("keys") {
-                None => values,
-                Some(keys) => {
-                    let keys = as_u64s(keys)
-                        .ok_or_else(|| bad("\"keys\" must be a list of non-negative integers"))?;
-                    let shape = match t.get("shape") {
-                        None => Vec::new(),
-                        Some(s) => as_u64s(s).ok_or_else(|| bad("\"shape\" must be a list of integers"))?,
-                    };
-                    sparse_to_dense(&values, &keys, &shape, Some(dim), "features").map_err(|e| bad(&e))?
+            let Some(keys) = t.get("keys") else {
+                return batch.push_dense(&values, dim);
+            };
+            let keys =
+                as_u64s(keys).ok_or_else(|| bad("\"keys\" must be a list of non-negative integers"))?;
+            let shape = match t.get("shape") {
+                None => Vec::new(),
+                Some(s) => {
+                    as_u64s(s).ok_or_else(|| bad("\"shape\" must be a list of non-negative integers"))?
                 }
-            }
+            };
+            batch
+                .push_sparse(&values, &keys, &shape, dim, "features")
+                .map_err(|e| bad(&e))
         }
-        _ => {
-            return Err(bad(
-                "\"features\" must be a list of numbers or a {\"values\": [...]} object",
-            ))
-        }
-    };
-    if dense.len() != dim {
-        return Err(wrong_count(record, dense.len(), dim));
+        _ => Err(bad(
+            "\"features\" must be a list of numbers or a {\"values\": [...]} object",
+        )),
     }
-    out.extend_from_slice(&dense);
-    Ok(())
 }
 
 fn as_u64s(v: &Value) -> Option<Vec<u64>> {
@@ -213,16 +336,17 @@ fn recordio(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError
             |what: String| StageError::bad_request(format!("record {record}: {what}")).at_record(record);
         let rec =
             Record::decode(payload.as_slice()).map_err(|e| bad(format!("not an aialgs.data.Record: {e}")))?;
-        let values = rec
+        let tensor = rec
             .features
             .get("values")
             .ok_or_else(|| bad("the record has no features[\"values\"]".into()))?;
-        let dense = values.to_dense(Some(dim), "features[\"values\"]").map_err(bad)?;
-        if dense.len() != dim {
-            return Err(wrong_count(record, dense.len(), dim));
+        let what = "features[\"values\"]";
+        let Parts { values, keys, shape } = tensor.parts(what).map_err(bad)?;
+        if keys.is_empty() {
+            batch.push_dense(&values, dim)?;
+        } else {
+            batch.push_sparse(&values, keys, shape, dim, what).map_err(bad)?;
         }
-        batch.x.extend_from_slice(&dense);
-        batch.rows += 1;
     }
     Ok(())
 }

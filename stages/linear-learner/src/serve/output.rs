@@ -28,6 +28,12 @@ fn f32_value(x: f64) -> f64 {
     f64::from(x as f32)
 }
 
+/// Whether a score can be answered: its f32 is finite (`predict_fn` refuses
+/// the request otherwise, so no answer holds `inf` or `nan`).
+pub fn representable(score: f64) -> bool {
+    f32_value(score).is_finite()
+}
+
 /// Encodes `p` as `media` (one of [`ACCEPTS`]).
 pub fn encode(p: &Predictions, media: &'static str) -> Result<Response, StageError> {
     let body = match media {

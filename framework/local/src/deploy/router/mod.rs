@@ -28,7 +28,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::{anyhow, Context};
 
 use modelstage_runtime::serve::connections::{raise_open_file_limit, Budget, Counted};
-use modelstage_runtime::serve::{memory, EdgeLimits};
+use modelstage_runtime::serve::EdgeLimits;
 
 use super::request::Mode;
 
@@ -114,7 +114,6 @@ impl Router {
         let config = Arc::new(config);
         // The same bounds on clients as `modelstage serve` (docs/contract.md, "Bounds on clients").
         let edge = EdgeLimits::read().map_err(|e| anyhow!(e))?;
-        memory::give_back_large_blocks();
         // Each request in flight holds a connection in and one out to a container.
         let budget = Budget::new(edge.max_connections, raise_open_file_limit() / 2, 0);
         inbound::set_edge(edge.clone(), budget.invocations);

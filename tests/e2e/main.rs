@@ -8,6 +8,7 @@ mod abalone;
 mod docker;
 mod featurizer;
 mod inspect;
+mod isolation;
 mod linear_learner;
 mod pipeline;
 mod serve;

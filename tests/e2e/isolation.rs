@@ -107,17 +107,17 @@ fn a_slow_request_costs_only_itself() {
         ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "2"),
     ]);
     let slow = call_later(&server.url, "8000", Duration::ZERO);
-    // Three clients, 10 requests of 200 ms each, while the slow one holds
+    // Twelve clients, 5 requests of 100 ms each, while the slow one holds
     // one of the four threads and then retires its worker.
-    let clients: Vec<_> = (0..3)
+    let clients: Vec<_> = (0..12)
         .map(|c| {
             let url = server.url.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(200));
                 let client = client();
-                (0..10)
+                (0..5)
                     .map(|i| {
-                        let (status, body) = call(&client, &url, "200");
+                        let (status, body) = call(&client, &url, "100");
                         (c, i, status, body)
                     })
                     .collect::<Vec<_>>()
@@ -126,7 +126,7 @@ fn a_slow_request_costs_only_itself() {
         .collect();
     for handle in clients {
         for (c, i, status, body) in handle.join().unwrap() {
-            assert_eq!((status, body.as_str()), (200, "200"), "client {c} request {i}");
+            assert_eq!((status, body.as_str()), (200, "100"), "client {c} request {i}");
         }
     }
     let (status, body) = slow.join().unwrap();

@@ -369,7 +369,12 @@ fn isolation_holds_at_64_connections() {
         ("MODELSTAGE_WORKER_THREADS", "2"),
     ]);
     let t = load(&server.url, 6, "5", "abort", 500, 4);
-    assert!(t.lost.is_empty(), "{} lost: {:?}", t.lost.len(), &t.lost[..t.lost.len().min(5)]);
+    assert!(
+        t.lost.is_empty(),
+        "{} lost: {:?}",
+        t.lost.len(),
+        &t.lost[..t.lost.len().min(5)]
+    );
     assert_eq!(t.expected, 16, "{t:?}");
     assert!(t.crashed_with <= t.expected, "{t:?}");
     assert!(t.ok > 100, "{t:?}");
@@ -383,7 +388,12 @@ fn isolation_holds_at_64_connections() {
         ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "2"),
     ]);
     let t = load(&server.url, 6, "5", "5000", 504, 8);
-    assert!(t.lost.is_empty(), "{} lost: {:?}", t.lost.len(), &t.lost[..t.lost.len().min(5)]);
+    assert!(
+        t.lost.is_empty(),
+        "{} lost: {:?}",
+        t.lost.len(),
+        &t.lost[..t.lost.len().min(5)]
+    );
     assert_eq!((t.expected, t.crashed_with), (8, 0), "{t:?}");
     assert!(t.ok > 100, "{t:?}");
 }

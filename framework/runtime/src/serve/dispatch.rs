@@ -123,7 +123,12 @@ impl Board {
     /// Takes every worker off the board.
     pub fn drain(&self) -> Vec<Arc<Worker>> {
         let mut inner = self.lock();
-        inner.slots.iter_mut().filter_map(|s| s.take()).map(|(w, _)| w).collect()
+        inner
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.take())
+            .map(|(w, _)| w)
+            .collect()
     }
 
     /// True while `worker` takes requests.

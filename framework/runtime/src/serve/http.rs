@@ -164,7 +164,7 @@ pub async fn ping(state: web::Data<State>) -> HttpResponse {
         HttpResponse::Ok().finish()
     } else {
         let message = format!(
-            "stage {} is not ready: its model is loading or its workers are restarting",
+            "stage {} is not ready: its model is loading, or no worker can load it",
             state.stage_label
         );
         error_response(503, &state.stage_label, None, &message, None, "-")
@@ -265,7 +265,9 @@ async fn invoke(req: &HttpRequest, payload: web::Payload, state: &State, request
     let answer = match state.pool.call(request, deadline).await {
         Ok(answer) => answer,
         Err(CallError::Unavailable) => {
-            let message = format!("stage {label} has no worker that can take requests (its model is loading); retry shortly");
+            let message = format!(
+                "stage {label} has no worker that can take requests (its model is loading, or no worker can load it); retry shortly"
+            );
             return error_response(503, label, None, &message, None, &request_id);
         }
         Err(CallError::TimedOut { started }) => {

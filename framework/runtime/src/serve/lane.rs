@@ -94,9 +94,9 @@ impl Lane {
 
     /// Queues `request` (its `id` already set) and returns where its outcome
     /// will arrive; the request back if the lane has closed.
-    pub fn send(&self, request: WireRequest) -> Result<oneshot::Receiver<Outcome>, WireRequest> {
+    pub fn send(&self, request: WireRequest) -> Result<oneshot::Receiver<Outcome>, Box<WireRequest>> {
         if self.closed.get() {
-            return Err(request);
+            return Err(Box::new(request));
         }
         let (tx, rx) = oneshot::channel();
         {

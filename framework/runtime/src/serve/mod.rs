@@ -196,11 +196,12 @@ pub fn run(args: ServeArgs) -> i32 {
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
     // After SIGTERM: how long the requests already received have to finish.
-    let shutdown_grace = match config::env_var("MODELSTAGE_SHUTDOWN_GRACE_SECS").map(|v| v.trim().parse::<u64>()) {
-        None => 30,
-        Some(Ok(secs)) => secs,
-        Some(Err(_)) => fail("MODELSTAGE_SHUTDOWN_GRACE_SECS must be a whole number of seconds"),
-    };
+    let shutdown_grace =
+        match config::env_var("MODELSTAGE_SHUTDOWN_GRACE_SECS").map(|v| v.trim().parse::<u64>()) {
+            None => 30,
+            Some(Ok(secs)) => secs,
+            Some(Err(_)) => fail("MODELSTAGE_SHUTDOWN_GRACE_SECS must be a whole number of seconds"),
+        };
     let state = web::Data::new(http::State {
         config,
         pool: Arc::clone(&pool),

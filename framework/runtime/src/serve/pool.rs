@@ -269,7 +269,7 @@ impl Pool {
                 Err(back) => {
                     // The lane closed: its worker is gone.
                     self.board.remove(&worker);
-                    request = back;
+                    request = *back;
                     continue;
                 }
             };
@@ -470,11 +470,13 @@ impl Pool {
         // No time limit here: this is model_fn's time. If the process dies,
         // the read ends.
         match protocol::read_frame(&mut control, &mut buf) {
-            Ok(Some(kind)) => match protocol::decode_from_worker(kind, &bytes::Bytes::copy_from_slice(&buf[1..])) {
-                Ok(FromWorker::Ready) => {}
-                Ok(FromWorker::LoadFailed { message }) => return Err(StartFailure::LoadFailed(message)),
-                _ => return Err(broke_off()),
-            },
+            Ok(Some(kind)) => {
+                match protocol::decode_from_worker(kind, &bytes::Bytes::copy_from_slice(&buf[1..])) {
+                    Ok(FromWorker::Ready) => {}
+                    Ok(FromWorker::LoadFailed { message }) => return Err(StartFailure::LoadFailed(message)),
+                    _ => return Err(broke_off()),
+                }
+            }
             _ => return Err(broke_off()),
         }
         let lanes = (0..self.lanes)
@@ -486,7 +488,12 @@ impl Pool {
 
     /// Waits for `worker`'s control connection to end (the process is
     /// gone), then records how it ended and tells its slot.
-    fn watch(&self, worker: Arc<Worker>, mut control: BufReader<UnixStream>, events: mpsc::Sender<SlotEvent>) {
+    fn watch(
+        &self,
+        worker: Arc<Worker>,
+        mut control: BufReader<UnixStream>,
+        events: mpsc::Sender<SlotEvent>,
+    ) {
         let mut buf = Vec::new();
         while let Ok(Some(_)) = protocol::read_frame(&mut control, &mut buf) {}
         self.board.remove(&worker);
@@ -594,7 +601,9 @@ fn accept_loop(listener: UnixListener, waiting: Waiting) {
             Some(tx) => {
                 let _ = tx.send(stream);
             }
-            None => log::warn!("refused a connection to the worker socket from process {pid}, not a worker of this server"),
+            None => log::warn!(
+                "refused a connection to the worker socket from process {pid}, not a worker of this server"
+            ),
         }
     }
 }

@@ -207,7 +207,9 @@ impl<'a> FrameReader<'a> {
         if n == ABSENT {
             return Ok(None);
         }
-        Ok(Some(String::from_utf8_lossy(self.take(local_len(n)?)?).into_owned()))
+        Ok(Some(
+            String::from_utf8_lossy(self.take(local_len(n)?)?).into_owned(),
+        ))
     }
 }
 
@@ -251,9 +253,7 @@ pub fn frame_size(buf: &[u8]) -> io::Result<Option<usize>> {
     let Some(prefix) = buf.get(..PREFIX) else {
         return Ok(None);
     };
-    let len = local_len(u64::from_le_bytes(
-        prefix.try_into().map_err(|_| truncated())?,
-    ))?;
+    let len = local_len(u64::from_le_bytes(prefix.try_into().map_err(|_| truncated())?))?;
     if len == 0 {
         return Err(truncated());
     }

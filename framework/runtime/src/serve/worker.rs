@@ -4,10 +4,9 @@
 //! segfault) costs only the requests this process had started; the server
 //! sends the others elsewhere and starts a replacement.
 //!
-//! Every request thread takes requests from every lane, and says `STARTED`
-//! before it runs one: the server sends a worker at most as many requests as
-//! it has threads, so each starts at once, and a crash costs exactly the
-//! requests that were running.
+//! A request thread says `STARTED` before it runs a request: the server
+//! sends a worker at most as many requests as it has threads, so each
+//! starts at once, and a crash costs exactly the requests that were running.
 //!
 //! The worker dies with the server (a parent-death signal), so a killed
 //! server leaves no worker behind holding the model's memory. It ignores
@@ -21,7 +20,7 @@
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 
@@ -171,57 +170,85 @@ pub fn run() -> i32 {
     0
 }
 
-/// Where a request came from: the lane its answer goes back on.
-type Writer = Arc<Mutex<UnixStream>>;
+/// A lane's two ends: requests arrive on the reader, answers leave by the
+/// writer.
+struct LaneEnds {
+    reader: Mutex<BufReader<UnixStream>>,
+    writer: Mutex<UnixStream>,
+}
 
-/// Answers requests from every lane on `threads` request threads until the
-/// server has closed every lane.
+/// How many requests may run at once: the worker's request threads. The
+/// server never sends more (its credits), so nobody waits here in practice;
+/// it is what keeps a per-instance stage from ever being called twice at
+/// once, whatever arrives.
+struct Permits {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Permits {
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            while *free == 0 {
+                free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+            }
+            *free -= 1;
+        }
+        let out = f();
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
+        out
+    }
+}
+
+/// Answers requests from every lane until the server has closed every
+/// lane. Each lane has `threads` threads that take turns reading it
+/// (leader/followers): the thread that reads a request runs it, so a
+/// request reaches its thread without a hand-off, while the next idle
+/// thread already waits for the lane's next request. At most `threads`
+/// requests run at once across all lanes.
 fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) {
-    let (tx, rx) = mpsc::channel::<(WireRequest, Writer)>();
-    let rx = Arc::new(Mutex::new(rx));
+    let permits = Arc::new(Permits {
+        free: Mutex::new(threads),
+        freed: Condvar::new(),
+    });
     let mut handles = Vec::new();
     for stream in lanes {
         let Ok(writer) = stream.try_clone() else {
             continue;
         };
-        let writer: Writer = Arc::new(Mutex::new(writer));
-        let tx = tx.clone();
-        handles.push(std::thread::spawn(move || read_lane(stream, &writer, &tx)));
-    }
-    // The request threads end when every lane reader has.
-    drop(tx);
-    for _ in 0..threads {
-        let rx = Arc::clone(&rx);
-        let pipeline = Arc::clone(&pipeline);
-        handles.push(std::thread::spawn(move || loop {
-            let next = rx.lock().ok().and_then(|rx| rx.recv().ok());
-            let Some((request, writer)) = next else { return };
-            run_request(&writer, &pipeline, &request);
-        }));
+        let lane = Arc::new(LaneEnds {
+            reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream)),
+            writer: Mutex::new(writer),
+        });
+        for _ in 0..threads {
+            let (lane, pipeline, permits) = (Arc::clone(&lane), Arc::clone(&pipeline), Arc::clone(&permits));
+            handles.push(std::thread::spawn(move || {
+                while let Some(request) = next_request(&lane) {
+                    permits.run(|| run_request(&lane.writer, &pipeline, &request));
+                }
+            }));
+        }
     }
     for handle in handles {
         let _ = handle.join();
     }
 }
 
-/// Reads one lane's requests and passes them to the request threads, until
-/// the server closes the lane.
-fn read_lane(stream: UnixStream, writer: &Writer, tx: &mpsc::Sender<(WireRequest, Writer)>) {
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+/// The next request on a lane; `None` once the server has closed it.
+fn next_request(lane: &LaneEnds) -> Option<WireRequest> {
+    let mut reader = lane.reader.lock().ok()?;
     loop {
         // A fresh buffer per frame: the request's body keeps it.
         let mut buf = Vec::new();
-        match protocol::read_frame(&mut reader, &mut buf) {
+        match protocol::read_frame(&mut *reader, &mut buf) {
             Ok(Some(protocol::REQUEST)) => match WireRequest::decode(&Bytes::from(buf).slice(1..)) {
-                Ok(request) => {
-                    if tx.send((request, Arc::clone(writer))).is_err() {
-                        return;
-                    }
-                }
+                Ok(request) => return Some(request),
                 Err(e) => log::error!("dropping a malformed frame from the server: {e}"),
             },
             Ok(Some(other)) => log::error!("unexpected frame kind {other} from the server"),
-            Ok(None) | Err(_) => return,
+            Ok(None) | Err(_) => return None,
         }
     }
 }

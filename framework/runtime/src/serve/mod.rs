@@ -2,7 +2,8 @@
 //!
 //! The server process speaks HTTP (actix-web) and never runs stage code; the
 //! stage runs in supervised worker processes (`pool`, `worker`), so an abort
-//! or a segfault in a stage costs one request, not the endpoint. See
+//! or a segfault in a stage costs the requests running in that process, not
+//! the endpoint; requests go only to free worker threads (`dispatch`). See
 //! `docs/architecture.md` for why.
 
 mod chain;
@@ -195,13 +196,6 @@ pub fn run(args: ServeArgs) -> i32 {
     };
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
-    // After SIGTERM: how long the requests already received have to finish.
-    let shutdown_grace =
-        match config::env_var("MODELSTAGE_SHUTDOWN_GRACE_SECS").map(|v| v.trim().parse::<u64>()) {
-            None => 30,
-            Some(Ok(secs)) => secs,
-            Some(Err(_)) => fail("MODELSTAGE_SHUTDOWN_GRACE_SECS must be a whole number of seconds"),
-        };
     let state = web::Data::new(http::State {
         config,
         pool: Arc::clone(&pool),
@@ -220,7 +214,7 @@ pub fn run(args: ServeArgs) -> i32 {
                 .default_service(web::route().to(http::not_found))
         })
         .workers(http_threads)
-        .shutdown_timeout(shutdown_grace)
+        .shutdown_timeout(30)
         .bind(("0.0.0.0", port))?;
         server.run().await
     });

@@ -50,7 +50,7 @@ def make_input(path):
 def csv_between_stages(model_path):
     """The same pipeline with the featurizer answering CSV to Linear Learner
     (`SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv` in its Environment, the
-    per-container override CONTRACT.md §3.3 describes)."""
+    per-container override docs/contract.md (Serial pipelines) describes)."""
     with open(model_path) as f:
         doc = json.load(f)
     doc["Containers"][0].setdefault("Environment", {})["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] = "text/csv"

@@ -27,7 +27,7 @@ COPY ${STAGE} /opt/modelstage/stage.so
 ENV MODELSTAGE_STAGE=/opt/modelstage/stage.so
 
 # The label says the server honours SAGEMAKER_BIND_TO_PORT, which serial
-# inference pipelines need (CONTRACT.md §3.2).
+# inference pipelines need (docs/contract.md (Serial pipelines)).
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
       com.modelstage.stage.name="${STAGE_NAME}" \
       com.modelstage.stage.version="${STAGE_VERSION}" \

@@ -5,12 +5,16 @@
 mod support;
 
 mod abalone;
+mod archives;
+mod authoring_errors;
+mod check;
 mod docker;
 mod featurizer;
 mod inspect;
 mod isolation;
 mod linear_learner;
 mod pipeline;
+mod request_docs;
 mod serve;
 mod train;
 mod transform;

@@ -1,5 +1,5 @@
 //! `modelstage train` and `modelstage fit`: the training environment checked variable by variable
-//! against CONTRACT §1.7–1.8, the failure paths (failure file, exit code, message), SIGTERM, a
+//! against docs/contract.md (Training), the failure paths (failure file, exit code, message), SIGTERM, a
 //! local training job whose model.tar.gz `serve` loads, and the refusal of unsafe tarballs.
 
 use std::collections::BTreeMap;
@@ -96,8 +96,8 @@ fn assert_failed(tree: &Tree, out: &Output, reason: &str) -> String {
     failure
 }
 
-/// The job of the parity test: the worked example of CONTRACT §1.7 plus special keys, two channels,
-/// host 2 of 2.
+/// The job of the parity test: the training toolkit's documented example (docs/contract.md,
+/// Training) plus special keys, two channels, host 2 of 2.
 fn parity_tree() -> Tree {
     let hyperparameters = json!({
         "epochs": "10", "learning-rate": "0.01", "flag": "true", "name": "\"abc\"", "plain": "abc",
@@ -135,7 +135,8 @@ fn training_environment_matches_the_toolkit() {
     let sm: BTreeMap<String, String> = serde_json::from_str(&tree.read("model/sm_env.json")).unwrap();
     let base = tree.base_str();
     let p = |rel: &str| format!("{base}/{rel}");
-    // CONTRACT §1.7 (the worked example's SM_HP_* and SM_HPS verbatim) and §1.8 (SM_USER_ARGS).
+    // docs/contract.md (Training): the documented example's SM_HP_* and SM_HPS verbatim, and
+    // SM_USER_ARGS.
     let mut expected: BTreeMap<&str, String> = [
         ("SM_HP_EPOCHS", "10"),
         ("SM_HP_LEARNING-RATE", "0.01"),
@@ -441,7 +442,7 @@ fn a_tarball_with_parent_entries_is_refused() {
     std::fs::remove_file(dir.path().join("work/evil.txt")).unwrap();
 
     let dest = dir.path().join("work/inner/model");
-    let err = modelstage_local::tarball::unpack_safely(&tar_gz, &dest).unwrap_err();
+    let err = modelstage_runtime::archive::unpack(&tar_gz, &dest).unwrap_err();
     assert!(
         format!("{err:#}").contains("refusing entry '../evil.txt'"),
         "{err:#}"

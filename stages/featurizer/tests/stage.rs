@@ -1,6 +1,6 @@
 //! The stage through its hooks: training from a SageMaker environment,
 //! loading, content negotiation, output formats and the 400 answers where
-//! scikit-learn raises (FEATURIZER.md rule 10).
+//! scikit-learn raises (the README's rules).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! Quality on abalone (CONTRACT §6, issue "Linear Learner stage"): the
+//! Quality on abalone (the stage README): the
 //! regressor of SageMaker's example against an exact least-squares fit, and
 //! the binary and multiclass classifiers against a fully converged logistic /
 //! softmax regression, all on the same fixed 80/20 split.

@@ -1,5 +1,5 @@
 //! Serving through the stage hooks: every request format, every response
-//! format (CONTRACT §6.3, §6.4), and the errors. Expected scores are the
+//! format (the stage README), and the errors. Expected scores are the
 //! float32 values the service answers; `tests/expected_f32.py` derives them.
 
 use linear_learner::model::ModelFile;

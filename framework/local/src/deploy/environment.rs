@@ -4,7 +4,7 @@
 //! A container's variables are, later ones winning: ours (minus the platform's per-container
 //! ones), its `Environment`, the caller's extra variables (batch transform's), then the platform's:
 //! `SAGEMAKER_BASE_DIR` and, in a pipeline, `SAGEMAKER_BIND_TO_PORT` and `SAGEMAKER_SAFE_PORT_RANGE`
-//! (CONTRACT.md §3.2).
+//! (docs/contract.md (Serial pipelines)).
 //!
 //! A fused pipeline is one process, so it has one environment: the union of its containers'
 //! (the first container's value wins a conflict, with a warning), except that each stage keeps its

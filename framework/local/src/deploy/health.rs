@@ -1,5 +1,5 @@
 //! Waiting for containers to become healthy, as SageMaker waits while it creates an endpoint:
-//! `GET /ping` on each container's own port until it answers 200 (CONTRACT.md §2.2, §3.4). A
+//! `GET /ping` on each container's own port until it answers 200 (docs/contract.md (Serving, Serial pipelines)). A
 //! container that exits first, or is not healthy in time, fails the start; the error names every
 //! container that failed and shows its last log lines.
 

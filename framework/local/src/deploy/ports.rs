@@ -1,7 +1,7 @@
 //! Free ports for the containers of a local endpoint.
 //!
 //! A pipeline container gets `SAGEMAKER_BIND_TO_PORT` and, for any second port it needs,
-//! `SAGEMAKER_SAFE_PORT_RANGE` (CONTRACT.md §3.2). Each container gets a block of consecutive
+//! `SAGEMAKER_SAFE_PORT_RANGE` (docs/contract.md (Serial pipelines)). Each container gets a block of consecutive
 //! ports that were free when asked for: the first to listen on, the rest as its safe range. A port
 //! can still be taken between the check and the container's bind; the container then fails to
 //! start and says so, which `deploy` reports.

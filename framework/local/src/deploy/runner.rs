@@ -5,7 +5,7 @@
 //! host's network for a Docker image ([`container`]). Everything else in `deploy` (ports,
 //! readiness, the router, stopping) works on the [`Container`] it returns.
 //!
-//! Stopping follows SageMaker (CONTRACT.md §2.1): SIGTERM, then SIGKILL after a grace period. A
+//! Stopping follows SageMaker (docs/contract.md (Serving)): SIGTERM, then SIGKILL after a grace period. A
 //! process in its own process group has the whole group killed at the end, so that no worker
 //! process of a server that had to be killed is left behind; a Docker container gets `docker stop`
 //! (the same two signals) and is then removed.

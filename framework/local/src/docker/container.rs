@@ -199,7 +199,7 @@ impl Container {
     }
 
     /// `docker stop`: SIGTERM, then SIGKILL after `grace` (SageMaker's stop is the same with
-    /// 120 s, CONTRACT §1.1).
+    /// 120 s, docs/contract.md (Training)).
     pub fn stop(&self, grace: Duration) -> Result<(), DockerError> {
         let seconds = grace.as_secs().max(if grace.is_zero() { 0 } else { 1 });
         cli::run(&["stop", "--time", &seconds.to_string(), &self.id]).map(|_| ())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::session::{MANAGED_LABEL, SESSION_LABEL};
 use super::DockerError;
 
-/// Where SageMaker mounts the job's tree in a container (CONTRACT §1.2, §2.1).
+/// Where SageMaker mounts the job's tree in a container (docs/contract.md (Training, Serving)).
 pub const OPT_ML: &str = "/opt/ml";
 /// Where a serving container finds its model.
 pub const MODEL_DIR: &str = "/opt/ml/model";
@@ -66,7 +66,7 @@ impl ContainerSpec {
     }
 
     /// `docker run IMAGE train` with the host tree `base_dir` mounted at `/opt/ml`, as a training
-    /// job runs (CONTRACT §1.1–1.2).
+    /// job runs (docs/contract.md (Training)).
     pub fn training(image: impl Into<String>, base_dir: &Path) -> ContainerSpec {
         ContainerSpec::new(image).arg("train").mount(base_dir, OPT_ML)
     }

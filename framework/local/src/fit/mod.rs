@@ -12,7 +12,7 @@ mod container;
 mod image;
 mod job_name;
 mod request;
-mod stop;
+pub(crate) mod stop;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -139,7 +139,10 @@ fn fit(args: &FitArgs, stop: &Stop) -> anyhow::Result<Outcome> {
     let tree = prepare(&job, stop)?;
     let exit = run_training_container(tree.base(), &job, stop)?;
     let outcome = if exit.success {
-        collect(tree.base(), &output_dir).map(|()| Outcome::Completed)
+        collect(tree.base(), &output_dir).map(|()| {
+            print_next_steps(&job.image, &output_dir.join("model.tar.gz"));
+            Outcome::Completed
+        })
     } else if let Some(signal) = exit.stopped_by {
         Ok(report_stop(tree.base(), &job.name, signal))
     } else {
@@ -169,6 +172,33 @@ fn collect(base: &Path, output_dir: &Path) -> anyhow::Result<()> {
         println!("Output data: {}", output.display());
     }
     Ok(())
+}
+
+/// The commands that serve and deploy what the job produced.
+fn print_next_steps(image: &TrainingImage, model: &Path) {
+    let model = shell_word(&model.display().to_string());
+    let stage = match image {
+        TrainingImage::Library(path) => {
+            let library = shell_word(&path.display().to_string());
+            println!("Serve it:  modelstage serve --stage {library} --model-data {model}");
+            library
+        }
+        TrainingImage::Docker(reference) => shell_word(reference),
+    };
+    println!("Deploy it: modelstage deploy --stage {stage} --model {model}");
+}
+
+/// `text` as one shell word: as it is when it has nothing the shell reads, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:=@+,%".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 fn report_failure(base: &Path, job_name: &str, exit: &TrainingExit) {

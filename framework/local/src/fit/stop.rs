@@ -52,8 +52,8 @@ impl Stop {
         self.signal().is_some()
     }
 
-    /// Records a stop request as a signal would (tests use it to stop a job without signals).
-    #[cfg(test)]
+    /// Records a stop request as a signal would: tests stop a job without signals with it, and
+    /// `check` stops a training run that is past its time limit.
     pub fn request(&self, signal: i32) {
         self.signal.store(signal as usize, Ordering::SeqCst);
     }

@@ -1,5 +1,5 @@
 //! A fresh `/opt/ml` tree for one local training job, laid out as SageMaker lays it out before the
-//! container starts (CONTRACT §1.2–1.3): the three configuration files and a copy of every channel.
+//! container starts (docs/contract.md (Training)): the three configuration files and a copy of every channel.
 //! The copy stops between files when the job is stopped (Ctrl-C), so a large channel does not hold
 //! it up.
 
@@ -89,7 +89,7 @@ pub fn prepare(job: &TrainingJob, stop: &Stop) -> anyhow::Result<PreparedTree> {
     Ok(PreparedTree { temp, base })
 }
 
-/// `inputdataconfig.json` in the platform's shape (CONTRACT §1.3).
+/// `inputdataconfig.json` in the platform's shape (docs/contract.md (Training)).
 pub fn input_data_config(job: &TrainingJob) -> Value {
     let channels: Map<String, Value> = job
         .channels

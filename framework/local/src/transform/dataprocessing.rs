@@ -1,4 +1,4 @@
-//! DataProcessing (CONTRACT §4.5): `InputFilter` selects what each record
+//! DataProcessing (docs/contract.md (Batch transform)): `InputFilter` selects what each record
 //! sends to the model, `JoinSource=Input` joins each original record with
 //! its inference, `OutputFilter` selects what of that is stored. Works on
 //! `text/csv` (a row is a JSON array of its fields, RFC 4180 quoting),
@@ -121,7 +121,7 @@ impl DataProcessor {
     }
 }
 
-/// Joins an inference with its input record (CONTRACT §4.5).
+/// Joins an inference with its input record (docs/contract.md (Batch transform)).
 fn join(input: Json, output: Json) -> Json {
     match (input, output) {
         (Json::Array(mut fields), Json::Array(more)) => {
@@ -255,7 +255,7 @@ mod tests {
                   "JoinSource": "{}"}}}}"#,
             if join { "Input" } else { "None" }
         );
-        let job = TransformJob::from_json(&json).unwrap();
+        let job = TransformJob::from_request(&json, "job.json").unwrap();
         job.validate().unwrap();
         DataProcessor::from_job(&job).unwrap().unwrap()
     }
@@ -270,9 +270,10 @@ mod tests {
 
     #[test]
     fn defaults_need_no_processor() {
-        let job = TransformJob::from_json(
+        let job = TransformJob::from_request(
             r#"{"TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "in"}}},
                 "TransformOutput": {"S3OutputPath": "out"}, "DataProcessing": {"InputFilter": "$"}}"#,
+            "job.json",
         )
         .unwrap();
         assert!(DataProcessor::from_job(&job).unwrap().is_none());

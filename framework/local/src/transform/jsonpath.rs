@@ -1,5 +1,5 @@
 //! The JSONPath subset batch transform accepts in `InputFilter` and
-//! `OutputFilter` (CONTRACT §4.5): `$`, `.name`, `*`, `['a','b']`,
+//! `OutputFilter` (docs/contract.md (Batch transform)): `$`, `.name`, `*`, `['a','b']`,
 //! `[n(,n)]` with negative indexes, and `[start:end]` slices.
 //!
 //! Semantics follow the service's documentation and JsonPath (Jayway), which

@@ -4,7 +4,7 @@
 //! the plain concatenation of its records, and each carries where it came
 //! from for error messages.
 //!
-//! Choices where the service is silent (CONTRACT §8 #5, #6): blank lines are
+//! Choices where the service is silent (docs/contract.md (Batch transform), #6): blank lines are
 //! not records (they are counted, so later line numbers stay true); RecordIO
 //! and TFRecord records are sent with their framing, which is what a
 //! container reading `application/x-recordio-protobuf` parses (the SDK's

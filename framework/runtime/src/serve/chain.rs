@@ -1,5 +1,5 @@
 //! The stages a worker runs, chained as SageMaker chains the containers of a
-//! serial pipeline (CONTRACT.md §3.3): the client's Content-Type goes to the
+//! serial pipeline (docs/contract.md (Serial pipelines)): the client's Content-Type goes to the
 //! first stage, each stage's response body and Content-Type become the next
 //! stage's request, the stages between get their default Accept, and the
 //! client's Accept goes to the last. A single stage is a pipeline of one.
@@ -9,7 +9,7 @@ use super::protocol::{WireAnswer, WireRequest};
 use crate::loader::{LoadedModel, LoadedStage, RequestMeta};
 
 /// SageMaker's limit on what one container of a serial pipeline may pass to
-/// the next: 5 MB per hop (CONTRACT.md §3.5).
+/// the next: 5 MB per hop (docs/contract.md (Serial pipelines)).
 pub const HOP_LIMIT_MB: usize = 5;
 pub const HOP_LIMIT_BYTES: usize = HOP_LIMIT_MB * 1024 * 1024;
 

@@ -1,5 +1,5 @@
 //! Serving configuration: command-line flags first, then the `SAGEMAKER_*`
-//! variables of the contract (CONTRACT.md §2.5), then the defaults.
+//! variables of the contract (docs/contract.md (Serving)), then the defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;

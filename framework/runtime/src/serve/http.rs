@@ -1,4 +1,4 @@
-//! The HTTP side of the endpoint contract (CONTRACT.md §2.2–2.4):
+//! The HTTP side of the endpoint contract (docs/contract.md (Serving)):
 //! `GET /ping`, `POST /invocations`, `GET /execution-parameters`, and JSON
 //! errors that name the stage, the hook and, where it applies, the record.
 
@@ -115,7 +115,7 @@ pub fn error_body(
 
 /// SageMaker's `ModelError` (HTTP 424) for a pipeline container that answered
 /// `original_status` with `original_body`: names the container and carries
-/// its status and message (CONTRACT.md §3.5). The router of a pipeline of
+/// its status and message (docs/contract.md (Serial pipelines)). The router of a pipeline of
 /// containers and a fused pipeline both answer with exactly this body.
 pub fn model_error_body(
     container: &str,

@@ -1,4 +1,4 @@
-//! The toolkit's `to_cmd_args`: hyperparameters as a command line (CONTRACT §1.8), which the
+//! The toolkit's `to_cmd_args`: hyperparameters as a command line (docs/contract.md (Training)), which the
 //! toolkit exports as `SM_USER_ARGS`.
 
 use modelstage_sdk::python::str_of;
@@ -51,7 +51,8 @@ mod tests {
 
     #[test]
     fn contract_example() {
-        // CONTRACT §1.8, the decoded hyperparameters of the §1.7 worked example minus the strings.
+        // docs/contract.md (Training): the decoded hyperparameters of the toolkit's documented example
+        // (ENVIRONMENT_VARIABLES.md of sagemaker-training-toolkit) minus the strings.
         let hps = json!({"d": {"b": 2, "a": "x"}, "epochs": 10, "flag": true, "learning-rate": 0.01,
                          "lst": [1, 2], "x": null});
         let args = to_cmd_args(hps.as_object().unwrap());

@@ -1,6 +1,6 @@
 //! The training environment exactly as sagemaker-training-toolkit builds it: every property of its
 //! `Environment` object (the `SM_TRAINING_ENV` document) and every `SM_*` variable of its
-//! `to_env_vars`, rendered with its rules (CONTRACT §1.6–1.8).
+//! `to_env_vars`, rendered with its rules (docs/contract.md (Training)).
 
 use modelstage_sdk::python::{str_of, to_json_compact_sorted};
 use serde_json::{json, Map, Value};

@@ -1,6 +1,6 @@
 //! The default codecs: `text/csv`, `application/json`, `application/jsonlines`
 //! and `application/x-npy`, in the formats of the SageMaker Python toolkits
-//! (CONTRACT §2.9), so a stage's answers diff clean against a Python
+//! (docs/contract.md (Default codecs)), so a stage's answers diff clean against a Python
 //! container's.
 //!
 //! [`decode`] turns a request body into an [`Array`] (a dense row-major
@@ -146,7 +146,7 @@ pub fn decode(body: &[u8], content_type: &str) -> Result<Array, StageError> {
 
 /// Encodes an array for an Accept value and returns the response, whose
 /// Content-Type is the bare media type (no `charset`: pipelines pass it on to
-/// the next container verbatim, CONTRACT §3.3).
+/// the next container verbatim, docs/contract.md (Serial pipelines)).
 ///
 /// `accept` may list several types (`application/x-foo, text/csv`): the first
 /// supported one wins, as in the inference toolkit; `*/*` means JSON, the

@@ -1,4 +1,4 @@
-//! Response encoding per CONTRACT §6.4: `application/json`,
+//! Response encoding per the stage README: `application/json`,
 //! `application/jsonlines`, `application/x-recordio-protobuf`, and (our
 //! addition) `text/csv`.
 //!

@@ -1,4 +1,4 @@
-//! The Linear Learner hyperparameters (CONTRACT §6.2): parsed, range-checked
+//! The Linear Learner hyperparameters (the stage README): parsed, range-checked
 //! and with every `auto` resolved to what this implementation does.
 //!
 //! A hyperparameter this implementation does not know fails training with

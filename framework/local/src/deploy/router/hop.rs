@@ -1,5 +1,5 @@
 //! One hop: a `POST /invocations` to one container, with exactly the headers SageMaker sends it
-//! (CONTRACT.md §2.3, §3.3) and our request id, and its answer read in full.
+//! (docs/contract.md (Serving, Serial pipelines)) and our request id, and its answer read in full.
 
 use actix_web::http::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::Bytes;

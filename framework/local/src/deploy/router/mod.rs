@@ -3,7 +3,7 @@
 //! `deploy` started (`http://127.0.0.1:<port>`), or endpoints that already run elsewhere
 //! (`deploy --upstream`, for Compose and Kubernetes).
 //!
-//! - `Serial` (an inference pipeline): [`serial`] chains the containers as CONTRACT.md §3.3 says.
+//! - `Serial` (an inference pipeline): [`serial`] chains the containers as docs/contract.md (Serial pipelines) says.
 //! - `Direct`: [`direct`] sends each request to the container its
 //!   `X-Amzn-SageMaker-Target-Container-Hostname` names.
 //! - `/ping` is 200 only when every container answers 200 ([`status`]).

@@ -1,4 +1,4 @@
-//! A serial inference pipeline, chained as SageMaker chains it (CONTRACT.md §3.3, §3.5):
+//! A serial inference pipeline, chained as SageMaker chains it (docs/contract.md (Serial pipelines)):
 //!
 //! - the client's Content-Type goes to the first container; each container's response body and
 //!   Content-Type (verbatim, parameters included) become the next container's request;

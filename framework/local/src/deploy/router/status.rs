@@ -1,5 +1,5 @@
-//! The router's other routes: `/ping` (200 only when every container answers 200, CONTRACT.md
-//! §3.4), `/execution-parameters` (the first container's: it is the one batch transform feeds), and
+//! The router's other routes: `/ping` (200 only when every container answers 200, docs/contract.md
+//! (Serial pipelines)), `/execution-parameters` (the first container's: it is the one batch transform feeds), and
 //! `serve`'s answers to unknown routes and methods.
 
 use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};

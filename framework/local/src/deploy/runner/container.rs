@@ -1,6 +1,6 @@
 //! A container as a Docker container: `docker run IMAGE serve` on the host's network, listening
 //! on its port through `SAGEMAKER_BIND_TO_PORT` as the containers of one SageMaker instance do
-//! (CONTRACT.md §3.2), with its model folder mounted at `/opt/ml/model`. Its log is shown with its
+//! (docs/contract.md (Serial pipelines)), with its model folder mounted at `/opt/ml/model`. Its log is shown with its
 //! name in front, and whether it still runs is known without asking the engine every time: the
 //! `docker logs --follow` that shows its log ends when it stops.
 

@@ -1,5 +1,5 @@
 //! The training container as a Docker container: `docker run IMAGE train` with the tree mounted
-//! at `/opt/ml`, as SageMaker runs a training image (CONTRACT §1.1–1.2). The container sees
+//! at `/opt/ml`, as SageMaker runs a training image (docs/contract.md (Training)). The container sees
 //! `/opt/ml`, so `SAGEMAKER_BASE_DIR` is not set. Everything runs in a [`docker::Session`]: the
 //! container is removed when the job ends, fails or is stopped, and by the session's watchdog if
 //! `fit` itself is killed.

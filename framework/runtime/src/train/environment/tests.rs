@@ -1,5 +1,5 @@
-//! Tests of the training environment against CONTRACT §1.6–1.8. The expected values are the
-//! contract's worked example, or derived by hand from the toolkit rules it quotes.
+//! Tests of the training environment against docs/contract.md (Training). The expected values are
+//! the training toolkit's documented example, or derived by hand from the toolkit's rules.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +19,7 @@ fn object(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
 
-/// The §1.7 worked example, plus two `sagemaker_` keys, on host 2 of 2 with two channels.
+/// The training toolkit's documented example (its ENVIRONMENT_VARIABLES.md), plus two `sagemaker_` keys, on host 2 of 2 with two channels.
 fn example_config() -> JobConfig {
     JobConfig {
         hyperparameters: object(json!({
@@ -121,7 +121,7 @@ fn training_env_document() {
     .unwrap();
     let doc: Value = serde_json::from_str(&env.training_env_json()).unwrap();
     let keys: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
-    // The legacy toolkit's keys plus the training toolkit's, as CONTRACT §1.7 lists them.
+    // The legacy toolkit's keys plus the training toolkit's, as docs/contract.md (Training) lists them.
     let expected_keys = [
         "additional_framework_parameters",
         "channel_input_dirs",

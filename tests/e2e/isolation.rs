@@ -63,6 +63,19 @@ fn worker_pids(server: &Server) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until the server has reported `n` workers ready (its log is read
+/// by threads of its own, a little behind), and returns their process ids.
+fn wait_for_workers(server: &Server, n: usize) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = worker_pids(server);
+        if pids.len() >= n || Instant::now() > deadline {
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// True while `pid` is a running (not a dead, unreaped) process.
 fn running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -237,7 +250,7 @@ fn workers_die_with_the_server() {
     // Keep a hook running, as a killed server would find it.
     let _hook = call_later(&server.url, "20000", Duration::ZERO);
     std::thread::sleep(Duration::from_millis(300));
-    let pids = worker_pids(&server);
+    let pids = wait_for_workers(&server, 2);
     assert_eq!(pids.len(), 2, "{}", server.log_text());
     assert!(pids.iter().all(|&pid| running(pid)));
     server.child.kill().unwrap();
@@ -272,7 +285,7 @@ fn a_stray_connection_to_the_worker_socket_does_not_stop_replacements() {
     // The replacement comes up and answers.
     let (status, body) = call(&client(), &server.url, "after");
     assert_eq!((status, body.as_str()), (200, "after"), "{}", server.log_text());
-    assert_eq!(worker_pids(&server).len(), 2, "{}", server.log_text());
+    assert_eq!(wait_for_workers(&server, 2).len(), 2, "{}", server.log_text());
 }
 
 #[test]

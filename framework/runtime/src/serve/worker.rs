@@ -21,11 +21,13 @@ use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::chain::Pipeline;
 use super::config::{self, WorkerPlan};
+use super::dispatch::PREFETCH;
 use super::protocol::{self, FrameWriter, WireRequest};
 
 /// Environment variables the server hands a worker.
@@ -178,36 +180,47 @@ struct LaneEnds {
 }
 
 /// How many requests may run at once: the worker's request threads. The
-/// server never sends more (its credits), so nobody waits here in practice;
-/// it is what keeps a per-instance stage from ever being called twice at
-/// once, whatever arrives.
+/// server sends a worker at most one request per thread, plus a prefetch
+/// that it sends only when no thread is free anywhere; a prefetched request
+/// waits here for a thread, briefly.
 struct Permits {
     free: Mutex<usize>,
     freed: Condvar,
 }
 
+/// How long a prefetched request waits for a thread before it is handed
+/// back to the server, to run wherever a thread frees first.
+const HAND_BACK_AFTER: Duration = Duration::from_millis(2);
+
 impl Permits {
-    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Runs `f` once a thread is free, if one frees within `wait`.
+    fn run_within<T>(&self, wait: Duration, f: impl FnOnce() -> T) -> Option<T> {
         {
+            let deadline = Instant::now() + wait;
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             while *free == 0 {
-                free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+                let left = deadline.checked_duration_since(Instant::now())?;
+                free = self
+                    .freed
+                    .wait_timeout(free, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
             *free -= 1;
         }
         let out = f();
         *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.freed.notify_one();
-        out
+        Some(out)
     }
 }
 
 /// Answers requests from every lane until the server has closed every
-/// lane. Each lane has `threads` threads that take turns reading it
-/// (leader/followers): the thread that reads a request runs it, so a
-/// request reaches its thread without a hand-off, while the next idle
-/// thread already waits for the lane's next request. At most `threads`
-/// requests run at once across all lanes.
+/// lane. Each lane has as many threads as the worker may hold requests,
+/// taking turns reading it (leader/followers): the thread that reads a
+/// request runs it, so a request reaches its thread without a hand-off,
+/// while the next idle thread already waits for the lane's next request.
+/// At most `threads` requests run at once across all lanes.
 fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) {
     let permits = Arc::new(Permits {
         free: Mutex::new(threads),
@@ -222,11 +235,18 @@ fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) 
             reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream)),
             writer: Mutex::new(writer),
         });
-        for _ in 0..threads {
+        for _ in 0..threads * (1 + PREFETCH) {
             let (lane, pipeline, permits) = (Arc::clone(&lane), Arc::clone(&pipeline), Arc::clone(&permits));
             handles.push(std::thread::spawn(move || {
                 while let Some(request) = next_request(&lane) {
-                    permits.run(|| run_request(&lane.writer, &pipeline, &request));
+                    let ran = permits
+                        .run_within(HAND_BACK_AFTER, || run_request(&lane.writer, &pipeline, &request));
+                    if ran.is_none() {
+                        let frame = FrameWriter::new(protocol::HANDED_BACK, 8)
+                            .u64(request.id)
+                            .finish();
+                        send(&lane.writer, &frame);
+                    }
                 }
             }));
         }

@@ -4,9 +4,11 @@
 //! segfault) costs only the requests this process had started; the server
 //! sends the others elsewhere and starts a replacement.
 //!
-//! A request thread says `STARTED` before it runs a request: the server
-//! sends a worker at most as many requests as it has threads, so each
-//! starts at once, and a crash costs exactly the requests that were running.
+//! A request thread says `STARTED` before it runs a request, so a crash
+//! costs exactly the requests that were running. The server sends a worker
+//! one request per thread, plus a prefetch only when no thread is free
+//! anywhere; a prefetched request that finds no free thread within
+//! [`HAND_BACK_AFTER`] goes back to the server unrun.
 //!
 //! The worker dies with the server (a parent-death signal), so a killed
 //! server leaves no worker behind holding the model's memory. It ignores

@@ -322,7 +322,7 @@ struct Tally {
 
 /// 64 connections for `seconds`, each sending `good` bodies; every
 /// `bad_every`-th connection also sends one `bad` body, which must fail
-/// with `bad_status`, at a time of its own in the first 60% of the run.
+/// with `bad_status`, at a time of its own in the first 75% of the run.
 fn load(url: &str, seconds: u64, good: &str, bad: &str, bad_status: u16, bad_every: usize) -> Tally {
     let began = Instant::now();
     let stop = began + Duration::from_secs(seconds);
@@ -334,7 +334,7 @@ fn load(url: &str, seconds: u64, good: &str, bad: &str, bad_status: u16, bad_eve
                 let client = client();
                 let mut tally = Tally::default();
                 let mut bad_at = (c % bad_every == 0).then(|| {
-                    began + Duration::from_secs(seconds) * 6 / 10 * (c / bad_every) as u32 / bad_count as u32
+                    began + Duration::from_secs(seconds) * 3 / 4 * (c / bad_every) as u32 / bad_count as u32
                 });
                 while Instant::now() < stop {
                     let is_bad = bad_at.is_some_and(|at| Instant::now() >= at);
@@ -381,9 +381,11 @@ fn isolation_holds_at_64_connections() {
         // cost the one other request running in its process (2 threads),
         // nothing else, and no request waits out a restart as a 503.
         ("60", "abort", 500, 4, 1),
-        // Slow requests: 8 connections send one past the 2 s timeout;
-        // every other request is answered.
-        ("2", "5000", 504, 8, 0),
+        // Slow requests: 4 connections send one past the 2 s timeout, 1.5 s
+        // apart, so that threads stay free for the rest (each holds one
+        // for 2 s, and its worker's other thread until the replacement is
+        // up): every other request is answered.
+        ("2", "5000", 504, 16, 0),
     ];
     for (timeout, bad, status, every, may_take) in scenarios {
         let (server, _dir) = sleeper(&[
@@ -391,7 +393,7 @@ fn isolation_holds_at_64_connections() {
             ("MODELSTAGE_WORKER_THREADS", "2"),
             ("SAGEMAKER_MODEL_SERVER_TIMEOUT", timeout),
         ]);
-        let t = load(&server.url, 6, "5", bad, status, every);
+        let t = load(&server.url, 8, "5", bad, status, every);
         assert!(
             t.lost.is_empty(),
             "{bad}: {} lost: {:?}",

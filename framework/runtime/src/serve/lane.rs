@@ -41,8 +41,6 @@ pub enum Outcome {
     Crashed(String),
     /// The worker died before it started the request: here it is back.
     Returned(WireRequest),
-    /// The worker's threads were all busy: the request is back, never run.
-    HandedBack(WireRequest),
 }
 
 /// A request on a lane, waiting for its outcome.
@@ -136,19 +134,6 @@ impl Lane {
             Ok(FromWorker::Started { id }) => {
                 if let Some(pending) = self.pending.borrow_mut().get_mut(&id) {
                     pending.unstarted = None;
-                }
-                return;
-            }
-            Ok(FromWorker::HandedBack { id }) => {
-                self.board.withhold(&self.worker);
-                let pending = self.pending.borrow_mut().remove(&id);
-                if let Some(Pending {
-                    tx,
-                    unstarted: Some(request),
-                }) = pending
-                {
-                    let _ = tx.send(Outcome::HandedBack(request));
-                    self.worker.request_done();
                 }
                 return;
             }

@@ -245,18 +245,15 @@ impl Pool {
     /// before starting it is sent to another worker (or the replacement).
     pub async fn call(&self, mut request: WireRequest, deadline: Instant) -> Result<WireAnswer, CallError> {
         let mut returns = 0;
-        let mut handed_back = false;
         loop {
             if !self.is_ready() {
                 return Err(CallError::Unavailable);
             }
-            let credit = if handed_back {
-                self.board.reacquire(deadline).await
-            } else {
-                self.board.acquire(deadline).await
-            };
-            let worker = credit.ok_or(CallError::TimedOut { started: false })?;
-            handed_back = false;
+            let worker = self
+                .board
+                .acquire(deadline)
+                .await
+                .ok_or(CallError::TimedOut { started: false })?;
             let Some(lane) = Lane::of(&worker, &self.board) else {
                 self.board.release(&worker);
                 if self.board.holds(&worker) {
@@ -280,10 +277,6 @@ impl Pool {
             match outcome {
                 Ok(Ok(Outcome::Answer(answer))) => return Ok(answer),
                 Ok(Ok(Outcome::Crashed(message))) => return Err(CallError::Crashed(message)),
-                Ok(Ok(Outcome::HandedBack(back))) => {
-                    handed_back = true;
-                    request = back;
-                }
                 Ok(Ok(Outcome::Returned(back))) => {
                     returns += 1;
                     if returns > MAX_RETURNS {

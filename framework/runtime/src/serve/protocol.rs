@@ -23,9 +23,6 @@ pub const LANE: u8 = 7;
 /// crash of the process costs that request. A request that crashes with
 /// its worker before this frame arrived is handed to another worker.
 pub const STARTED: u8 = 8;
-/// A worker hands back a prefetched request (`u64 id`) it could not start
-/// soon: every thread it has is busy. It never runs that request.
-pub const HANDED_BACK: u8 = 9;
 
 /// The size of a frame's length prefix.
 pub const PREFIX: usize = 8;
@@ -73,7 +70,6 @@ pub enum FromWorker {
     Lane,
     Ready,
     Started { id: u64 },
-    HandedBack { id: u64 },
     LoadFailed { message: String },
     Answer(WireAnswer),
 }
@@ -359,7 +355,6 @@ pub fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
         LANE => FromWorker::Lane,
         READY => FromWorker::Ready,
         STARTED => FromWorker::Started { id: r.u64()? },
-        HANDED_BACK => FromWorker::HandedBack { id: r.u64()? },
         LOAD_FAILED => FromWorker::LoadFailed { message: r.string()? },
         REPLY => FromWorker::Answer(WireAnswer::Reply {
             id: r.u64()?,

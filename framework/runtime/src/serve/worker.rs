@@ -4,11 +4,9 @@
 //! segfault) costs only the requests this process had started; the server
 //! sends the others elsewhere and starts a replacement.
 //!
-//! A request thread says `STARTED` before it runs a request, so a crash
-//! costs exactly the requests that were running. The server sends a worker
-//! one request per thread, plus a prefetch only when no thread is free
-//! anywhere; a prefetched request that finds no free thread within
-//! [`HAND_BACK_AFTER`] goes back to the server unrun.
+//! A request thread says `STARTED` before it runs a request: the server
+//! sends a worker at most as many requests as it has threads, so each
+//! starts at once, and a crash costs exactly the requests that were running.
 //!
 //! The worker dies with the server (a parent-death signal), so a killed
 //! server leaves no worker behind holding the model's memory. It ignores
@@ -23,13 +21,11 @@ use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::chain::Pipeline;
 use super::config::{self, WorkerPlan};
-use super::dispatch::PREFETCH;
 use super::protocol::{self, FrameWriter, WireRequest};
 
 /// Environment variables the server hands a worker.
@@ -182,47 +178,36 @@ struct LaneEnds {
 }
 
 /// How many requests may run at once: the worker's request threads. The
-/// server sends a worker at most one request per thread, plus a prefetch
-/// that it sends only when no thread is free anywhere; a prefetched request
-/// waits here for a thread, briefly.
+/// server never sends more (its credits), so nobody waits here in practice;
+/// it is what keeps a per-instance stage from ever being called twice at
+/// once, whatever arrives.
 struct Permits {
     free: Mutex<usize>,
     freed: Condvar,
 }
 
-/// How long a prefetched request waits for a thread before it is handed
-/// back to the server, to run wherever a thread frees first.
-const HAND_BACK_AFTER: Duration = Duration::from_millis(2);
-
 impl Permits {
-    /// Runs `f` once a thread is free, if one frees within `wait`.
-    fn run_within<T>(&self, wait: Duration, f: impl FnOnce() -> T) -> Option<T> {
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
         {
-            let deadline = Instant::now() + wait;
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             while *free == 0 {
-                let left = deadline.checked_duration_since(Instant::now())?;
-                free = self
-                    .freed
-                    .wait_timeout(free, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
             }
             *free -= 1;
         }
         let out = f();
         *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.freed.notify_one();
-        Some(out)
+        out
     }
 }
 
 /// Answers requests from every lane until the server has closed every
-/// lane. Each lane has as many threads as the worker may hold requests,
-/// taking turns reading it (leader/followers): the thread that reads a
-/// request runs it, so a request reaches its thread without a hand-off,
-/// while the next idle thread already waits for the lane's next request.
-/// At most `threads` requests run at once across all lanes.
+/// lane. Each lane has `threads` threads that take turns reading it
+/// (leader/followers): the thread that reads a request runs it, so a
+/// request reaches its thread without a hand-off, while the next idle
+/// thread already waits for the lane's next request. At most `threads`
+/// requests run at once across all lanes.
 fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) {
     let permits = Arc::new(Permits {
         free: Mutex::new(threads),
@@ -237,18 +222,11 @@ fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) 
             reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream)),
             writer: Mutex::new(writer),
         });
-        for _ in 0..threads * (1 + PREFETCH) {
+        for _ in 0..threads {
             let (lane, pipeline, permits) = (Arc::clone(&lane), Arc::clone(&pipeline), Arc::clone(&permits));
             handles.push(std::thread::spawn(move || {
                 while let Some(request) = next_request(&lane) {
-                    let ran = permits
-                        .run_within(HAND_BACK_AFTER, || run_request(&lane.writer, &pipeline, &request));
-                    if ran.is_none() {
-                        let frame = FrameWriter::new(protocol::HANDED_BACK, 8)
-                            .u64(request.id)
-                            .finish();
-                        send(&lane.writer, &frame);
-                    }
+                    permits.run(|| run_request(&lane.writer, &pipeline, &request));
                 }
             }));
         }

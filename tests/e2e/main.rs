@@ -14,6 +14,7 @@ mod edge;
 mod featurizer;
 mod hostile_input;
 mod inspect;
+mod isolation;
 mod linear_learner;
 mod pipeline;
 mod request_docs;

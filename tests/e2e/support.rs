@@ -10,9 +10,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `modelstage` binary under test.
+/// The `modelstage` binary under test: this build's, or the one named by
+/// `MODELSTAGE_E2E_BIN` to run the tests against another build (the stage
+/// libraries are then taken from beside it).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_modelstage"))
+    std::env::var_os("MODELSTAGE_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_modelstage")))
 }
 
 pub fn repo_root() -> PathBuf {

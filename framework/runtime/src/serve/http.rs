@@ -15,7 +15,7 @@ use modelstage_sdk::excerpt::{bounded, quoted};
 use super::body;
 use super::config::ServeConfig;
 use super::connections;
-use super::pool::{DispatchError, Outcome, Pool};
+use super::pool::{CallError, Pool};
 use super::protocol::{WireAnswer, WireRequest};
 
 /// The header that carries one correlation id through every container of a
@@ -183,7 +183,7 @@ pub async fn ping(state: web::Data<State>) -> HttpResponse {
         HttpResponse::Ok().finish()
     } else {
         let message = format!(
-            "stage {} is not ready: its model is loading or its workers are restarting",
+            "stage {} is not ready: its model is loading, or no worker can load it",
             state.stage_label
         );
         error_response(503, &state.stage_label, None, &message, None, "-")
@@ -292,6 +292,9 @@ async fn invoke(
     state: &State,
     request_id: &str,
 ) -> HttpResponse {
+    // One deadline per request, from its arrival: reading the body, waiting
+    // for a free worker thread and running on it all count.
+    let deadline = std::time::Instant::now() + state.config.timeout;
     let headers = req.headers();
     let request_id = request_id.to_string();
     let label = &state.stage_label;
@@ -346,33 +349,39 @@ async fn invoke(
         body,
     };
 
-    let (ticket, rx) = match state.pool.dispatch(request) {
-        Ok(d) => d,
-        Err(DispatchError::NoWorker) => {
-            let message = format!("stage {label} has no live worker right now (restarting); retry shortly");
+    let answer = match state.pool.call(request, deadline).await {
+        Ok(answer) => answer,
+        Err(CallError::Unavailable) => {
+            let message = format!(
+                "stage {label} has no worker that can take requests (its model is loading, or no worker can load it); retry shortly"
+            );
             return error_response(503, label, None, &message, None, &request_id);
         }
-    };
-    let outcome = match tokio::time::timeout(state.config.timeout, rx).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Outcome::Crashed(format!("the worker running stage {label} went away")),
-        Err(_) => {
-            state.pool.timed_out(&ticket);
+        Err(CallError::TimedOut { started }) => {
+            let why = if started {
+                "its worker is being replaced"
+            } else {
+                "every worker thread was busy until then"
+            };
             let message = format!(
-                "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT); its worker is being replaced",
+                "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT): {why}",
                 state.config.timeout.as_secs_f64()
             );
             log::warn!("rid={request_id} {message}");
             return error_response(504, label, None, &message, None, &request_id);
         }
+        Err(CallError::Crashed(message)) => {
+            log::error!("rid={request_id} {message}");
+            return error_response(500, label, None, &message, None, &request_id);
+        }
     };
-    match outcome {
-        Outcome::Answer(WireAnswer::Reply {
+    match answer {
+        WireAnswer::Reply {
             content_type,
             custom_attributes,
             body,
             ..
-        }) => {
+        } => {
             let mut response = HttpResponse::Ok();
             if let Ok(ct) = HeaderValue::from_str(&content_type) {
                 response.insert_header((CONTENT_TYPE, ct));
@@ -383,7 +392,7 @@ async fn invoke(
             response.insert_header((REQUEST_ID_HEADER, request_id));
             response.body(body)
         }
-        Outcome::Answer(WireAnswer::Error {
+        WireAnswer::Error {
             http_status,
             container,
             stage,
@@ -391,7 +400,7 @@ async fn invoke(
             message,
             record,
             ..
-        }) => {
+        } => {
             let message = bounded(&message, MESSAGE_MAX);
             log::info!("rid={request_id} {http_status} from {stage} {hook}: {message}");
             match container {
@@ -406,10 +415,6 @@ async fn invoke(
                     error_response(http_status, &stage, hook, &message, record, &request_id)
                 }
             }
-        }
-        Outcome::Crashed(message) => {
-            log::error!("rid={request_id} {message}");
-            error_response(500, label, None, &message, None, &request_id)
         }
     }
 }

@@ -2,48 +2,53 @@
 //!
 //! Every HTTP thread owns one lane to each worker, driven by two tasks on
 //! that thread's event loop: a writer that sends every frame queued since it
-//! last ran in one write, and a reader that takes every answer one read
-//! returns and hands each to the handler waiting for it. Handlers, lane and
-//! tasks share a thread, so passing a frame or an answer along costs neither
-//! a lock nor a thread wake-up, and under load one system call carries many
-//! requests. (A single socket per worker, read by a thread of its own, cost
-//! a cross-thread wake-up and two system calls per request.)
+//! last ran in one write, and a reader that takes every frame one read
+//! returns and hands each answer to the handler waiting for it. Handlers,
+//! lane and tasks share a thread, so passing a frame or an answer along
+//! costs neither a lock nor a thread wake-up. (A single socket per worker,
+//! read by a thread of its own, cost a cross-thread wake-up and two system
+//! calls per request.)
+//!
+//! A lane keeps each request until the worker says it started it
+//! (`STARTED`): if the worker dies first, the request goes back to its
+//! handler to be sent elsewhere; only the requests it had started fail.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, Notify};
 
-use super::pool::{Outcome, Worker};
+use super::dispatch::Board;
+use super::pool::Worker;
 use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
 
 thread_local! {
-    /// This thread's open lanes, by the token of the worker they lead to.
+    /// This thread's open lanes, by the id of the worker they lead to.
     static LANES: RefCell<HashMap<u64, Rc<Lane>>> = RefCell::new(HashMap::new());
 }
 
-/// How this thread's lane to the worker with `token` is doing: whether it
-/// has stalled (see [`STALL`]) and how many requests wait on it. A lane's
-/// requests queue behind each other when the worker runs one thread per lane.
-pub fn state_here(token: u64) -> (bool, usize) {
-    LANES.with(|lanes| {
-        lanes
-            .borrow()
-            .get(&token)
-            .map_or((false, 0), |lane| (lane.stalled(), lane.pending.borrow().len()))
-    })
+/// What a request sent over a lane ends with.
+#[derive(Debug)]
+pub enum Outcome {
+    Answer(WireAnswer),
+    /// The worker died while running the request.
+    Crashed(String),
+    /// The worker died before it started the request: here it is back.
+    Returned(WireRequest),
 }
 
-/// A lane holding requests that has answered none for this long counts as
-/// stalled: new requests go elsewhere rather than queue behind a slow one.
-pub const STALL: Duration = Duration::from_millis(2);
+/// A request on a lane, waiting for its outcome.
+struct Pending {
+    tx: oneshot::Sender<Outcome>,
+    /// The request until the worker says it started it.
+    unstarted: Option<WireRequest>,
+}
 
 /// A lane buffer larger than this is dropped once empty rather than kept
 /// for the next request: after a burst of large requests the server gives
@@ -52,20 +57,19 @@ const KEEP_BYTES: usize = 1024 * 1024;
 
 pub struct Lane {
     worker: Arc<Worker>,
-    pending: RefCell<HashMap<u64, oneshot::Sender<Outcome>>>,
+    board: Arc<Board>,
+    pending: RefCell<HashMap<u64, Pending>>,
     /// Frames queued for the writer task.
     outbox: RefCell<Vec<u8>>,
     wake_writer: Notify,
     closed: Cell<bool>,
-    /// Since when the lane has held requests without answering one.
-    waiting_since: Cell<Option<Instant>>,
 }
 
 impl Lane {
     /// This thread's lane to `worker`, opened on first use. `None` when the
     /// worker has no lane left for this thread or the lane is closed.
-    pub fn of(worker: &Arc<Worker>) -> Option<Rc<Lane>> {
-        if let Some(lane) = LANES.with(|lanes| lanes.borrow().get(&worker.token).cloned()) {
+    pub fn of(worker: &Arc<Worker>, board: &Arc<Board>) -> Option<Rc<Lane>> {
+        if let Some(lane) = LANES.with(|lanes| lanes.borrow().get(&worker.id).cloned()) {
             return (!lane.closed.get()).then_some(lane);
         }
         let stream = worker.take_lane()?;
@@ -81,46 +85,47 @@ impl Lane {
         };
         let lane = Rc::new(Lane {
             worker: Arc::clone(worker),
+            board: Arc::clone(board),
             pending: RefCell::new(HashMap::new()),
             outbox: RefCell::new(Vec::with_capacity(64 * 1024)),
             wake_writer: Notify::new(),
             closed: Cell::new(false),
-            waiting_since: Cell::new(None),
         });
-        LANES.with(|lanes| lanes.borrow_mut().insert(worker.token, Rc::clone(&lane)));
+        LANES.with(|lanes| lanes.borrow_mut().insert(worker.id, Rc::clone(&lane)));
         actix_web::rt::spawn(write_loop(Rc::clone(&lane), writer));
         actix_web::rt::spawn(read_loop(Rc::clone(&lane), reader));
         Some(lane)
     }
 
     /// Queues `request` (its `id` already set) and returns where its outcome
-    /// will arrive; `None` if the lane has closed.
-    pub fn send(&self, request: &WireRequest) -> Option<oneshot::Receiver<Outcome>> {
+    /// will arrive; the request back if the lane has closed.
+    pub fn send(&self, request: WireRequest) -> Result<oneshot::Receiver<Outcome>, Box<WireRequest>> {
         if self.closed.get() {
-            return None;
+            return Err(Box::new(request));
         }
         let (tx, rx) = oneshot::channel();
-        let mut pending = self.pending.borrow_mut();
-        if pending.is_empty() {
-            self.waiting_since.set(Some(Instant::now()));
+        {
+            let mut outbox = self.outbox.borrow_mut();
+            *outbox = request.encode_onto(std::mem::take(&mut *outbox));
         }
-        pending.insert(request.id, tx);
-        drop(pending);
-        let mut outbox = self.outbox.borrow_mut();
-        *outbox = request.encode_onto(std::mem::take(&mut *outbox));
+        self.worker.request_sent();
+        self.pending.borrow_mut().insert(
+            request.id,
+            Pending {
+                tx,
+                unstarted: Some(request),
+            },
+        );
         self.wake_writer.notify_one();
-        Some(rx)
+        Ok(rx)
     }
 
-    /// Stops waiting for request `id`; true if it was still pending.
-    pub fn forget(&self, id: u64) -> bool {
-        self.pending.borrow_mut().remove(&id).is_some()
-    }
-
-    fn stalled(&self) -> bool {
-        self.waiting_since
-            .get()
-            .is_some_and(|since| since.elapsed() > STALL)
+    /// Stops waiting for request `id`: whether the worker had started it,
+    /// or `None` if its outcome was already delivered.
+    pub fn forget(&self, id: u64) -> Option<bool> {
+        let pending = self.pending.borrow_mut().remove(&id)?;
+        self.worker.request_done();
+        Some(pending.unstarted.is_none())
     }
 
     pub fn worker(&self) -> &Arc<Worker> {
@@ -128,45 +133,63 @@ impl Lane {
     }
 
     fn deliver(&self, frame: bytes::Bytes) {
-        let answer = match protocol::decode_from_worker(frame[4], &frame.slice(5..)) {
+        let kind = frame[protocol::PREFIX];
+        let answer = match protocol::decode_from_worker(kind, &frame.slice(protocol::PREFIX + 1..)) {
             Ok(FromWorker::Answer(a)) => a,
+            Ok(FromWorker::Started { id }) => {
+                if let Some(pending) = self.pending.borrow_mut().get_mut(&id) {
+                    pending.unstarted = None;
+                }
+                return;
+            }
             Ok(_) => return,
             Err(e) => {
                 log::error!("malformed frame from worker {}: {e}", self.worker.pid);
                 return;
             }
         };
+        // The thread that ran it is free, whether or not the request is
+        // still awaited.
+        self.board.release(&self.worker);
         let id = match &answer {
             WireAnswer::Reply { id, .. } | WireAnswer::Error { id, .. } => *id,
         };
         // Absent when the request already timed out.
-        let mut pending = self.pending.borrow_mut();
-        let Some(tx) = pending.remove(&id) else {
+        let Some(pending) = self.pending.borrow_mut().remove(&id) else {
             return;
         };
-        // Progress: the lane is waiting afresh for the rest, if any.
-        self.waiting_since.set((!pending.is_empty()).then(Instant::now));
-        drop(pending);
-        let _ = tx.send(Outcome::Answer(answer));
+        let _ = pending.tx.send(Outcome::Answer(answer));
         self.worker.request_done();
     }
 
-    /// The worker is gone: answer every request this lane held.
+    /// The worker is gone: requests it had not started go back to their
+    /// handlers at once; those it had started fail, naming how it ended.
     async fn close(&self) {
         self.closed.set(true);
         self.wake_writer.notify_one();
-        LANES.with(|lanes| lanes.borrow_mut().remove(&self.worker.token));
-        let held: Vec<_> = self.pending.borrow_mut().drain().collect();
-        if held.is_empty() {
+        LANES.with(|lanes| lanes.borrow_mut().remove(&self.worker.id));
+        self.board.remove(&self.worker);
+        let held: Vec<Pending> = self.pending.borrow_mut().drain().map(|(_, p)| p).collect();
+        let mut started = Vec::new();
+        for pending in held {
+            match pending.unstarted {
+                Some(request) => {
+                    let _ = pending.tx.send(Outcome::Returned(request));
+                    self.worker.request_done();
+                }
+                None => started.push(pending.tx),
+            }
+        }
+        if started.is_empty() {
             return;
         }
         let how = self.worker.exit_description().await;
-        for (_, tx) in held {
+        for tx in started {
             let _ = tx.send(Outcome::Crashed(format!(
                 "the worker process running stage {} {how} during this request",
                 self.worker.stage_label
             )));
-            self.worker.inflight.fetch_sub(1, Ordering::Relaxed);
+            self.worker.request_done();
         }
     }
 }
@@ -206,6 +229,7 @@ async fn read_loop(lane: Rc<Lane>, mut reader: OwnedReadHalf) {
                 Ok(None) => break,
                 Err(e) => {
                     log::error!("broken stream from worker {}: {e}", lane.worker.pid);
+                    lane.worker.kill();
                     lane.close().await;
                     return;
                 }
@@ -215,9 +239,12 @@ async fn read_loop(lane: Rc<Lane>, mut reader: OwnedReadHalf) {
         if buf.is_empty() && buf.capacity() > KEEP_BYTES {
             buf = BytesMut::with_capacity(64 * 1024);
         }
-        // Room for the rest of a large frame, or for the next batch.
+        // Room for the rest of a large frame (a chunk at a time: the length
+        // is not trusted with more), or for the next batch.
         let wanted = match protocol::frame_size(&buf) {
-            Ok(Some(size)) => size.saturating_sub(buf.len()).max(16 * 1024),
+            Ok(Some(size)) => size
+                .saturating_sub(buf.len())
+                .clamp(16 * 1024, protocol::READ_CHUNK),
             _ => 64 * 1024,
         };
         buf.reserve(wanted);

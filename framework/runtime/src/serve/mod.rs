@@ -2,13 +2,15 @@
 //!
 //! The server process speaks HTTP (actix-web) and never runs stage code; the
 //! stage runs in supervised worker processes (`pool`, `worker`), so an abort
-//! or a segfault in a stage costs one request, not the endpoint. See
+//! or a segfault in a stage costs the requests running in that process, not
+//! the endpoint; requests go only to free worker threads (`dispatch`). See
 //! `docs/architecture.md` for why.
 
 pub mod body;
 mod chain;
 pub mod config;
 pub mod connections;
+mod dispatch;
 mod http;
 mod lane;
 pub mod memory;

@@ -1,12 +1,16 @@
 //! The frames the server and its worker processes exchange over a Unix
-//! socket. Each frame is `u32 length (LE) | u8 kind | fields`, every field a
-//! `u32 length | bytes` string or a fixed-size integer. Small and explicit:
-//! both ends are this crate, built together.
+//! socket. Each frame is `u64 length (LE) | u8 kind | fields`, every field a
+//! `u64 length | bytes` string or a fixed-size integer. Small and explicit:
+//! both ends are this crate, built together. Lengths are 64-bit so that no
+//! body, however large the payload limit, can wrap them; a length read from
+//! a frame is never trusted with an allocation larger than [`READ_CHUNK`]
+//! before the bytes it announces have arrived.
 
 use std::io::{self, Read};
 
 use bytes::Bytes;
 
+/// A worker's first frame on its control connection.
 pub const HELLO: u8 = 1;
 pub const READY: u8 = 2;
 pub const LOAD_FAILED: u8 = 3;
@@ -15,6 +19,17 @@ pub const REPLY: u8 = 5;
 pub const ERROR: u8 = 6;
 /// A worker opening one of its data connections (its lanes).
 pub const LANE: u8 = 7;
+/// A worker thread is about to run a request (`u64 id`): from here on, a
+/// crash of the process costs that request. A request that crashes with
+/// its worker before this frame arrived is handed to another worker.
+pub const STARTED: u8 = 8;
+
+/// The size of a frame's length prefix.
+pub const PREFIX: usize = 8;
+
+/// The most a reader reserves ahead of the bytes a frame length announces:
+/// a corrupt or hostile length costs an error, not a huge allocation.
+pub const READ_CHUNK: usize = 8 * 1024 * 1024;
 
 /// A request as it travels to a worker.
 #[derive(Debug, Clone, Default)]
@@ -51,9 +66,10 @@ pub enum WireAnswer {
 /// Any frame a worker sends.
 #[derive(Debug)]
 pub enum FromWorker {
-    Hello { token: u64 },
-    Lane { token: u64 },
-    Ready { pid: u32 },
+    Hello,
+    Lane,
+    Ready,
+    Started { id: u64 },
     LoadFailed { message: String },
     Answer(WireAnswer),
 }
@@ -69,13 +85,14 @@ pub struct FrameWriter {
 
 impl FrameWriter {
     pub fn new(kind: u8, capacity: usize) -> Self {
-        Self::onto(Vec::with_capacity(capacity + 5), kind)
+        Self::onto(Vec::with_capacity(capacity + PREFIX + 1), kind)
     }
 
     /// A frame appended to `buf`, which may already hold other frames.
     pub fn onto(mut buf: Vec<u8>, kind: u8) -> Self {
         let start = buf.len();
-        buf.extend_from_slice(&[0, 0, 0, 0, kind]);
+        buf.extend_from_slice(&[0; PREFIX]);
+        buf.push(kind);
         FrameWriter {
             buf,
             start,
@@ -94,7 +111,7 @@ impl FrameWriter {
     }
 
     pub fn bytes(mut self, v: &[u8]) -> Self {
-        self.buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&wire_len(v.len()).to_le_bytes());
         self.buf.extend_from_slice(v);
         self
     }
@@ -102,29 +119,43 @@ impl FrameWriter {
     /// The length of a last field whose `len` bytes the caller writes right
     /// after the frame, instead of copying them into it.
     pub fn external(mut self, len: usize) -> Self {
-        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        self.buf.extend_from_slice(&wire_len(len).to_le_bytes());
         self.external = len;
         self
     }
 
     pub fn opt(self, v: Option<&str>) -> Self {
         match v {
-            // u32::MAX marks "absent", which an empty string is not.
-            None => self.u32_raw(u32::MAX),
+            // u64::MAX marks "absent", which an empty string is not.
+            None => self.u64(ABSENT),
             Some(s) => self.bytes(s.as_bytes()),
         }
     }
 
-    fn u32_raw(mut self, v: u32) -> Self {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-
     pub fn finish(mut self) -> Vec<u8> {
-        let len = (self.buf.len() - self.start - 4 + self.external) as u32;
-        self.buf[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
+        let len = wire_len(self.buf.len() - self.start - PREFIX + self.external);
+        self.buf[self.start..self.start + PREFIX].copy_from_slice(&len.to_le_bytes());
         self.buf
     }
+}
+
+/// The length marking an absent optional string.
+const ABSENT: u64 = u64::MAX;
+
+/// A length as it goes on the wire. `usize` is at most 64 bits on every
+/// target this crate builds for, so the conversion cannot lose bits.
+fn wire_len(len: usize) -> u64 {
+    u64::try_from(len).expect("usize fits in u64")
+}
+
+/// A length read from the wire, as a `usize`; an error where it cannot be one.
+fn local_len(len: u64) -> io::Result<usize> {
+    usize::try_from(len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len} does not fit this machine's address space"),
+        )
+    })
 }
 
 /// Reads the fields of one frame.
@@ -162,14 +193,8 @@ impl<'a> FrameReader<'a> {
         ))
     }
 
-    fn len(&mut self) -> io::Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| truncated())?,
-        ))
-    }
-
     pub fn bytes(&mut self) -> io::Result<&'a [u8]> {
-        let n = self.len()? as usize;
+        let n = local_len(self.u64()?)?;
         self.take(n)
     }
 
@@ -178,31 +203,36 @@ impl<'a> FrameReader<'a> {
     }
 
     pub fn opt(&mut self) -> io::Result<Option<String>> {
-        let n = self.len()?;
-        if n == u32::MAX {
+        let n = self.u64()?;
+        if n == ABSENT {
             return Ok(None);
         }
-        Ok(Some(String::from_utf8_lossy(self.take(n as usize)?).into_owned()))
+        Ok(Some(
+            String::from_utf8_lossy(self.take(local_len(n)?)?).into_owned(),
+        ))
     }
 }
 
 /// Reads one frame: its kind and payload. `Ok(None)` at a clean end of stream.
 pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<u8>> {
-    let mut len = [0u8; 4];
+    let mut len = [0u8; PREFIX];
     match r.read_exact(&mut len) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = u32::from_le_bytes(len) as usize;
+    let wire = u64::from_le_bytes(len);
+    let len = local_len(wire)?;
     if len == 0 {
         return Err(truncated());
     }
     buf.clear();
-    buf.reserve(len);
-    // `read_to_end` fills the spare capacity without zeroing it first, which
-    // for large bodies is a pass over the memory saved.
-    if r.take(len as u64).read_to_end(buf)? < len {
+    // Room for the frame, but never more than a chunk ahead of what has
+    // arrived: `read_to_end` grows the buffer as the bytes come. It fills
+    // the spare capacity without zeroing it first, which for large bodies
+    // is a pass over the memory saved.
+    buf.reserve(len.min(READ_CHUNK));
+    if r.take(wire).read_to_end(buf)? < len {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "frame cut short"));
     }
     Ok(Some(buf[0]))
@@ -220,14 +250,14 @@ pub fn split_frame(buf: &mut bytes::BytesMut) -> io::Result<Option<bytes::BytesM
 /// The size of the frame at the front of `buf` (length prefix included), once
 /// its prefix has arrived.
 pub fn frame_size(buf: &[u8]) -> io::Result<Option<usize>> {
-    let Some(prefix) = buf.get(..4) else {
+    let Some(prefix) = buf.get(..PREFIX) else {
         return Ok(None);
     };
-    let len = u32::from_le_bytes(prefix.try_into().map_err(|_| truncated())?) as usize;
+    let len = local_len(u64::from_le_bytes(prefix.try_into().map_err(|_| truncated())?))?;
     if len == 0 {
         return Err(truncated());
     }
-    Ok(Some(len + 4))
+    len.checked_add(PREFIX).map(Some).ok_or_else(truncated)
 }
 
 impl WireRequest {
@@ -321,9 +351,10 @@ impl WireAnswer {
 pub fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
     let mut r = FrameReader::new(payload);
     Ok(match kind {
-        HELLO => FromWorker::Hello { token: r.u64()? },
-        LANE => FromWorker::Lane { token: r.u64()? },
-        READY => FromWorker::Ready { pid: r.u64()? as u32 },
+        HELLO => FromWorker::Hello,
+        LANE => FromWorker::Lane,
+        READY => FromWorker::Ready,
+        STARTED => FromWorker::Started { id: r.u64()? },
         LOAD_FAILED => FromWorker::LoadFailed { message: r.string()? },
         REPLY => FromWorker::Answer(WireAnswer::Reply {
             id: r.u64()?,
@@ -450,24 +481,49 @@ mod tests {
         let cut = batch.len() - 3;
         let mut buf = bytes::BytesMut::from(&batch[..cut]);
         let one = split_frame(&mut buf).unwrap().unwrap();
-        assert_eq!(WireRequest::decode(&one.freeze().slice(5..)).unwrap().id, 1);
+        assert_eq!(
+            WireRequest::decode(&one.freeze().slice(PREFIX + 1..)).unwrap().id,
+            1
+        );
         assert!(split_frame(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&batch[cut..]);
         let two = split_frame(&mut buf).unwrap().unwrap();
-        let two = WireRequest::decode(&two.freeze().slice(5..)).unwrap();
+        let two = WireRequest::decode(&two.freeze().slice(PREFIX + 1..)).unwrap();
         assert_eq!((two.id, &two.body[..]), (2, &b"bb"[..]));
         assert!(buf.is_empty());
-        assert!(split_frame(&mut bytes::BytesMut::from(&[0u8, 0, 0, 0][..])).is_err());
+        assert!(split_frame(&mut bytes::BytesMut::from(&[0u8; PREFIX][..])).is_err());
     }
 
     #[test]
     fn truncated_frame_is_an_error_not_a_panic() {
         let frame = WireRequest::default().encode_onto(Vec::new());
         let mut cut = frame[..frame.len() - 3].to_vec();
-        let len = (cut.len() - 4) as u32;
-        cut[..4].copy_from_slice(&len.to_le_bytes());
+        let len = (cut.len() - PREFIX) as u64;
+        cut[..PREFIX].copy_from_slice(&len.to_le_bytes());
         let (kind, payload) = roundtrip(cut);
         assert_eq!(kind, REQUEST);
         assert!(WireRequest::decode(&payload).is_err());
+    }
+
+    #[test]
+    fn a_length_past_four_gib_does_not_wrap() {
+        let body = 5usize << 30;
+        let frame = FrameWriter::onto(Vec::new(), REPLY)
+            .u64(1)
+            .external(body)
+            .finish();
+        let len = u64::from_le_bytes(frame[..PREFIX].try_into().unwrap());
+        assert_eq!(len, (frame.len() - PREFIX + body) as u64);
+        assert_eq!(frame_size(&frame).unwrap(), Some(frame.len() + body));
+    }
+
+    #[test]
+    fn a_huge_announced_length_is_not_allocated_up_front() {
+        let mut frame = (1u64 << 40).to_le_bytes().to_vec();
+        frame.extend_from_slice(&[REQUEST, 1, 2, 3]);
+        let mut buf = Vec::new();
+        let err = read_frame(&mut frame.as_slice(), &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(buf.capacity() <= 2 * READ_CHUNK, "{}", buf.capacity());
     }
 }

@@ -1,31 +1,52 @@
 //! A worker process: loads the stage (or the stages of a fused pipeline),
 //! calls `model_fn`, opens one data connection (lane) per server HTTP thread,
 //! then answers request frames on its request threads. A crash here (abort,
-//! segfault) costs only this process; the server answers the requests it
-//! held and starts a replacement.
+//! segfault) costs only the requests this process had started; the server
+//! sends the others elsewhere and starts a replacement.
 //!
-//! The worker ignores SIGTERM and SIGINT: the server decides when it stops
-//! (after draining in-flight requests) by closing the socket, and a Ctrl-C
-//! that reaches the whole process group must not kill requests mid-flight.
+//! A request thread says `STARTED` before it runs a request: the server
+//! sends a worker at most as many requests as it has threads, so each
+//! starts at once, and a crash costs exactly the requests that were running.
+//!
+//! The worker dies with the server (a parent-death signal), so a killed
+//! server leaves no worker behind holding the model's memory. It ignores
+//! SIGTERM and SIGINT: the server decides when it stops (after draining
+//! in-flight requests), and a Ctrl-C that reaches the whole process group
+//! must not kill requests mid-flight. With `MODELSTAGE_WORKER_MEMORY_MB`
+//! set, its data segment (heap and private mappings) is capped before the
+//! stage is loaded: an allocation past it fails, which ends this process
+//! only.
 
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 
 use super::chain::Pipeline;
-use super::config::WorkerPlan;
+use super::config::{self, WorkerPlan};
 use super::protocol::{self, FrameWriter, WireRequest};
 
 /// Environment variables the server hands a worker.
 pub const ENV_SOCKET: &str = "MODELSTAGE_WORKER_SOCKET";
-pub const ENV_TOKEN: &str = "MODELSTAGE_WORKER_TOKEN";
 pub const ENV_PLAN: &str = "MODELSTAGE_WORKER_PLAN";
+/// The server's process id: the worker's parent must still be it once the
+/// parent-death signal is set, or the server died first.
+pub const ENV_PARENT: &str = "MODELSTAGE_WORKER_PARENT";
+/// The optional cap on each worker's memory, in MB.
+pub const ENV_MEMORY: &str = "MODELSTAGE_WORKER_MEMORY_MB";
 
-fn send(writer: &Mutex<UnixStream>, frame: &[u8]) {
-    send_parts(writer, &[frame]);
+/// `MODELSTAGE_WORKER_MEMORY_MB`: `None` when unset or 0 (no cap).
+pub fn memory_limit_mb() -> Result<Option<u64>, String> {
+    match config::env_var(ENV_MEMORY) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(0) => Ok(None),
+            Ok(mb) => Ok(Some(mb)),
+            Err(_) => Err(format!("{ENV_MEMORY} must be a whole number of MB, got '{v}'")),
+        },
+    }
 }
 
 /// Writes `parts` back to back, so no other thread's frame comes between.
@@ -40,18 +61,47 @@ fn send_parts(writer: &Mutex<UnixStream>, parts: &[&[u8]]) {
     }
 }
 
-/// Runs the worker until the server closes the socket. Returns the exit code.
+fn send(writer: &Mutex<UnixStream>, frame: &[u8]) {
+    send_parts(writer, &[frame]);
+}
+
+/// Ends this process with its parent, and checks the parent is still the
+/// server that started it (it may have died before the signal was set).
+fn die_with_the_server(server: u32) -> Result<(), String> {
+    use nix::sys::signal::Signal;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    let parent = nix::unistd::getppid().as_raw();
+    if u32::try_from(parent).ok() != Some(server) {
+        return Err(format!("the server (process {server}) is gone"));
+    }
+    Ok(())
+}
+
+/// Caps this process's data segment at `mb` MB.
+fn cap_memory(mb: u64) -> Result<(), String> {
+    use nix::sys::resource::{setrlimit, Resource};
+    let bytes = mb.saturating_mul(1024 * 1024);
+    setrlimit(Resource::RLIMIT_DATA, bytes, bytes)
+        .map_err(|e| format!("cannot cap the worker's memory at {mb} MB ({ENV_MEMORY}): {e}"))
+}
+
+/// Runs the worker until the server closes its lanes. Returns the exit code.
 pub fn run() -> i32 {
-    let (Some(socket), Some(token), Some(plan)) = (
+    let (Some(socket), Some(plan), Some(server)) = (
         std::env::var_os(ENV_SOCKET),
-        std::env::var(ENV_TOKEN).ok().and_then(|t| t.parse::<u64>().ok()),
         std::env::var(ENV_PLAN).ok(),
+        std::env::var(ENV_PARENT).ok().and_then(|p| p.parse::<u32>().ok()),
     ) else {
         eprintln!(
             "modelstage worker: started without its server (this command is internal to `modelstage serve`)"
         );
         return 2;
     };
+    if let Err(e) = die_with_the_server(server) {
+        eprintln!("modelstage worker: {e}");
+        return 2;
+    }
     let plan: WorkerPlan = match serde_json::from_str(&plan) {
         Ok(p) => p,
         Err(e) => {
@@ -82,27 +132,29 @@ pub fn run() -> i32 {
             return 2;
         }
     };
-    send(
-        &control,
-        &FrameWriter::new(protocol::HELLO, 8).u64(token).finish(),
-    );
+    send(&control, &FrameWriter::new(protocol::HELLO, 0).finish());
+    let load_failed = |message: &str| {
+        send(
+            &control,
+            &FrameWriter::new(protocol::LOAD_FAILED, message.len())
+                .bytes(message.as_bytes())
+                .finish(),
+        );
+        1
+    };
 
+    match memory_limit_mb().and_then(|limit| limit.map_or(Ok(()), cap_memory)) {
+        Ok(()) => {}
+        Err(message) => return load_failed(&message),
+    }
     let pipeline = match Pipeline::load(&plan.stages) {
         Ok(p) => Arc::new(p),
-        Err(message) => {
-            send(
-                &control,
-                &FrameWriter::new(protocol::LOAD_FAILED, message.len())
-                    .bytes(message.as_bytes())
-                    .finish(),
-            );
-            return 1;
-        }
+        Err(message) => return load_failed(&message),
     };
     let mut lanes = Vec::with_capacity(plan.lanes.max(1));
     for _ in 0..plan.lanes.max(1) {
         let lane = UnixStream::connect(&socket).and_then(|mut lane| {
-            lane.write_all(&FrameWriter::new(protocol::LANE, 8).u64(token).finish())?;
+            lane.write_all(&FrameWriter::new(protocol::LANE, 0).finish())?;
             Ok(lane)
         });
         match lane {
@@ -113,78 +165,69 @@ pub fn run() -> i32 {
             }
         }
     }
-    send(
-        &control,
-        &FrameWriter::new(protocol::READY, 8)
-            .u64(std::process::id() as u64)
-            .finish(),
-    );
+    send(&control, &FrameWriter::new(protocol::READY, 0).finish());
     serve_lanes(lanes, plan.threads.max(1), pipeline);
     0
 }
 
-/// A lane's two ends: requests arrive on the reader, answers leave by the writer.
+/// A lane's two ends: requests arrive on the reader, answers leave by the
+/// writer.
 struct LaneEnds {
     reader: Mutex<BufReader<UnixStream>>,
     writer: Mutex<UnixStream>,
 }
 
-/// Answers requests on every lane until the server has closed them all.
+/// How many requests may run at once: the worker's request threads. The
+/// server never sends more (its credits), so nobody waits here in practice;
+/// it is what keeps a per-instance stage from ever being called twice at
+/// once, whatever arrives.
+struct Permits {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Permits {
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            while *free == 0 {
+                free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+            }
+            *free -= 1;
+        }
+        let out = f();
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
+        out
+    }
+}
+
+/// Answers requests from every lane until the server has closed every
+/// lane. Each lane has `threads` threads that take turns reading it
+/// (leader/followers): the thread that reads a request runs it, so a
+/// request reaches its thread without a hand-off, while the next idle
+/// thread already waits for the lane's next request. At most `threads`
+/// requests run at once across all lanes.
 fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) {
-    let lanes: Vec<Arc<LaneEnds>> = lanes
-        .into_iter()
-        .filter_map(|stream| {
-            Some(Arc::new(LaneEnds {
-                writer: Mutex::new(stream.try_clone().ok()?),
-                reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream)),
-            }))
-        })
-        .collect();
+    let permits = Arc::new(Permits {
+        free: Mutex::new(threads),
+        freed: Condvar::new(),
+    });
     let mut handles = Vec::new();
-    if threads >= lanes.len() {
-        // Leader/followers on each lane: the lane's request threads take
-        // turns reading it, and the thread that reads a request runs it, so
-        // a request reaches its thread without a hand-off, and a slow
-        // request holds one thread while the next idle one already waits.
-        // A lane's only thread takes every request already buffered and
-        // answers them in one write.
-        let batch = threads == lanes.len();
-        for i in 0..threads {
-            let lane = Arc::clone(&lanes[i % lanes.len()]);
-            let pipeline = Arc::clone(&pipeline);
-            handles.push(std::thread::spawn(move || {
-                serve_requests(&lane, &pipeline, batch)
-            }));
-        }
-    } else {
-        // Fewer request threads than lanes (a per-instance stage has one):
-        // a reader per lane passes requests to the request threads, so the
-        // stage is never called from more threads than it allows.
-        let (tx, rx) = mpsc::channel::<(WireRequest, Arc<LaneEnds>)>();
-        let rx = Arc::new(Mutex::new(rx));
-        for lane in &lanes {
-            let lane = Arc::clone(lane);
-            let tx = tx.clone();
-            handles.push(std::thread::spawn(move || loop {
-                match next_request(&lane) {
-                    Some(request) => {
-                        if tx.send((request, Arc::clone(&lane))).is_err() {
-                            return;
-                        }
-                    }
-                    // The server closed this lane; the others may still
-                    // carry requests.
-                    None => return,
-                }
-            }));
-        }
+    for stream in lanes {
+        let Ok(writer) = stream.try_clone() else {
+            continue;
+        };
+        let lane = Arc::new(LaneEnds {
+            reader: Mutex::new(BufReader::with_capacity(64 * 1024, stream)),
+            writer: Mutex::new(writer),
+        });
         for _ in 0..threads {
-            let rx = Arc::clone(&rx);
-            let pipeline = Arc::clone(&pipeline);
-            handles.push(std::thread::spawn(move || loop {
-                let next = rx.lock().ok().and_then(|rx| rx.recv().ok());
-                let Some((request, lane)) = next else { return };
-                answer_all(&lane, &pipeline, std::iter::once(request));
+            let (lane, pipeline, permits) = (Arc::clone(&lane), Arc::clone(&pipeline), Arc::clone(&permits));
+            handles.push(std::thread::spawn(move || {
+                while let Some(request) = next_request(&lane) {
+                    permits.run(|| run_request(&lane.writer, &pipeline, &request));
+                }
             }));
         }
     }
@@ -193,69 +236,35 @@ fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) 
     }
 }
 
-/// Most requests a lone lane thread answers in one write.
-const MAX_BATCH: usize = 64;
-
-/// One request thread: read requests, run them, answer, repeat. Returns
-/// when the server closes the lane. Each HTTP thread closes its lanes when
-/// it stops, which during a graceful shutdown may be while another HTTP
-/// thread still waits for answers on its own lanes: the process ends only
-/// once every lane is closed (`serve_lanes` returns).
-fn serve_requests(lane: &LaneEnds, pipeline: &Pipeline, batch: bool) {
-    let mut requests = Vec::new();
-    while next_requests(lane, if batch { MAX_BATCH } else { 1 }, &mut requests) {
-        answer_all(lane, pipeline, requests.drain(..));
-    }
-}
-
-/// Waits for the next request on a lane, then takes up to `most` in all of
-/// those already buffered. False once the server has closed the lane.
-fn next_requests(lane: &LaneEnds, most: usize, out: &mut Vec<WireRequest>) -> bool {
-    let Ok(mut reader) = lane.reader.lock() else {
-        return false;
-    };
+/// The next request on a lane; `None` once the server has closed it.
+fn next_request(lane: &LaneEnds) -> Option<WireRequest> {
+    let mut reader = lane.reader.lock().ok()?;
     loop {
-        let buffered =
-            matches!(protocol::frame_size(reader.buffer()), Ok(Some(n)) if n <= reader.buffer().len());
-        if !out.is_empty() && (!buffered || out.len() >= most) {
-            return true;
-        }
         // A fresh buffer per frame: the request's body keeps it.
         let mut buf = Vec::new();
-        let frame = protocol::read_frame(&mut *reader, &mut buf);
-        match frame {
+        match protocol::read_frame(&mut *reader, &mut buf) {
             Ok(Some(protocol::REQUEST)) => match WireRequest::decode(&Bytes::from(buf).slice(1..)) {
-                Ok(request) => out.push(request),
+                Ok(request) => return Some(request),
                 Err(e) => log::error!("dropping a malformed frame from the server: {e}"),
             },
             Ok(Some(other)) => log::error!("unexpected frame kind {other} from the server"),
-            Ok(None) | Err(_) => return !out.is_empty(),
+            Ok(None) | Err(_) => return None,
         }
     }
 }
 
-/// The next request on a lane; `None` once the server has closed it.
-fn next_request(lane: &LaneEnds) -> Option<WireRequest> {
-    let mut one = Vec::with_capacity(1);
-    next_requests(lane, 1, &mut one).then(|| one.pop()).flatten()
-}
-
-/// Runs requests and writes their answers to the lane: small answers
-/// together in one write, a large body straight after its frame's head
-/// rather than copied into it.
-fn answer_all(lane: &LaneEnds, pipeline: &Pipeline, requests: impl Iterator<Item = WireRequest>) {
-    let mut out = Vec::new();
-    for request in requests {
-        let answer = pipeline.handle(&request);
-        modelstage_sdk::logging::set_request_id(None);
-        let (frame, large_body) = answer.encode_split(std::mem::take(&mut out));
-        out = frame;
-        if let Some(body) = large_body {
-            send_parts(&lane.writer, &[&out, body]);
-            out.clear();
-        }
-    }
-    if !out.is_empty() {
-        send_parts(&lane.writer, &[&out]);
+/// Says the request started, runs it and writes its answer: a large body
+/// straight after its frame's head rather than copied into it.
+fn run_request(writer: &Mutex<UnixStream>, pipeline: &Pipeline, request: &WireRequest) {
+    send(
+        writer,
+        &FrameWriter::new(protocol::STARTED, 8).u64(request.id).finish(),
+    );
+    let answer = pipeline.handle(request);
+    modelstage_sdk::logging::set_request_id(None);
+    let (frame, large_body) = answer.encode_split(Vec::new());
+    match large_body {
+        Some(body) => send_parts(writer, &[&frame, body]),
+        None => send(writer, &frame),
     }
 }

@@ -62,7 +62,12 @@ pub fn bounded(message: &str, max: usize) -> std::borrow::Cow<'_, str> {
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes, first {end} shown)", &message[..end], message.len()).into()
+    format!(
+        "{}… ({} bytes, first {end} shown)",
+        &message[..end],
+        message.len()
+    )
+    .into()
 }
 
 /// `message` cut to [`MAX_MESSAGE_BYTES`] (see [`bounded`]).

@@ -41,13 +41,21 @@ pub fn fix_mmap_threshold() -> Option<String> {
     }
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
-        Err(e) => return Some(format!("cannot find this program to fix the allocator's mmap threshold: {e}")),
+        Err(e) => {
+            return Some(format!(
+                "cannot find this program to fix the allocator's mmap threshold: {e}"
+            ))
+        }
     };
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_else(|| OsString::from("modelstage"));
     // `exec` replaces this process (same pid, so a supervisor or `docker stop` sees no change);
     // it returns only on failure.
-    let error = Command::new(exe).arg0(arg0).args(args).env(VARIABLE, MMAP_THRESHOLD).exec();
+    let error = Command::new(exe)
+        .arg0(arg0)
+        .args(args)
+        .env(VARIABLE, MMAP_THRESHOLD)
+        .exec();
     Some(format!(
         "cannot start again with a fixed mmap threshold ({error}): large requests may keep their memory"
     ))

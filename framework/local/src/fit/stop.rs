@@ -52,8 +52,7 @@ impl Stop {
         self.signal().is_some()
     }
 
-    /// Records a stop request as a signal would (tests use it to stop a job without signals).
-    #[cfg(test)]
+    /// Records a stop request as a signal would: StopTrainingJob, and tests, stop a job this way.
     pub fn request(&self, signal: i32) {
         self.signal.store(signal as usize, Ordering::SeqCst);
     }

@@ -155,18 +155,12 @@ fn execute(args: TransformArgs) -> Result<JobReport, String> {
             return Err("give the model: --endpoint URL (a running endpoint) or --model MODEL.json".into())
         }
     };
-    let invoker = HttpInvoker::new(
-        &endpoint,
-        Duration::from_secs(job.invocations_timeout_seconds().into()),
-        job.invocations_max_retries(),
-    )?;
-    invoker.wait_ready(READY_WITHIN)?;
     let mut progress = if args.quiet {
         Progress::hidden()
     } else {
         Progress::auto()
     };
-    let report = run_job(&job, &invoker, &mut progress)?;
+    let report = run_against(&job, &endpoint, &mut progress)?;
     drop(running);
     if !args.quiet {
         let s = report.settings;
@@ -184,6 +178,17 @@ fn execute(args: TransformArgs) -> Result<JobReport, String> {
         );
     }
     Ok(report)
+}
+
+/// Runs a validated job against the endpoint at `endpoint` (a URL), once it answers `/ping`.
+pub fn run_against(job: &TransformJob, endpoint: &str, progress: &mut Progress) -> Result<JobReport, String> {
+    let invoker = HttpInvoker::new(
+        endpoint,
+        Duration::from_secs(job.invocations_timeout_seconds().into()),
+        job.invocations_max_retries(),
+    )?;
+    invoker.wait_ready(READY_WITHIN)?;
+    run_job(job, &invoker, progress)
 }
 
 /// The request document with the flags applied over it.

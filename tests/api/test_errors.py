@@ -1,0 +1,154 @@
+"""What `modelstage api` refuses, and how: the service's exception names and statuses, and
+messages that say what to fix. The client does not validate parameters here, so that the
+server's own validation is what answers."""
+
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ROOT, WAIT, render, stage_lib
+
+
+def error(call, **kwargs):
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    response = caught.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
+
+
+@pytest.fixture(scope="module")
+def sm(server):
+    return server.client("sagemaker", parameter_validation=False)
+
+
+def test_an_unknown_member_is_named_with_a_suggestion(sm):
+    status, code, message = error(
+        sm.create_model,
+        ModelName="typo",
+        PrimaryContainer={"Image": stage_lib("featurizer"), "ModelDataURL": "file:///nowhere/model.tar.gz"},
+    )
+    assert (status, code) == (400, "ValidationException")
+    assert "unknown member \"ModelDataURL\" at 'PrimaryContainer'" in message, message
+    assert "did you mean 'ModelDataUrl'?" in message, message
+    status, code, _ = error(sm.describe_model, ModelName="typo")
+    assert code == "ValidationException", "the refused model must not exist"
+
+
+def test_a_missing_required_member_is_named(sm):
+    status, code, message = error(sm.create_endpoint, EndpointName="no-config")
+    assert (status, code) == (400, "ValidationException")
+    assert "Value null at 'EndpointConfigName'" in message, message
+
+
+def test_names_and_enums_are_checked(sm):
+    _, code, message = error(sm.describe_endpoint, EndpointName="under_score")
+    assert code == "ValidationException" and "regular expression" in message, message
+    _, code, message = error(
+        sm.create_model,
+        ModelName="bad-mode",
+        Containers=[{"Image": stage_lib("featurizer")}, {"Image": stage_lib("linear_learner")}],
+        InferenceExecutionConfig={"Mode": "Parallel"},
+    )
+    assert code == "ValidationException" and "[Serial, Direct]" in message, message
+
+
+def test_a_duplicate_training_job_is_resource_in_use(sm, tmp_path):
+    job = render("featurizer-training-job.json", tmp_path, TrainingJobName="twice")
+    sm.create_training_job(**job)
+    status, code, message = error(sm.create_training_job, **job)
+    assert (status, code) == (400, "ResourceInUse"), message
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="twice", WaiterConfig=WAIT)
+
+
+def test_missing_resources_are_reported_as_the_service_reports_them(sm):
+    for call, member, what in [
+        (sm.describe_model, "ModelName", "Could not find model"),
+        (sm.describe_endpoint, "EndpointName", "Could not find endpoint"),
+        (sm.describe_endpoint_config, "EndpointConfigName", "Could not find endpoint configuration"),
+        (sm.describe_training_job, "TrainingJobName", "Requested resource not found"),
+        (sm.describe_transform_job, "TransformJobName", "Requested resource not found"),
+        (sm.delete_model, "ModelName", "Could not find model"),
+    ]:
+        status, code, message = error(call, **{member: "nowhere"})
+        assert (status, code) == (400, "ValidationException"), (member, message)
+        assert what in message and "nowhere" in message, message
+    _, code, _ = error(sm.stop_training_job, TrainingJobName="nowhere")
+    assert code == "ResourceNotFound"
+
+
+def test_an_unsupported_operation_is_named(sm):
+    status, code, message = error(sm.list_notebook_instances)
+    assert (status, code) == (400, "UnknownOperationException")
+    assert "ListNotebookInstances" in message, message
+
+
+def test_a_body_that_is_not_json_is_refused(server):
+    request = urllib.request.Request(
+        server.url + "/",
+        data=b"{not json",
+        headers={"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 400
+    assert b'"__type":"ValidationException"' in caught.value.read()
+
+
+def test_invoking_a_missing_endpoint_is_a_validation_error(server):
+    runtime = server.client("sagemaker-runtime")
+    status, code, message = error(runtime.invoke_endpoint, EndpointName="nowhere", ContentType="text/csv", Body=b"1")
+    assert (status, code) == (400, "ValidationError")
+    assert "nowhere" in message and "not found" in message, message
+
+
+def test_a_training_job_whose_stage_fails_is_failed_with_its_reason(sm, tmp_path):
+    # Linear Learner on the raw data: its first column, the sex, is not a number.
+    job = render("linear-learner-training-job.json", tmp_path, TrainingJobName="raw-data")
+    job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = f"file://{ROOT}/examples/abalone/data"
+    sm.create_training_job(**job)
+    waiter = sm.get_waiter("training_job_completed_or_stopped")
+    with pytest.raises(Exception):
+        waiter.wait(TrainingJobName="raw-data", WaiterConfig=WAIT)
+    described = sm.describe_training_job(TrainingJobName="raw-data")
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["FailureReason"], described
+    assert described["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
+
+
+def test_a_container_error_is_a_model_error_and_a_model_that_cannot_load_fails_its_endpoint(server, sm, tmp_path):
+    job = render("featurizer-training-job.json", tmp_path, TrainingJobName="for-model-error")
+    sm.create_training_job(**job)
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="for-model-error", WaiterConfig=WAIT)
+    artifacts = sm.describe_training_job(TrainingJobName="for-model-error")["ModelArtifacts"]["S3ModelArtifacts"]
+    sm.create_model(ModelName="featurizer-only", PrimaryContainer={"Image": stage_lib("featurizer"), "ModelDataUrl": artifacts})
+    sm.create_model(ModelName="cannot-load", PrimaryContainer={"Image": stage_lib("failing_model")})
+    for model in ["featurizer-only", "cannot-load"]:
+        sm.create_endpoint_config(
+            EndpointConfigName=model, ProductionVariants=[{"VariantName": "v1", "ModelName": model}]
+        )
+        sm.create_endpoint(EndpointName=model, EndpointConfigName=model)
+
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="featurizer-only", WaiterConfig=WAIT)
+    runtime = server.client("sagemaker-runtime")
+    status, code, message = error(
+        runtime.invoke_endpoint, EndpointName="featurizer-only", ContentType="text/csv", Body=b"not,a,row"
+    )
+    assert (status, code) == (424, "ModelError"), message
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName="featurizer-only", ContentType="text/csv", Body=b"not,a,row")
+    body = caught.value.response
+    assert 400 <= body["OriginalStatusCode"] < 600, body
+    assert body["LogStreamArn"].endswith("/aws/sagemaker/Endpoints/featurizer-only"), body
+    assert body["OriginalMessage"], body
+
+    with pytest.raises(Exception):
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="cannot-load", WaiterConfig=WAIT)
+    failed = sm.describe_endpoint(EndpointName="cannot-load")
+    assert failed["EndpointStatus"] == "Failed"
+    assert failed["FailureReason"], failed
+    status, code, message = error(runtime.invoke_endpoint, EndpointName="cannot-load", ContentType="text/csv", Body=b"1")
+    assert (status, code) == (400, "ValidationError") and "not in service" in message, message
+    for name in ["featurizer-only", "cannot-load"]:
+        sm.delete_endpoint(EndpointName=name)
+        sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig=WAIT)

@@ -2,6 +2,8 @@
 messages that say what to fix. The client does not validate parameters here, so that the
 server's own validation is what answers."""
 
+import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -22,16 +24,30 @@ def sm(server):
     return server.client("sagemaker", parameter_validation=False)
 
 
-def test_an_unknown_member_is_named_with_a_suggestion(sm):
-    status, code, message = error(
-        sm.create_model,
-        ModelName="typo",
-        PrimaryContainer={"Image": stage_lib("featurizer"), "ModelDataURL": "file:///nowhere/model.tar.gz"},
+def raw(server, operation, body):
+    """One control-plane request sent as it is (boto3 cannot send a member its model lacks)."""
+    request = urllib.request.Request(
+        server.url + "/",
+        data=body,
+        headers={"X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"},
     )
-    assert (status, code) == (400, "ValidationException")
-    assert "unknown member \"ModelDataURL\" at 'PrimaryContainer'" in message, message
-    assert "did you mean 'ModelDataUrl'?" in message, message
-    status, code, _ = error(sm.describe_model, ModelName="typo")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_an_unknown_member_is_named_with_a_suggestion(server, sm):
+    model = {
+        "ModelName": "typo",
+        "PrimaryContainer": {"Image": stage_lib("featurizer"), "ModelDataURL": "file:///nowhere/model.tar.gz"},
+    }
+    status, body = raw(server, "CreateModel", json.dumps(model).encode())
+    assert (status, body["__type"]) == (400, "ValidationException"), body
+    assert "unknown member \"ModelDataURL\" at 'PrimaryContainer'" in body["message"], body
+    assert "did you mean 'ModelDataUrl'?" in body["message"], body
+    _, code, _ = error(sm.describe_model, ModelName="typo")
     assert code == "ValidationException", "the refused model must not exist"
 
 
@@ -84,15 +100,9 @@ def test_an_unsupported_operation_is_named(sm):
 
 
 def test_a_body_that_is_not_json_is_refused(server):
-    request = urllib.request.Request(
-        server.url + "/",
-        data=b"{not json",
-        headers={"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"},
-    )
-    with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(request, timeout=60)
-    assert caught.value.code == 400
-    assert b'"__type":"ValidationException"' in caught.value.read()
+    status, body = raw(server, "ListModels", b"{not json")
+    assert (status, body["__type"]) == (400, "ValidationException"), body
+    assert "not JSON" in body["message"], body
 
 
 def test_invoking_a_missing_endpoint_is_a_validation_error(server):
@@ -152,3 +162,22 @@ def test_a_container_error_is_a_model_error_and_a_model_that_cannot_load_fails_i
     for name in ["featurizer-only", "cannot-load"]:
         sm.delete_endpoint(EndpointName=name)
         sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig=WAIT)
+
+
+def test_a_stopped_training_job_ends_stopped(sm, tmp_path):
+    # A large channel, so that the job still runs when the stop arrives.
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "abalone.csv").write_text((ROOT / "examples/abalone/data/abalone.csv").read_text() * 40)
+    job = render("featurizer-training-job.json", tmp_path, TrainingJobName="to-stop")
+    job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = f"file://{big}"
+    sm.create_training_job(**job)
+    sm.stop_training_job(TrainingJobName="to-stop")
+    assert sm.describe_training_job(TrainingJobName="to-stop")["TrainingJobStatus"] in ("Stopping", "Stopped")
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="to-stop", WaiterConfig=WAIT)
+    stopped = sm.describe_training_job(TrainingJobName="to-stop")
+    assert stopped["TrainingJobStatus"] == "Stopped", stopped
+    assert stopped["SecondaryStatusTransitions"][-1]["Status"] == "Stopped"
+    assert "ModelArtifacts" not in stopped or not stopped["ModelArtifacts"].get("S3ModelArtifacts")
+    _, code, _ = error(sm.stop_training_job, TrainingJobName="to-stop")
+    assert code == "ValidationException", "a stopped job cannot be stopped again"

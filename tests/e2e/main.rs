@@ -5,6 +5,7 @@
 mod support;
 
 mod abalone;
+mod api;
 mod docker;
 mod featurizer;
 mod inspect;

@@ -23,7 +23,10 @@ struct Plan {
 
 fn plan(api: &Api, region: &str, config: &str) -> Result<Plan, ApiError> {
     let description = api.require(region, Kind::EndpointConfig, config)?;
-    let variants = description["ProductionVariants"].as_array().cloned().unwrap_or_default();
+    let variants = description["ProductionVariants"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let [variant] = variants.as_slice() else {
         return Err(ApiError::validation(format!(
             "the endpoint configuration {} has {} production variants; a local endpoint serves one",
@@ -53,7 +56,11 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
         "CreationTime": created,
         "LastModifiedTime": created,
     });
-    if !call.api.store.insert(Kind::Endpoint, name, created, &description)? {
+    if !call
+        .api
+        .store
+        .insert(Kind::Endpoint, name, created, &description)?
+    {
         return Err(ApiError::validation(format!(
             "Cannot create already existing endpoint \"{arn}\"."
         )));
@@ -136,7 +143,11 @@ fn launch(api: Arc<Api>, name: String, plan: Plan) {
                 let reason = format!("{e:#}");
                 log::error!("endpoint {} failed: {reason}", quote(&name));
                 // A failed update leaves the endpoint serving its previous model, as the service does.
-                let status = if api.live_endpoint(&name).is_some() { "InService" } else { "Failed" };
+                let status = if api.live_endpoint(&name).is_some() {
+                    "InService"
+                } else {
+                    "Failed"
+                };
                 api.set_status(Kind::Endpoint, &name, status, Some(&reason));
             }
         }
@@ -147,7 +158,10 @@ fn launch(api: Arc<Api>, name: String, plan: Plan) {
 /// are deleted.
 pub fn resume(api: &Arc<Api>, region: &str) -> Result<(), ApiError> {
     for description in api.store.list(Kind::Endpoint)? {
-        let name = description["EndpointName"].as_str().unwrap_or_default().to_string();
+        let name = description["EndpointName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         match description["EndpointStatus"].as_str() {
             Some("Deleting") => {
                 api.store.delete(Kind::Endpoint, &name)?;

@@ -145,9 +145,7 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
                 args.bind
             );
         }
-        log::info!(
-            "SigV4 signatures are accepted and NOT verified: modelstage api has no authentication"
-        );
+        log::info!("SigV4 signatures are accepted and NOT verified: modelstage api has no authentication");
         log::info!("state in {}", state_dir.display());
         eprintln!("modelstage api: listening on http://{address}");
         server.run().await.context("the server failed")

@@ -12,7 +12,8 @@ use crate::deploy::ModelSpec;
 
 /// A stored model's containers, as `deploy` reads them.
 pub fn model_spec(description: &Value) -> Result<ModelSpec, ApiError> {
-    ModelSpec::from_request(&description.to_string(), "the model").map_err(|e| ApiError::validation(format!("{e:#}")))
+    ModelSpec::from_request(&description.to_string(), "the model")
+        .map_err(|e| ApiError::validation(format!("{e:#}")))
 }
 
 pub fn create_model(call: &Call) -> Result<Value, ApiError> {
@@ -29,7 +30,10 @@ pub fn create_endpoint_config(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("EndpointConfigName");
     let variants = call.body.get("ProductionVariants").and_then(Value::as_array);
     for variant in variants.into_iter().flatten() {
-        let model = variant.get("ModelName").and_then(Value::as_str).unwrap_or_default();
+        let model = variant
+            .get("ModelName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         call.api.require(call.region, Kind::Model, model)?;
     }
     let arn = call.arn(Kind::EndpointConfig, name);
@@ -44,7 +48,11 @@ fn create(call: &Call, kind: Kind, name: &str, arn: &str) -> Result<(), ApiError
     description.remove("Tags");
     description.insert(format!("{}Arn", kind.member()), json!(arn));
     description.insert("CreationTime".into(), json!(created));
-    if call.api.store.insert(kind, name, created, &Value::Object(description))? {
+    if call
+        .api
+        .store
+        .insert(kind, name, created, &Value::Object(description))?
+    {
         Ok(())
     } else {
         Err(ApiError::validation(format!(

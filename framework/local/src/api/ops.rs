@@ -31,7 +31,12 @@ impl Call<'_> {
 }
 
 /// Answers one operation.
-pub fn call(api: &std::sync::Arc<Api>, region: &str, operation: &str, body: &Value) -> Result<Value, ApiError> {
+pub fn call(
+    api: &std::sync::Arc<Api>,
+    region: &str,
+    operation: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
     let shape = shapes::input(operation).ok_or_else(|| {
         ApiError::unknown_operation(format!(
             "the operation {} is not implemented by modelstage api (see docs/sagemaker-api.md)",
@@ -67,7 +72,10 @@ pub fn call(api: &std::sync::Arc<Api>, region: &str, operation: &str, body: &Val
         "DescribeTransformJob" => describe(&call, Kind::TransformJob),
         "ListTransformJobs" => list(&call, Kind::TransformJob, "TransformJobSummaries", JOB_SUMMARY),
         "StopTransformJob" => transform::stop(&call),
-        other => Err(ApiError::internal(format!("{} has a shape but no handler", quote(other)))),
+        other => Err(ApiError::internal(format!(
+            "{} has a shape but no handler",
+            quote(other)
+        ))),
     }
 }
 
@@ -105,8 +113,8 @@ fn list(call: &Call, kind: Kind, key: &str, members: &[&str]) -> Result<Value, A
         .store
         .list(kind)?
         .into_iter()
-        .filter(|d| contains.map_or(true, |part| d[&name_member].as_str().is_some_and(|n| n.contains(part))))
-        .filter(|d| status.map_or(true, |s| d[&status_member] == s))
+        .filter(|d| contains.is_none_or(|part| d[&name_member].as_str().is_some_and(|n| n.contains(part))))
+        .filter(|d| status.is_none_or(|s| d[&status_member] == s))
         .take(max)
         .map(|d| {
             let summary: Map<String, Value> = members

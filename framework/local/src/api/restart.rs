@@ -17,11 +17,17 @@ pub fn recover(api: &Arc<Api>) -> Result<(), ApiError> {
         let status_member = format!("{}Status", kind.member());
         let name_member = format!("{}Name", kind.member());
         for description in api.store.list(kind)? {
-            if !matches!(description[&status_member].as_str(), Some("InProgress" | "Stopping")) {
+            if !matches!(
+                description[&status_member].as_str(),
+                Some("InProgress" | "Stopping")
+            ) {
                 continue;
             }
             let name = description[&name_member].as_str().unwrap_or_default();
-            log::warn!("the {} {name} was running when modelstage api stopped: marked Failed", kind.label());
+            log::warn!(
+                "the {} {name} was running when modelstage api stopped: marked Failed",
+                kind.label()
+            );
             match kind {
                 Kind::TrainingJob => training::fail(api, name, INTERRUPTED),
                 _ => transform::finish(api, name, "Failed", Some(INTERRUPTED)),

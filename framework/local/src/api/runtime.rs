@@ -65,7 +65,11 @@ async fn forward(
 ) -> Result<HttpResponse, ApiError> {
     let region = region(request.headers());
     let not_ready = |how: String| {
-        ApiError::runtime_validation(format!("Endpoint {} of account {} {how}.", quote(name), api.account))
+        ApiError::runtime_validation(format!(
+            "Endpoint {} of account {} {how}.",
+            quote(name),
+            api.account
+        ))
     };
     if !is_name(name) {
         return Err(not_ready("not found".into()));
@@ -92,7 +96,10 @@ async fn forward(
             vec![("LogStreamArn", json!(log))],
         )
     };
-    let mut answer = outbound.send_body(body).await.map_err(|e| unreachable(e.to_string()))?;
+    let mut answer = outbound
+        .send_body(body)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     let status = answer.status();
     let payload = answer
         .body()
@@ -101,7 +108,11 @@ async fn forward(
         .map_err(|e| unreachable(e.to_string()))?;
     if !status.is_success() {
         let original = String::from_utf8_lossy(&payload);
-        let side = if status.is_client_error() { "client" } else { "server" };
+        let side = if status.is_client_error() {
+            "client"
+        } else {
+            "server"
+        };
         return Err(ApiError::model_error(
             format!(
                 "Received {side} error ({}) from the model with message {}. See {log} for more information.",

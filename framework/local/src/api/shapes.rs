@@ -67,7 +67,10 @@ static CREATE_MODEL: Shape = Shape::Struct(&[
 static S3_DATA_SOURCE: Shape = Shape::Struct(&[
     req("S3DataType", &S3_DATA_TYPE),
     req("S3Uri", &URI),
-    opt("S3DataDistributionType", &Shape::Enum(&["FullyReplicated", "ShardedByS3Key"])),
+    opt(
+        "S3DataDistributionType",
+        &Shape::Enum(&["FullyReplicated", "ShardedByS3Key"]),
+    ),
     opt("AttributeNames", &ANY),
     opt("InstanceGroupNames", &ANY),
     opt("ModelAccessConfig", &ANY),
@@ -238,7 +241,10 @@ static CREATE_TRANSFORM_JOB: Shape = Shape::Struct(&[
             ),
             opt("ContentType", &TEXT),
             opt("CompressionType", &COMPRESSION),
-            opt("SplitType", &Shape::Enum(&["None", "Line", "RecordIO", "TFRecord"])),
+            opt(
+                "SplitType",
+                &Shape::Enum(&["None", "Line", "RecordIO", "TFRecord"]),
+            ),
         ]),
     ),
     req(

@@ -43,6 +43,8 @@ pub struct Api {
     pub account: String,
     endpoints: Mutex<HashMap<String, Arc<LiveEndpoint>>>,
     trainings: Mutex<HashMap<String, Stop>>,
+    /// The models started for running transform jobs: taking one out stops the job.
+    transform_models: Mutex<HashMap<String, RunningEndpoint>>,
     /// Set when the server stops: job threads then leave their jobs as they are, for the next
     /// start to mark them interrupted.
     shutting_down: AtomicBool,
@@ -59,6 +61,7 @@ impl Api {
             account,
             endpoints: Mutex::default(),
             trainings: Mutex::default(),
+            transform_models: Mutex::default(),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -114,12 +117,26 @@ impl Api {
         }
     }
 
+    /// Keeps the model of a running transform job up; returns its URL.
+    pub fn add_transform_model(&self, job: &str, model: RunningEndpoint) -> String {
+        let url = model.url().to_string();
+        lock(&self.transform_models).insert(job.to_string(), model);
+        url
+    }
+
+    /// Stops the model of a transform job, if it has one running; its containers are stopped
+    /// when this returns.
+    pub fn stop_transform_model(&self, job: &str) {
+        let model = lock(&self.transform_models).remove(job);
+        drop(model);
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Stops everything this server started: training jobs are asked to stop, endpoints are
-    /// taken down. Their records stay as they are, for the next start.
+    /// Stops everything this server started: training jobs are asked to stop, endpoints and the
+    /// models of transform jobs are taken down. Their records stay as they are, for the next start.
     pub fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         for stop in lock(&self.trainings).values() {
@@ -127,6 +144,8 @@ impl Api {
         }
         let endpoints: Vec<_> = lock(&self.endpoints).drain().collect();
         drop(endpoints);
+        let models: Vec<_> = lock(&self.transform_models).drain().collect();
+        drop(models);
     }
 
     /// Whether any training job still runs (a shutdown waits for them to clean up).
@@ -147,7 +166,12 @@ impl Api {
             }
         });
         if let Err(e) = result {
-            log::error!("cannot record the status of the {} {}: {}", kind.label(), quote(name), e.message);
+            log::error!(
+                "cannot record the status of the {} {}: {}",
+                kind.label(),
+                quote(name),
+                e.message
+            );
         }
     }
 
@@ -155,7 +179,12 @@ impl Api {
     /// the database instead of returning it (for job threads, which have no one to answer).
     pub fn record(&self, kind: Kind, name: &str, change: impl FnOnce(&mut Map<String, Value>)) {
         if let Err(e) = self.store.update(kind, name, change) {
-            log::error!("cannot record the progress of the {} {}: {}", kind.label(), quote(name), e.message);
+            log::error!(
+                "cannot record the progress of the {} {}: {}",
+                kind.label(),
+                quote(name),
+                e.message
+            );
         }
     }
 }

@@ -65,7 +65,8 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) `api.sqlite3` in `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the state folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
         let path = dir.join("api.sqlite3");
         let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         conn.execute_batch(
@@ -90,7 +91,13 @@ impl Store {
     }
 
     /// Adds a resource; `false` when one of that kind and name exists already.
-    pub fn insert(&self, kind: Kind, name: &str, created: f64, description: &Value) -> Result<bool, ApiError> {
+    pub fn insert(
+        &self,
+        kind: Kind,
+        name: &str,
+        created: f64,
+        description: &Value,
+    ) -> Result<bool, ApiError> {
         let changed = self
             .lock()
             .execute(
@@ -170,7 +177,8 @@ impl Store {
 }
 
 fn parse(text: &str) -> Result<Value, ApiError> {
-    serde_json::from_str(text).map_err(|e| ApiError::internal(format!("a stored description is not JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::internal(format!("a stored description is not JSON: {e}")))
 }
 
 fn db_error(e: rusqlite::Error) -> ApiError {
@@ -186,9 +194,16 @@ mod tests {
     fn resources_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert!(store.insert(Kind::Model, "m", 1.0, &json!({"ModelName": "m"})).unwrap());
-        assert!(!store.insert(Kind::Model, "m", 2.0, &json!({})).unwrap(), "a duplicate is refused");
-        assert!(store.insert(Kind::Endpoint, "m", 3.0, &json!({"EndpointStatus": "Creating"})).unwrap());
+        assert!(store
+            .insert(Kind::Model, "m", 1.0, &json!({"ModelName": "m"}))
+            .unwrap());
+        assert!(
+            !store.insert(Kind::Model, "m", 2.0, &json!({})).unwrap(),
+            "a duplicate is refused"
+        );
+        assert!(store
+            .insert(Kind::Endpoint, "m", 3.0, &json!({"EndpointStatus": "Creating"}))
+            .unwrap());
         store
             .update(Kind::Endpoint, "m", |d| {
                 d.insert("EndpointStatus".into(), json!("InService"));
@@ -196,8 +211,14 @@ mod tests {
             .unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.get(Kind::Model, "m").unwrap(), Some(json!({"ModelName": "m"})));
-        assert_eq!(store.get(Kind::Endpoint, "m").unwrap().unwrap()["EndpointStatus"], "InService");
+        assert_eq!(
+            store.get(Kind::Model, "m").unwrap(),
+            Some(json!({"ModelName": "m"}))
+        );
+        assert_eq!(
+            store.get(Kind::Endpoint, "m").unwrap().unwrap()["EndpointStatus"],
+            "InService"
+        );
         assert!(store.delete(Kind::Model, "m").unwrap());
         assert!(!store.delete(Kind::Model, "m").unwrap());
         assert_eq!(store.list(Kind::Model).unwrap().len(), 0);

@@ -40,7 +40,11 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
         "SecondaryStatusTransitions".into(),
         json!([{ "Status": "Starting", "StartTime": created, "StatusMessage": message("Starting") }]),
     );
-    if !call.api.store.insert(KIND, name, created, &Value::Object(description))? {
+    if !call
+        .api
+        .store
+        .insert(KIND, name, created, &Value::Object(description))?
+    {
         return Err(in_use(&arn));
     }
     let stop = Stop::never();
@@ -83,7 +87,9 @@ fn run(api: &Api, job: &TrainingJob, output_dir: &std::path::Path, stop: &Stop) 
     let result = (|| {
         fit::check_runnable(&job.image)?;
         let tree = fit::prepare(job, stop)?;
-        let end = fit::run_in_tree(tree.base(), job, output_dir, stop, &mut |phase| transition(api, name, phase));
+        let end = fit::run_in_tree(tree.base(), job, output_dir, stop, &mut |phase| {
+            transition(api, name, phase)
+        });
         if let Err(e) = tree.remove() {
             log::warn!("{e:#}");
         }
@@ -128,9 +134,7 @@ fn message(status: &str) -> &'static str {
 
 /// Closes the open secondary status and opens `status`.
 fn push_transition(d: &mut Map<String, Value>, status: &str, at: f64) {
-    let transitions = d
-        .entry("SecondaryStatusTransitions")
-        .or_insert_with(|| json!([]));
+    let transitions = d.entry("SecondaryStatusTransitions").or_insert_with(|| json!([]));
     if let Some(list) = transitions.as_array_mut() {
         if let Some(open) = list.last_mut() {
             open["EndTime"] = json!(at);
@@ -166,7 +170,10 @@ fn finish(api: &Api, name: &str, status: &str, reason: Option<&str>) {
         d.insert("TrainingJobStatus".into(), json!(status));
         d.insert("TrainingEndTime".into(), json!(at));
         let started = d.get("TrainingStartTime").and_then(Value::as_f64).unwrap_or(at);
-        d.insert("TrainingTimeInSeconds".into(), json!((at - started).round() as u64));
+        d.insert(
+            "TrainingTimeInSeconds".into(),
+            json!((at - started).round() as u64),
+        );
         if let Some(reason) = reason {
             d.insert("FailureReason".into(), json!(failure_reason(reason)));
         }

@@ -25,7 +25,11 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     let job = TransformJob::from_json(&request.to_string())
         .and_then(|job| job.validate().map(|()| job))
         .map_err(|e| ApiError::validation(format!("CreateTransformJob: {e}")))?;
-    let spec = model_spec(&call.api.require(call.region, Kind::Model, call.str("ModelName"))?)?;
+    let spec = model_spec(
+        &call
+            .api
+            .require(call.region, Kind::Model, call.str("ModelName"))?,
+    )?;
     let created = now();
     let mut description = call.body.clone();
     description.remove("Tags");
@@ -33,7 +37,11 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     description.insert("TransformJobStatus".into(), json!("InProgress"));
     description.insert("CreationTime".into(), json!(created));
     description.insert("LastModifiedTime".into(), json!(created));
-    if !call.api.store.insert(KIND, name, created, &Value::Object(description))? {
+    if !call
+        .api
+        .store
+        .insert(KIND, name, created, &Value::Object(description))?
+    {
         return Err(ApiError::in_use(format!(
             "Transform job names must be unique within an AWS account and region, and a transform \
              job with this name already exists ({arn})"
@@ -45,7 +53,8 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     Ok(json!({ "TransformJobArn": arn }))
 }
 
-/// StopTransformJob: the job is marked `Stopping`, and `Stopped` when its run ends.
+/// StopTransformJob: the job is marked `Stopping`, its model is stopped, and the job is
+/// `Stopped` when its run ends.
 pub fn stop(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("TransformJobName");
     let description = call
@@ -61,6 +70,10 @@ pub fn stop(call: &Call) -> Result<Value, ApiError> {
         )));
     }
     call.api.set_status(KIND, name, "Stopping", None);
+    // Stopping containers takes a moment: not on the thread that answers requests.
+    let api = Arc::clone(call.api);
+    let name = name.to_string();
+    std::thread::spawn(move || api.stop_transform_model(&name));
     Ok(json!({}))
 }
 
@@ -71,7 +84,12 @@ fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec) {
     });
     let result = crate::deploy::start_model(spec, &batch_environment(job))
         .map_err(|e| format!("cannot start the model: {e:#}"))
-        .and_then(|running| run_against(job, running.url(), &mut Progress::hidden()));
+        .and_then(|running| {
+            let url = api.add_transform_model(name, running);
+            let report = run_against(job, &url, &mut Progress::hidden());
+            api.stop_transform_model(name);
+            report
+        });
     if api.shutting_down() {
         return;
     }

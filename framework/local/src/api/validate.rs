@@ -78,13 +78,20 @@ pub fn check(operation: &str, shape: &Shape, body: &Value) -> Result<(), ApiErro
 }
 
 fn walk(shape: &Shape, value: &Value, at: &str, problems: &mut Vec<String>) {
-    let place = if at.is_empty() { "the request" } else { at };
+    let place = if at.is_empty() {
+        "the request".to_string()
+    } else {
+        format!("'{at}'")
+    };
     match (shape, value) {
         (Shape::Any, _) => {}
         (Shape::Struct(members), Value::Object(object)) => walk_struct(members, object, at, problems),
         (Shape::List(item, max), Value::Array(items)) => {
             if items.len() > *max {
-                problems.push(format!("{place} has {} entries; at most {max} are allowed", items.len()));
+                problems.push(format!(
+                    "{place} has {} entries; at most {max} are allowed",
+                    items.len()
+                ));
             }
             for (i, entry) in items.iter().enumerate() {
                 walk(item, entry, &format!("{at}[{i}]"), problems);
@@ -92,7 +99,10 @@ fn walk(shape: &Shape, value: &Value, at: &str, problems: &mut Vec<String>) {
         }
         (Shape::Map(max), Value::Object(map)) => {
             if map.len() > *max {
-                problems.push(format!("{place} has {} entries; at most {max} are allowed", map.len()));
+                problems.push(format!(
+                    "{place} has {} entries; at most {max} are allowed",
+                    map.len()
+                ));
             }
             for (key, entry) in map {
                 if !entry.is_string() {
@@ -102,13 +112,16 @@ fn walk(shape: &Shape, value: &Value, at: &str, problems: &mut Vec<String>) {
         }
         (Shape::Str(max), Value::String(text)) => {
             if text.len() > *max {
-                problems.push(format!("{place} is {} bytes long; at most {max} are allowed", text.len()));
+                problems.push(format!(
+                    "{place} is {} bytes long; at most {max} are allowed",
+                    text.len()
+                ));
             }
         }
         (Shape::Name, Value::String(name)) => {
             if !is_name(name) {
                 problems.push(format!(
-                    "Value {} at '{place}' failed to satisfy constraint: Member must satisfy regular \
+                    "Value {} at {place} failed to satisfy constraint: Member must satisfy regular \
                      expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}} and have length less than \
                      or equal to {NAME_MAX}",
                     quote(name)
@@ -118,7 +131,7 @@ fn walk(shape: &Shape, value: &Value, at: &str, problems: &mut Vec<String>) {
         (Shape::Enum(allowed), Value::String(text)) => {
             if !allowed.contains(&text.as_str()) {
                 problems.push(format!(
-                    "Value {} at '{place}' failed to satisfy constraint: Member must satisfy enum value \
+                    "Value {} at {place} failed to satisfy constraint: Member must satisfy enum value \
                      set: [{}]",
                     quote(text),
                     allowed.join(", ")
@@ -154,7 +167,11 @@ fn walk_struct(members: &[Member], object: &Map<String, Value>, at: &str, proble
         if members.iter().any(|m| m.name == key) {
             continue;
         }
-        let mut message = format!("unknown member {} at '{}'", quote(key), if at.is_empty() { "the request" } else { at });
+        let mut message = format!(
+            "unknown member {} at '{}'",
+            quote(key),
+            if at.is_empty() { "the request" } else { at }
+        );
         if let Some(near) = nearest(key, members) {
             message.push_str(&format!("; did you mean '{near}'?"));
         }
@@ -200,7 +217,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    static CONTAINER: Shape = Shape::Struct(&[opt("Image", &Shape::Str(255)), opt("ModelDataUrl", &Shape::Str(1024))]);
+    static CONTAINER: Shape = Shape::Struct(&[
+        opt("Image", &Shape::Str(255)),
+        opt("ModelDataUrl", &Shape::Str(1024)),
+    ]);
     static REQUEST: Shape = Shape::Struct(&[
         req("ModelName", &Shape::Name),
         opt("Containers", &Shape::List(&CONTAINER, 15)),
@@ -220,7 +240,10 @@ mod tests {
     #[test]
     fn an_unknown_member_is_named_with_the_nearest_known_one() {
         let m = message(json!({"ModelName": "m", "Containers": [{"Image": "x", "ModelDataURL": "u"}]}));
-        assert!(m.contains("unknown member \"ModelDataURL\" at 'Containers[0]'"), "{m}");
+        assert!(
+            m.contains("unknown member \"ModelDataURL\" at 'Containers[0]'"),
+            "{m}"
+        );
         assert!(m.contains("did you mean 'ModelDataUrl'?"), "{m}");
         let far = message(json!({"ModelName": "m", "Zzz": 1}));
         assert!(!far.contains("did you mean"), "{far}");

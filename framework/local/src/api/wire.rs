@@ -121,7 +121,9 @@ pub fn region(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .and_then(|auth| auth.split("Credential=").nth(1))
         .and_then(|scope| scope.split('/').nth(2))
-        .filter(|r| !r.is_empty() && r.len() <= 32 && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|r| {
+            !r.is_empty() && r.len() <= 32 && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
         .unwrap_or(DEFAULT_REGION)
         .to_string()
 }

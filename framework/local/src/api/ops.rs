@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::state::Api;
+use super::state::{missing, Api};
 use super::store::Kind;
 use super::wire::{quote, ApiError};
 use super::{endpoints, models, shapes, training, transform, validate};
@@ -77,6 +77,32 @@ pub fn call(
             quote(other)
         ))),
     }
+}
+
+/// StopTrainingJob, StopTransformJob: the job must be in progress; it becomes `Stopping` and
+/// its name is returned, for the caller to stop it.
+pub fn begin_stop<'a>(call: &Call<'a>, kind: Kind) -> Result<&'a str, ApiError> {
+    let name = call
+        .body
+        .get(&format!("{}Name", kind.member()))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let status_member = format!("{}Status", kind.member());
+    let description = call
+        .api
+        .store
+        .get(kind, name)?
+        .ok_or_else(|| ApiError::not_found(missing(kind, &call.arn(kind, name)).message))?;
+    if description[&status_member] != "InProgress" {
+        return Err(ApiError::validation(format!(
+            "The {} {} is {}: only a job in progress can be stopped",
+            kind.label(),
+            quote(name),
+            description[&status_member]
+        )));
+    }
+    call.api.set_status(kind, name, "Stopping", None);
+    Ok(name)
 }
 
 /// Which members of a description a summary keeps; `*` stands for the kind's prefix.

@@ -110,16 +110,7 @@ impl Store {
 
     /// The description of a resource.
     pub fn get(&self, kind: Kind, name: &str) -> Result<Option<Value>, ApiError> {
-        let text: Option<String> = self
-            .lock()
-            .query_row(
-                "SELECT description FROM resources WHERE kind = ?1 AND name = ?2",
-                params![kind.arn_type(), name],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_error)?;
-        text.map(|t| parse(&t)).transpose()
+        read(&self.lock(), kind, name)
     }
 
     /// Changes a resource's description in place; `None` when it no longer exists.
@@ -130,16 +121,9 @@ impl Store {
         change: impl FnOnce(&mut Map<String, Value>),
     ) -> Result<Option<Value>, ApiError> {
         let conn = self.lock();
-        let text: Option<String> = conn
-            .query_row(
-                "SELECT description FROM resources WHERE kind = ?1 AND name = ?2",
-                params![kind.arn_type(), name],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_error)?;
-        let Some(text) = text else { return Ok(None) };
-        let mut description = parse(&text)?;
+        let Some(mut description) = read(&conn, kind, name)? else {
+            return Ok(None);
+        };
         if let Value::Object(map) = &mut description {
             change(map);
         }
@@ -174,6 +158,18 @@ impl Store {
             .map_err(db_error)?;
         rows.map(|row| parse(&row.map_err(db_error)?)).collect()
     }
+}
+
+fn read(conn: &Connection, kind: Kind, name: &str) -> Result<Option<Value>, ApiError> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT description FROM resources WHERE kind = ?1 AND name = ?2",
+            params![kind.arn_type(), name],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(db_error)?;
+    text.map(|t| parse(&t)).transpose()
 }
 
 fn parse(text: &str) -> Result<Value, ApiError> {

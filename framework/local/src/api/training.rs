@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::ops::Call;
-use super::state::{failure_reason, missing, Api};
+use super::ops::{begin_stop, Call};
+use super::state::{failure_reason, Api};
 use super::store::Kind;
 use super::wire::{now, quote, ApiError};
 use crate::fit::{self, JobEnd, JobSpec, Stop, TrainingJob};
@@ -55,20 +55,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
 }
 
 pub fn stop(call: &Call) -> Result<Value, ApiError> {
-    let name = call.str("TrainingJobName");
-    let description = call
-        .api
-        .store
-        .get(KIND, name)?
-        .ok_or_else(|| ApiError::not_found(missing(KIND, &call.arn(KIND, name)).message))?;
-    if description["TrainingJobStatus"] != "InProgress" {
-        return Err(ApiError::validation(format!(
-            "The training job {} is {}: only a job in progress can be stopped",
-            quote(name),
-            description["TrainingJobStatus"]
-        )));
-    }
-    call.api.set_status(KIND, name, "Stopping", None);
+    let name = begin_stop(call, KIND)?;
     call.api.stop_training(name);
     Ok(json!({}))
 }

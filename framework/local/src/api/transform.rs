@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::models::model_spec;
-use super::ops::Call;
-use super::state::{missing, Api};
+use super::ops::{begin_stop, Call};
+use super::state::Api;
 use super::store::Kind;
 use super::wire::{now, quote, ApiError};
 use crate::deploy::ModelSpec;
@@ -56,23 +56,9 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
 /// StopTransformJob: the job is marked `Stopping`, its model is stopped, and the job is
 /// `Stopped` when its run ends.
 pub fn stop(call: &Call) -> Result<Value, ApiError> {
-    let name = call.str("TransformJobName");
-    let description = call
-        .api
-        .store
-        .get(KIND, name)?
-        .ok_or_else(|| ApiError::not_found(missing(KIND, &call.arn(KIND, name)).message))?;
-    if description["TransformJobStatus"] != "InProgress" {
-        return Err(ApiError::validation(format!(
-            "The transform job {} is {}: only a job in progress can be stopped",
-            quote(name),
-            description["TransformJobStatus"]
-        )));
-    }
-    call.api.set_status(KIND, name, "Stopping", None);
+    let name = begin_stop(call, KIND)?.to_string();
     // Stopping containers takes a moment: not on the thread that answers requests.
     let api = Arc::clone(call.api);
-    let name = name.to_string();
     std::thread::spawn(move || api.stop_transform_model(&name));
     Ok(json!({}))
 }

@@ -16,3 +16,12 @@ cargo build --workspace
 
 echo "== tests (the C header check is framework/abi/tests/header.rs)"
 cargo test --workspace
+
+# The crates stage authors depend on from the registry. Each must package (and
+# build from its package alone); one run packages them together so that a path
+# dependency between them resolves. Add a crate here when it becomes public.
+PUBLISHABLE=(modelstage-abi modelstage-sdk)
+echo "== cargo package ${PUBLISHABLE[*]}"
+package_args=()
+for crate in "${PUBLISHABLE[@]}"; do package_args+=(-p "$crate"); done
+cargo package --allow-dirty "${package_args[@]}"

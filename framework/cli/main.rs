@@ -5,13 +5,14 @@
 //! machine).
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "modelstage",
-    version,
+    version = version(),
     about = "SageMaker-compatible model containers, in Rust"
 )]
 struct Cli {
@@ -44,9 +45,26 @@ enum Command {
     Invoke(modelstage_local::invoke::InvokeArgs),
     /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
     Inspect(modelstage_runtime::inspect::InspectArgs),
+    /// Check a stage library, an image or a running endpoint against the SageMaker container
+    /// contract: a table of checks (or JSON), non-zero exit on any failure.
+    Check(modelstage_local::check::CheckArgs),
     /// Internal: a worker process of `modelstage serve`.
     #[command(hide = true)]
     Worker,
+}
+
+/// `--version`: the binary's version and the stage ABI it loads, so a stage
+/// author can tell which SDK or header their library must be built against.
+fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (stage ABI {}.{})",
+            env!("CARGO_PKG_VERSION"),
+            modelstage_abi::MODELSTAGE_ABI_MAJOR,
+            modelstage_abi::MODELSTAGE_ABI_MINOR
+        )
+    })
 }
 
 fn code(c: i32) -> ExitCode {
@@ -76,6 +94,10 @@ fn main() -> ExitCode {
         Command::Api(args) => modelstage_local::api::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
+        Command::Check(args) => {
+            modelstage_runtime::logging::init("modelstage");
+            modelstage_local::check::run(args)
+        }
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "columns=sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight";
 
 fn reference() -> Value {
@@ -24,7 +24,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Trains on abalone.csv with `modelstage fit` and unpacks the model.
-fn fit_abalone(dir: &std::path::Path) -> PathBuf {
+pub(crate) fn fit_abalone(dir: &std::path::Path) -> PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::copy(abalone_csv(), data.join("abalone.csv")).unwrap();

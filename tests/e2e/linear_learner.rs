@@ -25,7 +25,7 @@ fn write_line_csv(path: &Path, n: usize, offset: usize) {
 }
 
 /// Trains with `modelstage fit` and unpacks the model; returns it and fit's stderr.
-fn fit_line(dir: &Path) -> (PathBuf, String) {
+pub(crate) fn fit_line(dir: &Path) -> (PathBuf, String) {
     write_line_csv(&dir.join("data/train/train.csv"), 2000, 0);
     write_line_csv(&dir.join("data/test/test.csv"), 200, 7000);
     let out_dir = dir.join("artifacts");

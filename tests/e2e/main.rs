@@ -6,11 +6,15 @@ mod support;
 
 mod abalone;
 mod api;
+mod archives;
+mod authoring_errors;
+mod check;
 mod docker;
 mod featurizer;
 mod inspect;
 mod linear_learner;
 mod pipeline;
+mod request_docs;
 mod serve;
 mod train;
 mod transform;

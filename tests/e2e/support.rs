@@ -171,7 +171,7 @@ pub fn fit(args: &[&str]) -> Output {
 
 /// Unpacks a model.tar.gz (safely, as serve and deploy do).
 pub fn untar_model(tar_gz: &Path, dir: &Path) {
-    modelstage_local::tarball::unpack_safely(tar_gz, dir).expect("unpack model.tar.gz");
+    modelstage_runtime::archive::unpack(tar_gz, dir).expect("unpack model.tar.gz");
 }
 
 fn client() -> reqwest::blocking::Client {
@@ -255,4 +255,53 @@ pub fn json(body: &[u8]) -> serde_json::Value {
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
+}
+
+/// Whether a Docker engine answers. In CI (`CI=true`) an unreachable engine is a failure, never a
+/// skip: a CI machine without Docker would otherwise pass without testing anything.
+pub fn docker_engine() -> bool {
+    match modelstage_local::docker::engine_available() {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and these tests need Docker, but {e}")
+        }
+        Err(e) => {
+            eprintln!("docker tests not run: {e}");
+            false
+        }
+    }
+}
+
+/// Builds the built-in images (`modelstage/<stage>:latest`) once per test run with
+/// `ci/docker-build.sh`, from the binaries of this test build, so that they hold exactly the code
+/// under test. `false`: no engine (see [`docker_engine`]).
+pub fn docker_images() -> bool {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if !docker_engine() {
+        return false;
+    }
+    let build_dir = bin().parent().unwrap().to_path_buf();
+    let profile = build_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let built = BUILT.get_or_init(|| {
+        let out = Command::new(repo_root().join("ci/docker-build.sh"))
+            .arg(&profile)
+            .env("MODELSTAGE_BUILD_DIR", &build_dir)
+            .current_dir(repo_root())
+            .output()
+            .map_err(|e| format!("cannot run ci/docker-build.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ci/docker-build.sh {profile} failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    true
 }

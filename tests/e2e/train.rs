@@ -442,7 +442,7 @@ fn a_tarball_with_parent_entries_is_refused() {
     std::fs::remove_file(dir.path().join("work/evil.txt")).unwrap();
 
     let dest = dir.path().join("work/inner/model");
-    let err = modelstage_local::tarball::unpack_safely(&tar_gz, &dest).unwrap_err();
+    let err = modelstage_runtime::archive::unpack(&tar_gz, &dest).unwrap_err();
     assert!(
         format!("{err:#}").contains("refusing entry '../evil.txt'"),
         "{err:#}"

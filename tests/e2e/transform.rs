@@ -28,8 +28,10 @@ fn write(dir: &Path, relative: &str, bytes: &[u8]) {
     fs::write(path, bytes).unwrap();
 }
 
-fn transform(server: &Server, dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
+/// `modelstage transform` of `<dir>/in` into `<dir>/out` against `server`.
+fn transform_command(server: &Server, dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(bin());
+    command
         .arg("transform")
         .arg("--endpoint")
         .arg(&server.url)
@@ -38,7 +40,12 @@ fn transform(server: &Server, dir: &Path, args: &[&str]) -> Output {
         .arg("--output")
         .arg(dir.join("out"))
         .arg("--quiet")
-        .args(args)
+        .args(args);
+    command
+}
+
+fn transform(server: &Server, dir: &Path, args: &[&str]) -> Output {
+    transform_command(server, dir, args)
         .output()
         .expect("run modelstage transform")
 }
@@ -339,4 +346,105 @@ fn invoke_prints_the_answer_and_fails_on_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+}
+
+/// The hidden temporary outputs (`.<name>.partial-<pid>`) under `dir`.
+fn partials(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".partial-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Six files of five records that take 100 ms each at the `slow` stage.
+fn slow_inputs(dir: &Path) -> Vec<u8> {
+    let records = b"sleep:100\n".repeat(5);
+    for i in 0..6 {
+        write(dir, &format!("in/f{i}.csv"), &records);
+    }
+    records
+}
+
+fn start_slow_transform(server: &Server, dir: &Path) -> std::process::Child {
+    let args: Vec<&str> = "--content-type text/csv --accept text/csv --split-type Line \
+                           --strategy SingleRecord --assemble-with Line"
+        .split_whitespace()
+        .collect();
+    transform_command(server, dir, &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start modelstage transform")
+}
+
+/// Waits until the job has a temporary output in `out` (it is in the middle of a file).
+fn wait_for_partial(child: &mut std::process::Child, out: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while partials(out).is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before it could be stopped"
+        );
+        assert!(std::time::Instant::now() < deadline, "no partial output appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Every output in `out` is whole; returns how many there are.
+fn only_complete_outputs(out: &Path, records: &[u8]) -> usize {
+    let mut outputs = 0;
+    for entry in fs::read_dir(out).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(name.ends_with(".csv.out"), "only outputs are left, found {name}");
+        assert_eq!(fs::read(entry.path()).unwrap(), records, "{name} is whole");
+        outputs += 1;
+    }
+    outputs
+}
+
+#[test]
+fn an_interrupted_transform_leaves_only_complete_outputs() {
+    let model = tempdir();
+    let server = serve(&stage_lib("slow"), model.path(), &[]);
+    let dir = tempdir();
+    let records = slow_inputs(dir.path());
+    let out = dir.path().join("out");
+
+    // Ctrl-C in the middle of a file: the job stops and removes that file's partial output.
+    let mut job = start_slow_transform(&server, dir.path());
+    wait_for_partial(&mut job, &out);
+    let sent = Command::new("kill")
+        .args(["-INT", &job.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = wait_exit(&mut job, std::time::Duration::from_secs(60)).expect("the job stops");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped by SIGINT"), "{err}");
+    assert!(partials(&out).is_empty(), "{:?}", partials(&out));
+    assert!(only_complete_outputs(&out, &records) < 6);
+
+    // Killed outright, the job cannot clean up; the rerun removes what it left and writes
+    // every output whole.
+    fs::remove_dir_all(&out).unwrap();
+    let mut job = start_slow_transform(&server, dir.path());
+    wait_for_partial(&mut job, &out);
+    job.kill().unwrap();
+    job.wait().unwrap();
+    let left = partials(&out);
+    let mut rerun = start_slow_transform(&server, dir.path());
+    let status = wait_exit(&mut rerun, std::time::Duration::from_secs(120)).expect("the rerun ends");
+    assert!(status.success());
+    assert_eq!(
+        only_complete_outputs(&out, &records),
+        6,
+        "{left:?} were left by the killed job"
+    );
 }

@@ -1,5 +1,6 @@
 /*
- * modelstage.h: the modelstage stage ABI, version 1.
+ * modelstage.h: the modelstage stage ABI, version 1. Compiles as C11 and as
+ * C++11 or later.
  *
  * GENERATED from framework/abi/src/lib.rs by framework/abi/tests/header.rs.
  * Do not edit: change the Rust definitions and run
@@ -25,6 +26,26 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+/*
+ * Zero values of the structs the two sides exchange, usable as expressions
+ * in C (compound literals) and in C++ (braced temporaries). The runtime
+ * passes ModelstageError_EMPTY and ModelstageResponse_EMPTY to every hook,
+ * with struct_size set.
+ */
+#ifdef __cplusplus
+#define MODELSTAGE_LITERAL_(T) T
+#else
+#define MODELSTAGE_LITERAL_(T) (T)
+#endif
+#define ModelstageBytes_EMPTY MODELSTAGE_LITERAL_(ModelstageBytes){ NULL, 0 }
+#define ModelstageOwnedBytes_EMPTY MODELSTAGE_LITERAL_(ModelstageOwnedBytes){ NULL, 0, NULL, NULL }
+#define ModelstageValue_EMPTY MODELSTAGE_LITERAL_(ModelstageValue){ NULL, NULL }
+#define ModelstageError_EMPTY MODELSTAGE_LITERAL_(ModelstageError){ \
+    (uint32_t)sizeof(ModelstageError), ModelstageOwnedBytes_EMPTY, -1 }
+#define ModelstageResponse_EMPTY MODELSTAGE_LITERAL_(ModelstageResponse){ \
+    (uint32_t)sizeof(ModelstageResponse), ModelstageOwnedBytes_EMPTY, \
+    ModelstageOwnedBytes_EMPTY, ModelstageOwnedBytes_EMPTY }
+
 
 /*
  Major version of this ABI. A library built for another major is refused.
@@ -192,13 +213,15 @@ typedef struct ModelstageOwnedBytes {
  `record` is the zero-based index of the offending record, or -1.
  */
 typedef struct ModelstageError {
+  /*
+   `sizeof(ModelstageError)` as the runtime allocated it; set by the
+   runtime. A hook writes only fields that lie within it, and never
+   writes this one, so later minors can append fields.
+   */
+  uint32_t struct_size;
   struct ModelstageOwnedBytes message;
   int64_t record;
 } ModelstageError;
-/*
- No error yet.
- */
-#define ModelstageError_EMPTY (ModelstageError){ .message = ModelstageOwnedBytes_EMPTY, .record = -1 }
 
 /*
  `model_fn`: loads the model from `model_dir` (UTF-8 path, borrowed).
@@ -255,14 +278,16 @@ typedef int32_t (*ModelstagePredictFn)(const void *model, const void *data, cons
  `custom_attributes` left empty means the header is not set.
  */
 typedef struct ModelstageResponse {
+  /*
+   `sizeof(ModelstageResponse)` as the runtime allocated it; set by the
+   runtime. A hook writes only fields that lie within it, and never
+   writes this one, so later minors can append fields.
+   */
+  uint32_t struct_size;
   struct ModelstageOwnedBytes body;
   struct ModelstageOwnedBytes content_type;
   struct ModelstageOwnedBytes custom_attributes;
 } ModelstageResponse;
-/*
- A zero-filled response, as the runtime passes it.
- */
-#define ModelstageResponse_EMPTY (ModelstageResponse){ .body = ModelstageOwnedBytes_EMPTY, .content_type = ModelstageOwnedBytes_EMPTY, .custom_attributes = ModelstageOwnedBytes_EMPTY }
 
 /*
  `output_fn`: encodes `prediction` (borrowed) for `request->accept` into
@@ -285,8 +310,16 @@ typedef int32_t (*ModelstageTrainFn)(struct ModelstageBytes training_env_json, s
 
 #endif  /* MODELSTAGE_H */
 
-/* Declarations a C stage can check its definitions against. */
+/*
+ * Declarations a stage can check its definitions against. In C++ they also
+ * give the definitions C linkage, so the hooks are exported unmangled and
+ * the descriptor, though const, is exported at all: a C++ stage defines
+ * MODELSTAGE_DECLARE_HOOKS (or wraps its definitions in extern "C").
+ */
 #ifdef MODELSTAGE_DECLARE_HOOKS
+#ifdef __cplusplus
+extern "C" {
+#endif
 extern const ModelstageAbiDescriptor modelstage_abi;
 int32_t model_fn(ModelstageBytes model_dir, ModelstageValue *model, ModelstageError *error);
 int32_t input_fn(const void *model, ModelstageBytes body, const ModelstageRequest *request,
@@ -298,4 +331,7 @@ int32_t output_fn(const void *model, const void *prediction, const ModelstageReq
 int32_t transform_fn(const void *model, ModelstageBytes body, const ModelstageRequest *request,
                      ModelstageResponse *response, ModelstageError *error);
 int32_t train_fn(ModelstageBytes training_env_json, ModelstageError *error);
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
 #endif

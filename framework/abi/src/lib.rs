@@ -104,6 +104,10 @@ pub struct ModelstageValue {
 /// `record` is the zero-based index of the offending record, or -1.
 #[repr(C)]
 pub struct ModelstageError {
+    /// `sizeof(ModelstageError)` as the runtime allocated it; set by the
+    /// runtime. A hook writes only fields that lie within it, and never
+    /// writes this one, so later minors can append fields.
+    pub struct_size: u32,
     pub message: ModelstageOwnedBytes,
     pub record: i64,
 }
@@ -138,6 +142,10 @@ pub struct ModelstageRequest {
 /// `custom_attributes` left empty means the header is not set.
 #[repr(C)]
 pub struct ModelstageResponse {
+    /// `sizeof(ModelstageResponse)` as the runtime allocated it; set by the
+    /// runtime. A hook writes only fields that lie within it, and never
+    /// writes this one, so later minors can append fields.
+    pub struct_size: u32,
     pub body: ModelstageOwnedBytes,
     pub content_type: ModelstageOwnedBytes,
     pub custom_attributes: ModelstageOwnedBytes,
@@ -244,6 +252,10 @@ pub const fn http_status(status: i32) -> u16 {
     }
 }
 
+// The zero values below are Rust conveniences; the header defines its own
+// macros of the same names in cbindgen.toml, written to compile as C and C++.
+
+/// cbindgen:ignore
 impl ModelstageBytes {
     /// An empty slice.
     pub const EMPTY: ModelstageBytes = ModelstageBytes {
@@ -274,6 +286,7 @@ impl ModelstageBytes {
     }
 }
 
+/// cbindgen:ignore
 impl ModelstageOwnedBytes {
     /// No bytes, nothing to release.
     pub const EMPTY: ModelstageOwnedBytes = ModelstageOwnedBytes {
@@ -284,6 +297,7 @@ impl ModelstageOwnedBytes {
     };
 }
 
+/// cbindgen:ignore
 impl ModelstageValue {
     /// No value, nothing to release.
     pub const EMPTY: ModelstageValue = ModelstageValue {
@@ -292,17 +306,21 @@ impl ModelstageValue {
     };
 }
 
+/// cbindgen:ignore
 impl ModelstageError {
-    /// No error yet.
+    /// No error yet, with its size set, as the runtime passes it.
     pub const EMPTY: ModelstageError = ModelstageError {
+        struct_size: core::mem::size_of::<ModelstageError>() as u32,
         message: ModelstageOwnedBytes::EMPTY,
         record: -1,
     };
 }
 
+/// cbindgen:ignore
 impl ModelstageResponse {
-    /// A zero-filled response, as the runtime passes it.
+    /// A zero-filled response with its size set, as the runtime passes it.
     pub const EMPTY: ModelstageResponse = ModelstageResponse {
+        struct_size: core::mem::size_of::<ModelstageResponse>() as u32,
         body: ModelstageOwnedBytes::EMPTY,
         content_type: ModelstageOwnedBytes::EMPTY,
         custom_attributes: ModelstageOwnedBytes::EMPTY,

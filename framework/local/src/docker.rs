@@ -107,21 +107,31 @@ pub fn image_exists(reference: &str) -> bool {
 /// The labels of a local image (for example [`BIND_TO_PORT_LABEL`] and the
 /// `com.modelstage.stage.*` labels ci/docker-build.sh sets).
 pub fn image_labels(reference: &str) -> Result<BTreeMap<String, String>, DockerError> {
-    let out = cli::run(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{json .Config.Labels}}",
-        reference,
-    ])
-    .map_err(|e| e.context(&format!("cannot read the labels of image {reference}")))?;
+    Ok(image_config(reference, "Labels", "labels")?.unwrap_or_default())
+}
+
+/// The ENTRYPOINT of a local image as Docker keeps it: a list (a shell-form ENTRYPOINT is kept as
+/// `["/bin/sh", "-c", "…"]`), or `None` when the image has none.
+pub fn image_entrypoint(reference: &str) -> Result<Option<Vec<String>>, DockerError> {
+    image_config(reference, "Entrypoint", "entrypoint")
+}
+
+/// One field of a local image's `.Config`, decoded from JSON; `None` when it is unset.
+fn image_config<T: serde::de::DeserializeOwned>(
+    reference: &str,
+    field: &str,
+    what: &str,
+) -> Result<Option<T>, DockerError> {
+    let format = format!("{{{{json .Config.{field}}}}}");
+    let out = cli::run(&["image", "inspect", "--format", &format, reference])
+        .map_err(|e| e.context(&format!("cannot read the {what} of image {reference}")))?;
     let trimmed = out.trim();
     if trimmed == "null" || trimmed.is_empty() {
-        return Ok(BTreeMap::new());
+        return Ok(None);
     }
-    serde_json::from_str(trimmed).map_err(|e| {
+    serde_json::from_str(trimmed).map(Some).map_err(|e| {
         DockerError::new(format!(
-            "the labels of image {reference} are not a JSON object: {e}"
+            "cannot decode the {what} of image {reference} ({e}): {trimmed}"
         ))
     })
 }

@@ -1,24 +1,20 @@
-//! `model.tar.gz`: packing a training job's `model/` (and `output/data/`) the way SageMaker does, and
-//! unpacking one safely for `serve`, `deploy` and `transform`.
+//! `model.tar.gz`: packing a training job's `model/` (and `output/data/`) the way SageMaker does,
+//! and reading a `ModelDataUrl`. Unpacking one lives in the runtime
+//! ([`modelstage_runtime::archive`]), so that `serve --model-data` and local mode's `deploy` and
+//! `transform` unpack with the same checks and bounds.
 //!
 //! Packing follows the SDK's local mode (docs/contract.md (`model.tar.gz`)): the *contents* of the folder at the
 //! archive root, gzip, symbolic links replaced by what they point to. Entries are added in sorted
 //! order so the same folder always gives the same list.
-//!
-//! Unpacking refuses, before writing it, any entry that would escape the target folder: a name
-//! with `..` or an absolute name, a symbolic link whose target is absolute or leads outside, a hard
-//! link to such a name, and device or FIFO entries. The error names the entry; nothing is ever
-//! written outside the target folder (entries before the refused one may remain inside it).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
-use std::path::{Component, Path, PathBuf};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use tar::{Archive, Builder, EntryType};
+use tar::Builder;
 
 /// How deep `pack_dir` follows folders (and links to folders) before it suspects a link cycle.
 const MAX_DEPTH: usize = 128;
@@ -85,131 +81,6 @@ fn add_children<W: std::io::Write>(
     Ok(())
 }
 
-/// Unpacks the gzipped tarball `tar_gz` into `dest` (created if needed), refusing entries that
-/// would escape it.
-pub fn unpack_safely(tar_gz: &Path, dest: &Path) -> anyhow::Result<()> {
-    let file = File::open(tar_gz).with_context(|| format!("cannot open {}", tar_gz.display()))?;
-    std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    let root = dest
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", dest.display()))?;
-    let mut archive = Archive::new(GzDecoder::new(BufReader::new(file)));
-    let what = tar_gz.display();
-    let entries = archive
-        .entries()
-        .with_context(|| format!("{what} is not a readable tar.gz"))?;
-    for (index, entry) in entries.enumerate() {
-        let mut entry = entry.with_context(|| format!("{what}: cannot read entry {}", index + 1))?;
-        let name = entry
-            .path()
-            .with_context(|| format!("{what}: entry {} has an unreadable name", index + 1))?
-            .into_owned();
-        let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", name.display());
-        check_name(&name).map_err(refuse)?;
-        match entry.header().entry_type() {
-            EntryType::Regular | EntryType::Continuous | EntryType::Directory | EntryType::GNUSparse => {}
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| refuse("a symbolic link without a target".into()))?
-                    .into_owned();
-                check_symlink(&root, &name, &target).map_err(refuse)?;
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| refuse("a hard link without a target".into()))?
-                    .into_owned();
-                check_name(&target)
-                    .map_err(|why| refuse(format!("a hard link to '{}', which {why}", target.display())))?;
-            }
-            // Metadata records that carry no file of their own.
-            EntryType::XGlobalHeader
-            | EntryType::XHeader
-            | EntryType::GNULongName
-            | EntryType::GNULongLink => continue,
-            other => return Err(refuse(format!("entries of type {other:?} are not unpacked"))),
-        }
-        let inside = entry
-            .unpack_in(&root)
-            .with_context(|| format!("{what}: cannot unpack entry '{}'", name.display()))?;
-        if !inside {
-            return Err(refuse(format!("it would land outside {}", dest.display())));
-        }
-    }
-    Ok(())
-}
-
-/// An entry name is relative and never climbs: `..` and absolute names are refused.
-fn check_name(name: &Path) -> Result<(), String> {
-    for component in name.components() {
-        match component {
-            Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => return Err("it contains '..'".into()),
-            Component::RootDir | Component::Prefix(_) => return Err("it is an absolute path".into()),
-        }
-    }
-    Ok(())
-}
-
-/// A symbolic link must point inside `root`, judged from the real folder the link lands in.
-fn check_symlink(root: &Path, name: &Path, target: &Path) -> Result<(), String> {
-    if target.has_root() {
-        return Err(format!(
-            "a symbolic link to the absolute path '{}'",
-            target.display()
-        ));
-    }
-    let parent = real_path(&root.join(name.parent().unwrap_or(Path::new(""))));
-    let resolved = normalize(&parent.join(target));
-    if resolved.starts_with(root) {
-        Ok(())
-    } else {
-        Err(format!(
-            "a symbolic link to '{}', which points outside the target folder",
-            target.display()
-        ))
-    }
-}
-
-/// `path` with its longest existing prefix resolved through the file system (links followed) and
-/// the rest appended as it is.
-fn real_path(path: &Path) -> PathBuf {
-    let mut existing = path.to_path_buf();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.file_name().map(|n| n.to_owned()), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => break,
-        }
-    }
-    let mut real = existing.canonicalize().unwrap_or(existing);
-    real.extend(rest.iter().rev());
-    real
-}
-
-/// Resolves `.` and `..` without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// A `ModelDataUrl` (or any artifact location) as a local path: `file://` URIs
 /// (`file:///abs/path`, `file://localhost/abs/path`, percent-escapes decoded) and plain paths.
 pub fn model_data_url_to_path(url: &str) -> anyhow::Result<PathBuf> {
@@ -261,31 +132,14 @@ fn percent_decode(text: &str) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flate2::read::GzDecoder;
+    use tar::Archive;
 
     fn temp(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("modelstage-tarball-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    /// A tar.gz with raw entries, written byte by byte so that names the `tar` crate's
-    /// setters refuse (`..`, absolute) can be produced.
-    fn craft(path: &Path, entries: &[(&str, EntryType, &str, &[u8])]) {
-        let file = File::create(path).unwrap();
-        let mut builder = Builder::new(GzEncoder::new(file, Compression::default()));
-        for (name, kind, link, data) in entries {
-            let mut header = tar::Header::new_gnu();
-            let gnu = header.as_gnu_mut().unwrap();
-            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
-            gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
-            header.set_entry_type(*kind);
-            header.set_mode(0o644);
-            header.set_size(data.len() as u64);
-            header.set_cksum();
-            builder.append(&header, *data).unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap();
     }
 
     fn list(tar_gz: &Path) -> Vec<String> {
@@ -315,7 +169,7 @@ mod tests {
         assert!(!dir.join("out/model.partial").exists());
 
         let dest = dir.join("unpacked");
-        unpack_safely(&tar_gz, &dest).unwrap();
+        modelstage_runtime::archive::unpack(&tar_gz, &dest).unwrap();
         assert_eq!(std::fs::read(dest.join("weights.bin")).unwrap(), [1, 2, 3]);
         assert_eq!(std::fs::read(dest.join("alias.bin")).unwrap(), [1, 2, 3]);
         assert_eq!(
@@ -330,109 +184,6 @@ mod tests {
         let dir = temp("missing");
         let err = pack_dir(&dir.join("nope"), &dir.join("m.tar.gz")).unwrap_err();
         assert!(err.to_string().contains("is not a folder"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn refused(tag: &str, entries: &[(&str, EntryType, &str, &[u8])], needle: &str) {
-        let dir = temp(tag);
-        let tar_gz = dir.join("evil.tar.gz");
-        craft(&tar_gz, entries);
-        let dest = dir.join("a/b/dest");
-        let err = format!("{:#}", unpack_safely(&tar_gz, &dest).unwrap_err());
-        assert!(err.contains(needle), "{err}");
-        // Nothing landed beside the target folder.
-        let beside: Vec<_> = std::fs::read_dir(dir.join("a/b"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(beside, [std::ffi::OsString::from("dest")]);
-        assert!(!dir.join("a/evil.txt").exists() && !dir.join("evil.txt").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn refuses_parent_dir_entries() {
-        refused(
-            "dotdot",
-            &[
-                ("ok.txt", EntryType::Regular, "", b"fine"),
-                ("../evil.txt", EntryType::Regular, "", b"x"),
-            ],
-            "refusing entry '../evil.txt': it contains '..'",
-        );
-        refused(
-            "dotdot-deep",
-            &[("sub/../../../evil.txt", EntryType::Regular, "", b"x")],
-            "refusing entry 'sub/../../../evil.txt'",
-        );
-    }
-
-    #[test]
-    fn refuses_absolute_entries() {
-        refused(
-            "abs",
-            &[("/tmp/evil.txt", EntryType::Regular, "", b"x")],
-            "it is an absolute path",
-        );
-    }
-
-    #[test]
-    fn refuses_links_pointing_outside() {
-        refused(
-            "symlink-abs",
-            &[("etc", EntryType::Symlink, "/etc", b"")],
-            "refusing entry 'etc': a symbolic link to the absolute path '/etc'",
-        );
-        refused(
-            "symlink-up",
-            &[("sub/up", EntryType::Symlink, "../../evil.txt", b"")],
-            "points outside the target folder",
-        );
-        // A link that is fine on its own cannot be used to climb out through another.
-        refused(
-            "symlink-chain",
-            &[
-                ("here", EntryType::Symlink, ".", b""),
-                ("here/up", EntryType::Symlink, "../x", b""),
-            ],
-            "refusing entry 'here/up'",
-        );
-        refused(
-            "hardlink",
-            &[("h", EntryType::Link, "../../evil.txt", b"")],
-            "a hard link to '../../evil.txt'",
-        );
-    }
-
-    #[test]
-    fn links_inside_are_kept() {
-        let dir = temp("inside");
-        let tar_gz = dir.join("ok.tar.gz");
-        craft(
-            &tar_gz,
-            &[
-                ("sub/data.txt", EntryType::Regular, "", b"42"),
-                ("sub/link.txt", EntryType::Symlink, "data.txt", b""),
-                ("top.txt", EntryType::Symlink, "sub/../sub/data.txt", b""),
-            ],
-        );
-        let dest = dir.join("dest");
-        unpack_safely(&tar_gz, &dest).unwrap();
-        assert_eq!(std::fs::read_to_string(dest.join("sub/link.txt")).unwrap(), "42");
-        assert_eq!(std::fs::read_to_string(dest.join("top.txt")).unwrap(), "42");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn refuses_devices_and_garbage() {
-        refused(
-            "fifo",
-            &[("pipe", EntryType::Fifo, "", b"")],
-            "entries of type Fifo are not unpacked",
-        );
-        let dir = temp("garbage");
-        std::fs::write(dir.join("x.tar.gz"), b"not a tarball").unwrap();
-        assert!(unpack_safely(&dir.join("x.tar.gz"), &dir.join("d")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -7,8 +7,10 @@
 //!   supervised worker processes so that a crash never takes the endpoint down.
 //! - [`train`]: the training contract: the `/opt/ml` tree, the exact `SM_*`
 //!   environment of sagemaker-training-toolkit, the failure file, exit codes.
+//! - [`archive`]: unpacking a `model.tar.gz` safely and within bounds.
 //! - [`logging`]: env_logger configured from `SAGEMAKER_CONTAINER_LOG_LEVEL`.
 
+pub mod archive;
 pub mod inspect;
 pub mod loader;
 pub mod logging;

@@ -20,8 +20,14 @@ use modelstage_abi::{
     ModelstageRequest, ModelstageResponse, ModelstageValue,
 };
 
-/// The smallest descriptor this runtime can read: ABI 1.0's fields.
-const MIN_DESCRIPTOR_SIZE: u32 = std::mem::size_of::<ModelstageAbiDescriptor>() as u32;
+/// `sizeof(ModelstageAbiDescriptor)` as each minor of this major defines it,
+/// indexed by minor. A minor only appends fields, so a library's descriptor is
+/// at least its own minor's size, and a field appended by minor `k` is read
+/// only from a library whose `struct_size` reaches `DESCRIPTOR_SIZES[k]`. The
+/// array is as long as the current minor is high: raising the minor does not
+/// compile until its size is added here (docs/abi.md, "Versioning").
+const DESCRIPTOR_SIZES: [u32; abi::MODELSTAGE_ABI_MINOR as usize + 1] =
+    [std::mem::size_of::<ModelstageAbiDescriptor>() as u32];
 
 /// Why a library cannot be used as a stage. Every message says what to do.
 #[derive(Debug)]
@@ -40,10 +46,15 @@ pub enum LoadError {
     NewerMinor {
         file: String,
         found: u32,
+        /// The runtime's own minor.
+        speaks: u32,
     },
     DescriptorTooSmall {
         file: String,
+        minor: u32,
         size: u32,
+        /// The size that minor defines.
+        needed: u32,
     },
     BadThreading {
         file: String,
@@ -80,18 +91,22 @@ impl fmt::Display for LoadError {
                 abi::MODELSTAGE_ABI_MINOR,
                 abi::MODELSTAGE_ABI_MAJOR
             ),
-            LoadError::NewerMinor { file, found } => write!(
+            LoadError::NewerMinor { file, found, speaks } => write!(
                 f,
-                "{file} needs stage ABI {}.{found} but this modelstage only speaks ABI {}.{}: \
+                "{file} needs stage ABI {}.{found} but this modelstage only speaks ABI {}.{speaks}: \
                  upgrade modelstage, or rebuild the stage against an older SDK",
                 abi::MODELSTAGE_ABI_MAJOR,
                 abi::MODELSTAGE_ABI_MAJOR,
-                abi::MODELSTAGE_ABI_MINOR
             ),
-            LoadError::DescriptorTooSmall { file, size } => write!(
+            LoadError::DescriptorTooSmall {
+                file,
+                minor,
+                size,
+                needed,
+            } => write!(
                 f,
                 "{file} has a modelstage_abi descriptor of {size} bytes, smaller than the \
-                 {MIN_DESCRIPTOR_SIZE} bytes of ABI {}.0: it is corrupt or was not built from modelstage.h",
+                 {needed} bytes of ABI {}.{minor} it declares: it is corrupt or was not built from modelstage.h",
                 abi::MODELSTAGE_ABI_MAJOR
             ),
             LoadError::BadThreading { file, value } => write!(
@@ -287,6 +302,96 @@ fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The descriptor fields of ABI 1.0, copied out of the library.
+#[derive(Debug, Clone, Copy)]
+struct Descriptor {
+    abi_major: u32,
+    abi_minor: u32,
+    threading: u32,
+    stage_name: *const std::ffi::c_char,
+    stage_version: *const std::ffi::c_char,
+    max_concurrent_transforms: u32,
+    batch_strategy: u32,
+    max_payload_in_mb: u32,
+}
+
+/// Why a descriptor is refused, before the library's file name is known.
+#[derive(Debug, PartialEq, Eq)]
+enum DescriptorError {
+    WrongMajor { found: u32 },
+    NewerMinor { found: u32, speaks: u32 },
+    TooSmall { minor: u32, size: u32, needed: u32 },
+}
+
+impl DescriptorError {
+    fn into_load_error(self, file: String) -> LoadError {
+        match self {
+            DescriptorError::WrongMajor { found } => LoadError::WrongMajor { file, found },
+            DescriptorError::NewerMinor { found, speaks } => LoadError::NewerMinor { file, found, speaks },
+            DescriptorError::TooSmall { minor, size, needed } => LoadError::DescriptorTooSmall {
+                file,
+                minor,
+                size,
+                needed,
+            },
+        }
+    }
+}
+
+/// Checks a descriptor's version and size against a runtime that speaks minor
+/// `speaks` (whose descriptor sizes per minor are `sizes`) and copies out the
+/// fields that lie under its `struct_size`. No field is read past what the
+/// library declared, so a library built for an older minor, with a smaller
+/// static, keeps loading when the runtime's minor grows.
+///
+/// # Safety
+/// `descriptor` must point to a readable `modelstage_abi` static of at least
+/// the three leading `u32` fields, and of `struct_size` bytes when its major is
+/// this runtime's.
+unsafe fn read_descriptor(
+    descriptor: *const ModelstageAbiDescriptor,
+    speaks: u32,
+    sizes: &[u32],
+) -> Result<Descriptor, DescriptorError> {
+    use std::ptr::addr_of;
+    // SAFETY: the first three u32 fields are common to every ABI version, so
+    // they can be read whatever the library was built for.
+    let (major, minor, size) = unsafe {
+        (
+            addr_of!((*descriptor).abi_major).read(),
+            addr_of!((*descriptor).abi_minor).read(),
+            addr_of!((*descriptor).struct_size).read(),
+        )
+    };
+    if major != abi::MODELSTAGE_ABI_MAJOR {
+        return Err(DescriptorError::WrongMajor { found: major });
+    }
+    if minor > speaks {
+        return Err(DescriptorError::NewerMinor { found: minor, speaks });
+    }
+    let needed = sizes[minor as usize];
+    if size < needed {
+        return Err(DescriptorError::TooSmall { minor, size, needed });
+    }
+    // Every field below is ABI 1.0's, so it lies under `sizes[0] <= needed <= size`.
+    // A field a later minor appends is read only when `size >= sizes[that minor]`.
+    // SAFETY: the library's static holds `size` readable bytes (the caller's
+    // contract), which cover all of these fields; each is read in place
+    // without making a reference to the whole, possibly smaller, struct.
+    unsafe {
+        Ok(Descriptor {
+            abi_major: major,
+            abi_minor: minor,
+            threading: addr_of!((*descriptor).threading).read(),
+            stage_name: addr_of!((*descriptor).stage_name).read(),
+            stage_version: addr_of!((*descriptor).stage_version).read(),
+            max_concurrent_transforms: addr_of!((*descriptor).max_concurrent_transforms).read(),
+            batch_strategy: addr_of!((*descriptor).batch_strategy).read(),
+            max_payload_in_mb: addr_of!((*descriptor).max_payload_in_mb).read(),
+        })
+    }
+}
+
 impl LoadedStage {
     /// Opens and checks a stage library. The library is leaked on purpose:
     /// stages are never unloaded.
@@ -323,23 +428,11 @@ impl LoadedStage {
         .filter(|p| !p.is_null())
         .ok_or_else(|| LoadError::NoDescriptor { file: file.clone() })?;
 
-        // SAFETY: the first three u32 fields are common to every ABI version,
-        // so they can be read whatever major the library was built for.
-        let (major, minor, size) = unsafe {
-            let d = &*descriptor;
-            (d.abi_major, d.abi_minor, d.struct_size)
-        };
-        if major != abi::MODELSTAGE_ABI_MAJOR {
-            return Err(LoadError::WrongMajor { file, found: major });
-        }
-        if minor > abi::MODELSTAGE_ABI_MINOR {
-            return Err(LoadError::NewerMinor { file, found: minor });
-        }
-        if size < MIN_DESCRIPTOR_SIZE {
-            return Err(LoadError::DescriptorTooSmall { file, size });
-        }
-        // SAFETY: same major and at least the 1.0 size: every field exists.
-        let d = unsafe { &*descriptor };
+        // SAFETY: the symbol is the library's descriptor, a static that lives
+        // as long as the library, which is never unloaded.
+        let d = unsafe { read_descriptor(descriptor, abi::MODELSTAGE_ABI_MINOR, &DESCRIPTOR_SIZES) }
+            .map_err(|e| e.into_load_error(file.clone()))?;
+        let (major, minor) = (d.abi_major, d.abi_minor);
         let threading = match d.threading {
             abi::MODELSTAGE_THREADING_SHARED => Threading::Shared,
             abi::MODELSTAGE_THREADING_PER_INSTANCE => Threading::PerInstance,
@@ -652,5 +745,100 @@ impl LoadedModel {
             },
             custom_attributes: if attrs.is_empty() { None } else { Some(attrs) },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZE_1_0: u32 = std::mem::size_of::<ModelstageAbiDescriptor>() as u32;
+
+    /// A descriptor as a stage built from the 1.0 header declares it.
+    fn descriptor(minor: u32, struct_size: u32) -> ModelstageAbiDescriptor {
+        ModelstageAbiDescriptor {
+            abi_major: abi::MODELSTAGE_ABI_MAJOR,
+            abi_minor: minor,
+            struct_size,
+            threading: abi::MODELSTAGE_THREADING_PER_INSTANCE,
+            stage_name: c"old".as_ptr(),
+            stage_version: c"1.0.0".as_ptr(),
+            max_concurrent_transforms: 3,
+            batch_strategy: abi::MODELSTAGE_BATCH_SINGLE_RECORD,
+            max_payload_in_mb: 7,
+            reserved: 0,
+        }
+    }
+
+    fn read(d: &ModelstageAbiDescriptor, speaks: u32, sizes: &[u32]) -> Result<Descriptor, DescriptorError> {
+        // SAFETY: `d` is a whole descriptor of `struct_size` bytes or more.
+        unsafe { read_descriptor(d, speaks, sizes) }
+    }
+
+    #[test]
+    fn the_current_minor_loads_with_its_own_size() {
+        let d = read(
+            &descriptor(abi::MODELSTAGE_ABI_MINOR, SIZE_1_0),
+            abi::MODELSTAGE_ABI_MINOR,
+            &DESCRIPTOR_SIZES,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                d.threading,
+                d.max_concurrent_transforms,
+                d.batch_strategy,
+                d.max_payload_in_mb
+            ),
+            (1, 3, 2, 7)
+        );
+    }
+
+    #[test]
+    fn a_1_0_stage_keeps_loading_when_the_runtime_speaks_a_later_minor() {
+        // A runtime of ABI 1.1 whose descriptor grew by a pointer-sized field.
+        let sizes_1_1 = [SIZE_1_0, SIZE_1_0 + 8];
+        let d = read(&descriptor(0, SIZE_1_0), 1, &sizes_1_1).unwrap();
+        assert_eq!((d.abi_minor, d.threading, d.max_payload_in_mb), (0, 1, 7));
+        // SAFETY: the test's static string.
+        assert_eq!(unsafe { CStr::from_ptr(d.stage_name) }, c"old");
+        // A stage that says 1.1 must bring the 1.1 size.
+        assert_eq!(
+            read(&descriptor(1, SIZE_1_0), 1, &sizes_1_1).unwrap_err(),
+            DescriptorError::TooSmall {
+                minor: 1,
+                size: SIZE_1_0,
+                needed: SIZE_1_0 + 8
+            }
+        );
+    }
+
+    #[test]
+    fn a_newer_minor_is_refused_with_both_versions_named() {
+        let err = read(&descriptor(2, SIZE_1_0 + 16), 1, &[SIZE_1_0, SIZE_1_0 + 8]).unwrap_err();
+        assert_eq!(err, DescriptorError::NewerMinor { found: 2, speaks: 1 });
+        let message = err.into_load_error("libnew.so".into()).to_string();
+        assert!(
+            message.starts_with(
+                "libnew.so needs stage ABI 1.2 but this modelstage only speaks ABI 1.1: upgrade"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_short_or_foreign_descriptor_is_refused() {
+        let err = read(&descriptor(0, SIZE_1_0 - 4), 0, &DESCRIPTOR_SIZES).unwrap_err();
+        let message = err.into_load_error("libshort.so".into()).to_string();
+        assert!(
+            message.contains(&format!("smaller than the {SIZE_1_0} bytes of ABI 1.0")),
+            "{message}"
+        );
+        let mut foreign = descriptor(0, SIZE_1_0);
+        foreign.abi_major = 2;
+        assert_eq!(
+            read(&foreign, 0, &DESCRIPTOR_SIZES).unwrap_err(),
+            DescriptorError::WrongMajor { found: 2 }
+        );
     }
 }

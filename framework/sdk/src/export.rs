@@ -98,12 +98,11 @@ unsafe fn guarded(error: *mut ModelstageError, f: impl FnOnce() -> Result<(), St
         ),
     };
     if !error.is_null() {
+        // The fields are written one by one: `struct_size` is the runtime's.
         // SAFETY: the caller guarantees `error` is writable when not null.
         unsafe {
-            *error = ModelstageError {
-                message: owned_bytes(message.into_bytes()),
-                record: record.map(|r| r as i64).unwrap_or(-1),
-            };
+            (*error).message = owned_bytes(message.into_bytes());
+            (*error).record = record.map(|r| r as i64).unwrap_or(-1);
         }
     }
     status
@@ -149,13 +148,12 @@ unsafe fn context<'a>(request: *const ModelstageRequest) -> Result<Context<'a>, 
 /// # Safety
 /// `out` must point to a writable `ModelstageResponse`.
 unsafe fn write_response(out: *mut ModelstageResponse, response: Response) {
+    // The fields are written one by one: `struct_size` is the runtime's.
     // SAFETY: guaranteed by the caller.
     unsafe {
-        *out = ModelstageResponse {
-            body: owned_bytes(response.body),
-            content_type: owned_bytes(response.content_type.into_bytes()),
-            custom_attributes: owned_bytes(response.custom_attributes.unwrap_or_default().into_bytes()),
-        };
+        (*out).body = owned_bytes(response.body);
+        (*out).content_type = owned_bytes(response.content_type.into_bytes());
+        (*out).custom_attributes = owned_bytes(response.custom_attributes.unwrap_or_default().into_bytes());
     }
 }
 

@@ -33,6 +33,7 @@
 //! `application/json`, `application/jsonlines` and `application/x-npy` in the
 //! exact formats of the SageMaker Python toolkits (numbers printed as Python's
 //! `repr` prints them, see [`python`]), so outputs diff clean against theirs.
+//! Read model files with [`fs`], whose errors name the file.
 //! `docs/writing-a-stage.md` is the tutorial.
 
 pub mod codecs;
@@ -40,6 +41,7 @@ mod context;
 mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod fs;
 pub mod logging;
 pub mod number;
 pub mod python;

@@ -139,7 +139,10 @@ impl TrainingEnv {
     pub fn channel_files(&self, name: &str) -> Result<Vec<PathBuf>, StageError> {
         let dir = self.channel_dir(name).ok_or_else(|| {
             let known = if self.channels.is_empty() {
-                "the job has no channels".to_string()
+                "the job has no channels: input/config/inputdataconfig.json declares none (it maps \
+                 each channel to its settings, e.g. {\"train\": {\"ContentType\": \"text/csv\"}}, and \
+                 `modelstage fit --keep-tree` shows a whole tree)"
+                    .to_string()
             } else {
                 format!("the job's channels are: {}", self.channel_names().join(", "))
             };

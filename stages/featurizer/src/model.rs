@@ -74,11 +74,8 @@ impl FittedModel {
     /// Reads `featurizer.json` from the model dir; other files are ignored.
     pub fn load(model_dir: &Path) -> Result<FittedModel, String> {
         let path = model_dir.join(MODEL_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "cannot read {}: {e}; the model dir must hold the {MODEL_FILE} that featurizer training writes",
-                path.display()
-            )
+        let text = modelstage_sdk::fs::read_to_string(&path).map_err(|e| {
+            format!("{e}; the model dir must hold the {MODEL_FILE} that featurizer training writes")
         })?;
         let model: FittedModel = serde_json::from_str(&text)
             .map_err(|e| format!("{} is not a featurizer model: {e}", path.display()))?;

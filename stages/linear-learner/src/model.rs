@@ -162,11 +162,9 @@ impl ModelFile {
     /// Reads `linear-learner.json` from `model_dir`.
     pub fn load(model_dir: &Path) -> Result<ModelFile, StageError> {
         let path = model_dir.join(MODEL_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = modelstage_sdk::fs::read_to_string(&path).map_err(|e| {
             StageError::internal(format!(
-                "cannot read the Linear Learner model {}: {e}; the model dir must hold the {MODEL_FILE} \
-                 that training wrote",
-                path.display()
+                "{e}; the model dir must hold the Linear Learner model {MODEL_FILE} that training wrote"
             ))
         })?;
         serde_json::from_str(&text).map_err(|e| {

@@ -39,7 +39,7 @@ use state::Api;
 use store::Store;
 use wire::ApiError;
 
-/// How long a stopping server waits for its training jobs to remove their containers and trees.
+/// How long a stopping server waits for its jobs to remove their containers and trees.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// `modelstage api`.
@@ -153,7 +153,7 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
     eprintln!("modelstage api: stopping");
     api.shut_down();
     let deadline = Instant::now() + SHUTDOWN_GRACE;
-    while api.trainings_running() && Instant::now() < deadline {
+    while api.jobs_running() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())

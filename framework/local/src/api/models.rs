@@ -10,9 +10,13 @@ use super::store::Kind;
 use super::wire::{now, ApiError};
 use crate::deploy::ModelSpec;
 
-/// A stored model's containers, as `deploy` reads them.
+/// A stored model's containers, as `deploy` reads them: its description less what
+/// [`create_model`] added to the request.
 pub fn model_spec(description: &Value) -> Result<ModelSpec, ApiError> {
-    ModelSpec::from_request(&description.to_string(), "the model")
+    let mut request = description.as_object().cloned().unwrap_or_default();
+    request.remove("ModelArn");
+    request.remove("CreationTime");
+    ModelSpec::from_request(&Value::Object(request).to_string(), "the model")
         .map_err(|e| ApiError::validation(format!("{e:#}")))
 }
 

@@ -1,6 +1,6 @@
 //! What `modelstage api` holds while it runs: the [`Store`] of resources, the endpoints that are
 //! up (their containers stop when the last reference is dropped) and the stop flags of running
-//! training jobs.
+//! jobs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,9 +42,8 @@ pub struct Api {
     /// The account in ARNs.
     pub account: String,
     endpoints: Mutex<HashMap<String, Arc<LiveEndpoint>>>,
-    trainings: Mutex<HashMap<String, Stop>>,
-    /// The models started for running transform jobs: taking one out stops the job.
-    transform_models: Mutex<HashMap<String, RunningEndpoint>>,
+    /// The stop flags of running jobs, by ARN type and name.
+    jobs: Mutex<HashMap<(&'static str, String), Stop>>,
     /// Set when the server stops: job threads then leave their jobs as they are, for the next
     /// start to mark them interrupted.
     shutting_down: AtomicBool,
@@ -60,8 +59,7 @@ impl Api {
             store,
             account,
             endpoints: Mutex::default(),
-            trainings: Mutex::default(),
-            transform_models: Mutex::default(),
+            jobs: Mutex::default(),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -98,59 +96,40 @@ impl Api {
         lock(&self.endpoints).remove(name)
     }
 
-    pub fn add_training(&self, name: &str, stop: Stop) {
-        lock(&self.trainings).insert(name.to_string(), stop);
+    /// Registers a running job's stop flag, until [`end_job`](Api::end_job).
+    pub fn add_job(&self, kind: Kind, name: &str, stop: Stop) {
+        lock(&self.jobs).insert((kind.arn_type(), name.to_string()), stop);
     }
 
-    pub fn end_training(&self, name: &str) {
-        lock(&self.trainings).remove(name);
+    pub fn end_job(&self, kind: Kind, name: &str) {
+        lock(&self.jobs).remove(&(kind.arn_type(), name.to_string()));
     }
 
-    /// Asks a running training job to stop; `false` when none runs by that name.
-    pub fn stop_training(&self, name: &str) -> bool {
-        match lock(&self.trainings).get(name) {
-            Some(stop) => {
-                stop.request(signal_hook::consts::SIGTERM);
-                true
-            }
-            None => false,
+    /// Asks a running job to stop (it ends its container, or its mini-batches, and cleans up).
+    pub fn stop_job(&self, kind: Kind, name: &str) {
+        if let Some(stop) = lock(&self.jobs).get(&(kind.arn_type(), name.to_string())) {
+            stop.request(signal_hook::consts::SIGTERM);
         }
-    }
-
-    /// Keeps the model of a running transform job up; returns its URL.
-    pub fn add_transform_model(&self, job: &str, model: RunningEndpoint) -> String {
-        let url = model.url().to_string();
-        lock(&self.transform_models).insert(job.to_string(), model);
-        url
-    }
-
-    /// Stops the model of a transform job, if it has one running; its containers are stopped
-    /// when this returns.
-    pub fn stop_transform_model(&self, job: &str) {
-        let model = lock(&self.transform_models).remove(job);
-        drop(model);
     }
 
     pub fn shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Stops everything this server started: training jobs are asked to stop, endpoints and the
-    /// models of transform jobs are taken down. Their records stay as they are, for the next start.
+    /// Stops everything this server started: jobs are asked to stop, endpoints are taken down.
+    /// Their records stay as they are, for the next start.
     pub fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        for stop in lock(&self.trainings).values() {
+        for stop in lock(&self.jobs).values() {
             stop.request(signal_hook::consts::SIGTERM);
         }
         let endpoints: Vec<_> = lock(&self.endpoints).drain().collect();
         drop(endpoints);
-        let models: Vec<_> = lock(&self.transform_models).drain().collect();
-        drop(models);
     }
 
-    /// Whether any training job still runs (a shutdown waits for them to clean up).
-    pub fn trainings_running(&self) -> bool {
-        !lock(&self.trainings).is_empty()
+    /// Whether any job still runs (a shutdown waits for them to clean up).
+    pub fn jobs_running(&self) -> bool {
+        !lock(&self.jobs).is_empty()
     }
 
     /// Sets a resource's status member (`<Kind>Status`, or `status_member`) and

@@ -48,7 +48,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
         return Err(in_use(&arn));
     }
     let stop = Stop::never();
-    call.api.add_training(name, stop.clone());
+    call.api.add_job(KIND, name, stop.clone());
     let api = Arc::clone(call.api);
     std::thread::spawn(move || run(&api, &job, &output_dir, &stop));
     Ok(json!({ "TrainingJobArn": arn }))
@@ -56,7 +56,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
 
 pub fn stop(call: &Call) -> Result<Value, ApiError> {
     let name = begin_stop(call, KIND)?;
-    call.api.stop_training(name);
+    call.api.stop_job(KIND, name);
     Ok(json!({}))
 }
 
@@ -82,7 +82,7 @@ fn run(api: &Api, job: &TrainingJob, output_dir: &std::path::Path, stop: &Stop) 
         }
         end
     })();
-    api.end_training(name);
+    api.end_job(KIND, name);
     if api.shutting_down() {
         // Left InProgress: the next start marks it interrupted.
         return;

@@ -13,6 +13,7 @@ use super::state::Api;
 use super::store::Kind;
 use super::wire::{now, quote, ApiError};
 use crate::deploy::ModelSpec;
+use crate::fit::Stop;
 use crate::transform::progress::Progress;
 use crate::transform::{batch_environment, run_against, TransformJob};
 
@@ -22,9 +23,9 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("TransformJobName");
     let arn = call.arn(KIND, name);
     let request = Value::Object(call.body.clone());
-    let job = TransformJob::from_json(&request.to_string())
+    let job = TransformJob::from_request(&request.to_string(), "CreateTransformJob")
         .and_then(|job| job.validate().map(|()| job))
-        .map_err(|e| ApiError::validation(format!("CreateTransformJob: {e}")))?;
+        .map_err(ApiError::validation)?;
     let spec = model_spec(
         &call
             .api
@@ -47,46 +48,37 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
              job with this name already exists ({arn})"
         )));
     }
+    let stop = Stop::never();
+    call.api.add_job(KIND, name, stop.clone());
     let api = Arc::clone(call.api);
     let name = name.to_string();
-    std::thread::spawn(move || run(&api, &name, &job, &spec));
+    std::thread::spawn(move || run(&api, &name, &job, &spec, &stop));
     Ok(json!({ "TransformJobArn": arn }))
 }
 
-/// StopTransformJob: the job is marked `Stopping`, its model is stopped, and the job is
-/// `Stopped` when its run ends.
+/// StopTransformJob: the job is marked `Stopping`, ends between mini-batches (files done keep
+/// their output), and is `Stopped`.
 pub fn stop(call: &Call) -> Result<Value, ApiError> {
-    let name = begin_stop(call, KIND)?.to_string();
-    // Stopping containers takes a moment: not on the thread that answers requests.
-    let api = Arc::clone(call.api);
-    std::thread::spawn(move || api.stop_transform_model(&name));
+    let name = begin_stop(call, KIND)?;
+    call.api.stop_job(KIND, name);
     Ok(json!({}))
 }
 
-fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec) {
+fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop) {
     let started = now();
     api.record(KIND, name, |d| {
         d.insert("TransformStartTime".into(), json!(started));
     });
     let result = crate::deploy::start_model(spec, &batch_environment(job))
         .map_err(|e| format!("cannot start the model: {e:#}"))
-        .and_then(|running| {
-            let url = api.add_transform_model(name, running);
-            let report = run_against(job, &url, &mut Progress::hidden());
-            api.stop_transform_model(name);
-            report
-        });
+        .and_then(|running| run_against(job, running.url(), &mut Progress::hidden(), stop));
+    api.end_job(KIND, name);
     if api.shutting_down() {
+        // Left InProgress: the next start marks it interrupted.
         return;
     }
-    let stopping = api
-        .store
-        .get(KIND, name)
-        .ok()
-        .flatten()
-        .is_some_and(|d| d["TransformJobStatus"] == "Stopping");
     let (status, reason) = match result {
-        _ if stopping => ("Stopped", None),
+        _ if stop.requested() => ("Stopped", None),
         Ok(report) if report.failures.is_empty() => ("Completed", None),
         Ok(report) => {
             let first = &report.failures[0];

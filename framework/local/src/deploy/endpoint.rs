@@ -28,7 +28,7 @@ use super::request::{ContainerSpec, Mode, ModelSpec};
 use super::router::{Router, RouterConfig, Target};
 use super::runner::{stop_all, Container, Launch, LaunchStage, Runner};
 use crate::docker;
-use crate::tarball::unpack_safely;
+use modelstage_runtime::archive;
 
 /// How an endpoint is started.
 #[derive(Debug, Clone)]
@@ -274,7 +274,7 @@ fn prepare_model(container: &ContainerSpec, work: &Path) -> anyhow::Result<PathB
                 tarball.display()
             );
         }
-        unpack_safely(tarball, &model_dir).map_err(|e| anyhow!("{name}: ModelDataUrl: {e:#}"))?;
+        archive::unpack(tarball, &model_dir).map_err(|e| anyhow!("{name}: ModelDataUrl: {e:#}"))?;
     }
     Ok(model_dir)
 }

@@ -16,13 +16,13 @@
 
 mod endpoint;
 mod environment;
-mod health;
-mod image;
-mod logs;
-mod ports;
+pub(crate) mod health;
+pub(crate) mod image;
+pub(crate) mod logs;
+pub(crate) mod ports;
 pub mod request;
 mod router;
-mod runner;
+pub(crate) mod runner;
 mod upstream;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -40,7 +40,7 @@ pub use request::{ContainerSpec, Mode, ModelSpec};
 pub use upstream::UpstreamOptions;
 
 /// SageMaker's limit for a container to become healthy (docs/contract.md (Serving)).
-const STARTUP_TIMEOUT_SECS: u64 = 240;
+pub(crate) const STARTUP_TIMEOUT_SECS: u64 = 240;
 /// Between SIGTERM and SIGKILL. SageMaker allows 30 s; a local endpoint stops sooner.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 

@@ -2,14 +2,17 @@
 //! or `Containers` with `InferenceExecutionConfig.Mode`) or from `--stage LIB --model TAR` flags, and
 //! checked as SageMaker checks the request, with messages that name the field to fix.
 //!
-//! Fields about the cloud (`ExecutionRoleArn`, `VpcConfig`, `Tags`, `EnableNetworkIsolation`, ...)
-//! are ignored: a request written for SageMaker deploys here unchanged, except that `Image` names a
+//! Every key is checked against the API's members first ([`crate::request_doc::check_members`]):
+//! a misspelt `ModelDataURL` is an error that names `ModelDataUrl`, not an empty model. Fields
+//! about the cloud (`ExecutionRoleArn`, `VpcConfig`, `Tags`, `EnableNetworkIsolation`, ...) are
+//! accepted and ignored: a request written for SageMaker deploys here unchanged, except that `Image` names a
 //! stage library or a Docker image on this machine, and `ModelDataUrl` a local `model.tar.gz` (a
 //! path or a `file://` URI; relative paths are taken from the current folder, as the other local
 //! commands take them). Whether `Image` is a library or an image is decided when the endpoint
 //! starts ([`super::image`]): telling a bare image name from a file name may need the engine.
 
-use crate::request_doc::{opt_object, opt_str, string_map};
+use crate::request_doc::{check_members, opt_object, opt_str, string_map};
+use crate::request_shapes::CREATE_MODEL;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -68,6 +71,7 @@ impl ModelSpec {
     pub fn from_request(text: &str, origin: &str) -> anyhow::Result<ModelSpec> {
         let request: Value =
             serde_json::from_str(text).with_context(|| format!("{origin} is not valid JSON"))?;
+        check_members(&request, &CREATE_MODEL, origin).map_err(anyhow::Error::msg)?;
         let request = request
             .as_object()
             .ok_or_else(|| anyhow!("{origin} must hold a JSON object (a CreateModel request)"))?;

@@ -12,7 +12,7 @@ mod container;
 mod image;
 mod job_name;
 mod request;
-mod stop;
+pub(crate) mod stop;
 mod tree;
 
 use std::path::{Path, PathBuf};
@@ -135,6 +135,7 @@ fn fit(args: &FitArgs, stop: &Stop) -> anyhow::Result<Outcome> {
             if let Some(output) = output {
                 println!("Output data: {}", output.display());
             }
+            print_next_steps(&job.image, &model);
             Outcome::Completed
         }
         JobEnd::Failed(reason) => {
@@ -223,6 +224,33 @@ fn collect(base: &Path, output_dir: &Path) -> anyhow::Result<(PathBuf, Option<Pa
     let output = output_dir.join("output.tar.gz");
     pack_dir(&data, &output)?;
     Ok((model, Some(output)))
+}
+
+/// The commands that serve and deploy what the job produced.
+fn print_next_steps(image: &TrainingImage, model: &Path) {
+    let model = shell_word(&model.display().to_string());
+    let stage = match image {
+        TrainingImage::Library(path) => {
+            let library = shell_word(&path.display().to_string());
+            println!("Serve it:  modelstage serve --stage {library} --model-data {model}");
+            library
+        }
+        TrainingImage::Docker(reference) => shell_word(reference),
+    };
+    println!("Deploy it: modelstage deploy --stage {stage} --model {model}");
+}
+
+/// `text` as one shell word: as it is when it has nothing the shell reads, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:=@+,%".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// The FailureReason: the start of `output/failure`, when the container wrote one.

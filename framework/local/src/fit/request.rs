@@ -1,7 +1,8 @@
 //! The training job `modelstage fit` runs: read from a CreateTrainingJob request document and the
 //! command-line flags, checked as SageMaker checks a request.
 
-use crate::request_doc::{opt_object, opt_str, string_map};
+use crate::request_doc::{check_members, opt_object, opt_str, string_map};
+use crate::request_shapes::CREATE_TRAINING_JOB;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -49,11 +50,13 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// Reads the fields of a CreateTrainingJob request that a local job uses. Fields about the
-    /// cloud (RoleArn, StoppingCondition, VpcConfig, ...) are ignored.
+    /// Reads the fields of a CreateTrainingJob request that a local job uses, after checking
+    /// every key against the API's members. Fields about the cloud (RoleArn,
+    /// StoppingCondition, VpcConfig, ...) are accepted and ignored.
     pub fn from_request(text: &str, origin: &str) -> anyhow::Result<JobSpec> {
         let request: Value =
             serde_json::from_str(text).with_context(|| format!("{origin} is not valid JSON"))?;
+        check_members(&request, &CREATE_TRAINING_JOB, origin).map_err(anyhow::Error::msg)?;
         let request = request
             .as_object()
             .ok_or_else(|| anyhow!("{origin} must hold a JSON object (a CreateTrainingJob request)"))?;

@@ -329,3 +329,15 @@ fn a_tree_is_removed_on_request() {
     tree.remove().unwrap();
     assert!(!root.exists());
 }
+
+#[test]
+fn printed_commands_quote_only_what_the_shell_would_read() {
+    assert_eq!(
+        shell_word("jobs/a-1/output/model.tar.gz"),
+        "jobs/a-1/output/model.tar.gz"
+    );
+    assert_eq!(shell_word("my models/m.tar.gz"), "'my models/m.tar.gz'");
+    assert_eq!(shell_word("it's"), "'it'\\''s'");
+    assert_eq!(shell_word("$HOME"), "'$HOME'");
+    assert_eq!(shell_word(""), "''");
+}

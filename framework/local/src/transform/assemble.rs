@@ -10,8 +10,12 @@
 //! JSON Lines readers; this rule gives one output line per record whether
 //! the container ends its answer with a newline or not.
 //!
-//! An output file is written under a temporary name and renamed when the
-//! whole input file succeeded, so a failed file leaves no `.out`.
+//! An output file is written under a hidden temporary name
+//! (`.<name>.partial-<pid>`) and renamed when the whole input file succeeded,
+//! so a failed file leaves no `.out`. A job that is stopped removes its
+//! temporary files; one that is killed cannot, so the next job to write the
+//! same output removes the temporary files of writers no longer running
+//! ([`remove_stale_partials`]).
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -38,8 +42,7 @@ impl OutputFile {
     pub fn create(final_path: &Path) -> Result<OutputFile, String> {
         let parent = final_path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let name = final_path.file_name().unwrap_or_default().to_string_lossy();
-        let temp_path = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let temp_path = parent.join(format!("{}{}", partial_prefix(final_path), std::process::id()));
         let file =
             File::create(&temp_path).map_err(|e| format!("cannot create {}: {e}", temp_path.display()))?;
         Ok(OutputFile {
@@ -82,6 +85,48 @@ impl Drop for OutputFile {
         if self.writer.take().is_some() {
             let _ = fs::remove_file(&self.temp_path);
         }
+    }
+}
+
+/// The temporary name of `final_path` without the writer's process id.
+fn partial_prefix(final_path: &Path) -> String {
+    let name = final_path.file_name().unwrap_or_default().to_string_lossy();
+    format!(".{name}.partial-")
+}
+
+/// Removes the temporary files of `final_path` that no running process is
+/// writing: what a killed job left. Returns how many it removed.
+pub fn remove_stale_partials(final_path: &Path) -> usize {
+    let parent = final_path.parent().unwrap_or(Path::new("."));
+    let prefix = partial_prefix(final_path);
+    let Ok(entries) = fs::read_dir(parent) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            let writer = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .map(|pid| pid.parse::<i32>().ok());
+            match writer {
+                None => false,
+                Some(Some(pid)) if pid != std::process::id() as i32 && is_running(pid) => false,
+                Some(_) => fs::remove_file(entry.path()).is_ok(),
+            }
+        })
+        .count()
+}
+
+/// Whether a process with this id exists (one of another user counts).
+fn is_running(pid: i32) -> bool {
+    match rustix::process::Pid::from_raw(pid) {
+        Some(pid) => !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        ),
+        None => false,
     }
 }
 
@@ -131,5 +176,29 @@ mod tests {
         file.write(b"partial").unwrap();
         file.discard();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stale_partials_are_removed_but_not_a_running_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.csv.out");
+        // A process id that is not running: a child that has been waited for.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".a.csv.out.partial-{gone}"));
+        let garbled = dir.path().join(".a.csv.out.partial-x");
+        // The parent of this test process is running.
+        let live = dir.path().join(format!(
+            ".a.csv.out.partial-{}",
+            std::os::unix::process::parent_id()
+        ));
+        let other = dir.path().join(".b.csv.out.partial-1");
+        for path in [&stale, &garbled, &live, &other] {
+            fs::write(path, b"half").unwrap();
+        }
+        assert_eq!(remove_stale_partials(&target), 2);
+        assert!(!stale.exists() && !garbled.exists());
+        assert!(live.exists() && other.exists());
     }
 }

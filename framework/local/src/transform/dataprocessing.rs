@@ -255,7 +255,7 @@ mod tests {
                   "JoinSource": "{}"}}}}"#,
             if join { "Input" } else { "None" }
         );
-        let job = TransformJob::from_json(&json).unwrap();
+        let job = TransformJob::from_request(&json, "job.json").unwrap();
         job.validate().unwrap();
         DataProcessor::from_job(&job).unwrap().unwrap()
     }
@@ -270,9 +270,10 @@ mod tests {
 
     #[test]
     fn defaults_need_no_processor() {
-        let job = TransformJob::from_json(
+        let job = TransformJob::from_request(
             r#"{"TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "in"}}},
                 "TransformOutput": {"S3OutputPath": "out"}, "DataProcessing": {"InputFilter": "$"}}"#,
+            "job.json",
         )
         .unwrap();
         assert!(DataProcessor::from_job(&job).unwrap().is_none());

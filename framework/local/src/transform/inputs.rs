@@ -177,10 +177,10 @@ mod tests {
     use super::*;
 
     fn job_for(uri: &str, data_type: &str) -> TransformJob {
-        TransformJob::from_json(&format!(
+        TransformJob::from_request(&format!(
             r#"{{"TransformInput": {{"DataSource": {{"S3DataSource": {{"S3DataType": "{data_type}", "S3Uri": "{uri}"}}}}}},
                 "TransformOutput": {{"S3OutputPath": "out"}}}}"#
-        ))
+        ), "job.json")
         .unwrap()
     }
 

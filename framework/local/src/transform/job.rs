@@ -1,19 +1,22 @@
 //! The CreateTransformJob request document: serde types that read the JSON
 //! SageMaker's API takes (`aws sagemaker create-transform-job
 //! --cli-input-json`), its defaults, and the validation the service applies
-//! before a job starts, with errors that name the offending field.
+//! before a job starts, with errors that name the offending field. Its keys
+//! are checked against the API's members first
+//! ([`crate::request_doc::check_members`]), as the other request documents'
+//! are, so the types below hold only what a local job reads.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
 
-/// One CreateTransformJob request. Unknown fields are refused so that a
-/// misspelt `SplitTpye` fails loudly instead of silently transforming with
-/// the default; fields that only matter to the cloud service are accepted and
-/// ignored.
+use crate::request_doc::check_members;
+use crate::request_shapes::CREATE_TRANSFORM_JOB;
+
+/// One CreateTransformJob request, as far as a local job reads it.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[serde(rename_all = "PascalCase")]
 pub struct TransformJob {
     pub transform_job_name: Option<String>,
     pub model_name: Option<String>,
@@ -29,16 +32,10 @@ pub struct TransformJob {
     #[serde(default)]
     pub transform_output: TransformOutput,
     pub data_processing: Option<DataProcessing>,
-    // Cloud-only settings: accepted so real request documents load unchanged.
-    pub transform_resources: Option<serde_json::Value>,
-    pub tags: Option<serde_json::Value>,
-    pub experiment_config: Option<serde_json::Value>,
-    pub data_capture_config: Option<serde_json::Value>,
-    pub batch_data_capture_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[serde(rename_all = "PascalCase")]
 pub struct TransformInput {
     #[serde(default)]
     pub data_source: DataSource,
@@ -48,14 +45,13 @@ pub struct TransformInput {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[serde(rename_all = "PascalCase")]
 pub struct DataSource {
     #[serde(rename = "S3DataSource", default)]
     pub s3_data_source: S3DataSource,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct S3DataSource {
     #[serde(rename = "S3DataType")]
     pub s3_data_type: Option<S3DataType>,
@@ -64,17 +60,16 @@ pub struct S3DataSource {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[serde(rename_all = "PascalCase")]
 pub struct TransformOutput {
     #[serde(rename = "S3OutputPath", default)]
     pub s3_output_path: String,
     pub accept: Option<String>,
     pub assemble_with: Option<AssembleWith>,
-    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[serde(rename_all = "PascalCase")]
 pub struct DataProcessing {
     pub input_filter: Option<String>,
     pub join_source: Option<JoinSource>,
@@ -82,7 +77,7 @@ pub struct DataProcessing {
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+#[serde(rename_all = "PascalCase")]
 pub struct ModelClientConfig {
     pub invocations_timeout_in_seconds: Option<u32>,
     pub invocations_max_retries: Option<u32>,
@@ -178,10 +173,16 @@ pub const DEFAULT_INVOCATIONS_MAX_RETRIES: u32 = 3;
 pub const DATA_PROCESSING_TYPES: [&str; 3] = ["text/csv", "application/json", "application/jsonlines"];
 
 impl TransformJob {
-    /// Parses a request document, naming the line and column of a JSON or
-    /// schema error.
-    pub fn from_json(text: &str) -> Result<TransformJob, String> {
-        serde_json::from_str(text).map_err(|e| format!("invalid CreateTransformJob request: {e}"))
+    /// Parses a request document; `origin` names it in errors. An unknown or
+    /// missing key is named with its path, a wrong value with its line and
+    /// column.
+    pub fn from_request(text: &str, origin: &str) -> Result<TransformJob, String> {
+        let document: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("{origin} is not valid JSON: {e}"))?;
+        check_members(&document, &CREATE_TRANSFORM_JOB, origin)?;
+        // Read from the text, not the value, so that serde_json names the
+        // line and column of a value of the wrong type.
+        serde_json::from_str(text).map_err(|e| format!("{origin}: invalid CreateTransformJob request: {e}"))
     }
 
     pub fn split_type(&self) -> SplitType {
@@ -374,7 +375,7 @@ mod tests {
     use super::*;
 
     fn job(json: &str) -> TransformJob {
-        TransformJob::from_json(json).unwrap()
+        TransformJob::from_request(json, "job.json").unwrap()
     }
 
     const BASE: &str = r#""TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "in"}}},
@@ -406,7 +407,8 @@ mod tests {
 
     #[test]
     fn a_misspelt_field_is_refused_by_name() {
-        let err = TransformJob::from_json(r#"{"TransformInput": {"SplitTpye": "Line"}}"#).unwrap_err();
+        let err = TransformJob::from_request(r#"{"TransformInput": {"SplitTpye": "Line"}}"#, "job.json")
+            .unwrap_err();
         assert!(err.contains("SplitTpye"), "{err}");
     }
 

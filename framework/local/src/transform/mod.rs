@@ -31,6 +31,8 @@ pub use client::{ExecutionParameters, HttpInvoker, InvokeError, Invoker, Reply};
 pub use job::TransformJob;
 pub use run::{run_job, JobReport, Settings};
 
+use crate::fit::stop::signal_name;
+use crate::fit::Stop;
 use job::DataProcessing;
 use progress::Progress;
 
@@ -117,6 +119,19 @@ pub fn batch_environment(job: &TransformJob) -> Vec<(String, String)> {
 /// `modelstage transform`.
 pub fn run(args: TransformArgs) -> ExitCode {
     match execute(args) {
+        Ok(JobReport {
+            stopped_by: Some(signal),
+            succeeded,
+            files,
+            ..
+        }) => {
+            eprintln!(
+                "error: the transform job was stopped by {}: {succeeded} of {files} input files \
+                 are done; the others have no output",
+                signal_name(signal),
+            );
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+        }
         Ok(report) if report.failures.is_empty() => ExitCode::SUCCESS,
         Ok(report) => {
             for failure in &report.failures {
@@ -139,6 +154,9 @@ pub fn run(args: TransformArgs) -> ExitCode {
 fn execute(args: TransformArgs) -> Result<JobReport, String> {
     let job = build_job(&args)?;
     job.validate()?;
+    // Ctrl-C and SIGTERM stop the job between mini-batches (see [`run`]),
+    // and then the model.
+    let stop = Stop::on_signals().map_err(|e| format!("{e:#}"))?;
     // The model runs for as long as the job does: dropping it stops every
     // container it started.
     let mut running = None;
@@ -160,9 +178,9 @@ fn execute(args: TransformArgs) -> Result<JobReport, String> {
     } else {
         Progress::auto()
     };
-    let report = run_against(&job, &endpoint, &mut progress)?;
+    let report = run_against(&job, &endpoint, &mut progress, &stop)?;
     drop(running);
-    if !args.quiet {
+    if !args.quiet && report.stopped_by.is_none() {
         let s = report.settings;
         eprintln!(
             "transform: {} of {} files, {} records, {:.1} MB in {:.1} s \
@@ -180,15 +198,21 @@ fn execute(args: TransformArgs) -> Result<JobReport, String> {
     Ok(report)
 }
 
-/// Runs a validated job against the endpoint at `endpoint` (a URL), once it answers `/ping`.
-pub fn run_against(job: &TransformJob, endpoint: &str, progress: &mut Progress) -> Result<JobReport, String> {
+/// Runs a validated job against the endpoint at `endpoint` (a URL), once it answers `/ping`;
+/// `stop` ends it between mini-batches.
+pub fn run_against(
+    job: &TransformJob,
+    endpoint: &str,
+    progress: &mut Progress,
+    stop: &Stop,
+) -> Result<JobReport, String> {
     let invoker = HttpInvoker::new(
         endpoint,
         Duration::from_secs(job.invocations_timeout_seconds().into()),
         job.invocations_max_retries(),
     )?;
     invoker.wait_ready(READY_WITHIN)?;
-    run_job(job, &invoker, progress)
+    run_job(job, &invoker, progress, stop)
 }
 
 /// The request document with the flags applied over it.
@@ -197,7 +221,7 @@ pub fn build_job(args: &TransformArgs) -> Result<TransformJob, String> {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            TransformJob::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            TransformJob::from_request(&text, &path.display().to_string())?
         }
         None => TransformJob::default(),
     };

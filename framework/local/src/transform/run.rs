@@ -12,6 +12,15 @@
 //! A failing mini-batch fails its file only: the file's partial output is
 //! dropped, its remaining records are skipped, and the other files go on,
 //! as the service does (docs/contract.md (Batch transform)).
+//!
+//! Every output is all or nothing: it is written under a temporary name and
+//! renamed when its file is done ([`super::assemble`]). Ctrl-C or SIGTERM
+//! stops the job between mini-batches: answers still in flight are awaited
+//! no further, the unfinished files' temporary outputs are removed, finished
+//! files keep theirs, and the report names the signal. A job that was
+//! killed outright leaves its temporary files; the next job that writes the
+//! same outputs removes them before it starts, so a rerun keeps nothing
+//! half-written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -24,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
 
-use super::assemble::{append_response, OutputFile};
+use super::assemble::{append_response, remove_stale_partials, OutputFile};
 use super::batch::{payload_limit, Batch, Batcher, Item};
 use super::client::{ExecutionParameters, InvokeError, Invoker, Reply};
 use super::dataprocessing::DataProcessor;
@@ -35,6 +44,10 @@ use super::job::{
 };
 use super::progress::Progress;
 use super::split::{describe_span, records, Locator, SplitError};
+use crate::fit::Stop;
+
+/// How often a driver waiting for an answer looks whether the job was stopped.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// The values a job runs with after the platform's precedence: the request,
 /// then `/execution-parameters`, then the defaults (docs/contract.md (Batch transform)).
@@ -82,18 +95,29 @@ pub struct JobReport {
     pub records: u64,
     pub failures: Vec<FileFailure>,
     pub elapsed: Duration,
+    /// The signal that stopped the job before every file was done.
+    pub stopped_by: Option<i32>,
 }
 
-/// Runs `job` against `invoker`. `Err` is a job that could not start (bad
-/// request, no inputs); file failures are in the report.
+/// Runs `job` against `invoker` until it is done or `stop` is requested.
+/// `Err` is a job that could not start (bad request, no inputs); file
+/// failures are in the report.
 pub fn run_job(
     job: &TransformJob,
     invoker: &dyn Invoker,
     progress: &mut Progress,
+    stop: &Stop,
 ) -> Result<JobReport, String> {
     job.validate()?;
     let output_dir = local_path(&job.transform_output.s3_output_path, "S3OutputPath")?;
     let inputs = list_inputs(job, &output_dir)?;
+    let stale: usize = inputs
+        .iter()
+        .map(|input| remove_stale_partials(&output_path(&output_dir, input)))
+        .sum();
+    if stale > 0 {
+        log::info!("removed {stale} partial output(s) an interrupted job left");
+    }
     let processor = DataProcessor::from_job(job)?;
     let needs_container_values = job.batch_strategy.is_none()
         || job.max_payload_in_mb.is_none()
@@ -136,6 +160,7 @@ pub fn run_job(
             work_tx: Some(work_tx),
             done_rx,
             progress,
+            stop,
             position: Arc::new(AtomicU64::new(0)),
             finished_bytes: 0,
             failures: Vec::new(),
@@ -151,6 +176,7 @@ pub fn run_job(
             records: driver.records,
             failures: driver.failures,
             elapsed: started.elapsed(),
+            stopped_by: stop.signal(),
         }
     });
     Ok(report)
@@ -221,6 +247,7 @@ struct Driver<'a> {
     work_tx: Option<Sender<Work>>,
     done_rx: Receiver<(u64, Result<Reply, InvokeError>)>,
     progress: &'a mut Progress,
+    stop: &'a Stop,
     position: Arc<AtomicU64>,
     finished_bytes: u64,
     failures: Vec<FileFailure>,
@@ -231,6 +258,9 @@ struct Driver<'a> {
 impl Driver<'_> {
     fn run(&mut self) {
         for index in 0..self.inputs.len() {
+            if self.stop.requested() {
+                break;
+            }
             self.produce_file(index);
             // Answers still in flight count as read: the file is all read.
             self.finished_bytes += self.inputs[index].size;
@@ -239,6 +269,12 @@ impl Driver<'_> {
         while self.next_write < self.next_seq {
             if !self.receive_one() {
                 break;
+            }
+        }
+        if self.stop.requested() {
+            // Dropping an unfinished output removes its temporary file.
+            for state in &mut self.files {
+                state.output = None;
             }
         }
         // Closing the queue lets the workers end.
@@ -323,7 +359,7 @@ impl Driver<'_> {
             self.settings.batch_strategy,
             self.settings.max_payload_in_mb,
         ) {
-            if self.files[index].failure.is_some() {
+            if self.files[index].failure.is_some() || self.stop.requested() {
                 break;
             }
             match batch {
@@ -392,15 +428,22 @@ impl Driver<'_> {
         self.flush_ready();
     }
 
-    /// Waits for one answer; `false` if the workers are gone.
+    /// Waits for one answer; `false` if the workers are gone or the job was
+    /// stopped.
     fn receive_one(&mut self) -> bool {
-        match self.done_rx.recv() {
-            Ok((seq, result)) => {
-                self.ready.insert(seq, Outcome::Answered(result));
-                self.flush_ready();
-                true
+        loop {
+            if self.stop.requested() {
+                return false;
             }
-            Err(_) => false,
+            match self.done_rx.recv_timeout(STOP_POLL) {
+                Ok((seq, result)) => {
+                    self.ready.insert(seq, Outcome::Answered(result));
+                    self.flush_ready();
+                    return true;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            }
         }
     }
 

@@ -67,11 +67,11 @@ fn job(dir: &Path, extra: &str) -> TransformJob {
         input = dir.join("in").display(),
         output = dir.join("out").display(),
     );
-    TransformJob::from_json(&json).unwrap()
+    TransformJob::from_request(&json, "job.json").unwrap()
 }
 
 fn run(job: &TransformJob, fake: &Fake) -> JobReport {
-    run_job(job, fake, &mut Progress::hidden()).unwrap()
+    run_job(job, fake, &mut Progress::hidden(), &Stop::never()).unwrap()
 }
 
 fn read(dir: &Path, relative: &str) -> String {
@@ -272,4 +272,58 @@ fn csv_join_keeps_the_id_column_the_model_never_saw() {
     );
     // Joined rows are id1,x,y,X,Y and id2,z,w,Z,W; the filter keeps the first and last column.
     assert_eq!(read(dir.path(), "a.csv.out"), "id1,Y\nid2,W\n");
+}
+
+/// Asks the job to stop, as Ctrl-C does, when it sends its `after`-th request.
+struct StopsAfter {
+    fake: Fake,
+    stop: Stop,
+    after: usize,
+}
+
+impl Invoker for StopsAfter {
+    fn invoke(&self, body: Vec<u8>, content_type: &str, accept: Option<&str>) -> Result<Reply, InvokeError> {
+        let reply = self.fake.invoke(body, content_type, accept);
+        if self.fake.requests.lock().unwrap().len() >= self.after {
+            self.stop.request(signal_hook::consts::SIGINT);
+        }
+        reply
+    }
+
+    fn execution_parameters(&self) -> Option<ExecutionParameters> {
+        None
+    }
+}
+
+#[test]
+fn a_stopped_job_leaves_only_complete_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in/a.csv", b"a,1\na,2\n");
+    write(dir.path(), "in/b.csv", b"b,1\nb,2\nb,3\n");
+    write(dir.path(), "in/c.csv", b"c,1\n");
+    // What a job killed earlier left: its writer is not running any more.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    write(dir.path(), &format!("out/.c.csv.out.partial-{gone}"), b"c,");
+    let invoker = StopsAfter {
+        fake: Fake::default(),
+        stop: Stop::never(),
+        after: 3,
+    };
+    let job = job(dir.path(), r#", "BatchStrategy": "SingleRecord""#);
+    let report = run_job(&job, &invoker, &mut Progress::hidden(), &invoker.stop).unwrap();
+    assert_eq!(report.stopped_by, Some(signal_hook::consts::SIGINT));
+    let mut left: Vec<String> = fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    // b was cut short and c never started: neither has an output or a
+    // temporary file; a has its whole output if it got to finish.
+    assert!(left.is_empty() || left == ["a.csv.out"], "{left:?}");
+    if !left.is_empty() {
+        assert_eq!(read(dir.path(), "a.csv.out"), "A,1\nA,2\n");
+    }
+    assert!(invoker.fake.requests.lock().unwrap().len() < 6);
 }

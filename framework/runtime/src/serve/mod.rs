@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// $SAGEMAKER_BASE_DIR/model (SAGEMAKER_BASE_DIR defaults to /opt/ml).
     #[arg(long = "model-dir", value_name = "DIR")]
     pub model_dirs: Vec<PathBuf>,
+    /// A `model.tar.gz` per stage, in the same order, instead of --model-dir:
+    /// unpacked (as SageMaker does, with the bounds of `MODELSTAGE_UNPACK_*`)
+    /// into a private folder that is removed when the server stops.
+    #[arg(long = "model-data", value_name = "TAR", conflicts_with = "model_dirs")]
+    pub model_data: Vec<PathBuf>,
     /// The Accept each stage but the last gets in a fused pipeline (default:
     /// $SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else application/json).
     #[arg(long = "stage-accept", value_name = "TYPE", hide = true)]
@@ -165,12 +170,44 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
     Ok((config, threading, label))
 }
 
+/// Unpacks each `--model-data` archive into a private folder and serves
+/// that folder as the stage's model dir; the folders live as long as the
+/// returned values.
+fn unpack_model_data(args: &mut ServeArgs) -> Result<Vec<crate::archive::PrivateModel>, String> {
+    // Counted before anything is unpacked; without --stage, MODELSTAGE_STAGE is the one stage.
+    let stages = args.stages.len().max(1);
+    if args.model_data.len() > stages {
+        return Err(format!(
+            "{} --model-data given for {stages} stage(s): give one per --stage, in the same order",
+            args.model_data.len()
+        ));
+    }
+    let models = args
+        .model_data
+        .iter()
+        .map(|tar_gz| {
+            crate::archive::PrivateModel::unpack(tar_gz)
+                .map_err(|e| format!("--model-data {}: {e:#}", tar_gz.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    args.model_dirs
+        .extend(models.iter().map(|m| m.model_dir().to_path_buf()));
+    Ok(models)
+}
+
 /// Runs `modelstage serve` until SIGTERM (graceful: in-flight requests are
 /// answered) or SIGINT. Returns the process exit code.
-pub fn run(args: ServeArgs) -> i32 {
+pub fn run(mut args: ServeArgs) -> i32 {
+    let models = match unpack_model_data(&mut args) {
+        Ok(models) => models,
+        Err(e) => fail(&e),
+    };
     let (config, threading, label) = match configure(&args) {
         Ok(c) => c,
-        Err(e) => fail(&e),
+        Err(e) => {
+            drop(models);
+            fail(&e)
+        }
     };
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
@@ -190,7 +227,10 @@ pub fn run(args: ServeArgs) -> i32 {
     );
     let pool = match pool::Pool::start(config.workers, &plan, label.clone(), fail) {
         Ok(p) => p,
-        Err(e) => fail(&format!("cannot start workers: {e}")),
+        Err(e) => {
+            drop(models);
+            fail(&format!("cannot start workers: {e}"))
+        }
     };
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
@@ -217,6 +257,7 @@ pub fn run(args: ServeArgs) -> i32 {
         server.run().await
     });
     pool.shutdown();
+    drop(models);
     match result {
         Ok(()) => {
             log::info!("stopped");

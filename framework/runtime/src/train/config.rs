@@ -21,7 +21,9 @@ pub struct JobConfig {
 impl JobConfig {
     /// Reads `input/config/*.json`. A missing `hyperparameters.json` or `inputdataconfig.json` means
     /// none (SageMaker always writes both; the toolkit writes `{}` when it lays out a local tree);
-    /// a missing `resourceconfig.json` means one host, `algo-1`. Unreadable or malformed files are errors.
+    /// a missing `resourceconfig.json` means one host, `algo-1`. Unreadable or malformed files are
+    /// errors, and so is a missing `inputdataconfig.json` beside channel data in `input/data/`: the
+    /// data would silently be left out, so the error names the file and shows its shape.
     pub fn read(paths: &Paths) -> Result<JobConfig, String> {
         let resource_config = read_object(&paths.config_file("resourceconfig.json"))?.unwrap_or_else(|| {
             log::warn!("no resourceconfig.json: training as the single host algo-1");
@@ -32,10 +34,60 @@ impl JobConfig {
         });
         Ok(JobConfig {
             hyperparameters: read_object(&paths.config_file("hyperparameters.json"))?.unwrap_or_default(),
-            input_data_config: read_object(&paths.config_file("inputdataconfig.json"))?.unwrap_or_default(),
+            input_data_config: match read_object(&paths.config_file("inputdataconfig.json"))? {
+                Some(channels) => channels,
+                None => no_input_data_config(paths)?,
+            },
             resource_config,
         })
     }
+}
+
+/// The channels when `inputdataconfig.json` is missing: none, unless `input/data/` holds channel
+/// directories, which only that file can declare; then an error that names the file, shows its
+/// shape for the channels found and points to a tree laid out by `modelstage fit`.
+fn no_input_data_config(paths: &Paths) -> Result<Map<String, Value>, String> {
+    let mut found: Vec<String> = std::fs::read_dir(&paths.input_data_dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if found.is_empty() {
+        return Ok(Map::new());
+    }
+    found.sort();
+    // A few names make the point; a folder of thousands must not make the message as long.
+    const SHOWN: usize = 5;
+    let more = found.len().saturating_sub(SHOWN);
+    found.truncate(SHOWN);
+    let mut names = found
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        names.push_str(&format!(" and {more} more"));
+    }
+    let shape: Map<String, Value> = found
+        .iter()
+        .map(|name| {
+            let settings = serde_json::json!({"ContentType": "text/csv", "TrainingInputMode": "File"});
+            (name.clone(), settings)
+        })
+        .collect();
+    Err(format!(
+        "{} is missing, so no channel is configured, but {} holds data for {}. SageMaker writes this \
+         file for every job; by hand, write it as {} (each channel's name mapped to its settings), or \
+         let `modelstage fit` lay out the tree (`modelstage fit --keep-tree` keeps it to look at)",
+        paths.config_file("inputdataconfig.json").display(),
+        paths.input_data_dir,
+        names,
+        Value::Object(shape)
+    ))
 }
 
 /// A JSON object file; `None` when the file does not exist.
@@ -141,6 +193,32 @@ mod tests {
             "g": null, "h": [1, 2], "i": {"k": 1}, "j": 7, "k": 5
         });
         assert_eq!(Value::Object(decoded), expected);
+    }
+
+    #[test]
+    fn a_missing_inputdataconfig_is_none_without_data_and_an_error_beside_data() {
+        let dir = std::env::temp_dir().join(format!("modelstage-config-{}", std::process::id()));
+        let paths = Paths::new(dir.to_str().unwrap());
+        std::fs::create_dir_all(&paths.input_config_dir).unwrap();
+        let config = JobConfig::read(&paths).unwrap();
+        assert!(config.input_data_config.is_empty());
+
+        for channel in ["train", "validation"] {
+            std::fs::create_dir_all(paths.channel_dir(channel)).unwrap();
+        }
+        let err = JobConfig::read(&paths).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let file = paths.config_file("inputdataconfig.json");
+        assert!(
+            err.starts_with(&format!("{} is missing", file.display())),
+            "{err}"
+        );
+        assert!(err.contains("holds data for 'train', 'validation'"), "{err}");
+        assert!(
+            err.contains(r#"{"train":{"ContentType":"text/csv","TrainingInputMode":"File"},"validation":"#),
+            "{err}"
+        );
+        assert!(err.contains("modelstage fit --keep-tree"), "{err}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub fn run(library: &Path, base: &Path, job: &TrainingJob, stop: &Stop) -> anyho
         .arg("--stage")
         .arg(library)
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        // The container's log goes to our standard error, as a Docker training container's does,
+        // so that our standard output carries only results (`check --format json` relies on it).
+        .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::inherit());
     // A container starts with a clean environment: nothing of the SageMaker contract leaks in
     // from the shell that runs `fit`.

@@ -42,11 +42,11 @@ def stage_lib(name):
 class ApiServer:
     """One `modelstage api` process; its log lines are collected."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, *options):
         self.state_dir = state_dir
         self.lines = []
         self.process = subprocess.Popen(
-            [required_env("MODELSTAGE_BIN"), "api", "--port", "0", "--state-dir", str(state_dir)],
+            [required_env("MODELSTAGE_BIN"), "api", "--port", "0", "--state-dir", str(state_dir), *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROOT, WAIT, render, stage_lib
+from conftest import ROOT, WAIT, ApiServer, render, stage_lib
 
 
 def error(call, **kwargs):
@@ -181,3 +181,26 @@ def test_a_stopped_training_job_ends_stopped(sm, tmp_path):
     assert "ModelArtifacts" not in stopped or not stopped["ModelArtifacts"].get("S3ModelArtifacts")
     _, code, _ = error(sm.stop_training_job, TrainingJobName="to-stop")
     assert code == "ValidationException", "a stopped job cannot be stopped again"
+
+
+def test_one_endpoint_more_than_max_running_is_resource_limit_exceeded(tmp_path):
+    limited = ApiServer(tmp_path / "state", "--max-running", "1")
+    try:
+        sm = limited.client("sagemaker")
+        sm.create_model(ModelName="echo", PrimaryContainer={"Image": stage_lib("echo")})
+        sm.create_endpoint_config(EndpointConfigName="echo", ProductionVariants=[{"VariantName": "v1", "ModelName": "echo"}])
+        sm.create_endpoint(EndpointName="first", EndpointConfigName="echo")
+        status, code, message = error(sm.create_endpoint, EndpointName="second", EndpointConfigName="echo")
+        assert (status, code) == (400, "ResourceLimitExceeded"), message
+        assert "--max-running 1" in message, message
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="first", WaiterConfig=WAIT)
+        answer = limited.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName="first", ContentType="application/json", Body=b'{"x": 1}'
+        )
+        assert answer["InvokedProductionVariant"] == "v1"
+        sm.delete_endpoint(EndpointName="first")
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="first", WaiterConfig=WAIT)
+        sm.create_endpoint(EndpointName="second", EndpointConfigName="echo")
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="second", WaiterConfig=WAIT)
+    finally:
+        assert limited.stop() == 0, limited.log()

@@ -17,6 +17,7 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
     stage_lib("featurizer");
     stage_lib("linear_learner");
     stage_lib("failing_model");
+    stage_lib("echo");
     let check = Command::new(python())
         .args(["-c", "import boto3, pytest"])
         .output();

@@ -47,6 +47,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("EndpointName");
     let plan = plan(call.api, call.region, call.str("EndpointConfigName"))?;
     let arn = call.arn(Kind::Endpoint, name);
+    call.api.check_capacity()?;
     let created = now();
     let description = json!({
         "EndpointName": name,
@@ -141,7 +142,7 @@ fn launch(api: Arc<Api>, name: String, plan: Plan) {
             }
             Err(e) => {
                 let reason = format!("{e:#}");
-                log::error!("endpoint {} failed: {reason}", quote(&name));
+                log::error!("endpoint {} failed: {}", quote(&name), reason.escape_debug());
                 // A failed update leaves the endpoint serving its previous model, as the service does.
                 let status = if api.live_endpoint(&name).is_some() {
                     "InService"

@@ -68,6 +68,10 @@ pub struct ApiArgs {
     /// Seconds a container has to answer an invocation (the service's limit is 60).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub invocation_timeout: u64,
+    /// Jobs and endpoints running at once (each runs processes or containers of its own); one
+    /// more is refused with ResourceLimitExceeded.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_running: usize,
     /// Connections served at once, per worker.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_connections: usize,
@@ -103,7 +107,7 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
         None => default_state_dir()?,
     };
     let store = Store::open(&state_dir)?;
-    let api = Arc::new(Api::new(store, args.account.clone()));
+    let api = Arc::new(Api::new(store, args.account.clone(), args.max_running));
     restart::recover(&api).map_err(|e| anyhow::anyhow!("{}", e.message))?;
 
     let limits = runtime::Limits {
@@ -174,7 +178,8 @@ async fn control(request: HttpRequest, body: web::Bytes, api: web::Data<Arc<Api>
         let region = wire::region(request.headers());
         let result = ops::call(&api, &region, &operation, &value);
         if let Err(e) = &result {
-            log::info!("{operation}: {} {}", e.kind, e.message);
+            // The message quotes values from the request; escaping keeps each on one log line.
+            log::info!("{operation}: {} {}", e.kind, e.message.escape_debug());
         }
         result
     });

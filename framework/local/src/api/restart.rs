@@ -25,8 +25,9 @@ pub fn recover(api: &Arc<Api>) -> Result<(), ApiError> {
             }
             let name = description[&name_member].as_str().unwrap_or_default();
             log::warn!(
-                "the {} {name} was running when modelstage api stopped: marked Failed",
-                kind.label()
+                "the {} {} was running when modelstage api stopped: marked Failed",
+                kind.label(),
+                super::wire::quote(name)
             );
             match kind {
                 Kind::TrainingJob => training::fail(api, name, INTERRUPTED),

@@ -41,6 +41,8 @@ pub struct Api {
     pub store: Store,
     /// The account in ARNs.
     pub account: String,
+    /// How many jobs and endpoints may run at once.
+    pub max_running: usize,
     endpoints: Mutex<HashMap<String, Arc<LiveEndpoint>>>,
     /// The stop flags of running jobs, by ARN type and name.
     jobs: Mutex<HashMap<(&'static str, String), Stop>>,
@@ -54,10 +56,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Api {
-    pub fn new(store: Store, account: String) -> Api {
+    pub fn new(store: Store, account: String, max_running: usize) -> Api {
         Api {
             store,
             account,
+            max_running,
             endpoints: Mutex::default(),
             jobs: Mutex::default(),
             shutting_down: AtomicBool::new(false),
@@ -80,6 +83,31 @@ impl Api {
         self.store
             .get(kind, name)?
             .ok_or_else(|| missing(kind, &self.arn(region, kind, name)))
+    }
+
+    /// Refuses one more job or endpoint when [`max_running`](Api::max_running) of them run:
+    /// each runs processes or containers of its own.
+    pub fn check_capacity(&self) -> Result<(), ApiError> {
+        let endpoints = self
+            .store
+            .list(Kind::Endpoint)?
+            .iter()
+            .filter(|d| {
+                matches!(
+                    d["EndpointStatus"].as_str(),
+                    Some("Creating" | "Updating" | "InService")
+                )
+            })
+            .count();
+        let running = lock(&self.jobs).len() + endpoints;
+        if running >= self.max_running {
+            return Err(ApiError::limit(format!(
+                "{running} jobs and endpoints run already, the most this server runs at once \
+                 (--max-running {}): wait for a job to end or delete an endpoint",
+                self.max_running
+            )));
+        }
+        Ok(())
     }
 
     pub fn live_endpoint(&self, name: &str) -> Option<Arc<LiveEndpoint>> {

@@ -27,6 +27,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     if call.api.store.get(KIND, name)?.is_some() {
         return Err(in_use(&arn));
     }
+    call.api.check_capacity()?;
     let output_dir = fit::check_new_output(&job).map_err(|e| ApiError::validation(format!("{e:#}")))?;
 
     let mut description = call.body.clone();
@@ -78,7 +79,7 @@ fn run(api: &Api, job: &TrainingJob, output_dir: &std::path::Path, stop: &Stop) 
             transition(api, name, phase)
         });
         if let Err(e) = tree.remove() {
-            log::warn!("{e:#}");
+            log::warn!("{}", format!("{e:#}").escape_debug());
         }
         end
     })();

@@ -32,6 +32,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
             .require(call.region, Kind::Model, call.str("ModelName"))?,
     )?;
     let created = now();
+    call.api.check_capacity()?;
     let mut description = call.body.clone();
     description.remove("Tags");
     description.insert("TransformJobArn".into(), json!(arn));

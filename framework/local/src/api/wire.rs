@@ -54,6 +54,11 @@ impl ApiError {
         ApiError::new("ResourceNotFound", StatusCode::BAD_REQUEST, message)
     }
 
+    /// A bound of this server that a request would go past (400 `ResourceLimitExceeded`).
+    pub fn limit(message: impl Into<String>) -> ApiError {
+        ApiError::new("ResourceLimitExceeded", StatusCode::BAD_REQUEST, message)
+    }
+
     /// An operation this server does not implement (400 `UnknownOperationException`).
     pub fn unknown_operation(message: impl Into<String>) -> ApiError {
         ApiError::new("UnknownOperationException", StatusCode::BAD_REQUEST, message)

@@ -1,8 +1,9 @@
-//! `modelstage api` driven by boto3, as a user's own code drives SageMaker: the pytest suite in
-//! `tests/api` (the seed's whole workflow, the refusals, a restart), run against the binary and
-//! the stage libraries of this build. Python with boto3 and pytest is a requirement of the test
-//! suite (`ci/setup.sh` installs the pinned versions of `tests/api/requirements.txt`): when it is
-//! missing this test fails and says so, it never passes without running.
+//! `modelstage api` driven by boto3 and the AWS CLI, as a user's own code drives SageMaker: the
+//! pytest suite in `tests/api` (the seed's whole workflow, the refusals, a restart, the CLI), run
+//! against the binary and the stage libraries of this build. Python with boto3, pytest and the
+//! AWS CLI is a requirement of the test suite (`ci/setup.sh` installs the pinned versions of
+//! `tests/api/requirements.txt`): when it is missing this test fails and says so, it never passes
+//! without running.
 
 use std::process::Command;
 
@@ -19,17 +20,17 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
     stage_lib("failing_model");
     stage_lib("echo");
     let check = Command::new(python())
-        .args(["-c", "import boto3, pytest"])
+        .args(["-c", "import boto3, pytest, awscli"])
         .output();
     match check {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "the tests of modelstage api need boto3 and pytest: run ci/setup.sh (pip install -r \
+            "the tests of modelstage api need boto3, pytest and the AWS CLI: run ci/setup.sh (pip install -r \
              tests/api/requirements.txt)\n{}",
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(e) => panic!(
-            "the tests of modelstage api need {} with boto3 and pytest: {e}",
+            "the tests of modelstage api need {} with boto3, pytest and the AWS CLI: {e}",
             python()
         ),
     }

@@ -121,7 +121,7 @@ fn launch(api: Arc<Api>, name: String, plan: Plan) {
         }
         match started {
             Ok(running) => {
-                log::info!("endpoint {} is in service", quote(&name));
+                log::info!("endpoint {} is in service at {}", quote(&name), running.url());
                 api.set_live(&name, LiveEndpoint::new(running, plan.variant.clone()));
                 api.record(Kind::Endpoint, &name, |d| {
                     d.insert("EndpointStatus".into(), json!("InService"));

@@ -38,6 +38,9 @@ enum Command {
     /// A local endpoint (CreateModel + CreateEndpoint): one stage, a serial pipeline
     /// behind a router, Direct mode, or fused in one process.
     Deploy(modelstage_local::deploy::DeployArgs),
+    /// A local server speaking SageMaker's own API (control plane and runtime), for boto3 and
+    /// the AWS tools: training jobs, models, endpoints and transform jobs run on this machine.
+    Api(modelstage_local::api::ApiArgs),
     /// Send one request to an endpoint and print the response body.
     Invoke(modelstage_local::invoke::InvokeArgs),
     /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
             modelstage_local::transform::run(args)
         }
         Command::Deploy(args) => modelstage_local::deploy::run(args),
+        Command::Api(args) => modelstage_local::api::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
         Command::Check(args) => {

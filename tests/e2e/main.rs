@@ -5,6 +5,7 @@
 mod support;
 
 mod abalone;
+mod api;
 mod archives;
 mod authoring;
 mod authoring_errors;

@@ -9,7 +9,10 @@
 //! creates a stage project, `tarball` packs `model.tar.gz` (the runtime's
 //! `archive` unpacks it), and `request_doc` reads the API's request documents,
 //! checked against their member lists in `request_shapes`.
+//! `api` serves all of it behind SageMaker's own wire protocols, for boto3
+//! and the AWS tools.
 
+pub mod api;
 pub mod check;
 pub mod deploy;
 pub mod docker;

@@ -198,6 +198,12 @@ impl RunningEndpoint {
 /// unwinding.
 pub fn start(model_request: &Path, extra_env: &[(String, String)]) -> anyhow::Result<RunningEndpoint> {
     let spec = ModelSpec::from_file(model_request)?;
+    start_model(&spec, extra_env)
+        .with_context(|| format!("cannot start the model of {}", model_request.display()))
+}
+
+/// [`start`] for a model already read (`modelstage api` keeps CreateModel requests in its store).
+pub fn start_model(spec: &ModelSpec, extra_env: &[(String, String)]) -> anyhow::Result<RunningEndpoint> {
     let options = Options {
         port: 0,
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -210,8 +216,7 @@ pub fn start(model_request: &Path, extra_env: &[(String, String)]) -> anyhow::Re
         exe: current_exe()?,
     };
     let never = AtomicBool::new(false);
-    let endpoint = Endpoint::start(&spec, &options, &never)
-        .with_context(|| format!("cannot start the model of {}", model_request.display()))?;
+    let endpoint = Endpoint::start(spec, &options, &never)?;
     Ok(RunningEndpoint { endpoint })
 }
 

@@ -123,55 +123,107 @@ fn fit(args: &FitArgs, stop: &Stop) -> anyhow::Result<Outcome> {
         .map_or(0, |d| d.as_millis());
     let job = spec.finish(now)?;
 
-    // SageMaker refuses a second job with the same name; here that would overwrite its artifacts.
-    let output_dir = job.output_path.join(&job.name).join("output");
-    if output_dir.exists() {
-        bail!(
-            "the training job '{}' already has output in {}: choose another --job-name",
-            job.name,
-            output_dir.display()
-        );
-    }
+    let output_dir = check_new_output(&job)?;
     // Before copying the data: a missing engine or image should not cost a copy of the channels.
     check_runnable(&job.image)?;
 
     log::info!("Training job {}: {}", job.name, job.image);
     let tree = prepare(&job, stop)?;
-    let exit = run_training_container(tree.base(), &job, stop)?;
-    let outcome = if exit.success {
-        collect(tree.base(), &output_dir).map(|()| {
-            print_next_steps(&job.image, &output_dir.join("model.tar.gz"));
+    let outcome = match run_in_tree(tree.base(), &job, &output_dir, stop, &mut |_| {})? {
+        JobEnd::Completed { model, output } => {
+            println!("Model artifacts: {}", model.display());
+            if let Some(output) = output {
+                println!("Output data: {}", output.display());
+            }
+            print_next_steps(&job.image, &model);
             Outcome::Completed
-        })
-    } else if let Some(signal) = exit.stopped_by {
-        Ok(report_stop(tree.base(), &job.name, signal))
-    } else {
-        report_failure(tree.base(), &job.name, &exit);
-        Ok(Outcome::Failed)
+        }
+        JobEnd::Failed(reason) => {
+            eprintln!("Training job {} failed: {reason}", job.name);
+            Outcome::Failed
+        }
+        JobEnd::Stopped { signal, reason } => {
+            eprintln!("Training job {} stopped: {reason}", job.name);
+            Outcome::Stopped(signal)
+        }
     };
     if args.keep_tree {
         println!("Training tree kept at {}", tree.keep().display());
     } else if let Err(e) = tree.remove() {
         log::warn!("{e:#}");
     }
-    outcome
+    Ok(outcome)
+}
+
+/// How a training job that ran ended, for a library caller ([`run_in_tree`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    /// `model.tar.gz`, and `output.tar.gz` when `output/data` was not empty.
+    Completed { model: PathBuf, output: Option<PathBuf> },
+    /// The FailureReason.
+    Failed(String),
+    /// Stopped by `signal`; the container's own reason when it wrote one.
+    Stopped { signal: i32, reason: String },
+}
+
+/// The job's output folder, `<S3OutputPath>/<TrainingJobName>/output`, which must not exist yet:
+/// SageMaker refuses a second job with the same name; here that would overwrite its artifacts.
+pub fn check_new_output(job: &TrainingJob) -> anyhow::Result<PathBuf> {
+    let output_dir = job.output_path.join(&job.name).join("output");
+    if output_dir.exists() {
+        bail!(
+            "the training job '{}' already has output in {}: choose another job name",
+            job.name,
+            output_dir.display()
+        );
+    }
+    Ok(output_dir)
+}
+
+/// Runs the training container of `job` on its prepared tree rooted at `base` and packs what it
+/// left into `output_dir`. `phase` hears `Training` when the container starts and `Uploading`
+/// when its artifacts are packed (SageMaker's secondary statuses).
+pub fn run_in_tree(
+    base: &Path,
+    job: &TrainingJob,
+    output_dir: &Path,
+    stop: &Stop,
+    phase: &mut dyn FnMut(&'static str),
+) -> anyhow::Result<JobEnd> {
+    phase("Training");
+    let exit = run_training_container(base, job, stop)?;
+    if exit.success {
+        phase("Uploading");
+        let (model, output) = collect(base, output_dir)?;
+        Ok(JobEnd::Completed { model, output })
+    } else if let Some(signal) = exit.stopped_by {
+        let reason = failure_reason(base)
+            .unwrap_or_else(|| format!("stopped by {} before it finished", stop::signal_name(signal)));
+        Ok(JobEnd::Stopped { signal, reason })
+    } else {
+        Ok(JobEnd::Failed(failure_reason(base).unwrap_or_else(|| {
+            format!(
+                "the training container ended ({}) without writing output/failure",
+                exit.description
+            )
+        })))
+    }
 }
 
 /// Packs `model/` (always) and `output/data/` (when not empty) into the job's output folder.
-fn collect(base: &Path, output_dir: &Path) -> anyhow::Result<()> {
+fn collect(base: &Path, output_dir: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
     let model = output_dir.join("model.tar.gz");
     pack_dir(&base.join("model"), &model)?;
-    println!("Model artifacts: {}", model.display());
     let data = base.join("output/data");
     let has_data = std::fs::read_dir(&data)
         .map(|mut entries| entries.next().is_some())
         .unwrap_or(false);
-    if has_data {
-        let output = output_dir.join("output.tar.gz");
-        pack_dir(&data, &output)?;
-        println!("Output data: {}", output.display());
+    if !has_data {
+        return Ok((model, None));
     }
-    Ok(())
+    let output = output_dir.join("output.tar.gz");
+    pack_dir(&data, &output)?;
+    Ok((model, Some(output)))
 }
 
 /// The commands that serve and deploy what the job produced.
@@ -199,24 +251,6 @@ fn shell_word(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
     }
-}
-
-fn report_failure(base: &Path, job_name: &str, exit: &TrainingExit) {
-    let reason = failure_reason(base).unwrap_or_else(|| {
-        format!(
-            "the training container ended ({}) without writing output/failure",
-            exit.description
-        )
-    });
-    eprintln!("Training job {job_name} failed: {reason}");
-}
-
-/// Reports a job stopped by `signal`: the container's own reason when it wrote one.
-fn report_stop(base: &Path, job_name: &str, signal: i32) -> Outcome {
-    let reason = failure_reason(base)
-        .unwrap_or_else(|| format!("stopped by {} before it finished", stop::signal_name(signal)));
-    eprintln!("Training job {job_name} stopped: {reason}");
-    Outcome::Stopped(signal)
 }
 
 /// The FailureReason: the start of `output/failure`, when the container wrote one.

@@ -52,8 +52,9 @@ impl Stop {
         self.signal().is_some()
     }
 
-    /// Records a stop request as a signal would: tests stop a job without signals with it, and
-    /// `check` stops a training run that is past its time limit.
+    /// Records a stop request as a signal would: tests stop a job without signals with it,
+    /// `check` stops a training run that is past its time limit, and StopTrainingJob of
+    /// `modelstage api` stops a job with it.
     pub fn request(&self, signal: i32) {
         self.signal.store(signal as usize, Ordering::SeqCst);
     }

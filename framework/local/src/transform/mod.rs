@@ -173,18 +173,12 @@ fn execute(args: TransformArgs) -> Result<JobReport, String> {
             return Err("give the model: --endpoint URL (a running endpoint) or --model MODEL.json".into())
         }
     };
-    let invoker = HttpInvoker::new(
-        &endpoint,
-        Duration::from_secs(job.invocations_timeout_seconds().into()),
-        job.invocations_max_retries(),
-    )?;
-    invoker.wait_ready(READY_WITHIN)?;
     let mut progress = if args.quiet {
         Progress::hidden()
     } else {
         Progress::auto()
     };
-    let report = run_job(&job, &invoker, &mut progress, &stop)?;
+    let report = run_against(&job, &endpoint, &mut progress, &stop)?;
     drop(running);
     if !args.quiet && report.stopped_by.is_none() {
         let s = report.settings;
@@ -202,6 +196,23 @@ fn execute(args: TransformArgs) -> Result<JobReport, String> {
         );
     }
     Ok(report)
+}
+
+/// Runs a validated job against the endpoint at `endpoint` (a URL), once it answers `/ping`;
+/// `stop` ends it between mini-batches.
+pub fn run_against(
+    job: &TransformJob,
+    endpoint: &str,
+    progress: &mut Progress,
+    stop: &Stop,
+) -> Result<JobReport, String> {
+    let invoker = HttpInvoker::new(
+        endpoint,
+        Duration::from_secs(job.invocations_timeout_seconds().into()),
+        job.invocations_max_retries(),
+    )?;
+    invoker.wait_ready(READY_WITHIN)?;
+    run_job(job, &invoker, progress, stop)
 }
 
 /// The request document with the flags applied over it.

@@ -1,0 +1,138 @@
+//! The runtime, REST as `sagemaker-runtime` speaks it: `POST /endpoints/{EndpointName}/invocations`
+//! is forwarded to the endpoint's containers over a keep-alive connection, with the headers the
+//! service passes on; the answer carries `X-Amzn-Invoked-Production-Variant`. A container that
+//! answers an error gives 424 `ModelError` with its status and an excerpt of its message; an
+//! endpoint that does not exist or is not in service gives 400 `ValidationError`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderName, CONTENT_TYPE};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::state::Api;
+use super::store::Kind;
+use super::validate::is_name;
+use super::wire::{excerpt, quote, region, ApiError};
+
+/// The request headers the service passes on to the container.
+const FORWARDED: [&str; 6] = [
+    "content-type",
+    "accept",
+    "x-amzn-sagemaker-custom-attributes",
+    "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-inference-id",
+    "x-amzn-sagemaker-target-container-hostname",
+];
+const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+
+/// The runtime's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request and response body (the service's is 6 MB).
+    pub max_payload: usize,
+    /// How long a container has to answer (the service's is 60 s).
+    pub timeout: Duration,
+}
+
+/// A keep-alive client for one worker of the server.
+pub fn client(limits: Limits) -> awc::Client {
+    awc::Client::builder().timeout(limits.timeout).finish()
+}
+
+pub async fn invoke(
+    request: HttpRequest,
+    body: web::Bytes,
+    name: web::Path<String>,
+    api: web::Data<Arc<Api>>,
+    client: web::Data<awc::Client>,
+    limits: web::Data<Limits>,
+) -> HttpResponse {
+    match forward(&request, body, &name, &api, &client, **limits).await {
+        Ok(response) => response,
+        Err(e) => e.response(),
+    }
+}
+
+async fn forward(
+    request: &HttpRequest,
+    body: web::Bytes,
+    name: &str,
+    api: &Api,
+    client: &awc::Client,
+    limits: Limits,
+) -> Result<HttpResponse, ApiError> {
+    let region = region(request.headers());
+    let not_ready = |how: String| {
+        ApiError::runtime_validation(format!(
+            "Endpoint {} of account {} {how}.",
+            quote(name),
+            api.account
+        ))
+    };
+    if !is_name(name) {
+        return Err(not_ready("not found".into()));
+    }
+    let Some(live) = api.live_endpoint(name) else {
+        return Err(match api.store.get(Kind::Endpoint, name)? {
+            Some(d) => not_ready(format!("is not in service (it is {})", d["EndpointStatus"])),
+            None => not_ready("not found".into()),
+        });
+    };
+    let mut outbound = client.post(format!("{}/invocations", live.url));
+    for header in FORWARDED {
+        if let Some(value) = request.headers().get(header) {
+            outbound = outbound.insert_header((header, value.clone()));
+        }
+    }
+    let log = format!(
+        "arn:aws:logs:{region}:{}:log-group:/aws/sagemaker/Endpoints/{name}",
+        api.account
+    );
+    let unreachable = |e: String| {
+        ApiError::model_error(
+            format!("The model did not answer: {e}. See the log of modelstage api ({log})."),
+            vec![("LogStreamArn", json!(log))],
+        )
+    };
+    let mut answer = outbound
+        .send_body(body)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = answer.status();
+    let payload = answer
+        .body()
+        .limit(limits.max_payload)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    if !status.is_success() {
+        let original = String::from_utf8_lossy(&payload);
+        let side = if status.is_client_error() {
+            "client"
+        } else {
+            "server"
+        };
+        return Err(ApiError::model_error(
+            format!(
+                "Received {side} error ({}) from the model with message {}. See {log} for more information.",
+                status.as_u16(),
+                quote(&original)
+            ),
+            vec![
+                ("OriginalStatusCode", json!(status.as_u16())),
+                ("OriginalMessage", json!(excerpt(&original))),
+                ("LogStreamArn", json!(log)),
+            ],
+        ));
+    }
+    let mut response = HttpResponse::Ok();
+    response.insert_header(("X-Amzn-Invoked-Production-Variant", live.variant.as_str()));
+    if let Some(value) = answer.headers().get(CONTENT_TYPE) {
+        response.insert_header((CONTENT_TYPE, value.clone()));
+    }
+    if let Some(value) = answer.headers().get(CUSTOM_ATTRIBUTES) {
+        response.insert_header((HeaderName::from_static(CUSTOM_ATTRIBUTES), value.clone()));
+    }
+    Ok(response.body(payload))
+}

@@ -1,0 +1,212 @@
+//! What `modelstage api` holds while it runs: the [`Store`] of resources, the endpoints that are
+//! up (their containers stop when the last reference is dropped) and the stop flags of running
+//! jobs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{json, Map, Value};
+
+use super::store::{Kind, Store};
+use super::wire::{now, quote, ApiError};
+use crate::deploy::RunningEndpoint;
+use crate::fit::Stop;
+
+/// How many characters of an error a `FailureReason` keeps (the service's limit is 1024).
+pub const FAILURE_REASON_CHARS: usize = 1024;
+
+/// An endpoint that is up.
+pub struct LiveEndpoint {
+    /// Where its containers answer `/invocations`.
+    pub url: String,
+    /// The production variant that serves it.
+    pub variant: String,
+    /// Keeps the containers running.
+    _running: RunningEndpoint,
+}
+
+impl LiveEndpoint {
+    pub fn new(running: RunningEndpoint, variant: String) -> LiveEndpoint {
+        LiveEndpoint {
+            url: running.url().to_string(),
+            variant,
+            _running: running,
+        }
+    }
+}
+
+/// The server's state, shared by the handlers and the job threads.
+pub struct Api {
+    pub store: Store,
+    /// The account in ARNs.
+    pub account: String,
+    /// How many jobs and endpoints may run at once.
+    pub max_running: usize,
+    endpoints: Mutex<HashMap<String, Arc<LiveEndpoint>>>,
+    /// The stop flags of running jobs, by ARN type and name.
+    jobs: Mutex<HashMap<(&'static str, String), Stop>>,
+    /// Set when the server stops: job threads then leave their jobs as they are, for the next
+    /// start to mark them interrupted.
+    shutting_down: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Api {
+    pub fn new(store: Store, account: String, max_running: usize) -> Api {
+        Api {
+            store,
+            account,
+            max_running,
+            endpoints: Mutex::default(),
+            jobs: Mutex::default(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// `arn:aws:sagemaker:<region>:<account>:<type>/<name>`, the name in lower case as the
+    /// service writes it.
+    pub fn arn(&self, region: &str, kind: Kind, name: &str) -> String {
+        format!(
+            "arn:aws:sagemaker:{region}:{}:{}/{}",
+            self.account,
+            kind.arn_type(),
+            name.to_ascii_lowercase()
+        )
+    }
+
+    /// A resource's description, or the service's error for a missing one.
+    pub fn require(&self, region: &str, kind: Kind, name: &str) -> Result<Value, ApiError> {
+        self.store
+            .get(kind, name)?
+            .ok_or_else(|| missing(kind, &self.arn(region, kind, name)))
+    }
+
+    /// Refuses one more job or endpoint when [`max_running`](Api::max_running) of them run:
+    /// each runs processes or containers of its own.
+    pub fn check_capacity(&self) -> Result<(), ApiError> {
+        let endpoints = self
+            .store
+            .list(Kind::Endpoint)?
+            .iter()
+            .filter(|d| {
+                matches!(
+                    d["EndpointStatus"].as_str(),
+                    Some("Creating" | "Updating" | "InService")
+                )
+            })
+            .count();
+        let running = lock(&self.jobs).len() + endpoints;
+        if running >= self.max_running {
+            return Err(ApiError::limit(format!(
+                "{running} jobs and endpoints run already, the most this server runs at once \
+                 (--max-running {}): wait for a job to end or delete an endpoint",
+                self.max_running
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn live_endpoint(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
+        lock(&self.endpoints).get(name).cloned()
+    }
+
+    /// Puts an endpoint up (replacing, and so stopping, the one it had).
+    pub fn set_live(&self, name: &str, live: LiveEndpoint) {
+        lock(&self.endpoints).insert(name.to_string(), Arc::new(live));
+    }
+
+    /// Takes an endpoint down; its containers stop once no request holds it.
+    pub fn take_live(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
+        lock(&self.endpoints).remove(name)
+    }
+
+    /// Registers a running job's stop flag, until [`end_job`](Api::end_job).
+    pub fn add_job(&self, kind: Kind, name: &str, stop: Stop) {
+        lock(&self.jobs).insert((kind.arn_type(), name.to_string()), stop);
+    }
+
+    pub fn end_job(&self, kind: Kind, name: &str) {
+        lock(&self.jobs).remove(&(kind.arn_type(), name.to_string()));
+    }
+
+    /// Asks a running job to stop (it ends its container, or its mini-batches, and cleans up).
+    pub fn stop_job(&self, kind: Kind, name: &str) {
+        if let Some(stop) = lock(&self.jobs).get(&(kind.arn_type(), name.to_string())) {
+            stop.request(signal_hook::consts::SIGTERM);
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Stops everything this server started: jobs are asked to stop, endpoints are taken down.
+    /// Their records stay as they are, for the next start.
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for stop in lock(&self.jobs).values() {
+            stop.request(signal_hook::consts::SIGTERM);
+        }
+        let endpoints: Vec<_> = lock(&self.endpoints).drain().collect();
+        drop(endpoints);
+    }
+
+    /// Whether any job still runs (a shutdown waits for them to clean up).
+    pub fn jobs_running(&self) -> bool {
+        !lock(&self.jobs).is_empty()
+    }
+
+    /// Sets a resource's status member (`<Kind>Status`, or `status_member`) and
+    /// `LastModifiedTime`, with a `FailureReason` when given. A resource deleted meanwhile is
+    /// left deleted.
+    pub fn set_status(&self, kind: Kind, name: &str, status: &str, reason: Option<&str>) {
+        let member = format!("{}Status", kind.member());
+        let result = self.store.update(kind, name, |d| {
+            d.insert(member, json!(status));
+            d.insert("LastModifiedTime".into(), json!(now()));
+            if let Some(reason) = reason {
+                d.insert("FailureReason".into(), json!(failure_reason(reason)));
+            }
+        });
+        if let Err(e) = result {
+            log::error!(
+                "cannot record the status of the {} {}: {}",
+                kind.label(),
+                quote(name),
+                e.message
+            );
+        }
+    }
+
+    /// Changes a description the way [`set_status`](Api::set_status) does, logging a failure of
+    /// the database instead of returning it (for job threads, which have no one to answer).
+    pub fn record(&self, kind: Kind, name: &str, change: impl FnOnce(&mut Map<String, Value>)) {
+        if let Err(e) = self.store.update(kind, name, change) {
+            log::error!(
+                "cannot record the progress of the {} {}: {}",
+                kind.label(),
+                quote(name),
+                e.message
+            );
+        }
+    }
+}
+
+/// The error the service gives for a resource that does not exist.
+pub fn missing(kind: Kind, arn: &str) -> ApiError {
+    match kind {
+        Kind::TrainingJob | Kind::TransformJob => {
+            ApiError::validation(format!("Requested resource not found: {} {arn}", kind.label()))
+        }
+        _ => ApiError::validation(format!("Could not find {} \"{arn}\".", kind.label())),
+    }
+}
+
+/// The first [`FAILURE_REASON_CHARS`] characters of a failure.
+pub fn failure_reason(text: &str) -> String {
+    text.chars().take(FAILURE_REASON_CHARS).collect()
+}

@@ -1,0 +1,109 @@
+//! CreateTransformJob and StopTransformJob: the job is read, and run against its model started
+//! for it, by the code behind `modelstage transform` ([`crate::transform`],
+//! [`crate::deploy::start_model`]) on a thread of its own; DescribeTransformJob says
+//! `InProgress`, then `Completed` or `Failed` with the reason.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::models::model_spec;
+use super::ops::{begin_stop, Call};
+use super::state::Api;
+use super::store::Kind;
+use super::wire::{now, quote, ApiError};
+use crate::deploy::ModelSpec;
+use crate::fit::Stop;
+use crate::transform::progress::Progress;
+use crate::transform::{batch_environment, run_against, TransformJob};
+
+const KIND: Kind = Kind::TransformJob;
+
+pub fn create(call: &Call) -> Result<Value, ApiError> {
+    let name = call.str("TransformJobName");
+    let arn = call.arn(KIND, name);
+    let request = Value::Object(call.body.clone());
+    let job = TransformJob::from_request(&request.to_string(), "CreateTransformJob")
+        .and_then(|job| job.validate().map(|()| job))
+        .map_err(ApiError::validation)?;
+    let spec = model_spec(
+        &call
+            .api
+            .require(call.region, Kind::Model, call.str("ModelName"))?,
+    )?;
+    let created = now();
+    call.api.check_capacity()?;
+    let mut description = call.body.clone();
+    description.remove("Tags");
+    description.insert("TransformJobArn".into(), json!(arn));
+    description.insert("TransformJobStatus".into(), json!("InProgress"));
+    description.insert("CreationTime".into(), json!(created));
+    description.insert("LastModifiedTime".into(), json!(created));
+    if !call
+        .api
+        .store
+        .insert(KIND, name, created, &Value::Object(description))?
+    {
+        return Err(ApiError::in_use(format!(
+            "Transform job names must be unique within an AWS account and region, and a transform \
+             job with this name already exists ({arn})"
+        )));
+    }
+    let stop = Stop::never();
+    call.api.add_job(KIND, name, stop.clone());
+    let api = Arc::clone(call.api);
+    let name = name.to_string();
+    std::thread::spawn(move || run(&api, &name, &job, &spec, &stop));
+    Ok(json!({ "TransformJobArn": arn }))
+}
+
+/// StopTransformJob: the job is marked `Stopping`, ends between mini-batches (files done keep
+/// their output), and is `Stopped`.
+pub fn stop(call: &Call) -> Result<Value, ApiError> {
+    let name = begin_stop(call, KIND)?;
+    call.api.stop_job(KIND, name);
+    Ok(json!({}))
+}
+
+fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop) {
+    let started = now();
+    api.record(KIND, name, |d| {
+        d.insert("TransformStartTime".into(), json!(started));
+    });
+    let result = crate::deploy::start_model(spec, &batch_environment(job))
+        .map_err(|e| format!("cannot start the model: {e:#}"))
+        .and_then(|running| run_against(job, running.url(), &mut Progress::hidden(), stop));
+    api.end_job(KIND, name);
+    if api.shutting_down() {
+        // Left InProgress: the next start marks it interrupted.
+        return;
+    }
+    let (status, reason) = match result {
+        _ if stop.requested() => ("Stopped", None),
+        Ok(report) if report.failures.is_empty() => ("Completed", None),
+        Ok(report) => {
+            let first = &report.failures[0];
+            (
+                "Failed",
+                Some(format!(
+                    "{} of {} input files produced no output; {}: {}",
+                    report.failures.len(),
+                    report.files,
+                    first.file.display(),
+                    first.message
+                )),
+            )
+        }
+        Err(e) => ("Failed", Some(e)),
+    };
+    log::info!("transform job {} {}", quote(name), status.to_ascii_lowercase());
+    finish(api, name, status, reason.as_deref());
+}
+
+/// Records the end of a job: its status, `TransformEndTime` and any `FailureReason`.
+pub fn finish(api: &Api, name: &str, status: &str, reason: Option<&str>) {
+    api.set_status(KIND, name, status, reason);
+    api.record(KIND, name, |d| {
+        d.insert("TransformEndTime".into(), json!(now()));
+    });
+}

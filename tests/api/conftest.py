@@ -1,0 +1,119 @@
+"""Fixtures of the boto3 tests of `modelstage api`: the server, started by the tests themselves
+on a free port of 127.0.0.1 with a state folder of their own, and boto3 clients pointed at it
+with dummy credentials. Run through `cargo test --test e2e api::` (ci/test.sh does), which sets
+MODELSTAGE_BIN and MODELSTAGE_STAGE_DIR."""
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+REGION = "eu-west-1"
+# The boto3 waiters poll every second here, for up to ten minutes on a loaded machine.
+WAIT = {"Delay": 1, "MaxAttempts": 600}
+STARTUP_SECONDS = 120
+
+
+def required_env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(
+            f"{name} is not set: run these tests through `cargo test --test e2e api::` (ci/test.sh does)"
+        )
+    return value
+
+
+def stage_lib(name):
+    lib = pathlib.Path(required_env("MODELSTAGE_STAGE_DIR")) / f"lib{name}.so"
+    if not lib.is_file():
+        raise RuntimeError(f"{lib} is missing: build the workspace first (cargo build --workspace)")
+    return str(lib)
+
+
+class ApiServer:
+    """One `modelstage api` process; its log lines are collected."""
+
+    def __init__(self, state_dir, *options):
+        self.state_dir = state_dir
+        self.lines = []
+        self.process = subprocess.Popen(
+            [required_env("MODELSTAGE_BIN"), "api", "--port", "0", "--state-dir", str(state_dir), *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        ready = threading.Event()
+        self.url = None
+
+        def read():
+            for line in self.process.stderr:
+                self.lines.append(line.rstrip("\n"))
+                found = re.search(r"listening on (http://\S+)", line)
+                if found and self.url is None:
+                    self.url = found.group(1)
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(STARTUP_SECONDS) or self.url is None:
+            self.process.kill()
+            raise RuntimeError("modelstage api did not start:\n" + self.log())
+
+    def log(self):
+        return "\n".join(self.lines)
+
+    def client(self, service, **config):
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="not-a-secret",
+            config=Config(retries={"max_attempts": 1}, **config),
+        )
+
+    def stop(self):
+        """SIGTERM, as Ctrl-C stops it; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    api = ApiServer(tmp_path_factory.mktemp("state"))
+    yield api
+    assert api.stop() == 0, api.log()
+
+
+def render(name, work, **changes):
+    """An example request document of examples/abalone, its placeholders filled in."""
+    text = (ROOT / "examples/abalone" / name).read_text()
+    stage_dir = required_env("MODELSTAGE_STAGE_DIR")
+    text = text.replace("@ROOT@/target/release", stage_dir).replace("@ROOT@", str(ROOT))
+    text = text.replace("@WORK@", str(work))
+    document = json.loads(text)
+    document.update(changes)
+    return document
+
+
+def wait_until(predicate, what, seconds=600):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

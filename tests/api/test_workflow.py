@@ -1,0 +1,96 @@
+"""boto3 drives the seed's whole workflow against `modelstage api`, with file:// URIs: train the
+featurizer, batch-transform the training data, train Linear Learner, deploy both as a serial
+pipeline, invoke it, delete the endpoint."""
+
+import datetime
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import REGION, ROOT, WAIT, render
+
+ABALONE = b"M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155"
+
+
+def test_the_seed_workflow(server, tmp_path):
+    sm = server.client("sagemaker")
+    runtime = server.client("sagemaker-runtime")
+
+    featurizer = render("featurizer-training-job.json", tmp_path)
+    arn = sm.create_training_job(**featurizer)["TrainingJobArn"]
+    assert arn == f"arn:aws:sagemaker:{REGION}:000000000000:training-job/abalone-featurizer"
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="abalone-featurizer", WaiterConfig=WAIT)
+    job = sm.describe_training_job(TrainingJobName="abalone-featurizer")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == [
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
+    assert isinstance(job["CreationTime"], datetime.datetime)
+    assert job["CreationTime"] <= job["TrainingEndTime"]
+    model_tar = job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert model_tar == f"file://{tmp_path}/jobs/abalone-featurizer/output/model.tar.gz"
+
+    sm.create_model(**render("featurizer-model.json", tmp_path))
+    sm.create_transform_job(**render("featurizer-transform-job.json", tmp_path))
+    sm.get_waiter("transform_job_completed_or_stopped").wait(
+        TransformJobName="abalone-featurize-training-data", WaiterConfig=WAIT
+    )
+    transform = sm.describe_transform_job(TransformJobName="abalone-featurize-training-data")
+    assert transform["TransformJobStatus"] == "Completed", transform.get("FailureReason")
+    featurized = (tmp_path / "featurized/abalone.csv.out").read_text().splitlines()
+    rows = (ROOT / "examples/abalone/data/abalone.csv").read_text().splitlines()
+    assert len(featurized) == len(rows)
+    assert len(featurized[0].split(",")) == 11, featurized[0]
+
+    sm.create_training_job(**render("linear-learner-training-job.json", tmp_path))
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="abalone-linear-learner", WaiterConfig=WAIT)
+    learner = sm.describe_training_job(TrainingJobName="abalone-linear-learner")
+    assert learner["TrainingJobStatus"] == "Completed", learner.get("FailureReason")
+
+    pipeline = render("pipeline-model.json", tmp_path)
+    assert len(pipeline["Containers"]) == 2
+    sm.create_model(**pipeline)
+    sm.create_endpoint_config(
+        EndpointConfigName="abalone-pipeline",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": pipeline["ModelName"],
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.xlarge",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="abalone", EndpointConfigName="abalone-pipeline")
+    assert sm.describe_endpoint(EndpointName="abalone")["EndpointStatus"] in ("Creating", "InService")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="abalone", WaiterConfig=WAIT)
+
+    answer = runtime.invoke_endpoint(
+        EndpointName="abalone",
+        ContentType="text/csv",
+        Accept="application/json",
+        Body=ABALONE,
+        InferenceId="request-1",
+    )
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert answer["ContentType"].startswith("application/json")
+    score = json.loads(answer["Body"].read())["predictions"][0]["score"]
+    assert 9.3 <= score <= 9.9, score
+
+    endpoints = sm.list_endpoints()["Endpoints"]
+    assert [(e["EndpointName"], e["EndpointStatus"]) for e in endpoints] == [("abalone", "InService")]
+    names = {j["TrainingJobName"] for j in sm.list_training_jobs()["TrainingJobSummaries"]}
+    assert {"abalone-featurizer", "abalone-linear-learner"} <= names
+    assert {m["ModelName"] for m in sm.list_models()["Models"]} >= {"abalone-featurizer", pipeline["ModelName"]}
+
+    sm.delete_endpoint(EndpointName="abalone")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="abalone", WaiterConfig=WAIT)
+    with pytest.raises(ClientError) as gone:
+        runtime.invoke_endpoint(EndpointName="abalone", ContentType="text/csv", Body=ABALONE)
+    assert gone.value.response["Error"]["Code"] == "ValidationError"
+    assert sm.list_endpoints()["Endpoints"] == []

@@ -1,0 +1,66 @@
+//! `modelstage api` driven by boto3 and the AWS CLI, as a user's own code drives SageMaker: the
+//! pytest suite in `tests/api` (the seed's whole workflow, the refusals, a restart, the CLI), run
+//! against the binary and the stage libraries of this build. Python with boto3, pytest and the
+//! AWS CLI is a requirement of the test suite (`ci/setup.sh` installs the pinned versions of
+//! `tests/api/requirements.txt`): when it is missing this test fails and says so, it never passes
+//! without running.
+
+use std::process::Command;
+
+use crate::support::{bin, repo_root, stage_lib};
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+#[test]
+fn boto3_drives_the_seed_workflow_through_modelstage_api() {
+    stage_lib("featurizer");
+    stage_lib("linear_learner");
+    stage_lib("failing_model");
+    stage_lib("echo");
+    let check = Command::new(python())
+        .args(["-c", "import boto3, pytest, awscli"])
+        .output();
+    match check {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the tests of modelstage api need boto3, pytest and the AWS CLI: run ci/setup.sh (pip install -r \
+             tests/api/requirements.txt)\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "the tests of modelstage api need {} with boto3, pytest and the AWS CLI: {e}",
+            python()
+        ),
+    }
+    let out = Command::new(python())
+        .args(["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA", "tests/api"])
+        .current_dir(repo_root())
+        .env("MODELSTAGE_BIN", bin())
+        .env("MODELSTAGE_STAGE_DIR", bin().parent().unwrap())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        // boto3 must reach the local server only, whatever this machine's AWS settings say.
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_SAGEMAKER")
+        .env_remove("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the boto3 tests failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("PASSED tests/api/test_workflow.py::test_the_seed_workflow"),
+        "the workflow test did not run:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("SKIPPED"),
+        "a boto3 test skipped itself:\n{stdout}"
+    );
+}

@@ -19,37 +19,67 @@ pub const EXCERPT_CHARS: usize = 200;
 /// are cut at a character boundary.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
-/// A value for an error message: lossy UTF-8, escaped as Rust's
-/// `escape_debug` escapes it (`\n`, `\r`, `\"`, `\u{1b}`), cut after
-/// [`EXCERPT_CHARS`] characters, with `... (N bytes)` when cut. The caller
-/// adds the quotes around it.
+/// A value for an error message: control characters (and the Unicode line
+/// separators), double quotes and backslashes escaped as Rust's
+/// `escape_debug` escapes them (`\n`, `\r`, `\"`, `\u{1b}`), a byte that is
+/// not UTF-8 as `\xNN`, cut after [`EXCERPT_CHARS`] characters, with
+/// `... (N bytes)` when cut. The caller adds the quotes around it.
 pub fn excerpt(value: &[u8]) -> String {
-    // Every byte of input gives at least one character of output, except
-    // that up to three bytes of invalid UTF-8 give one replacement character:
-    // four times the limit is always enough input to fill the output.
+    let (mut shown, cut) = shown(value);
+    if cut {
+        let _ = write!(shown, "... ({} bytes)", value.len());
+    }
+    shown
+}
+
+/// [`excerpt`] in double quotes, the form a message quotes a value in; the
+/// length of a value that was cut follows the closing quote.
+pub fn quoted(value: &[u8]) -> String {
+    let (shown, cut) = shown(value);
+    if cut {
+        format!("\"{shown}\"... ({} bytes)", value.len())
+    } else {
+        format!("\"{shown}\"")
+    }
+}
+
+/// The escaped head of `value` and whether it was cut.
+fn shown(value: &[u8]) -> (String, bool) {
+    // Every byte of input gives at least one character of output: four
+    // times the limit is always enough input to fill the output.
     let head = &value[..value.len().min(4 * EXCERPT_CHARS)];
-    let text = String::from_utf8_lossy(head);
     let mut out = String::with_capacity(EXCERPT_CHARS + 24);
     let mut shown = 0;
     let mut cut = head.len() < value.len();
-    for c in text.chars() {
-        let escaped = c.escape_debug();
-        if shown + escaped.len() > EXCERPT_CHARS {
-            cut = true;
-            break;
+    let mut push = |piece: &str, width: usize, out: &mut String| {
+        if shown + width > EXCERPT_CHARS {
+            return false;
         }
-        shown += escaped.len();
-        out.extend(escaped);
+        shown += width;
+        out.push_str(piece);
+        true
+    };
+    'chunks: for chunk in head.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let escape = c.is_control() || matches!(c, '"' | '\\' | '\u{2028}' | '\u{2029}');
+            let piece: String = if escape {
+                c.escape_debug().collect()
+            } else {
+                c.to_string()
+            };
+            if !push(&piece, piece.chars().count(), &mut out) {
+                cut = true;
+                break 'chunks;
+            }
+        }
+        for b in chunk.invalid() {
+            if !push(&format!("\\x{b:02x}"), 4, &mut out) {
+                cut = true;
+                break 'chunks;
+            }
+        }
     }
-    if cut {
-        let _ = write!(out, "... ({} bytes)", value.len());
-    }
-    out
-}
-
-/// [`excerpt`] in double quotes, the form a message quotes a value in.
-pub fn quoted(value: &[u8]) -> String {
-    format!("\"{}\"", excerpt(value))
+    (out, cut)
 }
 
 /// `message` whole when it is at most `max` bytes, else its first `max`
@@ -85,9 +115,9 @@ mod tests {
     #[test]
     fn short_values_are_escaped_whole() {
         assert_eq!(excerpt(b"abc"), "abc");
-        assert_eq!(excerpt(b"a\nb\r\"c'\\"), "a\\nb\\r\\\"c\\'\\\\");
+        assert_eq!(excerpt(b"a\nb\r\"c'\\"), "a\\nb\\r\\\"c'\\\\");
         assert_eq!(excerpt(b"\x1b[31m"), "\\u{1b}[31m");
-        assert_eq!(excerpt(b"caf\xc3\xa9 \xff"), "caf\u{e9} \u{fffd}");
+        assert_eq!(excerpt(b"caf\xc3\xa9 \xff"), "caf\u{e9} \\xff");
         assert_eq!(excerpt(b""), "");
     }
 
@@ -106,7 +136,7 @@ mod tests {
         // Invalid UTF-8 everywhere still fills the excerpt.
         let e = excerpt(&[0xff; 10_000]);
         assert!(e.ends_with("... (10000 bytes)"), "{e}");
-        assert_eq!(e.chars().filter(|&c| c == '\u{fffd}').count(), EXCERPT_CHARS);
+        assert_eq!(e.matches("\\xff").count(), EXCERPT_CHARS / 4);
         // Exactly at the limit: nothing cut.
         assert_eq!(excerpt(&[b'y'; EXCERPT_CHARS]), "y".repeat(EXCERPT_CHARS));
     }

@@ -5,22 +5,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
-
-/// Waits (generously) until the server's log holds `needle`; the log threads
-/// may still be reading after the process has exited.
-fn wait_for_log(server: &Server, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = server.log_text();
-        if log.contains(needle) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn version_names_the_binary_and_the_stage_abi() {
@@ -119,7 +106,7 @@ fn a_missing_model_file_is_named_in_the_model_fn_error() {
         "model_fn: reading {}: No such file or directory",
         dir.path().join("linear-learner.json").display()
     );
-    let log = wait_for_log(&server, &expected);
+    let log = server.wait_for_log(&expected);
     assert!(log.contains(&expected), "{log}");
 }
 

@@ -335,18 +335,6 @@ fn client_request_ids_are_checked_or_replaced() {
     assert!(!log.contains("rid=forged"), "{log}");
 }
 
-/// Waits until the server's log has a line containing `needle`.
-fn wait_for_log(server: &Server, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = server.log_text();
-        if log.contains(needle) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn log_lines_stay_single_lines() {
     let model = tempdir();
@@ -357,8 +345,8 @@ fn log_lines_stay_single_lines() {
     assert_eq!(status, 400);
     assert!(json(&answer)["message"].as_str().unwrap().contains("FORGED-LINE"));
     // The stage's own line and the server's line of its error, both escaped.
-    wait_for_log(&server, "the stage got");
-    let log = wait_for_log(&server, "400 from");
+    server.wait_for_log("the stage got");
+    let log = server.wait_for_log("400 from");
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("FORGED-LINE")).collect();
     assert!(
         lines.len() >= 2,
@@ -393,7 +381,7 @@ fn a_stage_error_quoting_a_huge_value_is_bounded() {
         "{}",
         &message[message.len() - 80..]
     );
-    let log = wait_for_log(&server, "400 from");
+    let log = server.wait_for_log("400 from");
     let long: Vec<&str> = log
         .lines()
         .filter(|l| l.len() > 20 * 1024)

@@ -63,6 +63,20 @@ impl Server {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits (generously) until the log holds `needle` and returns it; the log threads may still
+    /// be reading after the process has exited. On a timeout the log is returned as it is, for
+    /// the caller's assertion to show.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log_text();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")

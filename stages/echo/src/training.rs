@@ -20,8 +20,8 @@ impl Train for Echo {
         let sleep = hps.non_negative_int("sleep_seconds")?;
 
         let model_dir = env.model_dir();
-        std::fs::create_dir_all(model_dir)?;
-        std::fs::write(model_dir.join("training_env.json"), env.json())?;
+        modelstage_sdk::fs::create_dir_all(model_dir)?;
+        modelstage_sdk::fs::write(model_dir.join("training_env.json"), env.json())?;
         // vars_os: one variable that is not UTF-8 must not make the hook panic.
         let sm_vars: BTreeMap<String, String> = std::env::vars_os()
             .filter_map(|(name, value)| {
@@ -31,7 +31,7 @@ impl Train for Echo {
             .collect();
         let sm_json = serde_json::to_string_pretty(&sm_vars)
             .map_err(|e| StageError::internal(format!("cannot encode the SM_* variables: {e}")))?;
-        std::fs::write(model_dir.join("sm_env.json"), sm_json)?;
+        modelstage_sdk::fs::write(model_dir.join("sm_env.json"), sm_json)?;
 
         if let Some(seconds) = sleep {
             std::thread::sleep(Duration::from_secs(seconds));

@@ -176,10 +176,10 @@ impl ModelFile {
 
     /// Writes the file into `model_dir`, pretty-printed.
     pub fn save(&self, model_dir: &Path) -> Result<(), StageError> {
-        std::fs::create_dir_all(model_dir)?;
+        modelstage_sdk::fs::create_dir_all(model_dir)?;
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| StageError::internal(format!("cannot encode the model: {e}")))?;
-        std::fs::write(model_dir.join(MODEL_FILE), text + "\n")?;
+        modelstage_sdk::fs::write(model_dir.join(MODEL_FILE), text + "\n")?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 """Fixtures of the boto3 tests of `modelstage api`: the server, started by the tests themselves
-on a free port of 127.0.0.1 with a state folder of their own, and boto3 clients pointed at it
-with dummy credentials. Run through `cargo test --test e2e api::` (ci/test.sh does), which sets
+on a free port of 127.0.0.1 with a state folder of their own, boto3 clients pointed at it
+with dummy credentials, and an S3-compatible server (moto's, from PyPI) for the `s3://` tests. Run through `cargo test --test e2e api::` (ci/test.sh does), which sets
 MODELSTAGE_BIN and MODELSTAGE_STAGE_DIR."""
 
 import json
@@ -8,7 +8,9 @@ import os
 import pathlib
 import re
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -42,11 +44,12 @@ def stage_lib(name):
 class ApiServer:
     """One `modelstage api` process; its log lines are collected."""
 
-    def __init__(self, state_dir, *options):
+    def __init__(self, state_dir, *options, env=None):
         self.state_dir = state_dir
         self.lines = []
         self.process = subprocess.Popen(
             [required_env("MODELSTAGE_BIN"), "api", "--port", "0", "--state-dir", str(state_dir), *options],
+            env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -99,12 +102,73 @@ def server(tmp_path_factory):
     assert api.stop() == 0, api.log()
 
 
-def render(name, work, **changes):
-    """An example request document of examples/abalone, its placeholders filled in."""
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto's S3-compatible server (`moto[server]`), on a free port of 127.0.0.1, offline."""
+
+    def __init__(self):
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", self.url.rsplit(":", 1)[1]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                self.client("s3").list_buckets()
+                return
+            except Exception:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.process.kill()
+                    raise RuntimeError("moto's server did not start:\n" + self.process.stderr.read())
+                time.sleep(0.2)
+
+    def client(self, service):
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="not-a-secret",
+        )
+
+    def env(self):
+        """What `modelstage api` needs to use it: the endpoint setting and dummy credentials."""
+        return {
+            "AWS_ENDPOINT_URL_S3": self.url,
+            "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "not-a-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+def render(name, work, locations=None, **changes):
+    """An example request document of examples/abalone, its placeholders filled in, then each
+    location of `locations` (a `file://` prefix) replaced by its value (an `s3://` one)."""
     text = (ROOT / "examples/abalone" / name).read_text()
     stage_dir = required_env("MODELSTAGE_STAGE_DIR")
     text = text.replace("@ROOT@/target/release", stage_dir).replace("@ROOT@", str(ROOT))
     text = text.replace("@WORK@", str(work))
+    for old, new in (locations or {}).items():
+        text = text.replace(old, new)
     document = json.loads(text)
     document.update(changes)
     return document

@@ -1,6 +1,7 @@
-"""boto3 drives the seed's whole workflow against `modelstage api`, with file:// URIs: train the
-featurizer, batch-transform the training data, train Linear Learner, deploy both as a serial
-pipeline, invoke it, delete the endpoint."""
+"""boto3 drives the seed's whole workflow against `modelstage api`: train the featurizer,
+batch-transform the training data, train Linear Learner, deploy both as a serial pipeline,
+invoke it, delete the endpoint. Once with file:// URIs, once with s3:// URIs against moto's
+S3-compatible server."""
 
 import datetime
 import json
@@ -8,16 +9,56 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import REGION, ROOT, WAIT, render
+from conftest import REGION, ROOT, WAIT, ApiServer, render
 
 ABALONE = b"M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155"
+DATA = ROOT / "examples/abalone/data/abalone.csv"
 
 
 def test_the_seed_workflow(server, tmp_path):
+    seed_workflow(
+        server,
+        tmp_path,
+        {},
+        model_tar=f"file://{tmp_path}/jobs/abalone-featurizer/output/model.tar.gz",
+        featurized=lambda: (tmp_path / "featurized/abalone.csv.out").read_text(),
+    )
+
+
+def test_the_seed_workflow_on_s3(s3_server, tmp_path):
+    s3 = s3_server.client("s3")
+    s3.create_bucket(Bucket="abalone")
+    s3.upload_file(str(DATA), "abalone", "data/abalone.csv")
+    server = ApiServer(tmp_path / "state", env=s3_server.env())
+    try:
+        seed_workflow(
+            server,
+            tmp_path,
+            {
+                f"file://{DATA}": "s3://abalone/data/abalone.csv",
+                f"file://{tmp_path}/": "s3://abalone/",
+            },
+            model_tar="s3://abalone/jobs/abalone-featurizer/output/model.tar.gz",
+            featurized=lambda: s3.get_object(Bucket="abalone", Key="featurized/abalone.csv.out")["Body"]
+            .read()
+            .decode(),
+        )
+        learner = s3.head_object(Bucket="abalone", Key="jobs/abalone-linear-learner/output/model.tar.gz")
+        assert learner["ContentLength"] > 0
+        # The staging folder is emptied as each job and endpoint is done with it.
+        assert not any((tmp_path / "state/staging").rglob("*.*")), list((tmp_path / "state/staging").rglob("*"))
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def seed_workflow(server, tmp_path, locations, model_tar, featurized):
     sm = server.client("sagemaker")
     runtime = server.client("sagemaker-runtime")
 
-    featurizer = render("featurizer-training-job.json", tmp_path)
+    def doc(name, **changes):
+        return render(name, tmp_path, locations, **changes)
+
+    featurizer = doc("featurizer-training-job.json")
     arn = sm.create_training_job(**featurizer)["TrainingJobArn"]
     assert arn == f"arn:aws:sagemaker:{REGION}:000000000000:training-job/abalone-featurizer"
     sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="abalone-featurizer", WaiterConfig=WAIT)
@@ -32,27 +73,26 @@ def test_the_seed_workflow(server, tmp_path):
     ]
     assert isinstance(job["CreationTime"], datetime.datetime)
     assert job["CreationTime"] <= job["TrainingEndTime"]
-    model_tar = job["ModelArtifacts"]["S3ModelArtifacts"]
-    assert model_tar == f"file://{tmp_path}/jobs/abalone-featurizer/output/model.tar.gz"
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == model_tar
 
-    sm.create_model(**render("featurizer-model.json", tmp_path))
-    sm.create_transform_job(**render("featurizer-transform-job.json", tmp_path))
+    sm.create_model(**doc("featurizer-model.json"))
+    sm.create_transform_job(**doc("featurizer-transform-job.json"))
     sm.get_waiter("transform_job_completed_or_stopped").wait(
         TransformJobName="abalone-featurize-training-data", WaiterConfig=WAIT
     )
     transform = sm.describe_transform_job(TransformJobName="abalone-featurize-training-data")
     assert transform["TransformJobStatus"] == "Completed", transform.get("FailureReason")
-    featurized = (tmp_path / "featurized/abalone.csv.out").read_text().splitlines()
-    rows = (ROOT / "examples/abalone/data/abalone.csv").read_text().splitlines()
-    assert len(featurized) == len(rows)
-    assert len(featurized[0].split(",")) == 11, featurized[0]
+    lines = featurized().splitlines()
+    rows = DATA.read_text().splitlines()
+    assert len(lines) == len(rows)
+    assert len(lines[0].split(",")) == 11, lines[0]
 
-    sm.create_training_job(**render("linear-learner-training-job.json", tmp_path))
+    sm.create_training_job(**doc("linear-learner-training-job.json"))
     sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="abalone-linear-learner", WaiterConfig=WAIT)
     learner = sm.describe_training_job(TrainingJobName="abalone-linear-learner")
     assert learner["TrainingJobStatus"] == "Completed", learner.get("FailureReason")
 
-    pipeline = render("pipeline-model.json", tmp_path)
+    pipeline = doc("pipeline-model.json")
     assert len(pipeline["Containers"]) == 2
     sm.create_model(**pipeline)
     sm.create_endpoint_config(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::artifacts::Staging;
 use super::models::model_spec;
 use super::ops::Call;
 use super::state::{failure_reason, Api, LiveEndpoint};
@@ -19,6 +20,8 @@ struct Plan {
     config: String,
     variant: String,
     spec: ModelSpec,
+    /// The model data on S3, fetched before the model starts.
+    staging: Staging,
 }
 
 fn plan(api: &Api, region: &str, config: &str) -> Result<Plan, ApiError> {
@@ -35,8 +38,9 @@ fn plan(api: &Api, region: &str, config: &str) -> Result<Plan, ApiError> {
         )));
     };
     let model = variant["ModelName"].as_str().unwrap_or_default();
-    let spec = model_spec(&api.require(region, Kind::Model, model)?)?;
+    let (spec, staging) = model_spec(api, &api.require(region, Kind::Model, model)?)?;
     Ok(Plan {
+        staging,
         config: config.to_string(),
         variant: variant["VariantName"].as_str().unwrap_or_default().to_string(),
         spec,
@@ -103,9 +107,14 @@ pub fn delete(call: &Call) -> Result<Value, ApiError> {
 }
 
 /// Starts the model of `plan` for the endpoint `name` on a thread of its own.
-fn launch(api: Arc<Api>, name: String, plan: Plan) {
+fn launch(api: Arc<Api>, name: String, mut plan: Plan) {
     std::thread::spawn(move || {
-        let started = crate::deploy::start_model(&plan.spec, &[]);
+        let started = plan
+            .staging
+            .fetch(&api.artifacts)
+            .map_err(anyhow::Error::msg)
+            .and_then(|()| crate::deploy::start_model(&plan.spec, &[]));
+        drop(plan.staging);
         if api.shutting_down() {
             return;
         }

@@ -7,16 +7,20 @@
 //!   [`endpoints`], [`transform`]. Jobs and endpoints run through the code behind `fit`,
 //!   `transform` and `deploy`, on threads of their own.
 //! - Runtime, REST (`POST /endpoints/{EndpointName}/invocations`): [`runtime`].
+//! - Artifacts: `file://` locations are read where they are; `s3://` ones go through [`s3`] and
+//!   are staged in the state folder by [`artifacts`].
 //! - State: [`store`], an SQLite database in the state folder; [`restart`] picks up what the last
 //!   run left. [`state`] is what the server holds while it runs.
 //!
 //! There is no authentication: SigV4 signatures are accepted and not verified.
 
+mod artifacts;
 mod endpoints;
 mod models;
 mod ops;
 mod restart;
 mod runtime;
+mod s3;
 mod shapes;
 mod state;
 mod store;
@@ -35,6 +39,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use serde_json::Value;
 
+use artifacts::Artifacts;
+use s3::S3;
 use state::Api;
 use store::Store;
 use wire::ApiError;
@@ -72,6 +78,9 @@ pub struct ApiArgs {
     /// more is refused with ResourceLimitExceeded.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_running: usize,
+    /// The most one job or model start downloads from S3, in MB.
+    #[arg(long, default_value_t = 10240, value_name = "MB")]
+    pub max_s3_mb: u64,
     /// Connections served at once, per worker.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_connections: usize,
@@ -107,7 +116,16 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
         None => default_state_dir()?,
     };
     let store = Store::open(&state_dir)?;
-    let api = Arc::new(Api::new(store, args.account.clone(), args.max_running));
+    let artifacts = Artifacts::new(
+        S3::from_env()?,
+        &state_dir,
+        args.max_s3_mb.saturating_mul(1_000_000),
+    );
+    artifacts
+        .clear()
+        .with_context(|| format!("cannot clear the staging folder in {}", state_dir.display()))?;
+    let s3_endpoint = artifacts.s3.endpoint().to_string();
+    let api = Arc::new(Api::new(store, args.account.clone(), args.max_running, artifacts));
     restart::recover(&api).map_err(|e| anyhow::anyhow!("{}", e.message))?;
 
     let limits = runtime::Limits {
@@ -150,7 +168,7 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
             );
         }
         log::info!("SigV4 signatures are accepted and NOT verified: modelstage api has no authentication");
-        log::info!("state in {}", state_dir.display());
+        log::info!("state in {}; S3 through {s3_endpoint}", state_dir.display());
         eprintln!("modelstage api: listening on http://{address}");
         server.run().await.context("the server failed")
     })?;

@@ -4,27 +4,33 @@
 
 use serde_json::{json, Value};
 
+use super::artifacts::Staging;
 use super::ops::Call;
-use super::state::missing;
+use super::state::{missing, Api};
 use super::store::Kind;
 use super::wire::{now, ApiError};
 use crate::deploy::ModelSpec;
 
 /// A stored model's containers, as `deploy` reads them: its description less what
-/// [`create_model`] added to the request.
-pub fn model_spec(description: &Value) -> Result<ModelSpec, ApiError> {
+/// [`create_model`] added to the request, with its model data on S3 staged (to be fetched before
+/// the model starts).
+pub fn model_spec(api: &Api, description: &Value) -> Result<(ModelSpec, Staging), ApiError> {
     let mut request = description.as_object().cloned().unwrap_or_default();
     request.remove("ModelArn");
     request.remove("CreationTime");
-    ModelSpec::from_request(&Value::Object(request).to_string(), "the model")
-        .map_err(|e| ApiError::validation(format!("{e:#}")))
+    let staging = api.artifacts.model(&mut request)?;
+    let spec = ModelSpec::from_request(&Value::Object(request).to_string(), "the model")
+        .map_err(|e| ApiError::validation(format!("{e:#}")))?;
+    Ok((spec, staging))
 }
 
 pub fn create_model(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("ModelName");
-    let request = Value::Object(call.body.clone());
-    ModelSpec::from_request(&request.to_string(), "CreateModel")
+    let mut request = call.body.clone();
+    let staging = call.api.artifacts.model(&mut request)?;
+    ModelSpec::from_request(&Value::Object(request).to_string(), "CreateModel")
         .map_err(|e| ApiError::validation(format!("{e:#}")))?;
+    staging.check_objects(&call.api.artifacts)?;
     let arn = call.arn(Kind::Model, name);
     create(call, Kind::Model, name, &arn)?;
     Ok(json!({ "ModelArn": arn }))

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Map, Value};
 
+use super::artifacts::Artifacts;
 use super::store::{Kind, Store};
 use super::wire::{now, quote, ApiError};
 use crate::deploy::RunningEndpoint;
@@ -43,6 +44,8 @@ pub struct Api {
     pub account: String,
     /// How many jobs and endpoints may run at once.
     pub max_running: usize,
+    /// S3 and the staging folder of jobs and models whose artifacts are on S3.
+    pub artifacts: Artifacts,
     endpoints: Mutex<HashMap<String, Arc<LiveEndpoint>>>,
     /// The stop flags of running jobs, by ARN type and name.
     jobs: Mutex<HashMap<(&'static str, String), Stop>>,
@@ -56,11 +59,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Api {
-    pub fn new(store: Store, account: String, max_running: usize) -> Api {
+    pub fn new(store: Store, account: String, max_running: usize, artifacts: Artifacts) -> Api {
         Api {
             store,
             account,
             max_running,
+            artifacts,
             endpoints: Mutex::default(),
             jobs: Mutex::default(),
             shutting_down: AtomicBool::new(false),

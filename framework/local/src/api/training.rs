@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use super::artifacts::Staging;
 use super::ops::{begin_stop, Call};
 use super::state::{failure_reason, Api};
 use super::store::Kind;
@@ -19,9 +20,11 @@ const KIND: Kind = Kind::TrainingJob;
 pub fn create(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("TrainingJobName");
     let arn = call.arn(KIND, name);
-    let request = Value::Object(call.body.clone());
+    // Channels and the output path on S3 are staged in local folders.
+    let mut local = call.body.clone();
+    let staging = call.api.artifacts.training(name, &mut local)?;
     let created = now();
-    let job = JobSpec::from_request(&request.to_string(), "CreateTrainingJob")
+    let job = JobSpec::from_request(&Value::Object(local).to_string(), "CreateTrainingJob")
         .and_then(|spec| spec.finish((created * 1000.0) as u128))
         .map_err(|e| ApiError::validation(format!("{e:#}")))?;
     if call.api.store.get(KIND, name)?.is_some() {
@@ -51,7 +54,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     let stop = Stop::never();
     call.api.add_job(KIND, name, stop.clone());
     let api = Arc::clone(call.api);
-    std::thread::spawn(move || run(&api, &job, &output_dir, &stop));
+    std::thread::spawn(move || run(&api, &job, &output_dir, &stop, staging));
     Ok(json!({ "TrainingJobArn": arn }))
 }
 
@@ -68,12 +71,14 @@ fn in_use(arn: &str) -> ApiError {
     ))
 }
 
-/// The job's thread: lays out its tree, runs its container, packs its artifacts.
-fn run(api: &Api, job: &TrainingJob, output_dir: &std::path::Path, stop: &Stop) {
+/// The job's thread: downloads its channels on S3, lays out its tree, runs its container, packs
+/// its artifacts and uploads them when its output path is on S3.
+fn run(api: &Api, job: &TrainingJob, output_dir: &std::path::Path, stop: &Stop, mut staging: Staging) {
     let name = job.name.as_str();
     transition(api, name, "Downloading");
     let result = (|| {
         fit::check_runnable(&job.image)?;
+        staging.fetch(&api.artifacts).map_err(anyhow::Error::msg)?;
         let tree = fit::prepare(job, stop)?;
         let end = fit::run_in_tree(tree.base(), job, output_dir, stop, &mut |phase| {
             transition(api, name, phase)
@@ -95,16 +100,26 @@ fn run(api: &Api, job: &TrainingJob, output_dir: &std::path::Path, stop: &Stop) 
         Err(_) if stop.requested() => ("Stopped", None, None),
         Err(e) => ("Failed", Some(format!("{e:#}")), None),
     };
+    let (status, reason, model) = match model.map(|m| (staging.publish(&api.artifacts), m)) {
+        Some((Err(e), _)) => (
+            "Failed",
+            Some(format!("cannot upload the model artifacts: {e}")),
+            None,
+        ),
+        Some((Ok(()), m)) => (status, reason, Some(m)),
+        None => (status, reason, None),
+    };
     log::info!("training job {} {}", quote(name), status.to_ascii_lowercase());
-    finish(api, name, status, reason.as_deref());
+    // The artifacts are recorded before the status: a client that sees Completed reads them.
     if let Some(model) = model {
+        let location = staging
+            .s3_location(&model)
+            .unwrap_or_else(|| format!("file://{}", model.display()));
         api.record(KIND, name, |d| {
-            d.insert(
-                "ModelArtifacts".into(),
-                json!({ "S3ModelArtifacts": format!("file://{}", model.display()) }),
-            );
+            d.insert("ModelArtifacts".into(), json!({ "S3ModelArtifacts": location }));
         });
     }
+    finish(api, name, status, reason.as_deref());
 }
 
 /// The service's message for each secondary status.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::artifacts::Staging;
 use super::models::model_spec;
 use super::ops::{begin_stop, Call};
 use super::state::Api;
@@ -22,11 +23,14 @@ const KIND: Kind = Kind::TransformJob;
 pub fn create(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("TransformJobName");
     let arn = call.arn(KIND, name);
-    let request = Value::Object(call.body.clone());
-    let job = TransformJob::from_request(&request.to_string(), "CreateTransformJob")
+    // The input and the output path on S3 are staged in local folders.
+    let mut local = call.body.clone();
+    let staging = call.api.artifacts.transform(name, &mut local)?;
+    let job = TransformJob::from_request(&Value::Object(local).to_string(), "CreateTransformJob")
         .and_then(|job| job.validate().map(|()| job))
         .map_err(ApiError::validation)?;
-    let spec = model_spec(
+    let (spec, model_staging) = model_spec(
+        call.api,
         &call
             .api
             .require(call.region, Kind::Model, call.str("ModelName"))?,
@@ -53,7 +57,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     call.api.add_job(KIND, name, stop.clone());
     let api = Arc::clone(call.api);
     let name = name.to_string();
-    std::thread::spawn(move || run(&api, &name, &job, &spec, &stop));
+    std::thread::spawn(move || run(&api, &name, &job, &spec, &stop, [staging, model_staging]));
     Ok(json!({ "TransformJobArn": arn }))
 }
 
@@ -65,14 +69,27 @@ pub fn stop(call: &Call) -> Result<Value, ApiError> {
     Ok(json!({}))
 }
 
-fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop) {
+/// The job's thread: downloads its input and model data on S3, starts its model, runs, and
+/// uploads its output when its output path is on S3. `staging` is the job's, then its model's.
+fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop, mut staging: [Staging; 2]) {
     let started = now();
     api.record(KIND, name, |d| {
         d.insert("TransformStartTime".into(), json!(started));
     });
-    let result = crate::deploy::start_model(spec, &batch_environment(job))
-        .map_err(|e| format!("cannot start the model: {e:#}"))
-        .and_then(|running| run_against(job, running.url(), &mut Progress::hidden(), stop));
+    let result = staging
+        .iter_mut()
+        .try_for_each(|s| s.fetch(&api.artifacts))
+        .and_then(|()| {
+            crate::deploy::start_model(spec, &batch_environment(job))
+                .map_err(|e| format!("cannot start the model: {e:#}"))
+        })
+        .and_then(|running| run_against(job, running.url(), &mut Progress::hidden(), stop))
+        .and_then(|report| {
+            staging[0]
+                .publish(&api.artifacts)
+                .map_err(|e| format!("cannot upload the output: {e}"))
+                .map(|()| report)
+        });
     api.end_job(KIND, name);
     if api.shutting_down() {
         // Left InProgress: the next start marks it interrupted.

@@ -1,0 +1,422 @@
+//! S3 for `modelstage api`, through `object_store`: listing, downloading and uploading objects,
+//! with the endpoint and credentials the AWS tools use (`AWS_ENDPOINT_URL_S3`, else
+//! `AWS_ENDPOINT_URL`; `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, else the
+//! profile of the shared credentials file, else web identity, container or instance
+//! credentials), so that real S3, MinIO or any S3-compatible store serves. Every transfer is
+//! bounded: objects per prefix and bytes per job.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as Key;
+use object_store::ObjectStore;
+use tokio::io::AsyncWriteExt;
+
+use super::wire::quote;
+
+/// How many objects one prefix may hold (a channel, a transform input).
+pub const MAX_OBJECTS: usize = 10_000;
+
+/// An `s3://bucket/key` location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    /// The key or key prefix, without a leading `/`.
+    pub key: String,
+}
+
+impl S3Uri {
+    /// `None` for a location that is not `s3://`; an error for an `s3://` URI without a bucket.
+    pub fn parse(uri: &str) -> Option<Result<S3Uri, String>> {
+        let rest = uri.trim().strip_prefix("s3://")?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        Some(if valid {
+            Ok(S3Uri {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })
+        } else {
+            Err(format!("{} does not name an S3 bucket", quote(uri)))
+        })
+    }
+
+    /// The location `relative` (a `/`-separated path) below this one, taken as a folder.
+    pub fn join(&self, relative: &str) -> S3Uri {
+        let key = if self.key.is_empty() || self.key.ends_with('/') {
+            format!("{}{relative}", self.key)
+        } else {
+            format!("{}/{relative}", self.key)
+        };
+        S3Uri {
+            bucket: self.bucket.clone(),
+            key,
+        }
+    }
+}
+
+impl fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// The S3 client: one store per bucket, on a runtime of its own (job threads and request
+/// handlers call it alike).
+pub struct S3 {
+    runtime: tokio::runtime::Runtime,
+    endpoint: Option<String>,
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl S3 {
+    /// Reads the endpoint from the environment; credentials are read when a bucket is first used.
+    pub fn from_env() -> anyhow::Result<S3> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("modelstage-s3")
+            .enable_all()
+            .build()?;
+        let endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+        Ok(S3 {
+            runtime,
+            endpoint,
+            stores: Mutex::default(),
+        })
+    }
+
+    /// Where S3 requests go: the endpoint setting, or AWS.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or("AWS")
+    }
+
+    fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = stores.get(bucket) {
+            return Ok(Arc::clone(store));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            if let Some(profile) = profile_credentials() {
+                builder = builder
+                    .with_access_key_id(profile.key_id)
+                    .with_secret_access_key(profile.secret);
+                if let Some(token) = profile.token {
+                    builder = builder.with_token(token);
+                }
+            }
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            builder
+                .build()
+                .map_err(|e| format!("cannot reach the S3 bucket {}: {e}", quote(bucket)))?,
+        );
+        stores.insert(bucket.to_string(), Arc::clone(&store));
+        Ok(store)
+    }
+
+    /// Runs `work` on the S3 runtime, from a plain thread or from a request handler (which runs
+    /// on a runtime of its own, where blocking on another is refused).
+    fn block<T: Send>(&self, work: impl std::future::Future<Output = T> + Send) -> T {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(|| self.runtime.block_on(work))
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        } else {
+            self.runtime.block_on(work)
+        }
+    }
+
+    /// Whether the object exists.
+    pub fn exists(&self, uri: &S3Uri) -> Result<bool, String> {
+        let store = self.store(&uri.bucket)?;
+        self.block(async {
+            match store.head(&Key::from(uri.key.as_str())).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(format!("cannot read {uri}: {e}")),
+            }
+        })
+    }
+
+    /// Downloads one object to `file` (written beside it, then renamed), refusing one of more
+    /// than `max_bytes`.
+    pub fn download(&self, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, String> {
+        let store = self.store(&uri.bucket)?;
+        self.block(fetch(&*store, uri, file, max_bytes))
+    }
+
+    /// Downloads every object whose key starts with `uri`'s key into the folder `dest`, each
+    /// at [`relative_key`]; returns how many bytes. At most [`MAX_OBJECTS`] objects and
+    /// `max_bytes` in all; a prefix that matches nothing is an error, as it is for the service.
+    pub fn download_prefix(&self, uri: &S3Uri, dest: &Path, max_bytes: u64) -> Result<u64, String> {
+        let store = self.store(&uri.bucket)?;
+        let folder = uri.key.rfind('/').map_or("", |i| &uri.key[..=i]);
+        self.block(async {
+            let prefix = Key::from(folder.trim_end_matches('/'));
+            let mut listing = store.list(if folder.is_empty() { None } else { Some(&prefix) });
+            let mut objects = Vec::new();
+            let mut total = 0u64;
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(|e| format!("cannot list {uri}: {e}"))?;
+                let key = meta.location.as_ref();
+                if !key.starts_with(uri.key.as_str()) || key.ends_with('/') {
+                    continue;
+                }
+                if objects.len() == MAX_OBJECTS {
+                    return Err(format!("{uri} holds more than {MAX_OBJECTS} objects"));
+                }
+                total += meta.size;
+                if total > max_bytes {
+                    return Err(format!("{uri} holds more than {max_bytes} bytes (--max-s3-mb)"));
+                }
+                objects.push(key.to_string());
+            }
+            if objects.is_empty() {
+                return Err(format!("no S3 objects found under {uri}"));
+            }
+            let mut left = max_bytes;
+            for key in objects {
+                let relative = safe_relative(relative_key(&uri.key, &key))
+                    .ok_or_else(|| format!("the S3 key {} cannot be a local file name", quote(&key)))?;
+                let object = S3Uri {
+                    bucket: uri.bucket.clone(),
+                    key,
+                };
+                left -= fetch(&*store, &object, &dest.join(relative), left).await?;
+            }
+            Ok(max_bytes - left)
+        })
+    }
+
+    /// Uploads every file below `dir` to `uri` taken as a folder, each at its path relative to
+    /// `dir`; returns how many.
+    pub fn upload_dir(&self, dir: &Path, uri: &S3Uri) -> Result<usize, String> {
+        let mut files = Vec::new();
+        list_files(dir, Path::new(""), &mut files)
+            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let store = self.store(&uri.bucket)?;
+        self.block(async {
+            for relative in &files {
+                let parts: Vec<_> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect();
+                let target = uri.join(&parts.join("/"));
+                put_file(&store, &dir.join(relative), &target).await?;
+            }
+            Ok(files.len())
+        })
+    }
+}
+
+/// Streams one object into `file`; returns its size.
+async fn fetch(store: &dyn ObjectStore, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, String> {
+    let failed = |e: &dyn fmt::Display| format!("cannot download {uri}: {e}");
+    let answer = store
+        .get(&Key::from(uri.key.as_str()))
+        .await
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => format!("{uri} does not exist"),
+            e => failed(&e),
+        })?;
+    if answer.meta.size > max_bytes {
+        return Err(format!(
+            "{uri} is {} bytes, more than the {max_bytes} allowed (--max-s3-mb)",
+            answer.meta.size
+        ));
+    }
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let partial = file.with_extension("partial");
+    let mut out =
+        std::fs::File::create(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut written = 0u64;
+    let mut stream = answer.into_stream();
+    let copied = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| failed(&e))?;
+            written += chunk.len() as u64;
+            if written > max_bytes {
+                return Err(format!(
+                    "{uri} is more than the {max_bytes} bytes allowed (--max-s3-mb)"
+                ));
+            }
+            out.write_all(&chunk)
+                .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        }
+        out.flush()
+            .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        std::fs::rename(&partial, file).map_err(|e| format!("cannot write {}: {e}", file.display()))
+    }
+    .await;
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    copied.map(|()| written)
+}
+
+async fn put_file(store: &Arc<dyn ObjectStore>, file: &Path, uri: &S3Uri) -> Result<(), String> {
+    let failed = |e: &dyn fmt::Display| format!("cannot upload {} to {uri}: {e}", file.display());
+    let mut input = tokio::fs::File::open(file).await.map_err(|e| failed(&e))?;
+    // One PUT for a small file, a multipart upload for a large one.
+    let mut writer = BufWriter::new(Arc::clone(store), Key::from(uri.key.as_str()));
+    tokio::io::copy(&mut input, &mut writer)
+        .await
+        .map_err(|e| failed(&e))?;
+    writer.shutdown().await.map_err(|e| failed(&e))
+}
+
+/// The regular files below `dir`, relative to it, in sorted order; links are not followed.
+fn list_files(dir: &Path, prefix: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let kind = entry.file_type()?;
+        let relative = prefix.join(entry.file_name());
+        if kind.is_dir() {
+            list_files(&entry.path(), &relative, files)?;
+        } else if kind.is_file() {
+            files.push(relative);
+        }
+    }
+    Ok(())
+}
+
+/// Where an object found under a prefix goes in the folder of its channel or input, as
+/// SageMaker lays them out: below a folder prefix (`data/` or `data`) at its path below it, the
+/// object the prefix names exactly at its file name, one that only begins with the prefix
+/// (`data/part` matching `data/part-1.csv`) at its path below the prefix's folder.
+fn relative_key<'k>(prefix: &str, key: &'k str) -> &'k str {
+    let below = &key[prefix.len().min(key.len())..];
+    let folder = prefix.rfind('/').map_or(0, |i| i + 1);
+    if below.is_empty() {
+        &key[folder..]
+    } else if prefix.is_empty() || prefix.ends_with('/') || below.starts_with('/') {
+        below.trim_start_matches('/')
+    } else {
+        &key[folder..]
+    }
+}
+
+/// A key below a prefix as a relative path that stays in its folder: no empty, `.` or `..`
+/// segment, nothing absolute.
+fn safe_relative(key: &str) -> Option<PathBuf> {
+    let path = Path::new(key);
+    let plain = !key.is_empty()
+        && !key.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        && path.components().all(|c| matches!(c, Component::Normal(_)));
+    plain.then(|| path.to_path_buf())
+}
+
+/// Keys of a profile in the shared credentials file.
+struct Profile {
+    key_id: String,
+    secret: String,
+    token: Option<String>,
+}
+
+/// The profile `AWS_PROFILE` (else `default`) of `AWS_SHARED_CREDENTIALS_FILE` (else
+/// `~/.aws/credentials`), as the AWS tools read it.
+fn profile_credentials() -> Option<Profile> {
+    let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".aws/credentials")))?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    parse_profile(&text, &profile)
+}
+
+fn parse_profile(text: &str, profile: &str) -> Option<Profile> {
+    let mut section = String::new();
+    let mut values = HashMap::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_string();
+        } else if section == profile {
+            if let Some((key, value)) = line.split_once('=') {
+                values.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+            }
+        }
+    }
+    Some(Profile {
+        key_id: values.remove("aws_access_key_id")?,
+        secret: values.remove("aws_secret_access_key")?,
+        token: values.remove("aws_session_token"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_uris_name_a_bucket_and_a_key() {
+        let uri = S3Uri::parse("s3://my-bucket/data/train").unwrap().unwrap();
+        assert_eq!(
+            (uri.bucket.as_str(), uri.key.as_str()),
+            ("my-bucket", "data/train")
+        );
+        assert_eq!(
+            uri.join("a/b.csv").to_string(),
+            "s3://my-bucket/data/train/a/b.csv"
+        );
+        let root = S3Uri::parse("s3://bkt").unwrap().unwrap();
+        assert_eq!(root.join("x").key, "x");
+        assert!(S3Uri::parse("file:///x").is_none());
+        assert!(S3Uri::parse("s3:///key").unwrap().is_err());
+        assert!(S3Uri::parse("s3://Bad_Bucket/k").unwrap().is_err());
+    }
+
+    #[test]
+    fn objects_are_laid_out_below_their_prefix() {
+        assert_eq!(
+            relative_key("data/abalone.csv", "data/abalone.csv"),
+            "abalone.csv"
+        );
+        assert_eq!(relative_key("featurized", "featurized/a.csv.out"), "a.csv.out");
+        assert_eq!(relative_key("in/", "in/sub/a.csv"), "sub/a.csv");
+        assert_eq!(relative_key("in/part", "in/part-1.csv"), "part-1.csv");
+        assert_eq!(relative_key("", "a/b.csv"), "a/b.csv");
+    }
+
+    #[test]
+    fn keys_never_leave_their_folder() {
+        assert_eq!(safe_relative("a/b.csv"), Some(PathBuf::from("a/b.csv")));
+        for bad in ["", "../x", "a/../../x", "/etc/passwd", "a//b", "./a"] {
+            assert_eq!(safe_relative(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_profile_is_read_from_its_section() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key=B\n\n[other]\n\
+                    aws_access_key_id=C\naws_secret_access_key=D\naws_session_token=T\n";
+        let p = parse_profile(text, "other").unwrap();
+        assert_eq!(
+            (p.key_id.as_str(), p.secret.as_str(), p.token.as_deref()),
+            ("C", "D", Some("T"))
+        );
+        assert_eq!(parse_profile(text, "default").unwrap().key_id, "A");
+        assert!(parse_profile(text, "missing").is_none());
+    }
+}

@@ -1,7 +1,9 @@
 //! `modelstage api` driven by boto3 and the AWS CLI, as a user's own code drives SageMaker: the
-//! pytest suite in `tests/api` (the seed's whole workflow, the refusals, a restart, the CLI), run
-//! against the binary and the stage libraries of this build. Python with boto3, pytest and the
-//! AWS CLI is a requirement of the test suite (`ci/setup.sh` installs the pinned versions of
+//! pytest suite in `tests/api` (the seed's whole workflow with file:// and with s3:// URIs, the
+//! SageMaker Python SDK in its normal mode, the refusals, a restart, the CLI), run against the
+//! binary and the stage libraries of this build, with moto's S3-compatible server started by the
+//! tests. Python with boto3, pytest, the AWS CLI, the SageMaker SDK and moto's server is a
+//! requirement of the test suite (`ci/setup.sh` installs the pinned versions of
 //! `tests/api/requirements.txt`): when it is missing this test fails and says so, it never passes
 //! without running.
 
@@ -20,17 +22,17 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
     stage_lib("failing_model");
     stage_lib("echo");
     let check = Command::new(python())
-        .args(["-c", "import boto3, pytest, awscli"])
+        .args(["-c", "import boto3, pytest, awscli, sagemaker, moto.server"])
         .output();
     match check {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "the tests of modelstage api need boto3, pytest and the AWS CLI: run ci/setup.sh (pip install -r \
+            "the tests of modelstage api need boto3, pytest, the AWS CLI, the SageMaker SDK and moto: run ci/setup.sh (pip install -r \
              tests/api/requirements.txt)\n{}",
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(e) => panic!(
-            "the tests of modelstage api need {} with boto3, pytest and the AWS CLI: {e}",
+            "the tests of modelstage api need {} with boto3, pytest, the AWS CLI, the SageMaker SDK and moto: {e}",
             python()
         ),
     }
@@ -45,6 +47,12 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_SAGEMAKER")
         .env_remove("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_ENDPOINT_URL_STS")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .output()
@@ -55,10 +63,18 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
         out.status.success(),
         "the boto3 tests failed:\n{stdout}\n{stderr}"
     );
-    assert!(
-        stdout.contains("PASSED tests/api/test_workflow.py::test_the_seed_workflow"),
-        "the workflow test did not run:\n{stdout}"
-    );
+    for test in [
+        "test_workflow.py::test_the_seed_workflow",
+        "test_workflow.py::test_the_seed_workflow_on_s3",
+        "test_sdk.py::test_the_sagemaker_sdk_fits_transforms_deploys_and_predicts",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.trim() == format!("PASSED tests/api/{test}")),
+            "{test} did not run:\n{stdout}"
+        );
+    }
     assert!(
         !stdout.contains("SKIPPED"),
         "a boto3 test skipped itself:\n{stdout}"

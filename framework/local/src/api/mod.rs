@@ -195,6 +195,7 @@ async fn control(request: HttpRequest, body: web::Bytes, api: web::Data<Arc<Api>
         }
         let region = wire::region(request.headers());
         let result = ops::call(&api, &region, &operation, &value);
+        log::debug!("{operation}: {}", if result.is_ok() { "ok" } else { "refused" });
         if let Err(e) = &result {
             // The message quotes values from the request; escaping keeps each on one log line.
             log::info!("{operation}: {} {}", e.kind, e.message.escape_debug());

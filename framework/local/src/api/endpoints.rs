@@ -10,15 +10,20 @@ use serde_json::{json, Value};
 use super::artifacts::Staging;
 use super::models::model_spec;
 use super::ops::Call;
-use super::state::{failure_reason, Api, LiveEndpoint};
+use super::state::{failure_reason, Api, LiveEndpoint, LiveVariant};
 use super::store::Kind;
 use super::wire::{now, quote, ApiError};
 use crate::deploy::ModelSpec;
 
-/// What an endpoint configuration starts: its one production variant's model.
+/// What an endpoint configuration starts: the model of each production variant.
 struct Plan {
     config: String,
-    variant: String,
+    variants: Vec<VariantPlan>,
+}
+
+struct VariantPlan {
+    name: String,
+    weight: f64,
     spec: ModelSpec,
     /// The model data on S3, fetched before the model starts.
     staging: Staging,
@@ -26,25 +31,46 @@ struct Plan {
 
 fn plan(api: &Api, region: &str, config: &str) -> Result<Plan, ApiError> {
     let description = api.require(region, Kind::EndpointConfig, config)?;
-    let variants = description["ProductionVariants"]
+    let listed = description["ProductionVariants"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let [variant] = variants.as_slice() else {
+    if listed.is_empty() {
         return Err(ApiError::validation(format!(
-            "the endpoint configuration {} has {} production variants; a local endpoint serves one",
-            quote(config),
-            variants.len()
+            "the endpoint configuration {} has no production variant",
+            quote(config)
         )));
-    };
-    let model = variant["ModelName"].as_str().unwrap_or_default();
-    let (spec, staging) = model_spec(api, &api.require(region, Kind::Model, model)?)?;
+    }
+    let mut variants = Vec::with_capacity(listed.len());
+    for variant in &listed {
+        let model = variant["ModelName"].as_str().unwrap_or_default();
+        let (spec, staging) = model_spec(api, &api.require(region, Kind::Model, model)?)?;
+        variants.push(VariantPlan {
+            name: variant["VariantName"].as_str().unwrap_or_default().to_string(),
+            weight: variant["InitialVariantWeight"].as_f64().unwrap_or(1.0),
+            spec,
+            staging,
+        });
+    }
     Ok(Plan {
-        staging,
         config: config.to_string(),
-        variant: variant["VariantName"].as_str().unwrap_or_default().to_string(),
-        spec,
+        variants,
     })
+}
+
+/// Starts the model of each variant (after fetching its model data from S3).
+fn start(api: &Api, plan: &mut Plan) -> anyhow::Result<Vec<LiveVariant>> {
+    let mut live = Vec::with_capacity(plan.variants.len());
+    for variant in &mut plan.variants {
+        variant
+            .staging
+            .fetch(&api.artifacts)
+            .map_err(anyhow::Error::msg)?;
+        let running = crate::deploy::start_model(&variant.spec, &[])
+            .map_err(|e| e.context(format!("production variant {}", quote(&variant.name))))?;
+        live.push(LiveVariant::new(variant.name.clone(), variant.weight, running));
+    }
+    Ok(live)
 }
 
 pub fn create(call: &Call) -> Result<Value, ApiError> {
@@ -109,12 +135,9 @@ pub fn delete(call: &Call) -> Result<Value, ApiError> {
 /// Starts the model of `plan` for the endpoint `name` on a thread of its own.
 fn launch(api: Arc<Api>, name: String, mut plan: Plan) {
     std::thread::spawn(move || {
-        let started = plan
-            .staging
-            .fetch(&api.artifacts)
-            .map_err(anyhow::Error::msg)
-            .and_then(|()| crate::deploy::start_model(&plan.spec, &[]));
-        drop(plan.staging);
+        let started = start(&api, &mut plan);
+        // The model data fetched from S3 is unpacked: its copy goes.
+        let variants: Vec<_> = plan.variants.drain(..).map(|v| (v.name, v.weight)).collect();
         if api.shutting_down() {
             return;
         }
@@ -130,23 +153,33 @@ fn launch(api: Arc<Api>, name: String, mut plan: Plan) {
         }
         match started {
             Ok(running) => {
-                log::info!("endpoint {} is in service at {}", quote(&name), running.url());
-                api.set_live(&name, LiveEndpoint::new(running, plan.variant.clone()));
+                for variant in &running {
+                    log::info!(
+                        "endpoint {} variant {} is in service at {}",
+                        quote(&name),
+                        quote(&variant.name),
+                        variant.url
+                    );
+                }
+                api.set_live(&name, LiveEndpoint::new(running));
                 api.record(Kind::Endpoint, &name, |d| {
                     d.insert("EndpointStatus".into(), json!("InService"));
                     d.insert("EndpointConfigName".into(), json!(plan.config));
                     d.insert("LastModifiedTime".into(), json!(now()));
                     d.remove("FailureReason");
-                    d.insert(
-                        "ProductionVariants".into(),
-                        json!([{
-                            "VariantName": plan.variant,
-                            "CurrentWeight": 1.0,
-                            "DesiredWeight": 1.0,
-                            "CurrentInstanceCount": 1,
-                            "DesiredInstanceCount": 1,
-                        }]),
-                    );
+                    let described: Vec<Value> = variants
+                        .iter()
+                        .map(|(variant, weight)| {
+                            json!({
+                                "VariantName": variant,
+                                "CurrentWeight": weight,
+                                "DesiredWeight": weight,
+                                "CurrentInstanceCount": 1,
+                                "DesiredInstanceCount": 1,
+                            })
+                        })
+                        .collect();
+                    d.insert("ProductionVariants".into(), json!(described));
                 });
             }
             Err(e) => {

@@ -124,23 +124,74 @@ fn describe(call: &Call, kind: Kind) -> Result<Value, ApiError> {
     call.api.require(call.region, kind, name)
 }
 
+/// What a NextToken of this server starts with; the rest is the offset of the next page.
+const PAGE_TOKEN: &str = "modelstage-page-";
+
+/// A List operation: the filters the service offers (`NameContains`, `StatusEquals`, creation
+/// and modification times), its sort (`SortBy`, `SortOrder`, newest first by default) and its
+/// paging (`MaxResults`, `NextToken`).
 fn list(call: &Call, kind: Kind, key: &str, members: &[&str]) -> Result<Value, ApiError> {
-    let contains = call.body.get("NameContains").and_then(Value::as_str);
-    let status = call.body.get("StatusEquals").and_then(Value::as_str);
+    let status_member = format!("{}Status", kind.member());
+    let name_member = format!("{}Name", kind.member());
+    let text = |member: &str| call.body.get(member).and_then(Value::as_str);
+    let time = |member: &str| call.body.get(member).and_then(Value::as_f64);
+    let (contains, status) = (text("NameContains"), text("StatusEquals"));
+    let bounds = [
+        (
+            "CreationTime",
+            time("CreationTimeAfter"),
+            time("CreationTimeBefore"),
+        ),
+        (
+            "LastModifiedTime",
+            time("LastModifiedTimeAfter"),
+            time("LastModifiedTimeBefore"),
+        ),
+    ];
     let max = call
         .body
         .get("MaxResults")
         .and_then(Value::as_u64)
         .map_or(LIST_MAX, |n| (n as usize).clamp(1, LIST_MAX));
-    let status_member = format!("{}Status", kind.member());
-    let name_member = format!("{}Name", kind.member());
-    let summaries: Vec<Value> = call
+    let start = match text("NextToken") {
+        None => 0,
+        Some(token) => token
+            .strip_prefix(PAGE_TOKEN)
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "the NextToken {} was not given by this server",
+                    quote(token)
+                ))
+            })?,
+    };
+    let mut matching: Vec<Value> = call
         .api
         .store
         .list(kind)?
         .into_iter()
         .filter(|d| contains.is_none_or(|part| d[&name_member].as_str().is_some_and(|n| n.contains(part))))
         .filter(|d| status.is_none_or(|s| d[&status_member] == s))
+        .filter(|d| {
+            bounds.iter().all(|(member, after, before)| {
+                let at = d[*member].as_f64().unwrap_or_default();
+                after.is_none_or(|t| at > t) && before.is_none_or(|t| at < t)
+            })
+        })
+        .collect();
+    let sort_member = match text("SortBy") {
+        Some("Name") => name_member.as_str(),
+        Some("Status") => status_member.as_str(),
+        _ => "CreationTime",
+    };
+    matching.sort_by(|a, b| compare(&a[sort_member], &b[sort_member]));
+    if text("SortOrder") != Some("Ascending") {
+        matching.reverse();
+    }
+    let next = (start.saturating_add(max) < matching.len()).then(|| format!("{PAGE_TOKEN}{}", start + max));
+    let summaries: Vec<Value> = matching
+        .into_iter()
+        .skip(start)
         .take(max)
         .map(|d| {
             let summary: Map<String, Value> = members
@@ -151,5 +202,17 @@ fn list(call: &Call, kind: Kind, key: &str, members: &[&str]) -> Result<Value, A
             Value::Object(summary)
         })
         .collect();
-    Ok(json!({ key: summaries }))
+    let mut answer = json!({ key: summaries });
+    if let Some(token) = next {
+        answer["NextToken"] = json!(token);
+    }
+    Ok(answer)
+}
+
+/// Orders numbers as numbers and anything else as text.
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => a.as_str().unwrap_or_default().cmp(b.as_str().unwrap_or_default()),
+    }
 }

@@ -1,6 +1,7 @@
 //! The runtime, REST as `sagemaker-runtime` speaks it: `POST /endpoints/{EndpointName}/invocations`
 //! is forwarded to the endpoint's containers over a keep-alive connection, with the headers the
-//! service passes on; the answer carries `X-Amzn-Invoked-Production-Variant`. A container that
+//! service passes on, to the production variant the request names (`TargetVariant`) or one
+//! chosen by weight; the answer carries `X-Amzn-Invoked-Production-Variant`. A container that
 //! answers an error gives 424 `ModelError` with its status and an excerpt of its message; an
 //! endpoint that does not exist or is not in service gives 400 `ValidationError`.
 
@@ -26,6 +27,8 @@ const FORWARDED: [&str; 6] = [
     "x-amzn-sagemaker-target-container-hostname",
 ];
 const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+/// The production variant a request names (`TargetVariant`), instead of one chosen by weight.
+const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 
 /// The runtime's settings.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +83,23 @@ async fn forward(
             None => not_ready("not found".into()),
         });
     };
-    let mut outbound = client.post(format!("{}/invocations", live.url));
+    let target = match request.headers().get(TARGET_VARIANT) {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::runtime_validation("X-Amzn-SageMaker-Target-Variant is not text"))?,
+        ),
+        None => None,
+    };
+    let Some(variant) = live.variant(target) else {
+        return Err(ApiError::runtime_validation(format!(
+            "The variant {} is not valid for endpoint {} of account {}.",
+            quote(target.unwrap_or_default()),
+            quote(name),
+            api.account
+        )));
+    };
+    let mut outbound = client.post(format!("{}/invocations", variant.url));
     for header in FORWARDED {
         if let Some(value) = request.headers().get(header) {
             outbound = outbound.insert_header((header, value.clone()));
@@ -127,7 +146,7 @@ async fn forward(
         ));
     }
     let mut response = HttpResponse::Ok();
-    response.insert_header(("X-Amzn-Invoked-Production-Variant", live.variant.as_str()));
+    response.insert_header(("X-Amzn-Invoked-Production-Variant", variant.name.as_str()));
     if let Some(value) = answer.headers().get(CONTENT_TYPE) {
         response.insert_header((CONTENT_TYPE, value.clone()));
     }

@@ -3,7 +3,7 @@
 //! jobs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Map, Value};
@@ -17,24 +17,78 @@ use crate::fit::Stop;
 /// How many characters of an error a `FailureReason` keeps (the service's limit is 1024).
 pub const FAILURE_REASON_CHARS: usize = 1024;
 
-/// An endpoint that is up.
+/// An endpoint that is up: its production variants, each a model of its own.
 pub struct LiveEndpoint {
+    pub variants: Vec<LiveVariant>,
+    /// The sum of the variants' weights.
+    total_weight: f64,
+    /// Requests routed by weight so far: the next one's place in the weighted sequence.
+    routed: AtomicU64,
+}
+
+/// One production variant that is up.
+pub struct LiveVariant {
+    pub name: String,
     /// Where its containers answer `/invocations`.
     pub url: String,
-    /// The production variant that serves it.
-    pub variant: String,
+    /// Its share of the requests that name no variant (`InitialVariantWeight`).
+    pub weight: f64,
     /// Keeps the containers running.
     _running: RunningEndpoint,
 }
 
-impl LiveEndpoint {
-    pub fn new(running: RunningEndpoint, variant: String) -> LiveEndpoint {
-        LiveEndpoint {
+impl LiveVariant {
+    pub fn new(name: String, weight: f64, running: RunningEndpoint) -> LiveVariant {
+        LiveVariant {
+            name,
             url: running.url().to_string(),
-            variant,
+            weight,
             _running: running,
         }
     }
+}
+
+impl LiveEndpoint {
+    pub fn new(variants: Vec<LiveVariant>) -> LiveEndpoint {
+        let total_weight = variants.iter().map(|v| v.weight.max(0.0)).sum();
+        LiveEndpoint {
+            variants,
+            total_weight,
+            routed: AtomicU64::new(0),
+        }
+    }
+
+    /// The variant a request goes to: the one it names (`TargetVariant`), else one chosen by
+    /// weight. The choice walks a low-discrepancy sequence (the golden ratio's multiples), so
+    /// each variant's share is its weight's share over any run of requests, without a random
+    /// number generator on the request path.
+    pub fn variant(&self, target: Option<&str>) -> Option<&LiveVariant> {
+        if let Some(target) = target {
+            return self.variants.iter().find(|v| v.name == target);
+        }
+        if self.variants.len() == 1 || self.total_weight <= 0.0 {
+            return self.variants.first();
+        }
+        let n = self.routed.fetch_add(1, Ordering::Relaxed);
+        let i = weighted(self.variants.iter().map(|v| v.weight), self.total_weight, n);
+        self.variants.get(i).or(self.variants.last())
+    }
+}
+
+/// The index the `n`th request routed by weight goes to: where the `n`th point of the golden
+/// ratio's sequence falls among the cumulated weights. Negative weights count as 0.
+fn weighted(weights: impl Iterator<Item = f64>, total: f64, n: u64) -> usize {
+    let point = (n as f64 * 0.618_033_988_749_895).fract() * total;
+    let mut reached = 0.0;
+    let mut last = 0;
+    for (i, weight) in weights.enumerate() {
+        reached += weight.max(0.0);
+        if point < reached {
+            return i;
+        }
+        last = i;
+    }
+    last
 }
 
 /// The server's state, shared by the handlers and the job threads.
@@ -213,4 +267,26 @@ pub fn missing(kind: Kind, arn: &str) -> ApiError {
 /// The first [`FAILURE_REASON_CHARS`] characters of a failure.
 pub fn failure_reason(text: &str) -> String {
     text.chars().take(FAILURE_REASON_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shares(weights: &[f64], requests: u64) -> Vec<usize> {
+        let total = weights.iter().sum();
+        let mut counts = vec![0; weights.len()];
+        for n in 0..requests {
+            counts[weighted(weights.iter().copied(), total, n)] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn requests_are_shared_by_weight() {
+        assert_eq!(shares(&[1.0, 3.0], 400), vec![100, 300]);
+        let thirds = shares(&[1.0, 1.0, 1.0], 300);
+        assert!(thirds.iter().all(|&c| (99..=101).contains(&c)), "{thirds:?}");
+        assert_eq!(shares(&[0.0, 2.0], 50), vec![0, 50]);
+    }
 }

@@ -68,7 +68,7 @@ fn start(api: &Api, plan: &mut Plan) -> anyhow::Result<Vec<LiveVariant>> {
             .map_err(anyhow::Error::msg)?;
         let running = crate::deploy::start_model(&variant.spec, &[])
             .map_err(|e| e.context(format!("production variant {}", quote(&variant.name))))?;
-        live.push(LiveVariant::new(variant.name.clone(), variant.weight, running));
+        live.push(LiveVariant::new(variant.name.clone(), variant.weight, running)?);
     }
     Ok(live)
 }

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderName, CONTENT_TYPE};
+use actix_web::http::header::{HeaderName, ACCEPT, CONTENT_TYPE};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -18,17 +19,18 @@ use super::validate::is_name;
 use super::wire::{excerpt, quote, region, ApiError};
 
 /// The request headers the service passes on to the container.
-const FORWARDED: [&str; 6] = [
-    "content-type",
-    "accept",
-    "x-amzn-sagemaker-custom-attributes",
-    "x-amzn-sagemaker-target-model",
-    "x-amzn-sagemaker-inference-id",
-    "x-amzn-sagemaker-target-container-hostname",
+const FORWARDED: [HeaderName; 6] = [
+    CONTENT_TYPE,
+    ACCEPT,
+    HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
+    HeaderName::from_static("x-amzn-sagemaker-target-model"),
+    HeaderName::from_static("x-amzn-sagemaker-inference-id"),
+    HeaderName::from_static("x-amzn-sagemaker-target-container-hostname"),
 ];
-const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+const CUSTOM_ATTRIBUTES: HeaderName = HeaderName::from_static("x-amzn-sagemaker-custom-attributes");
 /// The production variant a request names (`TargetVariant`), instead of one chosen by weight.
-const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
+const TARGET_VARIANT: HeaderName = HeaderName::from_static("x-amzn-sagemaker-target-variant");
+const INVOKED_VARIANT: HeaderName = HeaderName::from_static("x-amzn-invoked-production-variant");
 
 /// The runtime's settings.
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +41,14 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// A keep-alive client for one worker of the server.
+/// A keep-alive client for one worker of the server: its connections to each endpoint are
+/// kept open and reused. It sends no headers of its own (the service passes on only the ones in
+/// [`FORWARDED`]).
 pub fn client(limits: Limits) -> awc::Client {
-    awc::Client::builder().timeout(limits.timeout).finish()
+    awc::Client::builder()
+        .timeout(limits.timeout)
+        .no_default_headers()
+        .finish()
 }
 
 pub async fn invoke(
@@ -58,6 +65,10 @@ pub async fn invoke(
     }
 }
 
+/// Forwards one invocation. The path of a successful request looks up the endpoint in memory
+/// (no database query) and allocates nothing it could reuse: the variant's address is parsed
+/// once when it starts, header names are constants, and the error texts are built only for
+/// errors.
 async fn forward(
     request: &HttpRequest,
     body: web::Bytes,
@@ -66,7 +77,6 @@ async fn forward(
     client: &awc::Client,
     limits: Limits,
 ) -> Result<HttpResponse, ApiError> {
-    let region = region(request.headers());
     let not_ready = |how: String| {
         ApiError::runtime_validation(format!(
             "Endpoint {} of account {} {how}.",
@@ -99,17 +109,21 @@ async fn forward(
             api.account
         )));
     };
-    let mut outbound = client.post(format!("{}/invocations", variant.url));
-    for header in FORWARDED {
+    let mut outbound = client.request(Method::POST, variant.invocations.clone());
+    for header in &FORWARDED {
         if let Some(value) = request.headers().get(header) {
-            outbound = outbound.insert_header((header, value.clone()));
+            outbound = outbound.insert_header((header.clone(), value.clone()));
         }
     }
-    let log = format!(
-        "arn:aws:logs:{region}:{}:log-group:/aws/sagemaker/Endpoints/{name}",
-        api.account
-    );
+    let log = || {
+        format!(
+            "arn:aws:logs:{}:{}:log-group:/aws/sagemaker/Endpoints/{name}",
+            region(request.headers()),
+            api.account
+        )
+    };
     let unreachable = |e: String| {
+        let log = log();
         ApiError::model_error(
             format!("The model did not answer: {e}. See the log of modelstage api ({log})."),
             vec![("LogStreamArn", json!(log))],
@@ -126,6 +140,7 @@ async fn forward(
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     if !status.is_success() {
+        let log = log();
         let original = String::from_utf8_lossy(&payload);
         let side = if status.is_client_error() {
             "client"
@@ -146,12 +161,12 @@ async fn forward(
         ));
     }
     let mut response = HttpResponse::Ok();
-    response.insert_header(("X-Amzn-Invoked-Production-Variant", variant.name.as_str()));
+    response.insert_header((INVOKED_VARIANT, variant.name_header.clone()));
     if let Some(value) = answer.headers().get(CONTENT_TYPE) {
         response.insert_header((CONTENT_TYPE, value.clone()));
     }
     if let Some(value) = answer.headers().get(CUSTOM_ATTRIBUTES) {
-        response.insert_header((HeaderName::from_static(CUSTOM_ATTRIBUTES), value.clone()));
+        response.insert_header((CUSTOM_ATTRIBUTES, value.clone()));
     }
     Ok(response.body(payload))
 }

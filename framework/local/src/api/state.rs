@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use actix_web::http::header::HeaderValue;
+use actix_web::http::Uri;
 use serde_json::{json, Map, Value};
 
 use super::artifacts::Artifacts;
@@ -29,8 +31,12 @@ pub struct LiveEndpoint {
 /// One production variant that is up.
 pub struct LiveVariant {
     pub name: String,
+    /// The name as the response header that reports it, made once.
+    pub name_header: HeaderValue,
     /// Where its containers answer `/invocations`.
     pub url: String,
+    /// `<url>/invocations`, parsed once.
+    pub invocations: Uri,
     /// Its share of the requests that name no variant (`InitialVariantWeight`).
     pub weight: f64,
     /// Keeps the containers running.
@@ -38,13 +44,17 @@ pub struct LiveVariant {
 }
 
 impl LiveVariant {
-    pub fn new(name: String, weight: f64, running: RunningEndpoint) -> LiveVariant {
-        LiveVariant {
+    pub fn new(name: String, weight: f64, running: RunningEndpoint) -> anyhow::Result<LiveVariant> {
+        let url = running.url().to_string();
+        Ok(LiveVariant {
+            // A variant name is a resource name: a valid header value.
+            name_header: HeaderValue::from_str(&name)?,
+            invocations: format!("{url}/invocations").parse()?,
             name,
-            url: running.url().to_string(),
+            url,
             weight,
             _running: running,
-        }
+        })
     }
 }
 
@@ -100,7 +110,8 @@ pub struct Api {
     pub max_running: usize,
     /// S3 and the staging folder of jobs and models whose artifacts are on S3.
     pub artifacts: Artifacts,
-    endpoints: Mutex<HashMap<String, Arc<LiveEndpoint>>>,
+    /// Read by every invocation, written when an endpoint comes up or goes.
+    endpoints: RwLock<HashMap<String, Arc<LiveEndpoint>>>,
     /// The stop flags of running jobs, by ARN type and name.
     jobs: Mutex<HashMap<(&'static str, String), Stop>>,
     /// Set when the server stops: job threads then leave their jobs as they are, for the next
@@ -119,7 +130,7 @@ impl Api {
             account,
             max_running,
             artifacts,
-            endpoints: Mutex::default(),
+            endpoints: RwLock::default(),
             jobs: Mutex::default(),
             shutting_down: AtomicBool::new(false),
         }
@@ -169,17 +180,27 @@ impl Api {
     }
 
     pub fn live_endpoint(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
-        lock(&self.endpoints).get(name).cloned()
+        self.endpoints
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<LiveEndpoint>>> {
+        self.endpoints.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Puts an endpoint up (replacing, and so stopping, the one it had).
     pub fn set_live(&self, name: &str, live: LiveEndpoint) {
-        lock(&self.endpoints).insert(name.to_string(), Arc::new(live));
+        let previous = self.live_mut().insert(name.to_string(), Arc::new(live));
+        // The previous model stops outside the lock.
+        drop(previous);
     }
 
     /// Takes an endpoint down; its containers stop once no request holds it.
     pub fn take_live(&self, name: &str) -> Option<Arc<LiveEndpoint>> {
-        lock(&self.endpoints).remove(name)
+        self.live_mut().remove(name)
     }
 
     /// Registers a running job's stop flag, until [`end_job`](Api::end_job).
@@ -209,7 +230,7 @@ impl Api {
         for stop in lock(&self.jobs).values() {
             stop.request(signal_hook::consts::SIGTERM);
         }
-        let endpoints: Vec<_> = lock(&self.endpoints).drain().collect();
+        let endpoints: Vec<_> = self.live_mut().drain().collect();
         drop(endpoints);
     }
 

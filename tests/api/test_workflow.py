@@ -7,9 +7,9 @@ import datetime
 import json
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
-from conftest import REGION, ROOT, WAIT, ApiServer, render
+from conftest import REGION, ROOT, WAIT, ApiServer, render, stage_lib
 
 ABALONE = b"M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155"
 DATA = ROOT / "examples/abalone/data/abalone.csv"
@@ -45,6 +45,25 @@ def test_the_seed_workflow_on_s3(s3_server, tmp_path):
         )
         learner = s3.head_object(Bucket="abalone", Key="jobs/abalone-linear-learner/output/model.tar.gz")
         assert learner["ContentLength"] > 0
+
+        sm = server.client("sagemaker")
+        with pytest.raises(ClientError) as missing:
+            sm.create_model(
+                ModelName="missing-data",
+                PrimaryContainer={"Image": stage_lib("echo"), "ModelDataUrl": "s3://abalone/nothing/model.tar.gz"},
+            )
+        assert missing.value.response["Error"]["Code"] == "ValidationException"
+        assert "Could not find model data at s3://abalone/nothing/model.tar.gz" in str(missing.value)
+        empty = render(
+            "featurizer-training-job.json", tmp_path, {f"file://{DATA}": "s3://abalone/nothing/"}, TrainingJobName="empty"
+        )
+        empty["OutputDataConfig"]["S3OutputPath"] = "s3://abalone/jobs"
+        sm.create_training_job(**empty)
+        with pytest.raises(WaiterError):
+            sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="empty", WaiterConfig=WAIT)
+        failed = sm.describe_training_job(TrainingJobName="empty")
+        assert failed["TrainingJobStatus"] == "Failed"
+        assert "no S3 objects found under s3://abalone/nothing/" in failed["FailureReason"], failed["FailureReason"]
         # The staging folder is emptied as each job and endpoint is done with it.
         assert not any((tmp_path / "state/staging").rglob("*.*")), list((tmp_path / "state/staging").rglob("*"))
     finally:

@@ -247,3 +247,93 @@ fn prefix_only(source: &Value, uri: &S3Uri) -> Result<(), ApiError> {
 fn file_uri(path: &Path) -> Value {
     json!(format!("file://{}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifacts(dir: &Path) -> Artifacts {
+        Artifacts::new(S3::from_env().unwrap(), dir, 1_000)
+    }
+
+    fn request(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn s3_locations_of_a_training_job_become_staging_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = artifacts(dir.path());
+        let mut job = request(json!({
+            "InputDataConfig": [
+                {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": "s3://bkt/data/a.csv"}}},
+                {"ChannelName": "local", "DataSource": {"S3DataSource": {"S3Uri": "file:///data"}}},
+            ],
+            "OutputDataConfig": {"S3OutputPath": "s3://bkt/jobs"},
+        }));
+        let staging = artifacts.training("job-1", &mut job).unwrap();
+        let root = dir.path().join("staging/training-job/job-1");
+        let channel = &job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"];
+        assert_eq!(channel, &file_uri(&root.join("input/0")));
+        assert!(
+            root.join("input/0").is_dir(),
+            "fit reads the channel's folder when the job is created"
+        );
+        assert_eq!(
+            job["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"],
+            "file:///data"
+        );
+        assert_eq!(
+            job["OutputDataConfig"]["S3OutputPath"],
+            file_uri(&root.join("output"))
+        );
+        let model = root.join("output/job-1/output/model.tar.gz");
+        assert_eq!(
+            staging.s3_location(&model).as_deref(),
+            Some("s3://bkt/jobs/job-1/output/model.tar.gz")
+        );
+        assert_eq!(staging.s3_location(Path::new("/elsewhere/model.tar.gz")), None);
+    }
+
+    #[test]
+    fn a_manifest_on_s3_and_a_bucketless_uri_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = artifacts(dir.path());
+        let mut job = request(json!({
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": "s3://bkt/m"}}},
+            "TransformOutput": {"S3OutputPath": "s3://bkt/out"},
+        }));
+        let e = artifacts.transform("t", &mut job).err().unwrap();
+        assert!(
+            e.message.contains("ManifestFile") && e.message.contains("S3Prefix"),
+            "{}",
+            e.message
+        );
+        let mut model = request(json!({"PrimaryContainer": {"ModelDataUrl": "s3:///model.tar.gz"}}));
+        let e = artifacts.model(&mut model).err().unwrap();
+        assert!(e.message.contains("does not name an S3 bucket"), "{}", e.message);
+    }
+
+    #[test]
+    fn each_model_start_stages_its_model_data_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = artifacts(dir.path());
+        let description = json!({
+            "Containers": [
+                {"Image": "a.so", "ModelDataUrl": "s3://bkt/a/model.tar.gz"},
+                {"Image": "b.so", "ModelDataUrl": "file:///m/b.tar.gz"},
+            ],
+        });
+        let mut first = request(description.clone());
+        let mut second = request(description);
+        artifacts.model(&mut first).unwrap();
+        artifacts.model(&mut second).unwrap();
+        let a = first["Containers"][0]["ModelDataUrl"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(a.starts_with("file://") && a.ends_with("/model.tar.gz"), "{a}");
+        assert_ne!(a, second["Containers"][0]["ModelDataUrl"].as_str().unwrap());
+        assert_eq!(first["Containers"][1]["ModelDataUrl"], "file:///m/b.tar.gz");
+    }
+}

@@ -47,23 +47,30 @@ def sdk_session(s3_server, tmp_path, monkeypatch):
         assert api.stop() == 0, api.log()
 
 
+def estimator(session, stage, **hyperparameters):
+    """An Estimator of the stage library `stage`, writing to the default bucket."""
+    return Estimator(
+        image_uri=stage_lib(stage),
+        role=ROLE,
+        instance_count=1,
+        instance_type=INSTANCE,
+        output_path=f"s3://{BUCKET}/jobs",
+        hyperparameters=hyperparameters,
+        sagemaker_session=session,
+    )
+
+
 def test_the_sagemaker_sdk_fits_transforms_deploys_and_predicts(sdk_session):
     api, session = sdk_session
     # The default bucket, which the SDK creates when it is missing.
     data = session.upload_data(str(ROOT / "examples/abalone/data/abalone.csv"), key_prefix="data")
 
-    featurizer = Estimator(
-        image_uri=stage_lib("featurizer"),
-        role=ROLE,
-        instance_count=1,
-        instance_type=INSTANCE,
-        output_path=f"s3://{BUCKET}/jobs",
-        hyperparameters={
-            "columns": "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight",
-            "categorical": "sex",
-            "label": "rings",
-        },
-        sagemaker_session=session,
+    featurizer = estimator(
+        session,
+        "featurizer",
+        columns="sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight",
+        categorical="sex",
+        label="rings",
     )
     featurizer.fit({"train": TrainingInput(data, content_type="text/csv")}, logs=False, job_name="sdk-featurizer")
     assert featurizer.model_data == f"s3://{BUCKET}/jobs/sdk-featurizer/output/model.tar.gz"
@@ -85,15 +92,7 @@ def test_the_sagemaker_sdk_fits_transforms_deploys_and_predicts(sdk_session):
     rows = s3.get_object(Bucket=BUCKET, Key="featurized/abalone.csv.out")["Body"].read().decode().splitlines()
     assert len(rows) == len((ROOT / "examples/abalone/data/abalone.csv").read_text().splitlines())
 
-    learner = Estimator(
-        image_uri=stage_lib("linear_learner"),
-        role=ROLE,
-        instance_count=1,
-        instance_type=INSTANCE,
-        output_path=f"s3://{BUCKET}/jobs",
-        hyperparameters={"feature_dim": "10", "predictor_type": "regressor", "mini_batch_size": "32"},
-        sagemaker_session=session,
-    )
+    learner = estimator(session, "linear_learner", feature_dim="10", predictor_type="regressor", mini_batch_size="32")
     learner.fit(
         {"train": TrainingInput(f"s3://{BUCKET}/featurized", content_type="text/csv")},
         logs=False,

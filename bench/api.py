@@ -61,7 +61,7 @@ class Api:
     def direct_url(self, endpoint):
         """Where the endpoint's container answers, from the API's log."""
         for line in self.lines:
-            found = re.search(rf'endpoint "{endpoint}" is in service at http://127.0.0.1:(\d+)', line)
+            found = re.search(rf'endpoint "{endpoint}" variant "[^"]*" is in service at http://127.0.0.1:(\d+)', line)
             if found:
                 return int(found.group(1))
         raise RuntimeError(f"no address for {endpoint} in the log")

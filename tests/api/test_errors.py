@@ -204,3 +204,16 @@ def test_one_endpoint_more_than_max_running_is_resource_limit_exceeded(tmp_path)
         sm.get_waiter("endpoint_in_service").wait(EndpointName="second", WaiterConfig=WAIT)
     finally:
         assert limited.stop() == 0, limited.log()
+
+
+def test_a_path_neither_service_answers_is_named(server):
+    for method, path, status, code in [
+        ("POST", "/elsewhere", 404, "UnknownOperationException"),
+        ("GET", "/endpoints/abalone/invocations", 405, "MethodNotAllowed"),
+    ]:
+        request = urllib.request.Request(server.url + path, data=b"" if method == "POST" else None, method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        body = json.loads(refused.value.read())
+        assert (refused.value.code, body["__type"]) == (status, code), body
+        assert path in body["message"], body

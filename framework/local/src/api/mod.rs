@@ -141,16 +141,17 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
                 .app_data(shared.clone())
                 .app_data(web::Data::new(limits))
                 .app_data(web::Data::new(runtime::client(limits)))
-                .service(
-                    web::resource("/endpoints/{name}/invocations")
-                        .app_data(web::PayloadConfig::new(limits.max_payload))
-                        .route(web::post().to(runtime::invoke)),
-                )
+                // The invocations' bound; the control plane's resource sets its own.
+                .app_data(web::PayloadConfig::new(limits.max_payload))
                 .service(
                     web::resource("/")
                         .app_data(web::PayloadConfig::new(max_request))
                         .route(web::post().to(control)),
                 )
+                // The runtime takes every other path: it matches its own
+                // (`/endpoints/{name}/invocations`) without the router's regular expression, which
+                // would run on every invocation.
+                .default_service(web::route().to(runtime::invoke))
         })
         .max_connections(args.max_connections)
         .shutdown_timeout(5)

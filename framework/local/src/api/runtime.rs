@@ -51,18 +51,43 @@ pub fn client(limits: Limits) -> awc::Client {
         .finish()
 }
 
+/// Every request but the control plane's: `POST /endpoints/{EndpointName}/invocations`, else
+/// 404 `UnknownOperationException` (405 for another method).
 pub async fn invoke(
     request: HttpRequest,
     body: web::Bytes,
-    name: web::Path<String>,
     api: web::Data<Arc<Api>>,
     client: web::Data<awc::Client>,
     limits: web::Data<Limits>,
 ) -> HttpResponse {
-    match forward(&request, body, &name, &api, &client, **limits).await {
+    let Some(name) = endpoint_name(request.path()) else {
+        return ApiError::unknown_path(format!(
+            "{} {} is not an operation of modelstage api: the runtime answers POST \
+             /endpoints/{{EndpointName}}/invocations, the control plane POST /",
+            request.method(),
+            quote(request.path())
+        ))
+        .response();
+    };
+    if request.method() != Method::POST {
+        return ApiError::method_not_allowed(format!(
+            "{} {}: invocations are POST requests",
+            request.method(),
+            quote(request.path())
+        ))
+        .response();
+    }
+    match forward(&request, body, name, &api, &client, **limits).await {
         Ok(response) => response,
         Err(e) => e.response(),
     }
+}
+
+/// The `{EndpointName}` of `/endpoints/{EndpointName}/invocations`.
+fn endpoint_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/endpoints/")?
+        .strip_suffix("/invocations")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
 /// Forwards one invocation. The path of a successful request looks up the endpoint in memory
@@ -169,4 +194,22 @@ async fn forward(
         response.insert_header((CUSTOM_ATTRIBUTES, value.clone()));
     }
     Ok(response.body(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_name;
+
+    #[test]
+    fn the_endpoint_name_comes_from_the_path() {
+        assert_eq!(endpoint_name("/endpoints/abalone/invocations"), Some("abalone"));
+        for other in [
+            "/endpoints//invocations",
+            "/endpoints/a/b/invocations",
+            "/endpoints/a",
+            "/ping",
+        ] {
+            assert_eq!(endpoint_name(other), None, "{other}");
+        }
+    }
 }

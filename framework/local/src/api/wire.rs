@@ -64,6 +64,16 @@ impl ApiError {
         ApiError::new("UnknownOperationException", StatusCode::BAD_REQUEST, message)
     }
 
+    /// A path neither service answers (404 `UnknownOperationException`).
+    pub fn unknown_path(message: impl Into<String>) -> ApiError {
+        ApiError::new("UnknownOperationException", StatusCode::NOT_FOUND, message)
+    }
+
+    /// A runtime path asked with another method than POST (405).
+    pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
+        ApiError::new("MethodNotAllowed", StatusCode::METHOD_NOT_ALLOWED, message)
+    }
+
     /// The runtime's refusal of a request (400 `ValidationError`).
     pub fn runtime_validation(message: impl Into<String>) -> ApiError {
         ApiError::new("ValidationError", StatusCode::BAD_REQUEST, message)

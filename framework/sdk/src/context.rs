@@ -1,5 +1,7 @@
 //! What a hook knows about the request besides its body, and what it answers.
 
+use modelstage_contract::media::media_type;
+
 /// The request's metadata, borrowed for the call.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -41,11 +43,6 @@ impl<'a> Context<'a> {
         }
         None
     }
-}
-
-/// The media type of a Content-Type or Accept entry, without parameters.
-pub fn media_type(header: &str) -> &str {
-    header.split(';').next().unwrap_or("").trim()
 }
 
 /// A hook's answer: the body, its Content-Type (becomes the response's

@@ -39,20 +39,22 @@
 pub mod codecs;
 mod context;
 mod error;
-pub mod excerpt;
 #[doc(hidden)]
 pub mod export;
 pub mod fs;
-pub mod logging;
-pub mod number;
-pub mod python;
 mod stage;
 pub mod training;
 
-pub use context::{media_type, Context, Response};
+// The rules the host shares (`modelstage-contract`), at the paths stage
+// authors know: this library's own copy of them runs in the stage.
+pub use modelstage_contract::media::media_type;
+pub use modelstage_contract::{excerpt, logging, media, number, python};
+pub use modelstage_contract::{BatchStrategy, ExecutionParameters};
+
+pub use context::{Context, Response};
 pub use error::{ErrorKind, StageError};
 pub use excerpt::excerpt;
-pub use stage::{BatchStrategy, ExecutionParameters, Model, Stage, Threading, Train, TransformStage};
+pub use stage::{Model, Stage, Threading, Train, TransformStage};
 pub use training::TrainingEnv;
 
 /// Re-exported for the code `export_stage!` generates.

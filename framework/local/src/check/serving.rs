@@ -11,7 +11,7 @@ use super::report::{Outcome, Report};
 /// A media type no container supports, for the 415 and 406 checks.
 pub const UNSUPPORTED_TYPE: &str = "application/x-modelstage-check-unsupported";
 /// SageMaker's MB: 1,048,576 bytes (docs/contract.md, payload limit).
-pub const MB: usize = 1_048_576;
+pub use modelstage_contract::payload::MB;
 /// `MaxPayloadInMB` when the container does not say.
 pub const DEFAULT_MAX_PAYLOAD_MB: usize = 6;
 /// The largest `MaxPayloadInMB` SageMaker takes (batch transform's); a body is never larger.

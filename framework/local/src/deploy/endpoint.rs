@@ -145,9 +145,7 @@ impl Endpoint {
                     Duration::from_secs(hop_timeout + 5),
                     environment::max_payload_in_mb(first, &options.extra_env),
                 );
-                let http_threads = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .clamp(1, 4);
+                let http_threads = modelstage_contract::settings::http_threads();
                 let router = Router::start(config, options.bind, options.port, http_threads)?;
                 endpoint.port = router.port;
                 endpoint.router = Some(router);

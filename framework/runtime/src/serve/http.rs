@@ -10,7 +10,8 @@ use actix_web::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use modelstage_sdk::excerpt::{bounded, quoted};
+use modelstage_contract::error_body::{error_body, model_error_body};
+use modelstage_contract::excerpt::{bounded, quoted};
 
 use super::body;
 use super::config::ServeConfig;
@@ -72,21 +73,6 @@ pub fn request_id(headers: &HeaderMap) -> String {
 /// The longest stage error message an answer or a log line carries whole.
 pub const MESSAGE_MAX: usize = 4096;
 
-fn error_name(status: u16) -> &'static str {
-    match status {
-        400 => "BadRequest",
-        404 => "NotFound",
-        408 => "RequestTimeout",
-        406 => "UnsupportedAccept",
-        413 => "PayloadTooLarge",
-        415 => "UnsupportedContentType",
-        503 => "ServiceUnavailable",
-        504 => "Timeout",
-        405 => "MethodNotAllowed",
-        _ => "InternalError",
-    }
-}
-
 /// A JSON error body. `hook` and `record` are omitted where they do not apply.
 pub fn error_response(
     status: u16,
@@ -106,62 +92,6 @@ pub fn json_response(status: u16, body: String, request_id: &str) -> HttpRespons
         .insert_header((CONTENT_TYPE, "application/json"))
         .insert_header((REQUEST_ID_HEADER, request_id))
         .body(body)
-}
-
-/// The JSON error body a container answers with (keys sorted).
-pub fn error_body(
-    status: u16,
-    stage: &str,
-    hook: Option<&str>,
-    message: &str,
-    record: Option<u64>,
-    request_id: &str,
-) -> String {
-    let mut body = serde_json::Map::new();
-    body.insert("error".into(), error_name(status).into());
-    body.insert("status".into(), status.into());
-    body.insert("stage".into(), stage.into());
-    if let Some(hook) = hook {
-        body.insert("hook".into(), hook.into());
-    }
-    body.insert("message".into(), message.into());
-    if let Some(record) = record {
-        body.insert("record".into(), record.into());
-    }
-    body.insert("request_id".into(), request_id.into());
-    serde_json::Value::Object(body).to_string()
-}
-
-/// SageMaker's `ModelError` (HTTP 424) for a pipeline container that answered
-/// `original_status` with `original_body`: names the container and carries
-/// its status and message (docs/contract.md (Serial pipelines)). The router of a pipeline of
-/// containers and a fused pipeline both answer with exactly this body.
-pub fn model_error_body(
-    container: &str,
-    original_status: u16,
-    original_body: &str,
-    request_id: &str,
-) -> String {
-    let kind = if (400..500).contains(&original_status) {
-        "client"
-    } else {
-        "server"
-    };
-    let mut body = serde_json::Map::new();
-    body.insert("error".into(), "ModelError".into());
-    body.insert("status".into(), 424.into());
-    body.insert("container".into(), container.into());
-    body.insert("original_status".into(), original_status.into());
-    body.insert("original_message".into(), original_body.into());
-    body.insert(
-        "message".into(),
-        format!(
-            "Received {kind} error ({original_status}) from {container} with message \"{original_body}\""
-        )
-        .into(),
-    );
-    body.insert("request_id".into(), request_id.into());
-    serde_json::Value::Object(body).to_string()
 }
 
 /// The 424 response of `model_error_body`.
@@ -330,10 +260,7 @@ async fn invoke(
     {
         Ok(b) => b,
         Err(e) => {
-            let too_large = format!(
-                "the request body is larger than the {} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
-                state.config.max_payload_in_mb
-            );
+            let too_large = modelstage_contract::payload::too_large_message(state.config.max_payload_in_mb);
             let message = e.message(&too_large, edge.body_timeout);
             let response = error_response(e.status(), label, None, &message, None, &request_id);
             return body::closing(response, payload);

@@ -25,13 +25,13 @@ use actix_web::{web, App, HttpServer};
 
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
 pub use config::{EdgeLimits, ServeConfig, StagePlan};
-pub use http::{
-    error_body, json_response, model_error_body, new_request_id, request_id, CUSTOM_ATTRIBUTES_HEADER,
-    REQUEST_ID_HEADER,
-};
+pub use http::{json_response, new_request_id, request_id, CUSTOM_ATTRIBUTES_HEADER, REQUEST_ID_HEADER};
+pub use modelstage_contract::error_body::{error_body, model_error_body};
 
 use crate::loader::{LoadedStage, Threading};
-use config::{EnvSettings, ExecutionParameters, WorkerPlan, MB};
+use config::{EnvSettings, WorkerPlan};
+use modelstage_contract::payload::{self, DEFAULT_MAX_PAYLOAD_IN_MB};
+use modelstage_contract::{BatchStrategy, ExecutionParameters};
 
 /// `modelstage serve` arguments.
 #[derive(clap::Args, Debug, Default)]
@@ -145,18 +145,20 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
     let max_payload_in_mb = env
         .max_payload_in_mb
         .or((first.max_payload_in_mb > 0).then_some(first.max_payload_in_mb as u64))
-        .unwrap_or(6);
+        .unwrap_or(DEFAULT_MAX_PAYLOAD_IN_MB.into());
     let edge = EdgeLimits::from_env(&env);
     let execution = ExecutionParameters {
-        max_concurrent_transforms: env
-            .max_concurrent_transforms
-            .or((first.max_concurrent_transforms > 0).then_some(first.max_concurrent_transforms as u64))
-            .unwrap_or((workers * threads_per_worker) as u64),
-        batch_strategy: env
-            .batch_strategy
-            .or(first.batch_strategy.map(str::to_string))
-            .unwrap_or_else(|| "MULTI_RECORD".to_string()),
-        max_payload_in_mb,
+        max_concurrent_transforms: Some(
+            env.max_concurrent_transforms
+                .or((first.max_concurrent_transforms > 0).then_some(first.max_concurrent_transforms))
+                .unwrap_or(u32::try_from(workers * threads_per_worker).unwrap_or(u32::MAX)),
+        ),
+        batch_strategy: Some(
+            env.batch_strategy
+                .or(first.batch_strategy.and_then(BatchStrategy::parse))
+                .unwrap_or(BatchStrategy::DEFAULT),
+        ),
+        max_payload_in_mb: Some(u32::try_from(max_payload_in_mb).unwrap_or(u32::MAX)),
     };
     let config = ServeConfig {
         port: args.port.or(env.port).unwrap_or(8080),
@@ -164,11 +166,7 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
         workers,
         threads_per_worker,
         timeout: http::timeout_of(env.timeout_secs.unwrap_or(60)),
-        max_payload_bytes: if max_payload_in_mb == 0 {
-            usize::MAX
-        } else {
-            (max_payload_in_mb as usize).saturating_mul(MB)
-        },
+        max_payload_bytes: payload::limit_bytes(max_payload_in_mb),
         max_payload_in_mb,
         default_accept,
         execution,

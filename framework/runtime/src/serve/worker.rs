@@ -115,7 +115,7 @@ pub fn run() -> i32 {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join("+");
-    modelstage_sdk::logging::init(&format!("worker[{component}]"));
+    modelstage_contract::logging::init(&format!("worker[{component}]"));
 
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // Registering a flag replaces the default action (terminate) with
@@ -284,7 +284,6 @@ fn run_requests(lane: &LaneEnds, pipeline: &Pipeline, mut request: WireRequest) 
     send(&lane.writer, &started_frame(request.id));
     loop {
         let answer = pipeline.handle(&request);
-        modelstage_sdk::logging::set_request_id(None);
         let (mut frame, large_body) = answer.encode_split(Vec::new());
         let next = buffered_request(lane);
         let started = next.as_ref().map(|n| started_frame(n.id)).unwrap_or_default();

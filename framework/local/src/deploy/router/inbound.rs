@@ -7,12 +7,10 @@ use std::sync::OnceLock;
 use actix_web::http::header::HeaderMap;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
+use modelstage_contract::payload;
 use modelstage_runtime::serve::{body, connections, error_body, EdgeLimits};
 pub use modelstage_runtime::serve::{json_response, request_id, CUSTOM_ATTRIBUTES_HEADER};
 
-/// The largest body read from anyone when no smaller limit applies.
-pub const HARD_LIMIT: usize = 1 << 30;
-const MB: usize = 1024 * 1024;
 
 /// The bounds of this process's router: its edge limits and the open
 /// connections past which `/invocations` is refused (see `serve`'s
@@ -54,19 +52,11 @@ pub async fn read_body(
         );
         return Err(body::closing(error(503, label, &message, request_id), payload));
     }
-    let limit = if max_payload_in_mb == 0 {
-        HARD_LIMIT
-    } else {
-        (max_payload_in_mb as usize).saturating_mul(MB).min(HARD_LIMIT)
-    };
+    let limit = payload::limit_bytes(max_payload_in_mb);
     match body::read(&mut payload, headers, limit, edge.body_timeout).await {
         Ok(body) => Ok(body),
         Err(e) => {
-            let too_large = if max_payload_in_mb == 0 {
-                format!("the request body is larger than {HARD_LIMIT} bytes, the most the endpoint reads")
-            } else {
-                format!("the request body is larger than the {max_payload_in_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)")
-            };
+            let too_large = payload::too_large_message(max_payload_in_mb);
             let message = e.message(&too_large, edge.body_timeout);
             Err(body::closing(
                 error(e.status(), label, &message, request_id),

@@ -102,8 +102,14 @@ mod tests {
 
     #[test]
     fn both_spellings_are_read_and_the_container_one_written() {
-        assert_eq!(BatchStrategy::parse("MULTI_RECORD"), Some(BatchStrategy::MultiRecord));
-        assert_eq!(BatchStrategy::parse("SingleRecord"), Some(BatchStrategy::SingleRecord));
+        assert_eq!(
+            BatchStrategy::parse("MULTI_RECORD"),
+            Some(BatchStrategy::MultiRecord)
+        );
+        assert_eq!(
+            BatchStrategy::parse("SingleRecord"),
+            Some(BatchStrategy::SingleRecord)
+        );
         assert_eq!(BatchStrategy::parse("Both"), None);
         let p = ExecutionParameters {
             max_concurrent_transforms: Some(8),

@@ -35,7 +35,9 @@ pub fn too_large_message(max_payload_in_mb: u64) -> String {
     if limit == HARD_LIMIT_BYTES {
         format!("the request body is larger than {HARD_LIMIT_BYTES} bytes, the most the endpoint reads")
     } else {
-        format!("the request body is larger than the {max_payload_in_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+        format!(
+            "the request body is larger than the {max_payload_in_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+        )
     }
 }
 

@@ -106,7 +106,9 @@ pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Exit
         options.targets.clone(),
         label.clone(),
         // The upstream's own timeout answers first; this catches one that hangs.
-        Duration::from_secs(env_number(settings::MODEL_SERVER_TIMEOUT).unwrap_or(settings::DEFAULT_TIMEOUT_SECS) + 5),
+        Duration::from_secs(
+            env_number(settings::MODEL_SERVER_TIMEOUT).unwrap_or(settings::DEFAULT_TIMEOUT_SECS) + 5,
+        ),
         env_number(settings::MAX_PAYLOAD_IN_MB).unwrap_or(DEFAULT_MAX_PAYLOAD_IN_MB.into()),
     );
     let http_threads = modelstage_contract::settings::http_threads();

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use modelstage_contract::BatchStrategy;
 pub use modelstage_contract::payload::MB;
-pub use modelstage_contract::settings::{cpu_count, http_threads};
 use modelstage_contract::settings;
+pub use modelstage_contract::settings::{cpu_count, http_threads};
+use modelstage_contract::BatchStrategy;
 use modelstage_contract::ExecutionParameters;
 
 /// Reads an environment variable, treating an empty value as unset.

@@ -11,7 +11,6 @@ use modelstage_contract::payload;
 use modelstage_runtime::serve::{body, connections, error_body, EdgeLimits};
 pub use modelstage_runtime::serve::{json_response, request_id, CUSTOM_ATTRIBUTES_HEADER};
 
-
 /// The bounds of this process's router: its edge limits and the open
 /// connections past which `/invocations` is refused (see `serve`'s
 /// `connections`). Every router of a process reads the same variables.

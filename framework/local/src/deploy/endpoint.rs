@@ -184,8 +184,10 @@ impl Endpoint {
         for result in started {
             match result {
                 Ok(container) => {
-                    eprintln!(
-                        "modelstage deploy: started {} ({}, port {})",
+                    // A log line, not UI: `deploy` prints its own, and `transform` starts
+                    // endpoints too.
+                    log::debug!(
+                        "started {} ({}, port {})",
                         container.name,
                         container.describe(),
                         container.port

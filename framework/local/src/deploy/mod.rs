@@ -133,6 +133,9 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         exe: current_exe()?,
     };
     let mut endpoint = Endpoint::start(&spec, &options, &stop)?;
+    for c in endpoint.containers_mut() {
+        eprintln!("modelstage deploy: started {} ({}, port {})", c.name, c.describe(), c.port);
+    }
     let how = match (spec.mode, args.fused) {
         (Mode::Single, _) => "one container",
         (Mode::Serial, true) => "serial pipeline, fused in one process",

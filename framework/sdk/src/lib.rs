@@ -39,6 +39,8 @@
 pub mod codecs;
 mod context;
 mod error;
+// The export glue: the one place the SDK writes `unsafe` (the C symbols).
+#[allow(unsafe_code)]
 #[doc(hidden)]
 pub mod export;
 pub mod fs;

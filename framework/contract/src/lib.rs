@@ -18,6 +18,8 @@
 //! - [`settings`]: the `SAGEMAKER_*` names and defaults, the HTTP threads;
 //! - [`error_body`]: the JSON body of an error answer.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod error_body;
 pub mod excerpt;
 pub mod execution;

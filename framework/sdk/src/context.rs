@@ -49,12 +49,16 @@ impl<'a> Context<'a> {
 /// Content-Type as is) and, optionally, `X-Amzn-SageMaker-Custom-Attributes`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Response {
+    /// The response body.
     pub body: Vec<u8>,
+    /// The response's Content-Type.
     pub content_type: String,
+    /// `X-Amzn-SageMaker-Custom-Attributes` of the response, if any.
     pub custom_attributes: Option<String>,
 }
 
 impl Response {
+    /// A response with `body` and `content_type`, no custom attributes.
     pub fn new(body: impl Into<Vec<u8>>, content_type: impl Into<String>) -> Self {
         Response {
             body: body.into(),

@@ -36,6 +36,8 @@
 //! Read model files with [`fs`], whose errors name the file.
 //! `docs/writing-a-stage.md` is the tutorial.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod codecs;
 mod context;
 mod error;

@@ -55,6 +55,7 @@ pub trait Stage: Model {
 /// A stage that handles the whole request in one hook, as the toolkits'
 /// `transform_fn` does.
 pub trait TransformStage: Model {
+    /// Answers the whole request: decodes `body`, predicts and encodes for `ctx.accept`.
     fn transform_fn(&self, body: &[u8], ctx: &Context<'_>) -> Result<Response, StageError>;
 }
 

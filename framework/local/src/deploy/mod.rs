@@ -134,7 +134,12 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let mut endpoint = Endpoint::start(&spec, &options, &stop)?;
     for c in endpoint.containers_mut() {
-        eprintln!("modelstage deploy: started {} ({}, port {})", c.name, c.describe(), c.port);
+        eprintln!(
+            "modelstage deploy: started {} ({}, port {})",
+            c.name,
+            c.describe(),
+            c.port
+        );
     }
     let how = match (spec.mode, args.fused) {
         (Mode::Single, _) => "one container",

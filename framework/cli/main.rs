@@ -76,6 +76,17 @@ fn code(c: i32) -> ExitCode {
     ExitCode::from(c.clamp(0, 255) as u8)
 }
 
+/// The one place a local command's failure is printed and its exit code picked.
+fn local(result: Result<(), modelstage_local::CommandError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The commands that serve HTTP start again at once with an allocator that gives large request
@@ -95,17 +106,24 @@ fn main() -> ExitCode {
         }
         Command::Train(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_runtime::train::run(args)
+            match modelstage_runtime::train::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A log line, as SageMaker shows the container's log.
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Fit(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_local::fit::run(args)
+            local(modelstage_local::fit::run(args))
         }
         Command::Transform(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_local::transform::run(args)
+            local(modelstage_local::transform::run(args))
         }
-        Command::Deploy(args) => modelstage_local::deploy::run(args),
+        Command::Deploy(args) => local(modelstage_local::deploy::run(args)),
         Command::Api(args) => modelstage_local::api::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),

@@ -12,7 +12,6 @@
 use modelstage_contract::payload::DEFAULT_MAX_PAYLOAD_IN_MB;
 use modelstage_contract::settings;
 use std::net::IpAddr;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -89,7 +88,7 @@ pub struct UpstreamOptions {
 
 /// Runs the router until `stop` is set; reports on our output when an upstream becomes healthy
 /// or stops answering.
-pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
+pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Option<String>> {
     let separator = if options.mode == Mode::Direct {
         ", "
     } else {
@@ -128,7 +127,7 @@ pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Exit
     eprintln!("modelstage deploy: stopping");
     router.stop();
     eprintln!("modelstage deploy: stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(None)
 }
 
 /// Waits for `stop`, looking at the upstreams every [`CHECK_EVERY`].

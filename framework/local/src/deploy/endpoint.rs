@@ -51,6 +51,9 @@ pub struct Options {
     pub stop_grace: Duration,
     /// The `modelstage` binary that serves stage libraries.
     pub exe: PathBuf,
+    /// Called with each container as soon as it started, before the endpoint is ready (and
+    /// also when another container then fails): `deploy` prints it; the library only logs.
+    pub on_started: fn(&Container),
 }
 
 /// A started, healthy endpoint; stopped by [`Endpoint::stop`] or on drop.
@@ -184,14 +187,15 @@ impl Endpoint {
         for result in started {
             match result {
                 Ok(container) => {
-                    // A log line, not UI: `deploy` prints its own, and `transform` starts
-                    // endpoints too.
+                    // A log line, not UI: `deploy` prints its own (`on_started`), and
+                    // `transform` starts endpoints too.
                     log::debug!(
                         "started {} ({}, port {})",
                         container.name,
                         container.describe(),
                         container.port
                     );
+                    (options.on_started)(&container);
                     endpoint.containers.push(container);
                 }
                 // The containers that did start are stopped when `endpoint` is dropped.
@@ -395,6 +399,7 @@ mod tests {
             startup_timeout: Duration::from_secs(1),
             stop_grace: Duration::from_secs(1),
             exe: PathBuf::from("modelstage"),
+            on_started: |_| {},
         };
         let (launches, targets) = separate(&stages, &options).unwrap();
         let value = |launch: &Launch, name: &str| {

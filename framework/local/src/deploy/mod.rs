@@ -131,16 +131,16 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<Option<String>> {
         startup_timeout: Duration::from_secs(args.startup_timeout),
         stop_grace: STOP_GRACE,
         exe: current_exe()?,
+        on_started: |c| {
+            eprintln!(
+                "modelstage deploy: started {} ({}, port {})",
+                c.name,
+                c.describe(),
+                c.port
+            )
+        },
     };
     let mut endpoint = Endpoint::start(&spec, &options, &stop)?;
-    for c in endpoint.containers_mut() {
-        eprintln!(
-            "modelstage deploy: started {} ({}, port {})",
-            c.name,
-            c.describe(),
-            c.port
-        );
-    }
     let how = match (spec.mode, args.fused) {
         (Mode::Single, _) => "one container",
         (Mode::Serial, true) => "serial pipeline, fused in one process",
@@ -222,6 +222,7 @@ pub fn start_model(spec: &ModelSpec, extra_env: &[(String, String)]) -> anyhow::
         startup_timeout: Duration::from_secs(STARTUP_TIMEOUT_SECS),
         stop_grace: STOP_GRACE,
         exe: current_exe()?,
+        on_started: |_| {},
     };
     let never = AtomicBool::new(false);
     let endpoint = Endpoint::start(spec, &options, &never)?;

@@ -129,10 +129,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
         Command::Check(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_local::check::run(args)
+            local(modelstage_local::check::run(args))
         }
-        Command::New(args) => modelstage_local::new::run(args),
-        Command::Image(args) => modelstage_local::image::run(args),
+        Command::New(args) => local(modelstage_local::new::run(args)),
+        Command::Image(args) => local(modelstage_local::image::run(args)),
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }
 }

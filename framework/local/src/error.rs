@@ -16,6 +16,16 @@ pub enum CommandError {
         /// What went wrong, with its causes.
         source: anyhow::Error,
     },
+    /// `check` could not check at all (a bad argument, a target that cannot
+    /// be reached): exit code 2, apart from checks that ran and failed.
+    #[error("modelstage check: {0:#}")]
+    CannotCheck(anyhow::Error),
+    /// `check` ran and `failed` of its checks failed (the report says which).
+    #[error("{failed} check(s) failed")]
+    ChecksFailed {
+        /// How many.
+        failed: usize,
+    },
     /// The job ran and failed; the message says why (the job's own words).
     #[error("{0}")]
     JobFailed(String),
@@ -42,6 +52,7 @@ impl CommandError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CommandError::Stopped { signal, .. } => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+            CommandError::CannotCheck(_) => ExitCode::from(2),
             _ => ExitCode::FAILURE,
         }
     }

@@ -20,7 +20,6 @@ pub mod target;
 pub mod training;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -91,23 +90,15 @@ pub struct CheckArgs {
 
 /// `modelstage check`: prints the report; exits 0 when no check failed, 1 when one did, 2 when
 /// the checks could not run.
-pub fn run(args: CheckArgs) -> ExitCode {
-    match check(&args) {
-        Ok(report) => {
-            match args.format {
-                Format::Table => print!("{}", report.table()),
-                Format::Json => println!("{}", report.json()),
-            }
-            if report.failed() == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("modelstage check: {e:#}");
-            ExitCode::from(2)
-        }
+pub fn run(args: CheckArgs) -> Result<(), crate::CommandError> {
+    let report = check(&args).map_err(crate::CommandError::CannotCheck)?;
+    match args.format {
+        Format::Table => print!("{}", report.table()),
+        Format::Json => println!("{}", report.json()),
+    }
+    match report.failed() {
+        0 => Ok(()),
+        failed => Err(crate::CommandError::ChecksFailed { failed }),
     }
 }
 

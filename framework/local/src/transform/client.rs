@@ -194,27 +194,6 @@ impl Invoker for HttpInvoker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelstage_contract::BatchStrategy;
-
-    #[test]
-    fn execution_parameters_read_both_spellings() {
-        let p = ExecutionParameters::from_json(
-            br#"{"MaxConcurrentTransforms": 8, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            p,
-            ExecutionParameters {
-                max_concurrent_transforms: Some(8),
-                batch_strategy: Some(BatchStrategy::MultiRecord),
-                max_payload_in_mb: Some(6)
-            }
-        );
-        let p = ExecutionParameters::from_json(br#"{"BatchStrategy": "SingleRecord"}"#).unwrap();
-        assert_eq!(p.batch_strategy, Some(BatchStrategy::SingleRecord));
-        assert_eq!(p.max_payload_in_mb, None);
-        assert!(ExecutionParameters::from_json(b"not json").is_none());
-    }
 
     #[test]
     fn errors_read_like_the_service_logs() {

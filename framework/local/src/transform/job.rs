@@ -424,17 +424,4 @@ mod tests {
         let j = job(&format!(r#"{{{BASE}, "Environment": {{"1BAD": "x"}}}}"#));
         assert!(j.validate().unwrap_err().contains("1BAD"));
     }
-
-    #[test]
-    fn both_strategy_spellings_parse() {
-        assert_eq!(
-            BatchStrategy::parse("MULTI_RECORD"),
-            Some(BatchStrategy::MultiRecord)
-        );
-        assert_eq!(
-            BatchStrategy::parse("SingleRecord"),
-            Some(BatchStrategy::SingleRecord)
-        );
-        assert_eq!(BatchStrategy::parse("Both"), None);
-    }
 }

@@ -71,15 +71,18 @@ fn main() {
     .expect("parse");
     let parse = t.elapsed().as_secs_f64();
     println!(
-        "parse only:                 {:>10.0} rows/s ({:.0} MB/s)",
+        "parse only:                              {:>10.0} rows/s ({:.0} MB/s)",
         rows as f64 / parse,
         mb / parse
     );
 
     let model_dir = dir.path().join("model");
-    for (label, extra) in [
-        ("train, num_models=1", json!({"num_models": 1})),
-        ("train, num_models=auto (8)", json!({})),
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let auto_on_all = format!("train, num_models=auto (8), {cpus} threads");
+    for (label, extra, threads) in [
+        ("train, num_models=1", json!({"num_models": 1}), 1),
+        ("train, num_models=auto (8), 1 thread", json!({}), 1),
+        (auto_on_all.as_str(), json!({}), cpus),
     ] {
         let epochs = 3;
         let mut hp = json!({"predictor_type": "regressor", "epochs": epochs, "early_stopping_patience": 100});
@@ -96,13 +99,14 @@ fn main() {
             validation: None,
             test: None,
             host: "algo-1".into(),
+            threads,
         })
         .expect("training");
         let secs = t.elapsed().as_secs_f64();
         // Each epoch reads every row once; the kept model is chosen on one more pass.
         let passes = outcome.epochs_run as f64 + 1.0;
         println!(
-            "{label:<27} {:>10.0} rows/s per epoch ({} epochs + selection pass in {secs:.2} s)",
+            "{label:<40} {:>10.0} rows/s per epoch ({} epochs + selection pass in {secs:.2} s)",
             rows as f64 * passes / secs,
             outcome.epochs_run
         );

@@ -116,14 +116,42 @@ fn main() {
     let model = LinearLearner::model_fn(&model_dir).expect("model_fn");
     let one = "0.1,-0.2,0.3,-0.4,0.5,-0.6,0.7,-0.8,0.9,-1.0\n".to_string();
     let thousand = one.repeat(1000);
-    for (label, body, accept, iterations) in [
-        ("1 record, text/csv -> json", &one, "application/json", 200_000),
-        ("1000 records, csv -> json", &thousand, "application/json", 2_000),
-        ("1000 records, csv -> csv", &thousand, "text/csv", 2_000),
+    // What the featurizer sends with JSON between the stages.
+    let instance = r#"{"features": [0.1, -0.2, 0.3, -0.4, 0.5, -0.6, 0.7, -0.8, 0.9, -1.0]}"#;
+    let thousand_json = format!("{{\"instances\": [{}]}}", vec![instance; 1000].join(", "));
+    for (label, body, content_type, accept, iterations) in [
+        (
+            "1 record, text/csv -> json",
+            &one,
+            "text/csv",
+            "application/json",
+            200_000,
+        ),
+        (
+            "1000 records, csv -> json",
+            &thousand,
+            "text/csv",
+            "application/json",
+            2_000,
+        ),
+        (
+            "1000 records, csv -> csv",
+            &thousand,
+            "text/csv",
+            "text/csv",
+            2_000,
+        ),
+        (
+            "1000 records, json -> json",
+            &thousand_json,
+            "application/json",
+            "application/json",
+            2_000,
+        ),
     ] {
         let ctx = Context {
             request_id: "bench",
-            content_type: "text/csv",
+            content_type,
             accept,
             custom_attributes: None,
         };
@@ -135,7 +163,7 @@ fn main() {
             bytes += model.output_fn(out, &ctx).expect("output_fn").body.len();
         }
         let secs = t.elapsed().as_secs_f64();
-        let records = if body.len() > one.len() { 1000.0 } else { 1.0 };
+        let records = if body.len() > 1000 { 1000.0 } else { 1.0 };
         println!(
             "serve {label:<27} {:>10.0} requests/s {:>11.0} records/s ({:.1} µs/request, {bytes} bytes out)",
             iterations as f64 / secs,

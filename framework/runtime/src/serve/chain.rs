@@ -35,12 +35,20 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Opens every library and calls every `model_fn`. The error says which
-    /// stage failed and why.
-    pub fn load(plans: &[StagePlan]) -> Result<Pipeline, String> {
+    /// Opens every library (which runs its initialisers: only a worker
+    /// process does this). The error says which library failed and why.
+    pub fn open(plans: &[StagePlan]) -> Result<Vec<&'static LoadedStage>, String> {
+        plans
+            .iter()
+            .map(|plan| LoadedStage::open(&plan.library).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    /// Calls every `model_fn` of the libraries `open` returned for `plans`.
+    /// The error says which stage failed and why.
+    pub fn load(plans: &[StagePlan], stages: &[&'static LoadedStage]) -> Result<Pipeline, String> {
         let mut members = Vec::with_capacity(plans.len());
-        for plan in plans {
-            let stage = LoadedStage::open(&plan.library).map_err(|e| e.to_string())?;
+        for (plan, stage) in plans.iter().zip(stages) {
             let model = stage.load_model(&plan.model_dir).map_err(|e| {
                 format!(
                     "{e} (model dir {}; fix the model or the stage and restart)",

@@ -45,7 +45,9 @@ pub struct StagePlan {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerPlan {
     pub stages: Vec<StagePlan>,
-    /// Request threads in this worker.
+    /// Request threads in this worker when its stages may be called from
+    /// several threads at once (one otherwise: the worker decides from the
+    /// descriptors it reads).
     pub threads: usize,
     /// Data connections to open to the server: one per HTTP thread.
     pub lanes: usize,

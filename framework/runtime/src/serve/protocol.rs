@@ -23,6 +23,11 @@ pub const LANE: u8 = 7;
 /// crash of the process costs that request. A request that crashes with
 /// its worker before this frame arrived is handed to another worker.
 pub const STARTED: u8 = 8;
+/// A worker's description of the stages it opened (JSON, see
+/// [`StageDescription`]): sent once the libraries are loaded, before
+/// `model_fn`. The server configures itself from the first one, so the
+/// server process never loads a stage library itself.
+pub const DESCRIBED: u8 = 9;
 
 /// The size of a frame's length prefix.
 pub const PREFIX: usize = 8;
@@ -63,11 +68,67 @@ pub enum WireAnswer {
     },
 }
 
+/// What a worker read from one stage library's descriptor: everything the
+/// server configures itself from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StageDescription {
+    pub name: String,
+    pub version: String,
+    /// Whether one model may be called from several threads at once.
+    pub per_instance: bool,
+    /// 0 when not declared.
+    pub max_concurrent_transforms: u32,
+    /// `MULTI_RECORD`, `SINGLE_RECORD`, or `None` when not declared.
+    pub batch_strategy: Option<String>,
+    /// 0 when not declared.
+    pub max_payload_in_mb: u32,
+    /// The optional hooks the library exports.
+    pub hooks: Vec<String>,
+}
+
+impl StageDescription {
+    /// The description of an opened library.
+    pub fn of(stage: &crate::loader::LoadedStage) -> StageDescription {
+        let info = stage.info();
+        StageDescription {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            per_instance: info.threading == crate::loader::Threading::PerInstance,
+            max_concurrent_transforms: info.max_concurrent_transforms,
+            batch_strategy: info.batch_strategy.map(str::to_string),
+            max_payload_in_mb: info.max_payload_in_mb,
+            hooks: stage
+                .hook_names()
+                .into_iter()
+                .filter(|&(_, present)| present)
+                .map(|(hook, _)| hook.to_string())
+                .collect(),
+        }
+    }
+
+    /// The request threads of a worker running `stages`: one when any of
+    /// them must not be called from two threads at once, else `shared`.
+    pub fn threads(stages: &[StageDescription], shared: usize) -> usize {
+        if stages.iter().any(|s| s.per_instance) {
+            1
+        } else {
+            shared.max(1)
+        }
+    }
+
+    /// The frame that carries `stages`.
+    pub fn frame(stages: &[StageDescription]) -> Vec<u8> {
+        let json = serde_json::to_vec(stages).expect("descriptions serialize");
+        FrameWriter::new(DESCRIBED, json.len()).bytes(&json).finish()
+    }
+}
+
 /// Any frame a worker sends.
 #[derive(Debug)]
 pub enum FromWorker {
     Hello,
     Lane,
+    Described(Vec<StageDescription>),
     Ready,
     Started { id: u64 },
     LoadFailed { message: String },
@@ -354,6 +415,9 @@ pub fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
         HELLO => FromWorker::Hello,
         LANE => FromWorker::Lane,
         READY => FromWorker::Ready,
+        DESCRIBED => FromWorker::Described(
+            serde_json::from_slice(r.bytes()?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+        ),
         STARTED => FromWorker::Started { id: r.u64()? },
         LOAD_FAILED => FromWorker::LoadFailed { message: r.string()? },
         REPLY => FromWorker::Answer(WireAnswer::Reply {
@@ -492,6 +556,25 @@ mod tests {
         assert_eq!((two.id, &two.body[..]), (2, &b"bb"[..]));
         assert!(buf.is_empty());
         assert!(split_frame(&mut bytes::BytesMut::from(&[0u8; PREFIX][..])).is_err());
+    }
+
+    #[test]
+    fn a_description_survives_the_wire() {
+        let stages = vec![StageDescription {
+            name: "s".into(),
+            version: "1.0".into(),
+            per_instance: true,
+            max_concurrent_transforms: 2,
+            batch_strategy: Some("SINGLE_RECORD".into()),
+            max_payload_in_mb: 0,
+            hooks: vec!["model_fn".into(), "transform_fn".into()],
+        }];
+        let (kind, payload) = roundtrip(StageDescription::frame(&stages));
+        match decode_from_worker(kind, &payload).unwrap() {
+            FromWorker::Described(back) => assert_eq!(back, stages),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(StageDescription::threads(&stages, 4), 1);
     }
 
     #[test]

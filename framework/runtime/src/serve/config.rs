@@ -64,8 +64,7 @@ pub struct ServeConfig {
     pub threads_per_worker: usize,
     /// `SAGEMAKER_MODEL_SERVER_TIMEOUT` (seconds), default 60.
     pub timeout: Duration,
-    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB` in bytes, default 6 MB.
-    pub max_payload_bytes: usize,
+    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB`, default 6 (0: no limit).
     pub max_payload_in_mb: u64,
     /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`, default `application/json`.
     pub default_accept: String,

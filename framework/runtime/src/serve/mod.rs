@@ -11,6 +11,7 @@ mod chain;
 pub mod config;
 pub mod connections;
 mod dispatch;
+pub mod edge;
 mod http;
 mod lane;
 pub mod memory;
@@ -25,12 +26,12 @@ use actix_web::{web, App, HttpServer};
 
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
 pub use config::{EdgeLimits, ServeConfig, StagePlan};
-pub use http::{
-    error_body, json_response, model_error_body, new_request_id, request_id, CUSTOM_ATTRIBUTES_HEADER,
-    REQUEST_ID_HEADER,
+pub use edge::{
+    json_response, model_error_body, new_request_id, request_id, EdgeError, EdgeRules, Invocation,
+    CUSTOM_ATTRIBUTES_HEADER, REQUEST_ID_HEADER,
 };
 
-use config::{EnvSettings, ExecutionParameters, WorkerPlan, MB};
+use config::{EnvSettings, ExecutionParameters, WorkerPlan};
 pub use pool::PoolError;
 use protocol::StageDescription;
 
@@ -197,11 +198,6 @@ fn configure(settings: Settings, described: &[StageDescription]) -> ServeConfig 
         workers,
         threads_per_worker,
         timeout: http::timeout_of(env.timeout_secs.unwrap_or(60)),
-        max_payload_bytes: if max_payload_in_mb == 0 {
-            usize::MAX
-        } else {
-            (max_payload_in_mb as usize).saturating_mul(MB)
-        },
         max_payload_in_mb,
         default_accept,
         execution,
@@ -282,8 +278,15 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         edge.header_timeout.as_secs(),
         edge.body_timeout.as_secs()
     );
+    let rules = web::Data::new(EdgeRules::new(
+        label.clone(),
+        Some(config.default_accept.clone()),
+        config.max_payload_in_mb,
+        usize::MAX,
+        edge.clone(),
+        budget.invocations,
+    ));
     let state = web::Data::new(http::State {
-        invocation_connections: budget.invocations,
         config,
         pool: Arc::clone(&pool),
         stage_label: label,
@@ -294,6 +297,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(rules.clone())
                 .route("/ping", web::get().to(http::ping))
                 .route("/ping", web::head().to(http::ping))
                 .route("/invocations", web::post().to(http::invocations))

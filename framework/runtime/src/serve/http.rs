@@ -2,6 +2,7 @@
 //! `GET /ping`, `POST /invocations`, `GET /execution-parameters`, and JSON
 //! errors that name the stage, the hook and, where it applies, the record.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use modelstage_sdk::excerpt::{bounded, quoted};
 
 use super::config::ServeConfig;
 use super::edge::{model_error_response, EdgeError, Invocation, CUSTOM_ATTRIBUTES_HEADER, REQUEST_ID_HEADER};
+use super::lane::Lanes;
 use super::pool::{CallError, Pool};
 use super::protocol::{WireAnswer, WireRequest};
 
@@ -69,15 +71,25 @@ pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> Ht
 }
 
 /// `POST /invocations`, with one access-log line per request carrying its id.
-pub async fn invocations(invocation: Result<Invocation, EdgeError>, state: web::Data<State>) -> HttpResponse {
-    let (response, request_id, arrived) = match invocation {
-        Ok(invocation) => {
+pub async fn invocations(
+    req: HttpRequest,
+    invocation: Result<Invocation, EdgeError>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let (response, request_id, arrived) = match (invocation, req.app_data::<Rc<Lanes>>()) {
+        (Ok(invocation), Some(lanes)) => {
             let (request_id, arrived) = (invocation.request_id.clone(), invocation.arrived);
-            (invoke(invocation, &state).await, request_id, arrived)
+            (invoke(invocation, &state, lanes).await, request_id, arrived)
+        }
+        (Ok(invocation), None) => {
+            let message = "the endpoint has no lanes to its workers on this thread";
+            let refused = EdgeError::new(500, state.stage_label.as_str(), message)
+                .request_id(invocation.request_id.as_str());
+            (refused.respond(), invocation.request_id, invocation.arrived)
         }
         // The edge refused it before reading it whole (the time its body
         // took is not known here).
-        Err(refused) => {
+        (Err(refused), _) => {
             let request_id = refused.rid().to_string();
             (refused.respond(), request_id, std::time::Instant::now())
         }
@@ -90,9 +102,9 @@ pub async fn invocations(invocation: Result<Invocation, EdgeError>, state: web::
     response
 }
 
-async fn invoke(invocation: Invocation, state: &State) -> HttpResponse {
+async fn invoke(invocation: Invocation, state: &State, lanes: &Rc<Lanes>) -> HttpResponse {
     // One deadline per request, from its arrival: reading the body, waiting
-    // for a free worker thread and running on it all count.
+    // for a free request thread and running on it all count.
     let deadline = invocation.arrived + state.config.timeout;
     let request_id = invocation.request_id;
     let label = &state.stage_label;
@@ -111,7 +123,7 @@ async fn invoke(invocation: Invocation, state: &State) -> HttpResponse {
         body: invocation.body,
     };
 
-    let answer = match state.pool.call(request, deadline).await {
+    let answer = match state.pool.call(request, deadline, lanes).await {
         Ok(answer) => answer,
         Err(CallError::Unavailable) => {
             let message = format!(

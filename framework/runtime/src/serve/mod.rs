@@ -1,9 +1,15 @@
 //! `modelstage serve`: the SageMaker endpoint contract (docs/contract.md (Serving)).
 //!
+//! Words: a *worker* is always a process (`modelstage worker`, see `worker`;
+//! the server's handle on one is a `WorkerProcess`, see `process`); the
+//! threads in it that run requests are *request threads*; the server's
+//! threads are *HTTP threads*, and each worker *slot* has a lifecycle thread
+//! in the pool.
+//!
 //! The server process speaks HTTP (actix-web) and never runs stage code; the
 //! stage runs in supervised worker processes (`pool`, `worker`), so an abort
 //! or a segfault in a stage costs the requests running in that process, not
-//! the endpoint; requests go only to free worker threads (`dispatch`). See
+//! the endpoint; requests go only to free request threads (`dispatch`). See
 //! `docs/architecture.md` for why.
 
 pub mod body;
@@ -16,6 +22,7 @@ mod http;
 mod lane;
 pub mod memory;
 mod pool;
+mod process;
 mod protocol;
 pub mod worker;
 
@@ -295,7 +302,9 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     let watched = Arc::clone(&pool);
     let result = actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
+            // Each HTTP thread has its own lanes to the workers (see `lane`).
             App::new()
+                .app_data(std::rc::Rc::new(lane::Lanes::default()))
                 .app_data(state.clone())
                 .app_data(rules.clone())
                 .route("/ping", web::get().to(http::ping))

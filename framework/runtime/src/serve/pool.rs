@@ -24,6 +24,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -31,78 +32,10 @@ use std::time::{Duration, Instant};
 
 use super::config::WorkerPlan;
 use super::dispatch::Board;
-use super::lane::{self, Lane, Outcome};
+use super::lane::{LaneReply, Lanes};
+use super::process::{SlotEvent, WorkerProcess};
 use super::protocol::{self, FromWorker, StageDescription, WireAnswer, WireRequest};
 use super::worker::{self, ENV_PARENT, ENV_PLAN, ENV_SOCKET};
-
-/// One running worker process.
-pub struct Worker {
-    /// Unique per started process: names its lanes.
-    pub id: u64,
-    pub pid: u32,
-    pub stage_label: String,
-    /// Its request threads: its credits.
-    threads: usize,
-    /// Lanes not yet taken by an HTTP thread.
-    lanes: Mutex<Vec<UnixStream>>,
-    /// Requests sent to it that are still awaited.
-    inflight: AtomicUsize,
-    retiring: AtomicBool,
-    /// How the process ended, once it has.
-    exit: Mutex<Option<String>>,
-    child: Mutex<Child>,
-    /// Tells its slot's lifecycle thread that it was retired.
-    events: mpsc::Sender<SlotEvent>,
-}
-
-impl Worker {
-    pub fn kill(&self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-        }
-    }
-
-    pub fn take_lane(&self) -> Option<UnixStream> {
-        let lane = self.lanes.lock().ok()?.pop();
-        if lane.is_none() {
-            log::error!("worker {} has no lane left for another HTTP thread", self.pid);
-        }
-        lane
-    }
-
-    pub fn request_sent(&self) {
-        self.inflight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One of its requests is no longer awaited.
-    pub fn request_done(&self) {
-        let left = self.inflight.fetch_sub(1, Ordering::Relaxed) - 1;
-        if left == 0 && self.retiring.load(Ordering::Relaxed) {
-            self.kill();
-        }
-    }
-
-    /// How the process ended ("was killed by signal 6 (SIGABRT)"), waiting
-    /// briefly for its slot to learn it.
-    pub async fn exit_description(&self) -> String {
-        let started = Instant::now();
-        while started.elapsed() < lane::EXIT_WAIT {
-            if let Some(how) = self.exit.lock().ok().and_then(|e| e.clone()) {
-                return how;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        "stopped answering".to_string()
-    }
-}
-
-/// What a slot's lifecycle thread hears about the workers it started.
-enum SlotEvent {
-    /// The process ended.
-    Ended(u64),
-    /// A request on it passed its deadline: start its replacement now.
-    Retired(u64),
-}
 
 /// Connections to the worker socket, handed to the lifecycle thread that
 /// started the process at the other end, by its process id.
@@ -272,12 +205,12 @@ impl Pool {
             memory_limit_mb,
         });
         std::thread::Builder::new()
-            .name("worker-accept".into())
+            .name("worker-socket".into())
             .spawn(move || accept_loop(listener, waiting))?;
         for slot in 0..workers {
             let pool = Arc::clone(&pool);
             std::thread::Builder::new()
-                .name(format!("worker-{slot}"))
+                .name(format!("slot-{slot}"))
                 .spawn(move || pool.lifecycle(slot))?;
         }
         Ok(pool)
@@ -364,7 +297,13 @@ impl Pool {
     /// Runs `request` on a worker with a free thread and returns its answer.
     /// Waits for a thread up to `deadline`; a request whose worker dies
     /// before starting it is sent to another worker (or the replacement).
-    pub async fn call(&self, mut request: WireRequest, deadline: Instant) -> Result<WireAnswer, CallError> {
+    /// `lanes`: the calling HTTP thread's lanes.
+    pub async fn call(
+        &self,
+        mut request: WireRequest,
+        deadline: Instant,
+        lanes: &Rc<Lanes>,
+    ) -> Result<WireAnswer, CallError> {
         let mut returns = 0;
         loop {
             if !self.is_ready() {
@@ -375,7 +314,7 @@ impl Pool {
                 .acquire(deadline)
                 .await
                 .ok_or(CallError::TimedOut { started: false })?;
-            let Some(lane) = Lane::of(&worker, &self.board) else {
+            let Some(lane) = lanes.to(&worker, &self.board) else {
                 self.board.release(&worker);
                 if self.board.holds(&worker) {
                     // It lives but has no lane for this thread.
@@ -396,9 +335,9 @@ impl Pool {
             };
             let outcome = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx).await;
             match outcome {
-                Ok(Ok(Outcome::Answer(answer))) => return Ok(answer),
-                Ok(Ok(Outcome::Crashed(message))) => return Err(CallError::Crashed(message)),
-                Ok(Ok(Outcome::Returned(back))) => {
+                Ok(Ok(LaneReply::Answered(answer))) => return Ok(answer),
+                Ok(Ok(LaneReply::Crashed(message))) => return Err(CallError::Crashed(message)),
+                Ok(Ok(LaneReply::Unstarted(back))) => {
                     returns += 1;
                     if returns > MAX_RETURNS {
                         return Err(CallError::Crashed(format!(
@@ -433,7 +372,7 @@ impl Pool {
     /// A request on `worker` passed its deadline: it takes no new requests,
     /// its replacement starts now, and it is killed once the requests it
     /// still runs are answered.
-    fn retire(&self, worker: &Arc<Worker>) {
+    fn retire(&self, worker: &Arc<WorkerProcess>) {
         if worker.retiring.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -518,7 +457,7 @@ impl Pool {
                 let worker = Arc::clone(&worker);
                 let events = events_tx.clone();
                 std::thread::Builder::new()
-                    .name(format!("worker-{slot}-watch"))
+                    .name(format!("slot-{slot}-watch"))
                     .spawn(move || pool.watch(worker, control, events))
             };
             if let Err(e) = watcher {
@@ -542,7 +481,7 @@ impl Pool {
     fn start_worker(
         &self,
         events: &mpsc::Sender<SlotEvent>,
-    ) -> Result<(Arc<Worker>, BufReader<UnixStream>), StartFailure> {
+    ) -> Result<(Arc<WorkerProcess>, BufReader<UnixStream>), StartFailure> {
         let (conn_tx, conn_rx) = mpsc::channel();
         // The process id is registered before the accept thread can look
         // it up: that thread needs this lock to hand a connection over.
@@ -569,7 +508,7 @@ impl Pool {
                 });
             }
         };
-        let worker = Arc::new(Worker {
+        let worker = Arc::new(WorkerProcess {
             id: self.next_worker.fetch_add(1, Ordering::Relaxed),
             pid,
             stage_label: self.label().to_string(),
@@ -625,7 +564,7 @@ impl Pool {
     /// gone), then records how it ended and tells its slot.
     fn watch(
         &self,
-        worker: Arc<Worker>,
+        worker: Arc<WorkerProcess>,
         mut control: BufReader<UnixStream>,
         events: mpsc::Sender<SlotEvent>,
     ) {

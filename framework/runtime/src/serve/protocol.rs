@@ -19,7 +19,7 @@ pub const REPLY: u8 = 5;
 pub const ERROR: u8 = 6;
 /// A worker opening one of its data connections (its lanes).
 pub const LANE: u8 = 7;
-/// A worker thread is about to run a request (`u64 id`): from here on, a
+/// A request thread of the worker is about to run a request (`u64 id`): from here on, a
 /// crash of the process costs that request. A request that crashes with
 /// its worker before this frame arrived is handed to another worker.
 pub const STARTED: u8 = 8;

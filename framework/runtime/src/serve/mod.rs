@@ -18,18 +18,20 @@ pub mod config;
 pub mod connections;
 mod dispatch;
 pub mod edge;
+mod head_timer;
 mod http;
 mod lane;
 pub mod memory;
 mod pool;
 mod process;
 mod protocol;
+pub mod server;
 pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
 pub use config::{EdgeLimits, ServeConfig, StagePlan};
@@ -301,7 +303,15 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     });
     let watched = Arc::clone(&pool);
     let result = actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || {
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port))?;
+        let options = server::ServerOptions {
+            http_threads,
+            max_connections_per_thread: budget.per_thread(http_threads),
+            header_timeout: edge.header_timeout,
+            shutdown_timeout: 30,
+            signals: true,
+        };
+        let server = server::start(listener, options, move || {
             // Each HTTP thread has its own lanes to the workers (see `lane`).
             App::new()
                 .app_data(std::rc::Rc::new(lane::Lanes::default()))
@@ -313,16 +323,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
                 .route("/invocations", web::route().to(http::method_not_allowed))
                 .route("/execution-parameters", web::get().to(http::execution_parameters))
                 .default_service(web::route().to(http::not_found))
-        })
-        .workers(http_threads)
-        .max_connections(budget.per_thread(http_threads))
-        .client_request_timeout(edge.header_timeout)
-        .on_connect(|_, data| {
-            data.insert(connections::Counted::new());
-        })
-        .shutdown_timeout(30)
-        .bind(("0.0.0.0", port))?
-        .run();
+        })?;
         // No worker could load the stages: stop serving (the error is
         // returned below, once the server has stopped).
         let handle = server.handle();

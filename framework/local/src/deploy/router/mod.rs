@@ -23,10 +23,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::{anyhow, Context};
 
-use modelstage_runtime::serve::connections::{raise_open_file_limit, Budget, Counted};
+use modelstage_runtime::serve::connections::{raise_open_file_limit, Budget};
+use modelstage_runtime::serve::server::{self, ServerOptions};
 use modelstage_runtime::serve::{EdgeLimits, EdgeRules};
 
 use super::request::Mode;
@@ -137,7 +138,14 @@ impl Router {
             .name("router".into())
             .spawn(move || {
                 let served = actix_web::rt::System::new().block_on(async move {
-                    let server = HttpServer::new(move || {
+                    let options = ServerOptions {
+                        http_threads: http_threads.max(1),
+                        max_connections_per_thread: budget.per_thread(http_threads),
+                        header_timeout: edge.header_timeout,
+                        shutdown_timeout: 10,
+                        signals: false,
+                    };
+                    let server = server::start(listener, options, move || {
                         // One client per server thread: awc clients are not shared across threads,
                         // and each keeps its own pool of connections to the containers.
                         let client = awc::Client::builder()
@@ -158,17 +166,7 @@ impl Router {
                                 web::get().to(status::execution_parameters),
                             )
                             .default_service(web::route().to(status::not_found))
-                    })
-                    .workers(http_threads.max(1))
-                    .max_connections(budget.per_thread(http_threads))
-                    .client_request_timeout(edge.header_timeout)
-                    .on_connect(|_, data| {
-                        data.insert(Counted::new());
-                    })
-                    .disable_signals()
-                    .shutdown_timeout(10)
-                    .listen(listener)?
-                    .run();
+                    })?;
                     let _ = tx.send(server.handle());
                     server.await
                 });

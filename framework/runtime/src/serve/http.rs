@@ -111,15 +111,12 @@ async fn invoke(invocation: Invocation, state: &State, lanes: &Rc<Lanes>) -> Htt
     let error = |status: u16, message: String| {
         EdgeError::new(status, label.as_str(), message).request_id(request_id.as_str())
     };
-    let Some(head) = invocation.head else {
+    let Some(meta) = invocation.meta else {
         return error(500, "the endpoint did not resolve the request's head".to_string()).respond();
     };
     let request = WireRequest {
         id: 0,
-        request_id: request_id.clone(),
-        content_type: head.content_type,
-        accept: head.accept,
-        custom_attributes: head.custom_attributes,
+        meta,
         body: invocation.body,
     };
 

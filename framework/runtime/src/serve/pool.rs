@@ -347,7 +347,7 @@ impl Pool {
                     }
                     log::info!(
                         "rid={} goes to another worker: worker {} ended before starting it",
-                        back.request_id,
+                        back.meta.request_id,
                         worker.pid
                     );
                     request = back;

@@ -10,6 +10,8 @@ use std::io::{self, Read};
 
 use bytes::Bytes;
 
+use crate::loader::RequestMeta;
+
 /// A worker's first frame on its control connection.
 pub const HELLO: u8 = 1;
 pub const READY: u8 = 2;
@@ -36,14 +38,12 @@ pub const PREFIX: usize = 8;
 /// a corrupt or hostile length costs an error, not a huge allocation.
 pub const READ_CHUNK: usize = 8 * 1024 * 1024;
 
-/// A request as it travels to a worker.
+/// A request as it travels to a worker: its metadata in the form the
+/// loader hands to the hooks, as the edge resolved it.
 #[derive(Debug, Clone, Default)]
 pub struct WireRequest {
     pub id: u64,
-    pub request_id: String,
-    pub content_type: String,
-    pub accept: String,
-    pub custom_attributes: Option<String>,
+    pub meta: RequestMeta,
     pub body: Bytes,
 }
 
@@ -326,10 +326,10 @@ impl WireRequest {
     pub fn encode_onto(&self, buf: Vec<u8>) -> Vec<u8> {
         FrameWriter::onto(buf, REQUEST)
             .u64(self.id)
-            .bytes(self.request_id.as_bytes())
-            .bytes(self.content_type.as_bytes())
-            .bytes(self.accept.as_bytes())
-            .opt(self.custom_attributes.as_deref())
+            .bytes(self.meta.request_id.as_bytes())
+            .bytes(self.meta.content_type.as_bytes())
+            .bytes(self.meta.accept.as_bytes())
+            .opt(self.meta.custom_attributes.as_deref())
             .bytes(&self.body)
             .finish()
     }
@@ -339,10 +339,12 @@ impl WireRequest {
         let mut r = FrameReader::new(payload);
         Ok(WireRequest {
             id: r.u64()?,
-            request_id: r.string()?,
-            content_type: r.string()?,
-            accept: r.string()?,
-            custom_attributes: r.opt()?,
+            meta: RequestMeta {
+                request_id: r.string()?,
+                content_type: r.string()?,
+                accept: r.string()?,
+                custom_attributes: r.opt()?,
+            },
             body: payload.slice_ref(r.bytes()?),
         })
     }
@@ -461,18 +463,21 @@ mod tests {
     fn request_survives_the_wire() {
         let req = WireRequest {
             id: 42,
-            request_id: "r-1".into(),
-            content_type: "text/csv; charset=utf-8".into(),
-            accept: "application/json".into(),
-            custom_attributes: Some(String::new()),
+            meta: RequestMeta {
+                request_id: "r-1".into(),
+                content_type: "text/csv; charset=utf-8".into(),
+                accept: "application/json".into(),
+                custom_attributes: Some(String::new()),
+            },
             body: Bytes::from_static(b"1,2\n3,4\n"),
         };
         let (kind, payload) = roundtrip(req.encode_onto(Vec::new()));
         assert_eq!(kind, REQUEST);
         let back = WireRequest::decode(&payload).unwrap();
         assert_eq!(back.id, 42);
-        assert_eq!(back.content_type, "text/csv; charset=utf-8");
-        assert_eq!(back.custom_attributes.as_deref(), Some(""));
+        assert_eq!(back.meta.request_id, "r-1");
+        assert_eq!(back.meta.content_type, "text/csv; charset=utf-8");
+        assert_eq!(back.meta.custom_attributes.as_deref(), Some(""));
         assert_eq!(&back.body[..], b"1,2\n3,4\n");
     }
 

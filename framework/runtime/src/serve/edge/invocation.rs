@@ -13,6 +13,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
 
 use super::{request_id, text_header, EdgeError};
+use crate::loader::RequestMeta;
 use crate::serve::config::{EdgeLimits, MB};
 use crate::serve::{body, connections};
 
@@ -83,37 +84,29 @@ impl EdgeRules {
     }
 }
 
-/// What the client asked of the endpoint besides the body.
-#[derive(Debug, Clone)]
-pub struct Head {
-    /// The client's, else `application/json` (as the legacy toolkit assumes).
-    pub content_type: String,
-    /// The client's, else (also for `*/*`) the endpoint's default.
-    pub accept: String,
-    pub custom_attributes: Option<String>,
-}
-
-impl Head {
-    /// The head of `req`, or a 400 message naming a header that is not text.
-    fn read(req: &HttpRequest, default_accept: &str) -> Result<Head, String> {
-        let headers = req.headers();
-        let content_type = text_header(headers, "Content-Type")?
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .unwrap_or("application/json")
-            .to_string();
-        let accept = match text_header(headers, "Accept")?.map(str::trim) {
-            None | Some("") | Some("*/*") => default_accept.to_string(),
-            Some(a) => a.to_string(),
-        };
-        let custom_attributes =
-            text_header(headers, "X-Amzn-SageMaker-Custom-Attributes")?.map(str::to_string);
-        Ok(Head {
-            content_type,
-            accept,
-            custom_attributes,
-        })
-    }
+/// The request's metadata as the hooks get it (the loader's form, so it
+/// travels to the stage unchanged), or a 400 message naming a header that
+/// is not text: the client's Content-Type, else `application/json` (as the
+/// legacy toolkit assumes); the client's Accept, else (also for `*/*`) the
+/// endpoint's default; the custom attributes.
+fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<RequestMeta, String> {
+    let headers = req.headers();
+    let content_type = text_header(headers, "Content-Type")?
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or("application/json")
+        .to_string();
+    let accept = match text_header(headers, "Accept")?.map(str::trim) {
+        None | Some("") | Some("*/*") => default_accept.to_string(),
+        Some(a) => a.to_string(),
+    };
+    let custom_attributes = text_header(headers, "X-Amzn-SageMaker-Custom-Attributes")?.map(str::to_string);
+    Ok(RequestMeta {
+        request_id: request_id.to_string(),
+        content_type,
+        accept,
+        custom_attributes,
+    })
 }
 
 /// An invocation the edge accepted.
@@ -123,8 +116,9 @@ pub struct Invocation {
     /// its body took included.
     pub arrived: Instant,
     pub request_id: String,
-    /// `None` where the rules leave the head as sent (a router).
-    pub head: Option<Head>,
+    /// The resolved metadata; `None` where the rules leave the head as
+    /// sent (a router).
+    pub meta: Option<RequestMeta>,
     pub body: Bytes,
 }
 
@@ -162,9 +156,9 @@ impl Invocation {
             );
             return Err(refuse(503, message).closing(payload));
         }
-        let head = match &rules.default_accept {
-            Some(default_accept) => match Head::read(req, default_accept) {
-                Ok(head) => Some(head),
+        let meta = match &rules.default_accept {
+            Some(default_accept) => match resolve(req, &request_id, default_accept) {
+                Ok(meta) => Some(meta),
                 Err(message) => return Err(refuse(400, message).closing(payload)),
             },
             None => None,
@@ -175,7 +169,7 @@ impl Invocation {
             Ok(body) => Ok(Invocation {
                 arrived,
                 request_id,
-                head,
+                meta,
                 body,
             }),
             Err(e) => Err(refuse(e.status(), e.message(&too_large, body_timeout)).closing(payload)),

@@ -15,7 +15,7 @@ use actix_web::http::header::{HeaderMap, HeaderValue};
 use modelstage_sdk::excerpt::quoted;
 
 pub use error::{json_response, model_error_body, model_error_response, EdgeError};
-pub use invocation::{EdgeRules, Head, Invocation};
+pub use invocation::{EdgeRules, Invocation};
 
 /// The header that carries one correlation id through every container of a
 /// pipeline and into every log line.

@@ -43,7 +43,8 @@ enum Command {
     Api(modelstage_local::api::ApiArgs),
     /// Send one request to an endpoint and print the response body.
     Invoke(modelstage_local::invoke::InvokeArgs),
-    /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
+    /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage
+    /// (loads the library, so its initialisers run in this process).
     Inspect(modelstage_runtime::inspect::InspectArgs),
     /// Check a stage library, an image or a running endpoint against the SageMaker container
     /// contract: a table of checks (or JSON), non-zero exit on any failure.
@@ -102,7 +103,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             modelstage_runtime::logging::init("modelstage");
-            code(modelstage_runtime::serve::run(args))
+            match modelstage_runtime::serve::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    eprintln!("modelstage serve: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Train(args) => {
             modelstage_runtime::logging::init("modelstage");

@@ -51,7 +51,9 @@ pub struct StagePlan {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerPlan {
     pub stages: Vec<StagePlan>,
-    /// Request threads in this worker.
+    /// Request threads in this worker when its stages may be called from
+    /// several threads at once (one otherwise: the worker decides from the
+    /// descriptors it reads).
     pub threads: usize,
     /// Data connections to open to the server: one per HTTP thread.
     pub lanes: usize,
@@ -68,8 +70,7 @@ pub struct ServeConfig {
     pub threads_per_worker: usize,
     /// `SAGEMAKER_MODEL_SERVER_TIMEOUT` (seconds), default 60.
     pub timeout: Duration,
-    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB` in bytes, default 6 MB.
-    pub max_payload_bytes: usize,
+    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB`, default 6 (0: no limit).
     pub max_payload_in_mb: u64,
     /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`, default `application/json`.
     pub default_accept: String,

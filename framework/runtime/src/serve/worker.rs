@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use super::chain::Pipeline;
 use super::config::{self, WorkerPlan};
-use super::protocol::{self, FrameWriter, WireRequest};
+use super::protocol::{self, FrameWriter, StageDescription, WireRequest};
 
 /// Environment variables the server hands a worker.
 pub const ENV_SOCKET: &str = "MODELSTAGE_WORKER_SOCKET";
@@ -123,7 +123,8 @@ pub fn run() -> i32 {
         let _ = signal_hook::flag::register(signal, Arc::new(AtomicBool::new(false)));
     }
 
-    // The control connection: HELLO, then READY or LOAD_FAILED. The server
+    // The control connection: HELLO, DESCRIBED once the libraries are open,
+    // then READY (or LOAD_FAILED at any point). The server
     // learns that this process ended when it closes.
     let control = match UnixStream::connect(&socket) {
         Ok(s) => Mutex::new(s),
@@ -147,7 +148,14 @@ pub fn run() -> i32 {
         Ok(()) => {}
         Err(message) => return load_failed(&message),
     }
-    let pipeline = match Pipeline::load(&plan.stages) {
+    let stages = match Pipeline::open(&plan.stages) {
+        Ok(stages) => stages,
+        Err(message) => return load_failed(&message),
+    };
+    let described: Vec<StageDescription> = stages.iter().map(|s| StageDescription::of(s)).collect();
+    send(&control, &StageDescription::frame(&described));
+    let threads = StageDescription::threads(&described, plan.threads);
+    let pipeline = match Pipeline::load(&plan.stages, &stages) {
         Ok(p) => Arc::new(p),
         Err(message) => return load_failed(&message),
     };
@@ -166,7 +174,7 @@ pub fn run() -> i32 {
         }
     }
     send(&control, &FrameWriter::new(protocol::READY, 0).finish());
-    serve_lanes(lanes, plan.threads.max(1), pipeline);
+    serve_lanes(lanes, threads, pipeline);
     0
 }
 

@@ -20,7 +20,11 @@ use super::input::Batch;
 /// body is not exactly the dense shape with `dim` features per record.
 pub fn decode(body: &[u8], dim: usize, batch: &mut Batch) -> bool {
     let mut de = serde_json::Deserializer::from_slice(body);
-    Body { batch, dim }.deserialize(&mut de).is_ok() && de.end().is_ok()
+    let body = OnlyKey {
+        key: "instances",
+        value: Instances { batch, dim },
+    };
+    body.deserialize(&mut de).is_ok() && de.end().is_ok()
 }
 
 /// Any refusal of the fast path: the message is never shown.
@@ -28,30 +32,28 @@ fn give_up<E: Error>() -> E {
     E::custom("not the dense shape")
 }
 
-/// `{"instances": [...]}`.
-struct Body<'a> {
-    batch: &'a mut Batch,
-    dim: usize,
+/// A map of exactly one entry, `key`, whose value `value` reads:
+/// `{"instances": [...]}` and each `{"features": [...]}`.
+struct OnlyKey<S> {
+    key: &'static str,
+    value: S,
 }
 
-impl<'de> DeserializeSeed<'de> for Body<'_> {
+impl<'de, S: DeserializeSeed<'de, Value = ()>> DeserializeSeed<'de> for OnlyKey<S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Body<'_> {
+impl<'de, S: DeserializeSeed<'de, Value = ()>> Visitor<'de> for OnlyKey<S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("{\"instances\": [...]}")
+        write!(f, "{{\"{}\": ...}}", self.key)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         match map.next_key::<&str>()? {
-            Some("instances") => map.next_value_seed(Instances {
-                batch: self.batch,
-                dim: self.dim,
-            })?,
+            Some(key) if key == self.key => map.next_value_seed(self.value)?,
             _ => return Err(give_up()),
         }
         match map.next_key::<&str>()? {
@@ -81,46 +83,16 @@ impl<'de> Visitor<'de> for Instances<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq
-            .next_element_seed(Instance {
-                batch: &mut *self.batch,
-                dim: self.dim,
+            .next_element_seed(OnlyKey {
+                key: "features",
+                value: Features {
+                    batch: &mut *self.batch,
+                    dim: self.dim,
+                },
             })?
             .is_some()
         {}
         Ok(())
-    }
-}
-
-/// `{"features": [...]}`.
-struct Instance<'a> {
-    batch: &'a mut Batch,
-    dim: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Instance<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Instance<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("{\"features\": [...]}")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        match map.next_key::<&str>()? {
-            Some("features") => map.next_value_seed(Features {
-                batch: self.batch,
-                dim: self.dim,
-            })?,
-            _ => return Err(give_up()),
-        }
-        match map.next_key::<&str>()? {
-            None => Ok(()),
-            Some(_) => Err(give_up()),
-        }
     }
 }
 

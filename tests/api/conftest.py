@@ -140,12 +140,12 @@ class S3Server:
         )
 
     def env(self):
-        """What `modelstage api` needs to use it: the endpoint setting and dummy credentials."""
+        """What `modelstage api` needs to use it: the endpoint setting and dummy credentials. No
+        region: S3 requests are signed for the region of the request they serve."""
         return {
             "AWS_ENDPOINT_URL_S3": self.url,
             "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
             "AWS_SECRET_ACCESS_KEY": "not-a-secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
         }
 
     def stop(self):

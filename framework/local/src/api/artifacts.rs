@@ -59,14 +59,19 @@ impl Artifacts {
 
     /// CreateTrainingJob: each channel on S3 is staged as a folder of its objects, the output
     /// path on S3 as a local folder uploaded when the job completes.
-    pub fn training(&self, name: &str, request: &mut Map<String, Value>) -> Result<Staging, ApiError> {
+    pub fn training(
+        &self,
+        name: &str,
+        region: &str,
+        request: &mut Map<String, Value>,
+    ) -> Result<Staging, ApiError> {
         let mut staging = Staging::in_folder(self.dir.join("training-job").join(name));
         if let Some(Value::Array(channels)) = request.get_mut("InputDataConfig") {
             for (i, channel) in channels.iter_mut().enumerate() {
                 let Some(source) = channel.pointer_mut("/DataSource/S3DataSource") else {
                     continue;
                 };
-                let Some(uri) = s3_member(source, "S3Uri")? else {
+                let Some(uri) = s3_member(source, "S3Uri", region)? else {
                     continue;
                 };
                 prefix_only(source, &uri)?;
@@ -79,31 +84,36 @@ impl Artifacts {
                 staging.prefixes.push((uri, folder));
             }
         }
-        stage_output(&mut staging, request.get_mut("OutputDataConfig"))?;
+        stage_output(&mut staging, request.get_mut("OutputDataConfig"), region)?;
         Ok(staging)
     }
 
     /// CreateTransformJob: the input prefix on S3 is staged as a folder of its objects (so the
     /// output mirrors their keys), the output path as a local folder uploaded at the end.
-    pub fn transform(&self, name: &str, request: &mut Map<String, Value>) -> Result<Staging, ApiError> {
+    pub fn transform(
+        &self,
+        name: &str,
+        region: &str,
+        request: &mut Map<String, Value>,
+    ) -> Result<Staging, ApiError> {
         let mut staging = Staging::in_folder(self.dir.join("transform-job").join(name));
         let input = request
             .get_mut("TransformInput")
             .and_then(|input| input.pointer_mut("/DataSource/S3DataSource"));
         if let Some(source) = input {
-            if let Some(uri) = s3_member(source, "S3Uri")? {
+            if let Some(uri) = s3_member(source, "S3Uri", region)? {
                 prefix_only(source, &uri)?;
                 let folder = staging.path("input");
                 source["S3Uri"] = file_uri(&folder);
                 staging.prefixes.push((uri, folder));
             }
         }
-        stage_output(&mut staging, request.get_mut("TransformOutput"))?;
+        stage_output(&mut staging, request.get_mut("TransformOutput"), region)?;
         Ok(staging)
     }
 
     /// A model's containers with each `ModelDataUrl` on S3 staged as a local `model.tar.gz`.
-    pub fn model(&self, request: &mut Map<String, Value>) -> Result<Staging, ApiError> {
+    pub fn model(&self, region: &str, request: &mut Map<String, Value>) -> Result<Staging, ApiError> {
         let start = self.starts.fetch_add(1, Ordering::Relaxed);
         let mut staging = Staging::in_folder(self.dir.join("models").join(start.to_string()));
         let mut containers: Vec<&mut Value> = Vec::new();
@@ -115,7 +125,7 @@ impl Artifacts {
             }
         }
         for (i, container) in containers.into_iter().enumerate() {
-            if let Some(uri) = s3_member(container, "ModelDataUrl")? {
+            if let Some(uri) = s3_member(container, "ModelDataUrl", region)? {
                 let file = staging.path(&format!("{i}/model.tar.gz"));
                 container["ModelDataUrl"] = file_uri(&file);
                 staging.objects.push((uri, file));
@@ -213,11 +223,11 @@ impl Drop for Staging {
 }
 
 /// An `S3OutputPath` on S3 becomes the local folder `output`, uploaded when the job ends.
-fn stage_output(staging: &mut Staging, output: Option<&mut Value>) -> Result<(), ApiError> {
+fn stage_output(staging: &mut Staging, output: Option<&mut Value>, region: &str) -> Result<(), ApiError> {
     let Some(output) = output else {
         return Ok(());
     };
-    if let Some(uri) = s3_member(output, "S3OutputPath")? {
+    if let Some(uri) = s3_member(output, "S3OutputPath", region)? {
         let folder = staging.path("output");
         output["S3OutputPath"] = file_uri(&folder);
         staging.upload = Some((folder, uri));
@@ -226,8 +236,12 @@ fn stage_output(staging: &mut Staging, output: Option<&mut Value>) -> Result<(),
 }
 
 /// The `s3://` location in `member` of `value`, if it holds one.
-fn s3_member(value: &Value, member: &str) -> Result<Option<S3Uri>, ApiError> {
-    match value.get(member).and_then(Value::as_str).and_then(S3Uri::parse) {
+fn s3_member(value: &Value, member: &str, region: &str) -> Result<Option<S3Uri>, ApiError> {
+    match value
+        .get(member)
+        .and_then(Value::as_str)
+        .and_then(|uri| S3Uri::parse(uri, region))
+    {
         None => Ok(None),
         Some(parsed) => parsed.map(Some).map_err(ApiError::validation),
     }
@@ -271,7 +285,7 @@ mod tests {
             ],
             "OutputDataConfig": {"S3OutputPath": "s3://bkt/jobs"},
         }));
-        let staging = artifacts.training("job-1", &mut job).unwrap();
+        let staging = artifacts.training("job-1", "us-east-1", &mut job).unwrap();
         let root = dir.path().join("staging/training-job/job-1");
         let channel = &job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"];
         assert_eq!(channel, &file_uri(&root.join("input/0")));
@@ -303,14 +317,14 @@ mod tests {
             "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": "s3://bkt/m"}}},
             "TransformOutput": {"S3OutputPath": "s3://bkt/out"},
         }));
-        let e = artifacts.transform("t", &mut job).err().unwrap();
+        let e = artifacts.transform("t", "us-east-1", &mut job).err().unwrap();
         assert!(
             e.message.contains("ManifestFile") && e.message.contains("S3Prefix"),
             "{}",
             e.message
         );
         let mut model = request(json!({"PrimaryContainer": {"ModelDataUrl": "s3:///model.tar.gz"}}));
-        let e = artifacts.model(&mut model).err().unwrap();
+        let e = artifacts.model("us-east-1", &mut model).err().unwrap();
         assert!(e.message.contains("does not name an S3 bucket"), "{}", e.message);
     }
 
@@ -326,8 +340,8 @@ mod tests {
         });
         let mut first = request(description.clone());
         let mut second = request(description);
-        artifacts.model(&mut first).unwrap();
-        artifacts.model(&mut second).unwrap();
+        artifacts.model("us-east-1", &mut first).unwrap();
+        artifacts.model("us-east-1", &mut second).unwrap();
         let a = first["Containers"][0]["ModelDataUrl"]
             .as_str()
             .unwrap()

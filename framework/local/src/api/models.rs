@@ -8,7 +8,7 @@ use super::artifacts::Staging;
 use super::ops::Call;
 use super::state::{missing, Api};
 use super::store::Kind;
-use super::wire::{now, ApiError};
+use super::wire::{now, ApiError, DEFAULT_REGION};
 use crate::deploy::ModelSpec;
 
 /// A stored model's containers, as `deploy` reads them: its description less what
@@ -16,9 +16,13 @@ use crate::deploy::ModelSpec;
 /// the model starts).
 pub fn model_spec(api: &Api, description: &Value) -> Result<(ModelSpec, Staging), ApiError> {
     let mut request = description.as_object().cloned().unwrap_or_default();
-    request.remove("ModelArn");
+    // The region of the request that created the model, in its ARN.
+    let region = request
+        .remove("ModelArn")
+        .and_then(|arn| arn.as_str().and_then(|a| a.split(':').nth(3)).map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
     request.remove("CreationTime");
-    let staging = api.artifacts.model(&mut request)?;
+    let staging = api.artifacts.model(&region, &mut request)?;
     let spec = ModelSpec::from_request(&Value::Object(request).to_string(), "the model")
         .map_err(|e| ApiError::validation(format!("{e:#}")))?;
     Ok((spec, staging))
@@ -27,7 +31,7 @@ pub fn model_spec(api: &Api, description: &Value) -> Result<(ModelSpec, Staging)
 pub fn create_model(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("ModelName");
     let mut request = call.body.clone();
-    let staging = call.api.artifacts.model(&mut request)?;
+    let staging = call.api.artifacts.model(call.region, &mut request)?;
     ModelSpec::from_request(&Value::Object(request).to_string(), "CreateModel")
         .map_err(|e| ApiError::validation(format!("{e:#}")))?;
     staging.check_objects(&call.api.artifacts)?;

@@ -2,8 +2,9 @@
 //! with the endpoint and credentials the AWS tools use (`AWS_ENDPOINT_URL_S3`, else
 //! `AWS_ENDPOINT_URL`; `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, else the
 //! profile of the shared credentials file, else web identity, container or instance
-//! credentials), so that real S3, MinIO or any S3-compatible store serves. Every transfer is
-//! bounded: objects per prefix and bytes per job.
+//! credentials; the region `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the region of the
+//! request the transfer serves), so that real S3, MinIO or any S3-compatible store serves.
+//! Every transfer is bounded: objects per prefix and bytes per job.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,11 +30,14 @@ pub struct S3Uri {
     pub bucket: String,
     /// The key or key prefix, without a leading `/`.
     pub key: String,
+    /// The region its requests are signed for when the environment names none: that of the
+    /// request that named the location.
+    pub region: String,
 }
 
 impl S3Uri {
     /// `None` for a location that is not `s3://`; an error for an `s3://` URI without a bucket.
-    pub fn parse(uri: &str) -> Option<Result<S3Uri, String>> {
+    pub fn parse(uri: &str, region: &str) -> Option<Result<S3Uri, String>> {
         let rest = uri.trim().strip_prefix("s3://")?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         let valid = (3..=63).contains(&bucket.len())
@@ -44,6 +48,7 @@ impl S3Uri {
             Ok(S3Uri {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
+                region: region.to_string(),
             })
         } else {
             Err(format!("{} does not name an S3 bucket", quote(uri)))
@@ -60,6 +65,7 @@ impl S3Uri {
         S3Uri {
             bucket: self.bucket.clone(),
             key,
+            region: self.region.clone(),
         }
     }
 }
@@ -75,7 +81,8 @@ impl fmt::Display for S3Uri {
 pub struct S3 {
     runtime: tokio::runtime::Runtime,
     endpoint: Option<String>,
-    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// By region and bucket.
+    stores: Mutex<HashMap<(String, String), Arc<dyn ObjectStore>>>,
 }
 
 impl S3 {
@@ -101,12 +108,20 @@ impl S3 {
         self.endpoint.as_deref().unwrap_or("AWS")
     }
 
-    fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    fn store(&self, uri: &S3Uri) -> Result<Arc<dyn ObjectStore>, String> {
         let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(store) = stores.get(bucket) {
+        let id = (uri.region.clone(), uri.bucket.clone());
+        if let Some(store) = stores.get(&id) {
             return Ok(Arc::clone(store));
         }
+        let bucket = uri.bucket.as_str();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .all(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+        {
+            builder = builder.with_region(&uri.region);
+        }
         if let Some(endpoint) = &self.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -127,7 +142,7 @@ impl S3 {
                 .build()
                 .map_err(|e| format!("cannot reach the S3 bucket {}: {e}", quote(bucket)))?,
         );
-        stores.insert(bucket.to_string(), Arc::clone(&store));
+        stores.insert(id, Arc::clone(&store));
         Ok(store)
     }
 
@@ -147,7 +162,7 @@ impl S3 {
 
     /// Whether the object exists.
     pub fn exists(&self, uri: &S3Uri) -> Result<bool, String> {
-        let store = self.store(&uri.bucket)?;
+        let store = self.store(uri)?;
         self.block(async {
             match store.head(&Key::from(uri.key.as_str())).await {
                 Ok(_) => Ok(true),
@@ -160,7 +175,7 @@ impl S3 {
     /// Downloads one object to `file` (written beside it, then renamed), refusing one of more
     /// than `max_bytes`.
     pub fn download(&self, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, String> {
-        let store = self.store(&uri.bucket)?;
+        let store = self.store(uri)?;
         self.block(fetch(&*store, uri, file, max_bytes))
     }
 
@@ -168,7 +183,7 @@ impl S3 {
     /// at [`relative_key`]; returns how many bytes. At most [`MAX_OBJECTS`] objects and
     /// `max_bytes` in all; a prefix that matches nothing is an error, as it is for the service.
     pub fn download_prefix(&self, uri: &S3Uri, dest: &Path, max_bytes: u64) -> Result<u64, String> {
-        let store = self.store(&uri.bucket)?;
+        let store = self.store(uri)?;
         let folder = uri.key.rfind('/').map_or("", |i| &uri.key[..=i]);
         self.block(async {
             let prefix = Key::from(folder.trim_end_matches('/'));
@@ -200,6 +215,7 @@ impl S3 {
                 let object = S3Uri {
                     bucket: uri.bucket.clone(),
                     key,
+                    region: uri.region.clone(),
                 };
                 left -= fetch(&*store, &object, &dest.join(relative), left).await?;
             }
@@ -213,7 +229,7 @@ impl S3 {
         let mut files = Vec::new();
         list_files(dir, Path::new(""), &mut files)
             .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-        let store = self.store(&uri.bucket)?;
+        let store = self.store(uri)?;
         self.block(async {
             for relative in &files {
                 let parts: Vec<_> = relative
@@ -371,7 +387,9 @@ mod tests {
 
     #[test]
     fn s3_uris_name_a_bucket_and_a_key() {
-        let uri = S3Uri::parse("s3://my-bucket/data/train").unwrap().unwrap();
+        let uri = S3Uri::parse("s3://my-bucket/data/train", "eu-west-1")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (uri.bucket.as_str(), uri.key.as_str()),
             ("my-bucket", "data/train")
@@ -380,11 +398,14 @@ mod tests {
             uri.join("a/b.csv").to_string(),
             "s3://my-bucket/data/train/a/b.csv"
         );
-        let root = S3Uri::parse("s3://bkt").unwrap().unwrap();
-        assert_eq!(root.join("x").key, "x");
-        assert!(S3Uri::parse("file:///x").is_none());
-        assert!(S3Uri::parse("s3:///key").unwrap().is_err());
-        assert!(S3Uri::parse("s3://Bad_Bucket/k").unwrap().is_err());
+        let root = S3Uri::parse("s3://bkt", "eu-west-1").unwrap().unwrap();
+        assert_eq!(
+            (root.join("x").key.as_str(), root.join("x").region.as_str()),
+            ("x", "eu-west-1")
+        );
+        assert!(S3Uri::parse("file:///x", "r").is_none());
+        assert!(S3Uri::parse("s3:///key", "r").unwrap().is_err());
+        assert!(S3Uri::parse("s3://Bad_Bucket/k", "r").unwrap().is_err());
     }
 
     #[test]

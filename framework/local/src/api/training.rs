@@ -22,7 +22,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     let arn = call.arn(KIND, name);
     // Channels and the output path on S3 are staged in local folders.
     let mut local = call.body.clone();
-    let staging = call.api.artifacts.training(name, &mut local)?;
+    let staging = call.api.artifacts.training(name, call.region, &mut local)?;
     let created = now();
     let job = JobSpec::from_request(&Value::Object(local).to_string(), "CreateTrainingJob")
         .and_then(|spec| spec.finish((created * 1000.0) as u128))

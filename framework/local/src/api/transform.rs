@@ -25,7 +25,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     let arn = call.arn(KIND, name);
     // The input and the output path on S3 are staged in local folders.
     let mut local = call.body.clone();
-    let staging = call.api.artifacts.transform(name, &mut local)?;
+    let staging = call.api.artifacts.transform(name, call.region, &mut local)?;
     let job = TransformJob::from_request(&Value::Object(local).to_string(), "CreateTransformJob")
         .and_then(|job| job.validate().map(|()| job))
         .map_err(ApiError::validation)?;

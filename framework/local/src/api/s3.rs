@@ -23,6 +23,9 @@ use super::wire::quote;
 
 /// How many objects one prefix may hold (a channel, a transform input).
 pub const MAX_OBJECTS: usize = 10_000;
+/// How many keys a prefix's download reads in the listing of the prefix's folder (which holds
+/// the keys that begin with the prefix, and may hold others).
+const MAX_LISTED: usize = 1_000_000;
 
 /// An `s3://bucket/key` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,8 +193,16 @@ impl S3 {
             let mut listing = store.list(if folder.is_empty() { None } else { Some(&prefix) });
             let mut objects = Vec::new();
             let mut total = 0u64;
+            let mut listed = 0usize;
             while let Some(meta) = listing.next().await {
                 let meta = meta.map_err(|e| format!("cannot list {uri}: {e}"))?;
+                listed += 1;
+                if listed > MAX_LISTED {
+                    return Err(format!(
+                        "the folder of {uri} holds more than {MAX_LISTED} objects: give a prefix \
+                         that ends with / to read one folder of it"
+                    ));
+                }
                 let key = meta.location.as_ref();
                 if !key.starts_with(uri.key.as_str()) || key.ends_with('/') {
                     continue;

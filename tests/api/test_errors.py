@@ -3,13 +3,14 @@ messages that say what to fix. The client does not validate parameters here, so 
 server's own validation is what answers."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROOT, WAIT, ApiServer, render, stage_lib
+from conftest import ROOT, WAIT, ApiServer, free_port, render, stage_lib
 
 
 def error(call, **kwargs):
@@ -217,3 +218,26 @@ def test_a_path_neither_service_answers_is_named(server):
         body = json.loads(refused.value.read())
         assert (refused.value.code, body["__type"]) == (status, code), body
         assert path in body["message"], body
+
+
+def test_an_s3_store_that_does_not_answer_is_named_in_the_refusal(tmp_path):
+    closed = free_port()  # nothing listens there
+    env = {
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{closed}",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "not-a-secret",
+    }
+    api = ApiServer(tmp_path / "state", env=env)
+    try:
+        sm = api.client("sagemaker")
+        started = time.monotonic()
+        status, code, message = error(
+            sm.create_model,
+            ModelName="unreachable",
+            PrimaryContainer={"Image": stage_lib("echo"), "ModelDataUrl": "s3://bucket/model.tar.gz"},
+        )
+        assert (status, code) == (400, "ValidationException"), message
+        assert "cannot read s3://bucket/model.tar.gz" in message and f"127.0.0.1:{closed}" in message, message
+        assert time.monotonic() - started < 60, "the S3 retries are bounded"
+    finally:
+        assert api.stop() == 0, api.log()

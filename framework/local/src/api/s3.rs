@@ -16,11 +16,13 @@ use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as Key;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, RetryConfig};
 use tokio::io::AsyncWriteExt;
 
 use super::wire::quote;
 
+/// How long a request to S3 is retried.
+const RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How many objects one prefix may hold (a channel, a transform input).
 pub const MAX_OBJECTS: usize = 10_000;
 /// How many keys a prefix's download reads in the listing of the prefix's folder (which holds
@@ -118,7 +120,16 @@ impl S3 {
             return Ok(Arc::clone(store));
         }
         let bucket = uri.bucket.as_str();
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // A store that does not answer fails a request within RETRY_TIMEOUT (CreateModel waits
+        // for its check), not after the crate's default of minutes.
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: RETRY_TIMEOUT,
+            ..RetryConfig::default()
+        };
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry);
         if ["AWS_REGION", "AWS_DEFAULT_REGION"]
             .iter()
             .all(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))

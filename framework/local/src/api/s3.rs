@@ -149,6 +149,20 @@ impl S3 {
                 if let Some(token) = profile.token {
                     builder = builder.with_token(token);
                 }
+            } else if ![
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some())
+            {
+                // What is left is the instance metadata service, whose failure off EC2 says
+                // little by itself.
+                log::warn!(
+                    "no S3 credentials in the environment (AWS_ACCESS_KEY_ID) or the shared \
+                     credentials file: asking the instance metadata service, as on EC2"
+                );
             }
         }
         let store: Arc<dyn ObjectStore> = Arc::new(

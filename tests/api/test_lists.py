@@ -1,6 +1,6 @@
 """List operations page (MaxResults, NextToken), filter and sort as the service's do, and an
 endpoint with several production variants shares its requests by weight, or sends one to the
-variant it names (TargetVariant)."""
+variant it names (TargetVariant); UpdateEndpointWeightsAndCapacities changes the shares."""
 
 import collections
 import datetime
@@ -71,6 +71,18 @@ def test_requests_are_shared_by_variant_weight_or_sent_to_the_target_variant(ser
     with pytest.raises(ClientError) as bad:
         invoke(TargetVariant="c")
     assert bad.value.response["Error"]["Code"] == "ValidationError"
+    assert '"c"' in bad.value.response["Error"]["Message"]
+
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="two-variants", DesiredWeightsAndCapacities=[{"VariantName": "a", "DesiredWeight": 0.0}]
+    )
+    assert {invoke() for _ in range(10)} == {"b"}
+    described = sm.describe_endpoint(EndpointName="two-variants")["ProductionVariants"]
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in described] == [("a", 0.0), ("b", 3.0)]
+    with pytest.raises(ClientError) as bad:
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName="two-variants", DesiredWeightsAndCapacities=[{"VariantName": "c", "DesiredWeight": 1.0}]
+        )
     assert '"c"' in bad.value.response["Error"]["Message"]
 
     sm.delete_endpoint(EndpointName="two-variants")

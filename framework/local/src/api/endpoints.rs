@@ -116,6 +116,80 @@ pub fn update(call: &Call) -> Result<Value, ApiError> {
     Ok(json!({ "EndpointArn": description["EndpointArn"] }))
 }
 
+/// UpdateEndpointWeightsAndCapacities: new weights apply to the next request; the endpoint
+/// stays `InService` (the service passes through `Updating`). Each variant runs one instance.
+pub fn update_weights(call: &Call) -> Result<Value, ApiError> {
+    let name = call.str("EndpointName");
+    let description = call.api.require(call.region, Kind::Endpoint, name)?;
+    let live = call
+        .api
+        .live_endpoint(name)
+        .filter(|_| description["EndpointStatus"] == "InService")
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "Cannot update endpoint {} while it is {}",
+                quote(name),
+                description["EndpointStatus"]
+            ))
+        })?;
+    let desired = call
+        .body
+        .get("DesiredWeightsAndCapacities")
+        .and_then(Value::as_array);
+    let mut changes = Vec::new();
+    for entry in desired.into_iter().flatten() {
+        let variant_name = entry["VariantName"].as_str().unwrap_or_default();
+        let variant = live
+            .variants
+            .iter()
+            .find(|v| v.name == variant_name)
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "The variant {} is not part of endpoint {}",
+                    quote(variant_name),
+                    quote(name)
+                ))
+            })?;
+        if let Some(count) = entry.get("DesiredInstanceCount").and_then(Value::as_u64) {
+            if count != 1 {
+                return Err(ApiError::validation(format!(
+                    "DesiredInstanceCount {count} for variant {}: a local endpoint runs one \
+                     instance per variant",
+                    quote(variant_name)
+                )));
+            }
+        }
+        let weight = match entry.get("DesiredWeight") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(value.as_f64().filter(|w| *w >= 0.0).ok_or_else(|| {
+                ApiError::validation(format!(
+                    "DesiredWeight of variant {} must be a number of at least 0",
+                    quote(variant_name)
+                ))
+            })?),
+        };
+        changes.extend(weight.map(|w| (variant, w)));
+    }
+    for (variant, weight) in &changes {
+        variant.set_weight(*weight);
+    }
+    call.api.record(Kind::Endpoint, name, |d| {
+        if let Some(Value::Array(described)) = d.get_mut("ProductionVariants") {
+            for entry in described.iter_mut() {
+                if let Some((_, weight)) = changes
+                    .iter()
+                    .find(|(v, _)| entry["VariantName"] == v.name.as_str())
+                {
+                    entry["CurrentWeight"] = json!(weight);
+                    entry["DesiredWeight"] = json!(weight);
+                }
+            }
+        }
+        d.insert("LastModifiedTime".into(), json!(now()));
+    });
+    Ok(json!({ "EndpointArn": description["EndpointArn"] }))
+}
+
 pub fn delete(call: &Call) -> Result<Value, ApiError> {
     let name = call.str("EndpointName");
     call.api.require(call.region, Kind::Endpoint, name)?;
@@ -212,7 +286,17 @@ pub fn resume(api: &Arc<Api>, region: &str) -> Result<(), ApiError> {
             Some("Creating" | "InService" | "Updating") => {
                 let config = description["EndpointConfigName"].as_str().unwrap_or_default();
                 match plan(api, region, config) {
-                    Ok(plan) => {
+                    Ok(mut plan) => {
+                        // Weights changed since the endpoint started are kept.
+                        let described = description["ProductionVariants"].as_array();
+                        for variant in &mut plan.variants {
+                            let current = described
+                                .into_iter()
+                                .flatten()
+                                .find(|d| d["VariantName"] == variant.name.as_str())
+                                .and_then(|d| d["DesiredWeight"].as_f64());
+                            variant.weight = current.unwrap_or(variant.weight);
+                        }
                         api.set_status(Kind::Endpoint, &name, "Creating", None);
                         launch(Arc::clone(api), name, plan);
                     }

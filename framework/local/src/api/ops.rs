@@ -65,6 +65,7 @@ pub fn call(
         "DeleteEndpointConfig" => models::delete(&call, Kind::EndpointConfig),
         "CreateEndpoint" => endpoints::create(&call),
         "UpdateEndpoint" => endpoints::update(&call),
+        "UpdateEndpointWeightsAndCapacities" => endpoints::update_weights(&call),
         "DescribeEndpoint" => describe(&call, Kind::Endpoint),
         "ListEndpoints" => list(&call, Kind::Endpoint, "Endpoints", ENDPOINT_SUMMARY),
         "DeleteEndpoint" => endpoints::delete(&call),

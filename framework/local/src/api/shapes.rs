@@ -278,6 +278,22 @@ static CREATE_TRANSFORM_JOB: Shape = Shape::Struct(&[
     opt("ExperimentConfig", &ANY),
 ]);
 
+static UPDATE_ENDPOINT_WEIGHTS: Shape = Shape::Struct(&[
+    req("EndpointName", &NAME),
+    req(
+        "DesiredWeightsAndCapacities",
+        &Shape::List(
+            &Shape::Struct(&[
+                req("VariantName", &NAME),
+                opt("DesiredWeight", &ANY),
+                opt("DesiredInstanceCount", &INT),
+                opt("ServerlessUpdateConfig", &ANY),
+            ]),
+            10,
+        ),
+    ),
+]);
+
 static TRAINING_JOB_NAME: Shape = Shape::Struct(&[req("TrainingJobName", &NAME)]);
 static MODEL_NAME: Shape = Shape::Struct(&[req("ModelName", &NAME)]);
 static ENDPOINT_CONFIG_NAME: Shape = Shape::Struct(&[req("EndpointConfigName", &NAME)]);
@@ -310,6 +326,7 @@ pub fn input(operation: &str) -> Option<&'static Shape> {
         "DescribeEndpointConfig" | "DeleteEndpointConfig" => &ENDPOINT_CONFIG_NAME,
         "CreateEndpoint" => &CREATE_ENDPOINT,
         "UpdateEndpoint" => &UPDATE_ENDPOINT,
+        "UpdateEndpointWeightsAndCapacities" => &UPDATE_ENDPOINT_WEIGHTS,
         "DescribeEndpoint" | "DeleteEndpoint" => &ENDPOINT_NAME,
         "ListEndpoints" => &LIST_ENDPOINTS,
         "CreateTransformJob" => &CREATE_TRANSFORM_JOB,

@@ -22,8 +22,6 @@ pub const FAILURE_REASON_CHARS: usize = 1024;
 /// An endpoint that is up: its production variants, each a model of its own.
 pub struct LiveEndpoint {
     pub variants: Vec<LiveVariant>,
-    /// The sum of the variants' weights.
-    total_weight: f64,
     /// Requests routed by weight so far: the next one's place in the weighted sequence.
     routed: AtomicU64,
 }
@@ -37,8 +35,9 @@ pub struct LiveVariant {
     pub url: String,
     /// `<url>/invocations`, parsed once.
     pub invocations: Uri,
-    /// Its share of the requests that name no variant (`InitialVariantWeight`).
-    pub weight: f64,
+    /// Its share of the requests that name no variant (`InitialVariantWeight`, then
+    /// `DesiredWeight`): an `f64`'s bits, so that a weight update needs no lock.
+    weight: AtomicU64,
     /// Keeps the containers running.
     _running: RunningEndpoint,
 }
@@ -52,18 +51,27 @@ impl LiveVariant {
             invocations: format!("{url}/invocations").parse()?,
             name,
             url,
-            weight,
+            weight: AtomicU64::new(weight.to_bits()),
             _running: running,
         })
     }
 }
 
+impl LiveVariant {
+    pub fn weight(&self) -> f64 {
+        f64::from_bits(self.weight.load(Ordering::Relaxed))
+    }
+
+    /// UpdateEndpointWeightsAndCapacities.
+    pub fn set_weight(&self, weight: f64) {
+        self.weight.store(weight.to_bits(), Ordering::Relaxed);
+    }
+}
+
 impl LiveEndpoint {
     pub fn new(variants: Vec<LiveVariant>) -> LiveEndpoint {
-        let total_weight = variants.iter().map(|v| v.weight.max(0.0)).sum();
         LiveEndpoint {
             variants,
-            total_weight,
             routed: AtomicU64::new(0),
         }
     }
@@ -76,11 +84,15 @@ impl LiveEndpoint {
         if let Some(target) = target {
             return self.variants.iter().find(|v| v.name == target);
         }
-        if self.variants.len() == 1 || self.total_weight <= 0.0 {
+        if self.variants.len() == 1 {
+            return self.variants.first();
+        }
+        let total: f64 = self.variants.iter().map(|v| v.weight().max(0.0)).sum();
+        if total <= 0.0 {
             return self.variants.first();
         }
         let n = self.routed.fetch_add(1, Ordering::Relaxed);
-        let i = weighted(self.variants.iter().map(|v| v.weight), self.total_weight, n);
+        let i = weighted(self.variants.iter().map(LiveVariant::weight), total, n);
         self.variants.get(i).or(self.variants.last())
     }
 }

@@ -76,6 +76,8 @@ fn error_name(status: u16) -> &'static str {
     match status {
         400 => "BadRequest",
         404 => "NotFound",
+        409 => "Conflict",
+        507 => "InsufficientStorage",
         408 => "RequestTimeout",
         406 => "UnsupportedAccept",
         413 => "PayloadTooLarge",
@@ -227,7 +229,7 @@ pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> Ht
 pub async fn invocations(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> HttpResponse {
     let started = std::time::Instant::now();
     let request_id = request_id(req.headers());
-    let response = invoke(&req, payload, &state, &request_id).await;
+    let response = invoke(&req, payload, &state, &request_id, None).await;
     log::info!(
         "rid={request_id} POST /invocations {} {:.2} ms",
         response.status().as_u16(),
@@ -286,11 +288,13 @@ fn read_head(headers: &HeaderMap, state: &State) -> Result<Head, String> {
     })
 }
 
-async fn invoke(
+/// Runs one request on the stage (on `model`, in a multi-model endpoint).
+pub(super) async fn invoke(
     req: &HttpRequest,
     mut payload: web::Payload,
     state: &State,
     request_id: &str,
+    model: Option<String>,
 ) -> HttpResponse {
     // One deadline per request, from its arrival: reading the body, waiting
     // for a free worker thread and running on it all count.
@@ -346,6 +350,7 @@ async fn invoke(
         content_type: head.content_type,
         accept: head.accept,
         custom_attributes: head.custom_attributes,
+        model,
         body,
     };
 

@@ -14,6 +14,7 @@ mod dispatch;
 mod http;
 mod lane;
 pub mod memory;
+pub mod mme;
 mod pool;
 mod protocol;
 pub mod worker;
@@ -216,12 +217,24 @@ pub fn run(mut args: ServeArgs) -> i32 {
             fail(&e)
         }
     };
+    let multi_model = match mme::Settings::read() {
+        Ok(Some(_)) if config.stages.len() > 1 => {
+            drop(models);
+            fail("a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) serves one stage, not a pipeline")
+        }
+        Ok(settings) => settings,
+        Err(e) => {
+            drop(models);
+            fail(&e)
+        }
+    };
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
     let plan = WorkerPlan {
         stages: config.stages.clone(),
         threads: config.threads_per_worker,
         lanes: http_threads,
+        multi_model: multi_model.is_some(),
     };
     log::info!(
         "serving {label} on port {} with {} worker(s) x {} thread(s) ({} threading), timeout {} s, max payload {} MB",
@@ -232,7 +245,34 @@ pub fn run(mut args: ServeArgs) -> i32 {
         config.timeout.as_secs(),
         config.max_payload_in_mb
     );
-    let pool = match pool::Pool::start(config.workers, &plan, label.clone(), fail) {
+    let registry = multi_model.map(|settings| {
+        log::info!(
+            "multi-model endpoint: models load on request; memory budget {} ({}), {}",
+            settings
+                .budget
+                .limit_mb()
+                .map_or("none".to_string(), |mb| format!("{mb} MB")),
+            settings.budget.source,
+            if settings.evict_lru {
+                "least recently used models unloaded to make room (MODELSTAGE_MME_EVICT=lru)"
+            } else {
+                "a load past it answers 507"
+            }
+        );
+        Arc::new(mme::Registry::new(
+            settings.budget,
+            settings.evict_lru,
+            label.clone(),
+            config.timeout,
+        ))
+    });
+    let api = registry.as_ref().map(|registry| {
+        web::Data::new(mme::routes::Api {
+            registry: Arc::clone(registry),
+            model_root: config::base_dir().join("model"),
+        })
+    });
+    let pool = match pool::Pool::start(config.workers, &plan, label.clone(), fail, registry.clone()) {
         Ok(p) => p,
         Err(e) => {
             drop(models);
@@ -263,8 +303,15 @@ pub fn run(mut args: ServeArgs) -> i32 {
     });
     let result = actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
+            let api = api.clone();
             App::new()
                 .app_data(state.clone())
+                .configure(|cfg| {
+                    if let Some(api) = api {
+                        cfg.app_data(api);
+                        mme::routes::register(cfg);
+                    }
+                })
                 .route("/ping", web::get().to(http::ping))
                 .route("/ping", web::head().to(http::ping))
                 .route("/invocations", web::post().to(http::invocations))
@@ -283,6 +330,9 @@ pub fn run(mut args: ServeArgs) -> i32 {
         server.run().await
     });
     pool.shutdown();
+    if let Some(registry) = &registry {
+        registry.shutdown();
+    }
     drop(models);
     match result {
         Ok(()) => {

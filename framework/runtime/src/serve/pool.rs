@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::config::WorkerPlan;
 use super::dispatch::Board;
 use super::lane::{self, Lane, Outcome};
+use super::mme;
 use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
 use super::worker::{self, ENV_PARENT, ENV_PLAN, ENV_SOCKET};
 
@@ -51,6 +52,8 @@ pub struct Worker {
     child: Mutex<Child>,
     /// Tells its slot's lifecycle thread that it was retired.
     events: mpsc::Sender<SlotEvent>,
+    /// Its model loads and unloads, in a multi-model endpoint.
+    pub models: mme::Control,
 }
 
 impl Worker {
@@ -140,6 +143,9 @@ pub struct Pool {
     lanes: usize,
     /// `MODELSTAGE_WORKER_MEMORY_MB`, named when a worker dies of a signal.
     memory_limit_mb: Option<u64>,
+    /// The models of a multi-model endpoint, which every worker loads
+    /// before it takes requests.
+    models: Option<Arc<mme::Registry>>,
 }
 
 /// Times a request goes back to be sent elsewhere because its worker died
@@ -185,11 +191,16 @@ impl Pool {
     /// Starts `workers` worker processes. `on_fatal` runs (and should exit the
     /// process) when a worker fails to load its model before any worker was
     /// ever ready: a broken container must fail, as SageMaker expects.
+    ///
+    /// In a multi-model endpoint (`models`), each worker, the first ones
+    /// and every replacement, loads the models of the registry before it
+    /// takes requests.
     pub fn start(
         workers: usize,
         plan: &WorkerPlan,
         stage_label: String,
         on_fatal: fn(&str) -> !,
+        models: Option<Arc<mme::Registry>>,
     ) -> std::io::Result<Arc<Pool>> {
         let memory_limit_mb = worker::memory_limit_mb()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -221,6 +232,7 @@ impl Pool {
             exe: std::env::current_exe()?,
             lanes: plan.lanes.max(1),
             memory_limit_mb,
+            models,
         });
         std::thread::Builder::new()
             .name("worker-accept".into())
@@ -377,14 +389,6 @@ impl Pool {
                 self.failing.fetch_sub(1, Ordering::SeqCst);
                 failures = 0;
             }
-            self.board.install(slot, Arc::clone(&worker), self.threads);
-            self.ever_ready.store(true, Ordering::SeqCst);
-            log::info!(
-                "worker {} of {} ready in {} ms",
-                worker.pid,
-                self.stage_label,
-                started.elapsed().as_millis()
-            );
             let watcher = {
                 let pool = Arc::clone(&self);
                 let worker = Arc::clone(&worker);
@@ -398,6 +402,22 @@ impl Pool {
                 self.board.remove(&worker);
                 worker.kill();
                 continue;
+            }
+            // A multi-model endpoint's worker loads the models first (its
+            // watcher, started above, reads the answers).
+            if let Some(models) = &self.models {
+                models.attach(&worker);
+            }
+            // (Unless it ended meanwhile: its watcher has told this thread.)
+            if worker.exit.lock().map(|e| e.is_none()).unwrap_or(true) {
+                self.board.install(slot, Arc::clone(&worker), self.threads);
+                self.ever_ready.store(true, Ordering::SeqCst);
+                log::info!(
+                    "worker {} of {} ready in {} ms",
+                    worker.pid,
+                    self.stage_label,
+                    started.elapsed().as_millis()
+                );
             }
             loop {
                 match events_rx.recv() {
@@ -441,6 +461,7 @@ impl Pool {
                 });
             }
         };
+        let models = mme::Control::new(control.get_ref().try_clone().ok());
         let worker = Arc::new(Worker {
             id: self.next_worker.fetch_add(1, Ordering::Relaxed),
             pid,
@@ -451,6 +472,7 @@ impl Pool {
             exit: Mutex::new(None),
             child: Mutex::new(child),
             events: events.clone(),
+            models,
         });
         Ok((worker, control))
     }
@@ -495,7 +517,13 @@ impl Pool {
         events: mpsc::Sender<SlotEvent>,
     ) {
         let mut buf = Vec::new();
-        while let Ok(Some(_)) = protocol::read_frame(&mut control, &mut buf) {}
+        while let Ok(Some(kind)) = protocol::read_frame(&mut control, &mut buf) {
+            worker.models.deliver(kind, &buf[1..]);
+        }
+        worker.models.close();
+        if let Some(models) = &self.models {
+            models.detach(&worker);
+        }
         self.board.remove(&worker);
         let status = worker.child.lock().ok().and_then(|mut c| c.wait().ok());
         let mut how = describe_exit(status);

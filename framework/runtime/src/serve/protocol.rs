@@ -23,6 +23,15 @@ pub const LANE: u8 = 7;
 /// crash of the process costs that request. A request that crashes with
 /// its worker before this frame arrived is handed to another worker.
 pub const STARTED: u8 = 8;
+/// Multi-model endpoints (`serve/mme`), on the control connection. From the
+/// server: load a model (`u64 op | name | model dir`), unload one
+/// (`u64 op | name`). From the worker: the outcome of an operation
+/// (`u64 op`, and the message of a failed load).
+pub const LOAD_MODEL: u8 = 9;
+pub const UNLOAD_MODEL: u8 = 10;
+pub const MODEL_LOADED: u8 = 11;
+pub const MODEL_LOAD_FAILED: u8 = 12;
+pub const MODEL_UNLOADED: u8 = 13;
 
 /// The size of a frame's length prefix.
 pub const PREFIX: usize = 8;
@@ -39,6 +48,8 @@ pub struct WireRequest {
     pub content_type: String,
     pub accept: String,
     pub custom_attributes: Option<String>,
+    /// The model of a multi-model endpoint the request is for.
+    pub model: Option<String>,
     pub body: Bytes,
 }
 
@@ -269,6 +280,7 @@ impl WireRequest {
             .bytes(self.content_type.as_bytes())
             .bytes(self.accept.as_bytes())
             .opt(self.custom_attributes.as_deref())
+            .opt(self.model.as_deref())
             .bytes(&self.body)
             .finish()
     }
@@ -282,6 +294,7 @@ impl WireRequest {
             content_type: r.string()?,
             accept: r.string()?,
             custom_attributes: r.opt()?,
+            model: r.opt()?,
             body: payload.slice_ref(r.bytes()?),
         })
     }
@@ -401,6 +414,7 @@ mod tests {
             content_type: "text/csv; charset=utf-8".into(),
             accept: "application/json".into(),
             custom_attributes: Some(String::new()),
+            model: Some("a.tar.gz".into()),
             body: Bytes::from_static(b"1,2\n3,4\n"),
         };
         let (kind, payload) = roundtrip(req.encode_onto(Vec::new()));
@@ -409,6 +423,7 @@ mod tests {
         assert_eq!(back.id, 42);
         assert_eq!(back.content_type, "text/csv; charset=utf-8");
         assert_eq!(back.custom_attributes.as_deref(), Some(""));
+        assert_eq!(back.model.as_deref(), Some("a.tar.gz"));
         assert_eq!(&back.body[..], b"1,2\n3,4\n");
     }
 

@@ -206,10 +206,18 @@ impl Registry {
             );
             self.unload_from(&workers, &victim).await;
         }
+        let started = Instant::now();
         let outcome = self.run_load(name, source).await;
         let mut inner = self.lock();
         match &outcome {
             Ok(cost) => {
+                log::info!(
+                    "model {} of {} loaded in {:.2} ms (+{} KiB resident)",
+                    quoted(name.as_bytes()),
+                    self.stage,
+                    started.elapsed().as_secs_f64() * 1000.0,
+                    cost / 1024
+                );
                 if let Some(entry) = inner.models.get_mut(name) {
                     entry.state = State::Loaded;
                     entry.cost = *cost;

@@ -48,7 +48,9 @@ fn call(
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client().request(method, format!("{url}{path}")).body(body.to_vec());
+    let mut req = client()
+        .request(method, format!("{url}{path}"))
+        .body(body.to_vec());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -95,7 +97,11 @@ fn listed(url: &str, limit: usize) -> Vec<String> {
         let page = json(&body);
         let models = page["models"].as_array().unwrap();
         assert!(models.len() <= limit);
-        names.extend(models.iter().map(|m| m["modelName"].as_str().unwrap().to_string()));
+        names.extend(
+            models
+                .iter()
+                .map(|m| m["modelName"].as_str().unwrap().to_string()),
+        );
         match page.get("nextPageToken").and_then(Value::as_str) {
             Some(t) => token = Some(t.to_string()),
             None => return names,
@@ -222,7 +228,13 @@ fn mme_invocations_load_the_target_model_on_first_use() {
     let packed = ballast_model(dir.path(), "packed", 0);
     let tar_gz = models.join("packed.tar.gz");
     let status = std::process::Command::new("tar")
-        .args(["-czf", tar_gz.to_str().unwrap(), "-C", packed.to_str().unwrap(), "."])
+        .args([
+            "-czf",
+            tar_gz.to_str().unwrap(),
+            "-C",
+            packed.to_str().unwrap(),
+            ".",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -281,7 +293,10 @@ fn fit_featurizers(dir: &Path, n: usize) -> Vec<PathBuf> {
             let data = dir.join(format!("data-{i}"));
             std::fs::create_dir_all(&data).unwrap();
             let start = i * 300;
-            let slice: String = rows[start..start + 400].iter().map(|l| format!("{l}\n")).collect();
+            let slice: String = rows[start..start + 400]
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect();
             std::fs::write(data.join("abalone.csv"), slice).unwrap();
             let out = dir.join(format!("artifacts-{i}"));
             let job = format!("featurizer-{i}");
@@ -315,7 +330,8 @@ fn mme_featurizers_fitted_on_different_data_each_answer_their_own() {
     let base = dir.path().join("opt-ml");
     let model_root = base.join("model");
     std::fs::create_dir_all(&model_root).unwrap();
-    let request = b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21\n";
+    let request =
+        b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21\n";
 
     // What each model answers on its own, served alone.
     let mut expected = Vec::new();
@@ -339,7 +355,11 @@ fn mme_featurizers_fitted_on_different_data_each_answer_their_own() {
             "POST",
             url,
             "/invocations",
-            &[("content-type", "text/csv"), ("accept", "text/csv"), (TARGET, &name)],
+            &[
+                ("content-type", "text/csv"),
+                ("accept", "text/csv"),
+                (TARGET, &name),
+            ],
             request,
         );
         assert_eq!(status, 200, "{}", text(&body));
@@ -465,4 +485,110 @@ fn mme_a_crash_serving_one_model_costs_its_request_and_the_models_come_back() {
         assert_eq!(invoke(url, "b", "y"), (200, "b:text/plain:y".to_string()));
     }
     assert_eq!(listed(url, 10), ["a", "b"]);
+}
+
+/// Packs a ballast model as `<dir>/<tag>.tar.gz`.
+fn ballast_tarball(dir: &Path, tag: &str, mb: u32) -> PathBuf {
+    let staging = tempdir();
+    let model = ballast_model(staging.path(), tag, mb);
+    let tar_gz = dir.join(format!("{tag}.tar.gz"));
+    let status = std::process::Command::new("tar")
+        .args([
+            "-czf",
+            tar_gz.to_str().unwrap(),
+            "-C",
+            model.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tar_gz
+}
+
+#[test]
+fn mme_local_deploy_loads_on_first_use_and_evicts_on_507() {
+    let dir = tempdir();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for tag in ["a", "b", "c", "d"] {
+        ballast_tarball(&models, tag, 100);
+    }
+    // One worker and room for three models of 100 MB: the fourth load answers 507 and the router
+    // unloads the least recently used.
+    let document = serde_json::json!({
+        "ModelName": "many",
+        "PrimaryContainer": {
+            "Image": stage_lib("ballast").to_str().unwrap(),
+            "Mode": "MultiModel",
+            "ModelDataUrl": format!("file://{}/", models.display()),
+            "Environment": {
+                "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+                "MODELSTAGE_MME_MEMORY_MB": "350"
+            }
+        }
+    });
+    let request = dir.path().join("model.json");
+    std::fs::write(&request, document.to_string()).unwrap();
+    let deploy = crate::pipeline::Deploy::start(&["--request", request.to_str().unwrap()]);
+    let url = &deploy.url;
+    let invoke_cli = |target: &str, body: &str| {
+        let out = std::process::Command::new(bin())
+            .args(["invoke", url, "--content-type", "text/plain", "--body", body])
+            .args(["--target-model", target])
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+
+    // Concurrent first requests for one model: one load, every answer its own.
+    let answers: Vec<(bool, String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| invoke_cli("a.tar.gz", "hi"))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (ok, out, err) in &answers {
+        assert!(ok, "{err}");
+        assert_eq!(out, "a:text/plain:hi");
+    }
+    assert_eq!(
+        deploy
+            .log_text()
+            .matches(r#"loaded model "a.tar.gz" as a.tar.gz"#)
+            .count(),
+        1,
+        "{}",
+        deploy.log_text()
+    );
+    // The router put the model where SageMaker does and asked the container to load it.
+    let container = get(url, "/ping").0;
+    assert_eq!(container, 200);
+
+    for tag in ["b", "c"] {
+        let (ok, out, err) = invoke_cli(&format!("{tag}.tar.gz"), "x");
+        assert!(ok, "{err}");
+        assert_eq!(out, format!("{tag}:text/plain:x"));
+    }
+    // a is used again, so b is the least recently used when d needs room.
+    assert!(invoke_cli("a.tar.gz", "again").0);
+    let (ok, out, err) = invoke_cli("d.tar.gz", "x");
+    assert!(ok, "{err}\n{}", deploy.log_text());
+    assert_eq!(out, "d:text/plain:x");
+    let log = deploy.log_text();
+    assert!(
+        log.contains("unloading b.tar.gz, the least recently used"),
+        "{log}"
+    );
+    // b comes back on its next use (c is then the least recently used).
+    let (ok, out, err) = invoke_cli("b.tar.gz", "back");
+    assert!(ok, "{err}");
+    assert_eq!(out, "b:text/plain:back");
+
+    // The router's own errors: no target, a target outside the folder, one that is not there.
+    let (status, _, body) = call("POST", url, "/invocations", &[], b"x");
+    assert_eq!(status, 400, "{}", text(&body));
+    assert!(text(&body).contains(TARGET), "{}", text(&body));
+    let (status, _, _) = call("POST", url, "/invocations", &[(TARGET, "../x.tar.gz")], b"x");
+    assert_eq!(status, 400);
+    let (status, _, body) = call("POST", url, "/invocations", &[(TARGET, "zz.tar.gz")], b"x");
+    assert_eq!(status, 404, "{}", text(&body));
 }

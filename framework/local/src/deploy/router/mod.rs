@@ -14,6 +14,7 @@
 mod direct;
 mod hop;
 mod inbound;
+pub(crate) mod multi;
 mod serial;
 mod status;
 
@@ -68,6 +69,8 @@ pub struct RouterConfig {
     /// The request size limit of a serial pipeline: the first container's `MaxPayloadInMB`
     /// (0: none). Set once the first container is up (see [`Router::set_max_payload_in_mb`]).
     max_payload_in_mb: AtomicU64,
+    /// The models of a multi-model endpoint ([`Mode::MultiModel`]).
+    models: Option<multi::Models>,
 }
 
 impl RouterConfig {
@@ -84,7 +87,14 @@ impl RouterConfig {
             label,
             hop_timeout,
             max_payload_in_mb: AtomicU64::new(max_payload_in_mb),
+            models: None,
         }
+    }
+
+    /// The models a multi-model endpoint loads on first use.
+    pub fn with_models(mut self, models: multi::Models) -> Self {
+        self.models = Some(models);
+        self
     }
 
     fn max_payload_in_mb(&self) -> u64 {
@@ -207,6 +217,7 @@ async fn invocations(
 ) -> actix_web::HttpResponse {
     match config.mode {
         Mode::Direct => direct::invocations(req, payload, config, client).await,
+        Mode::MultiModel => multi::invocations(req, payload, config, client).await,
         Mode::Serial | Mode::Single => serial::invocations(req, payload, config, client).await,
     }
 }

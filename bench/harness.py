@@ -86,13 +86,14 @@ def rss_kib(pid):
     return total
 
 
-def wrk(port, connections, seconds, body, content_type, path="/invocations"):
-    """One wrk run: returns (requests/s, p50 ms, p99 ms)."""
+def wrk(port, connections, seconds, body, content_type, path="/invocations", lua=""):
+    """One wrk run: returns (requests/s, p50 ms, p99 ms). `lua` is added to the script (e.g. a
+    `request` function that picks each request's path)."""
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     escaped = body.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     script.write(
         f'wrk.method = "POST"\nwrk.body = "{escaped}"\n'
-        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        f'wrk.headers["Content-Type"] = "{content_type}"\n' + lua
     )
     script.close()
     threads = 1 if connections < 2 else 2
@@ -115,8 +116,8 @@ def wrk(port, connections, seconds, body, content_type, path="/invocations"):
     return rps, pct("50"), pct("99")
 
 
-def median_wrk(port, connections, seconds, runs, body, content_type):
-    results = [wrk(port, connections, seconds, body, content_type) for _ in range(runs)]
+def median_wrk(port, connections, seconds, runs, body, content_type, path="/invocations", lua=""):
+    results = [wrk(port, connections, seconds, body, content_type, path, lua) for _ in range(runs)]
     return tuple(statistics.median(r[i] for r in results) for i in range(3))
 
 

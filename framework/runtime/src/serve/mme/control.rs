@@ -106,3 +106,46 @@ impl Control {
         self.lock_pending().clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_op(stream: &mut UnixStream) -> (u8, u64) {
+        let mut buf = Vec::new();
+        let kind = protocol::read_frame(stream, &mut buf).unwrap().unwrap();
+        (kind, FrameReader::new(&buf[1..]).u64().unwrap())
+    }
+
+    #[test]
+    fn answers_reach_their_operation_and_an_ended_worker_ends_the_rest() {
+        let (server, mut worker) = UnixStream::pair().unwrap();
+        let control = Control::new(Some(server));
+        let mut loaded = control.load("a", Path::new("/m/a"));
+        let mut failed = control.load("b", Path::new("/m/b"));
+        let mut orphan = control.unload("c");
+        let (kind, a) = read_op(&mut worker);
+        assert_eq!(kind, protocol::LOAD_MODEL);
+        let (_, b) = read_op(&mut worker);
+        let (kind, _) = read_op(&mut worker);
+        assert_eq!(kind, protocol::UNLOAD_MODEL);
+        // Answers in any order, each to its own operation.
+        let failure = FrameWriter::new(protocol::MODEL_LOAD_FAILED, 0)
+            .u64(b)
+            .bytes(b"no tag")
+            .finish();
+        control.deliver(protocol::MODEL_LOAD_FAILED, &failure[protocol::PREFIX + 1..]);
+        let ok = FrameWriter::new(protocol::MODEL_LOADED, 0).u64(a).finish();
+        control.deliver(protocol::MODEL_LOADED, &ok[protocol::PREFIX + 1..]);
+        assert_eq!(loaded.try_recv().unwrap(), Ok(()));
+        assert_eq!(failed.try_recv().unwrap(), Err("no tag".to_string()));
+        control.close();
+        assert!(orphan.try_recv().is_err());
+        // After the end, an operation ends at once, unanswered.
+        let mut late = control.load("d", Path::new("/m/d"));
+        assert!(matches!(
+            late.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+    }
+}

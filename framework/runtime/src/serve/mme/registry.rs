@@ -208,16 +208,21 @@ impl Registry {
         }
         let started = Instant::now();
         let outcome = self.run_load(name, source).await;
+        if let Ok(cost) = &outcome {
+            let shown = match self.budget.limit {
+                Some(_) => format!(" (+{} KiB resident)", cost / 1024),
+                None => String::new(),
+            };
+            log::info!(
+                "model {} of {} loaded in {:.2} ms{shown}",
+                quoted(name.as_bytes()),
+                self.stage,
+                started.elapsed().as_secs_f64() * 1000.0,
+            );
+        }
         let mut inner = self.lock();
         match &outcome {
             Ok(cost) => {
-                log::info!(
-                    "model {} of {} loaded in {:.2} ms (+{} KiB resident)",
-                    quoted(name.as_bytes()),
-                    self.stage,
-                    started.elapsed().as_secs_f64() * 1000.0,
-                    cost / 1024
-                );
                 if let Some(entry) = inner.models.get_mut(name) {
                     entry.state = State::Loaded;
                     entry.cost = *cost;
@@ -254,8 +259,12 @@ impl Registry {
         if self.lock().models.contains_key(name) {
             return Err(conflict());
         }
-        // Read outside the lock: a read of /proc per worker.
-        let resident = self.resident();
+        // Read outside the lock: a read of /proc per worker (only against a budget).
+        let resident = if self.budget.limit.is_some() {
+            self.resident()
+        } else {
+            0
+        };
         let mut inner = self.lock();
         if inner.models.contains_key(name) {
             return Err(conflict());
@@ -352,7 +361,15 @@ impl Registry {
                 (unpacked.0.join("model"), Some(unpacked))
             }
         };
-        let before = self.resident();
+        // What a model costs is measured only where a budget needs it.
+        let measure = || {
+            if self.budget.limit.is_some() {
+                self.resident()
+            } else {
+                0
+            }
+        };
+        let before = measure();
         let workers = {
             let mut inner = self.lock();
             let Some(entry) = inner.models.get_mut(name) else {
@@ -401,7 +418,7 @@ impl Registry {
             self.unload_from(&workers, name).await;
             return Err(failure);
         }
-        Ok(self.resident().saturating_sub(before))
+        Ok(measure().saturating_sub(before))
     }
 
     async fn unpack(&self, name: &str, tar_gz: &Path) -> Result<Unpacked, LoadError> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::featurizer::COLUMNS;
+use crate::featurizer::fit_featurizer;
 use crate::support::*;
 
 const TARGET: &str = "X-Amzn-SageMaker-Target-Model";
@@ -32,13 +32,6 @@ fn serve_mme(stage: &str, base: &Path, env: &[(&str, &str)]) -> Server {
     server
 }
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
 /// `method url+path` with `body` and `headers`: status, headers, body.
 fn call(
     method: &str,
@@ -47,21 +40,7 @@ fn call(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client()
-        .request(method, format!("{url}{path}"))
-        .body(body.to_vec());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().expect("request");
-    let status = r.status().as_u16();
-    let headers = r
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    (status, headers, r.bytes().unwrap().to_vec())
+    request(method, &format!("{url}{path}"), headers, body)
 }
 
 /// `POST /models`: status and body.
@@ -225,19 +204,7 @@ fn mme_invocations_load_the_target_model_on_first_use() {
     std::fs::create_dir_all(&models).unwrap();
     // A folder, and the same kind of model packed as a tarball.
     ballast_model(&models, "folder", 0);
-    let packed = ballast_model(dir.path(), "packed", 0);
-    let tar_gz = models.join("packed.tar.gz");
-    let status = std::process::Command::new("tar")
-        .args([
-            "-czf",
-            tar_gz.to_str().unwrap(),
-            "-C",
-            packed.to_str().unwrap(),
-            ".",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    ballast_tarball(&models, "packed", 0);
     let server = serve_mme("ballast", dir.path(), &[]);
     let url = &server.url;
 
@@ -287,7 +254,6 @@ fn fit_featurizers(dir: &Path, n: usize) -> Vec<PathBuf> {
         .lines()
         .map(str::to_string)
         .collect();
-    let stage = stage_lib("featurizer");
     (0..n)
         .map(|i| {
             let data = dir.join(format!("data-{i}"));
@@ -298,26 +264,11 @@ fn fit_featurizers(dir: &Path, n: usize) -> Vec<PathBuf> {
                 .map(|l| format!("{l}\n"))
                 .collect();
             std::fs::write(data.join("abalone.csv"), slice).unwrap();
-            let out = dir.join(format!("artifacts-{i}"));
-            let job = format!("featurizer-{i}");
-            let fitted = fit(&[
-                "--stage",
-                stage.to_str().unwrap(),
-                "--channel",
-                &format!("train={}", data.display()),
-                "--hyperparameter",
-                COLUMNS,
-                "--hyperparameter",
-                "categorical=sex",
-                "--hyperparameter",
-                "label=rings",
-                "--output-path",
-                out.to_str().unwrap(),
-                "--job-name",
-                &job,
-            ]);
-            assert!(fitted.status.success(), "{}", text(&fitted.stderr));
-            out.join(job).join("output/model.tar.gz")
+            fit_featurizer(
+                &data,
+                &dir.join(format!("artifacts-{i}")),
+                &format!("featurizer-{i}"),
+            )
         })
         .collect()
 }

@@ -69,7 +69,9 @@ def stop(proc):
 
 
 def rss_kib(pid):
-    """Resident memory of a process and all its descendants, in KiB."""
+    """Resident memory of a process and all its descendants, in KiB. A child is listed under
+    the thread that started it (`serve` starts its workers from one thread per slot), so every
+    thread's children are counted."""
     total = 0
     pids = [pid]
     while pids:
@@ -79,8 +81,9 @@ def rss_kib(pid):
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                pids += [int(c) for c in f.read().split()]
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    pids += [int(c) for c in f.read().split()]
         except OSError:
             pass
     return total

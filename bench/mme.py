@@ -30,8 +30,8 @@ import harness as h
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 MODELS = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
-HOT = 50
-COLD = 100
+HOT = min(50, MODELS)
+COLD = min(100, MODELS)
 RECORD = "M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155"
 COLUMNS = "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight"
 MODELSTAGE = os.path.join(h.RELEASE, "modelstage")
@@ -121,6 +121,9 @@ def main():
                f'  return wrk.format(nil, "/models/m" .. math.random(0, {HOT - 1}) .. "/invoke")\n'
                'end\n')
         warm = {c: h.median_wrk(port, c, SECONDS, RUNS, RECORD, "text/csv", lua=lua) for c in (8, 64)}
+        conn.close()
+        # A new connection: the server closed the idle one while wrk ran (keep-alive 5 s).
+        conn = http.client.HTTPConnection("127.0.0.1", port)
         colds = []
         for i in range(COLD):
             t0 = time.perf_counter()

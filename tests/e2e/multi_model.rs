@@ -543,3 +543,54 @@ fn mme_local_deploy_loads_on_first_use_and_evicts_on_507() {
     let (status, _, body) = call("POST", url, "/invocations", &[(TARGET, "zz.tar.gz")], b"x");
     assert_eq!(status, 404, "{}", text(&body));
 }
+
+#[test]
+fn mme_local_deploy_of_a_docker_image_loads_into_opt_ml_models() {
+    if !docker_images() {
+        return;
+    }
+    let dir = tempdir();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let request = b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\n";
+    // Two featurizers fitted on different data, and what each answers served alone.
+    let mut expected = Vec::new();
+    for (i, tar_gz) in fit_featurizers(dir.path(), 2).iter().enumerate() {
+        std::fs::copy(tar_gz, models.join(format!("f{i}.tar.gz"))).unwrap();
+        let folder = dir.path().join(format!("unpacked-{i}"));
+        untar_model(tar_gz, &folder);
+        let single = serve(&stage_lib("featurizer"), &folder, &[]);
+        let (status, _, body) = post(&single.url, "text/csv", Some("text/csv"), request);
+        assert_eq!(status, 200, "{}", text(&body));
+        expected.push(text(&body));
+    }
+    assert_ne!(expected[0], expected[1]);
+    let document = serde_json::json!({
+        "PrimaryContainer": {
+            "Image": "modelstage/featurizer:latest",
+            "Mode": "MultiModel",
+            "ModelDataUrl": format!("file://{}/", models.display())
+        }
+    });
+    let path = dir.path().join("model.json");
+    std::fs::write(&path, document.to_string()).unwrap();
+    let deploy = crate::pipeline::Deploy::start(&["--request", path.to_str().unwrap()]);
+    for _ in 0..2 {
+        for (i, answer) in expected.iter().enumerate() {
+            let target = format!("f{i}.tar.gz");
+            let (status, _, body) = call(
+                "POST",
+                &deploy.url,
+                "/invocations",
+                &[
+                    ("content-type", "text/csv"),
+                    ("accept", "text/csv"),
+                    (TARGET, &target),
+                ],
+                request,
+            );
+            assert_eq!(status, 200, "{}\n{}", text(&body), deploy.log_text());
+            assert_eq!(&text(&body), answer, "model {i}");
+        }
+    }
+}

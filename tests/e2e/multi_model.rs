@@ -594,3 +594,28 @@ fn mme_local_deploy_of_a_docker_image_loads_into_opt_ml_models() {
         }
     }
 }
+
+#[test]
+fn mme_a_load_that_crashes_its_workers_fails_alone() {
+    let dir = tempdir();
+    let server = serve_mme("ballast", dir.path(), &[("SAGEMAKER_MODEL_SERVER_WORKERS", "2")]);
+    let url = &server.url;
+    assert_eq!(load(url, "a", &ballast_model(dir.path(), "a", 0)).0, 200);
+    let (status, body) = load(url, "boom", &ballast_model(dir.path(), "abort", 0));
+    assert_eq!(status, 500, "{body}");
+    let message = json(body.as_bytes())["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(r#"ended while loading model "boom""#),
+        "{message}"
+    );
+    // The endpoint keeps its other model, and the workers that replace the crashed ones do not
+    // load the failed one again.
+    assert_eq!(listed(url, 10), ["a"]);
+    server.wait_for_log("reloaded 1 model(s)");
+    for _ in 0..10 {
+        assert_eq!(invoke(url, "a", "x"), (200, "a:text/plain:x".to_string()));
+    }
+    assert_eq!(invoke(url, "boom", "x").0, 404);
+    assert_eq!(load(url, "b", &ballast_model(dir.path(), "b", 0)).0, 200);
+    assert_eq!(invoke(url, "b", "x"), (200, "b:text/plain:x".to_string()));
+}

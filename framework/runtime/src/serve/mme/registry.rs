@@ -75,6 +75,9 @@ pub struct Listed {
 
 type Done = Option<Result<(), LoadError>>;
 
+/// Models taken out to make room, each with the workers to unload it from.
+type Evicted = Vec<(String, Vec<Arc<Worker>>)>;
+
 enum State {
     /// Being loaded; its outcome arrives here.
     Loading(watch::Receiver<Done>),
@@ -165,14 +168,6 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn budget(&self) -> &Budget {
-        &self.budget
-    }
-
-    pub fn evicts(&self) -> bool {
-        self.evict_lru
-    }
-
     /// What the workers hold now, in bytes.
     pub fn resident(&self) -> u64 {
         let pids: Vec<u32> = self.lock().workers.iter().map(|w| w.pid).collect();
@@ -243,12 +238,7 @@ impl Registry {
     /// (making room first with `MODELSTAGE_MME_EVICT=lru`). Returns where the
     /// load's outcome goes and the models taken out to make room, with the
     /// workers to unload them from.
-    #[allow(clippy::type_complexity)]
-    fn admit(
-        &self,
-        name: &str,
-        url: &str,
-    ) -> Result<(watch::Sender<Done>, Vec<(String, Vec<Arc<Worker>>)>), LoadError> {
+    fn admit(&self, name: &str, url: &str) -> Result<(watch::Sender<Done>, Evicted), LoadError> {
         let conflict = || {
             LoadError::Conflict(format!(
                 "model {} is already loaded in stage {}",

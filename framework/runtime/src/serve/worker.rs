@@ -27,7 +27,7 @@ use bytes::Bytes;
 use super::chain::Pipeline;
 use super::config::{self, WorkerPlan};
 use super::mme::held::{self, Held};
-use super::protocol::{self, FrameWriter, WireAnswer, WireRequest};
+use super::protocol::{self, FrameWriter, StageDescription, WireAnswer, WireRequest};
 
 /// What a worker runs requests on: its model (a pipeline of one or more
 /// stages), or the models of a multi-model endpoint, by name.
@@ -132,7 +132,7 @@ pub fn run() -> i32 {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join("+");
-    modelstage_sdk::logging::init(&format!("worker[{component}]"));
+    modelstage_contract::logging::init(&format!("worker[{component}]"));
 
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // Registering a flag replaces the default action (terminate) with
@@ -140,7 +140,8 @@ pub fn run() -> i32 {
         let _ = signal_hook::flag::register(signal, Arc::new(AtomicBool::new(false)));
     }
 
-    // The control connection: HELLO, then READY or LOAD_FAILED. The server
+    // The control connection: HELLO, DESCRIBED once the libraries are open,
+    // then READY (or LOAD_FAILED at any point). The server
     // learns that this process ended when it closes.
     let control = match UnixStream::connect(&socket) {
         Ok(s) => Mutex::new(s),
@@ -164,17 +165,20 @@ pub fn run() -> i32 {
         Ok(()) => {}
         Err(message) => return load_failed(&message),
     }
-    let handler = if plan.multi_model {
-        match plan.stages.first().map(Held::open) {
-            Some(Ok(held)) => Handler::Models(Arc::new(held)),
-            Some(Err(message)) => return load_failed(&message),
-            None => return load_failed("a multi-model endpoint needs a stage"),
-        }
-    } else {
-        match Pipeline::load(&plan.stages) {
+    let stages = match Pipeline::open(&plan.stages) {
+        Ok(stages) => stages,
+        Err(message) => return load_failed(&message),
+    };
+    let described: Vec<StageDescription> = stages.iter().map(|s| StageDescription::of(s)).collect();
+    send(&control, &StageDescription::frame(&described));
+    let threads = StageDescription::threads(&described, plan.threads);
+    // A multi-model endpoint loads no model at start: the server sends them.
+    let handler = match (plan.multi_model, plan.stages.first(), stages.first()) {
+        (true, Some(plan), Some(&stage)) => Handler::Models(Arc::new(Held::new(plan, stage))),
+        _ => match Pipeline::load(&plan.stages, &stages) {
             Ok(p) => Handler::Pipeline(p),
             Err(message) => return load_failed(&message),
-        }
+        },
     };
     let pipeline = Arc::new(handler);
     let mut lanes = Vec::with_capacity(plan.lanes.max(1));
@@ -207,7 +211,7 @@ pub fn run() -> i32 {
             return 2;
         }
     }
-    serve_lanes(lanes, plan.threads.max(1), pipeline);
+    serve_lanes(lanes, threads, pipeline);
     0
 }
 
@@ -325,7 +329,6 @@ fn run_requests(lane: &LaneEnds, pipeline: &Handler, mut request: WireRequest) {
     send(&lane.writer, &started_frame(request.id));
     loop {
         let answer = pipeline.handle(&request);
-        modelstage_sdk::logging::set_request_id(None);
         let (mut frame, large_body) = answer.encode_split(Vec::new());
         let next = buffered_request(lane);
         let started = next.as_ref().map(|n| started_frame(n.id)).unwrap_or_default();

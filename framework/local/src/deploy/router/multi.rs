@@ -13,9 +13,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use actix_web::http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
+use modelstage_contract::excerpt::quoted;
 use modelstage_runtime::serve::mme::registry::target_problem;
-use modelstage_runtime::serve::REQUEST_ID_HEADER;
-use modelstage_sdk::excerpt::quoted;
+use modelstage_runtime::serve::{EdgeError, EdgeRules, Invocation, REQUEST_ID_HEADER};
 use tokio::sync::watch;
 
 use super::hop::{self, HopError, HopReply, HopRequest};
@@ -103,7 +103,9 @@ fn container_name(target: &str) -> String {
 fn json_failure(status: u16, label: &str, message: &str, request_id: &str) -> Failure {
     Failure {
         status,
-        body: modelstage_runtime::serve::error_body(status, label, None, message, None, request_id),
+        body: EdgeError::new(status, label, message)
+            .request_id(request_id)
+            .body(),
     }
 }
 
@@ -139,6 +141,7 @@ pub async fn invocations(
     req: HttpRequest,
     payload: web::Payload,
     config: web::Data<RouterConfig>,
+    rules: web::Data<EdgeRules>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let headers = req.headers();
@@ -162,16 +165,17 @@ pub async fn invocations(
     let target = match target {
         Ok(t) => t,
         Err(message) => {
-            return modelstage_runtime::serve::body::closing(
-                inbound::error(400, label, &message, &request_id),
-                payload,
-            )
+            return EdgeError::new(400, label, message)
+                .request_id(request_id.as_str())
+                .closing(payload)
+                .respond()
         }
     };
+    // The edge's checks come after the target's: a request for no model is refused unread.
     // The container enforces its own payload limit; the router only bounds what it reads.
-    let body = match inbound::read_body(payload, headers, 0, label, &request_id).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    let body = match Invocation::read(&req, payload, &rules, request_id.clone()).await {
+        Ok(invocation) => invocation.body,
+        Err(refused) => return refused.respond(),
     };
     let name = container_name(&target);
     let container = &config.targets[0];

@@ -16,7 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 
-use modelstage_sdk::excerpt::{bounded, quoted};
+use modelstage_contract::excerpt::{bounded, quoted};
 
 use super::super::chain::Pipeline;
 use super::super::config::StagePlan;
@@ -46,15 +46,14 @@ pub struct Held {
 }
 
 impl Held {
-    /// Opens the stage library; no model is loaded yet.
-    pub fn open(plan: &StagePlan) -> Result<Held, String> {
-        let stage = LoadedStage::open(&plan.library).map_err(|e| e.to_string())?;
-        Ok(Held {
+    /// Holds no model yet; `stage` is the library the worker opened.
+    pub fn new(plan: &StagePlan, stage: &'static LoadedStage) -> Held {
+        Held {
             stage,
             name: plan.name.clone(),
             default_accept: plan.default_accept.clone(),
             models: RwLock::new(HashMap::new()),
-        })
+        }
     }
 
     fn model(&self, name: &str) -> Option<Arc<Pipeline>> {

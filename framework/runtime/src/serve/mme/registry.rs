@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use modelstage_sdk::excerpt::quoted;
+use modelstage_contract::excerpt::quoted;
 use tokio::sync::{oneshot, watch};
 
-use super::super::pool::Worker;
+use super::super::process::WorkerProcess as Worker;
 use super::budget::{self, Budget};
 use super::control::Outcome;
 
@@ -111,8 +111,8 @@ pub struct Registry {
     /// `MODELSTAGE_MME_EVICT=lru`: unload least recently used models to
     /// make room, instead of answering 507.
     evict_lru: bool,
-    /// The stage, in messages.
-    stage: String,
+    /// The stage, in messages: known once a worker has described it.
+    stage: std::sync::OnceLock<String>,
     /// How long a load may take in every worker.
     load_timeout: Duration,
     /// Where archives are unpacked: a private folder, made on first use.
@@ -146,7 +146,7 @@ async fn gather(
 }
 
 impl Registry {
-    pub fn new(budget: Budget, evict_lru: bool, stage: String, load_timeout: Duration) -> Registry {
+    pub fn new(budget: Budget, evict_lru: bool, load_timeout: Duration) -> Registry {
         Registry {
             inner: Mutex::new(Inner {
                 models: BTreeMap::new(),
@@ -155,11 +155,35 @@ impl Registry {
             }),
             budget,
             evict_lru,
-            stage,
+            stage: std::sync::OnceLock::new(),
             load_timeout,
             unpack_root: Mutex::new(None),
             next_unpack: AtomicU64::new(0),
         }
+    }
+
+    /// The budget in MB, for the start-up log line; `None`: no budget.
+    pub fn budget_mb(&self) -> Option<u64> {
+        self.budget.limit_mb()
+    }
+
+    /// Where the budget came from.
+    pub fn budget_source(&self) -> &str {
+        &self.budget.source
+    }
+
+    /// Whether a load makes room by unloading the least recently used models.
+    pub fn evicts(&self) -> bool {
+        self.evict_lru
+    }
+
+    /// Names the stage in messages, once a worker has described it.
+    pub fn set_stage(&self, label: &str) {
+        let _ = self.stage.set(label.to_string());
+    }
+
+    fn stage(&self) -> &str {
+        self.stage.get().map_or("(starting)", String::as_str)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -196,7 +220,7 @@ impl Registry {
             log::info!(
                 "unloading model {} of {}, the least recently used, to make room for {} (MODELSTAGE_MME_EVICT=lru)",
                 quoted(victim.as_bytes()),
-                self.stage,
+                self.stage(),
                 quoted(name.as_bytes())
             );
             self.unload_from(&workers, &victim).await;
@@ -211,7 +235,7 @@ impl Registry {
             log::info!(
                 "model {} of {} loaded in {:.2} ms{shown}",
                 quoted(name.as_bytes()),
-                self.stage,
+                self.stage(),
                 started.elapsed().as_secs_f64() * 1000.0,
             );
         }
@@ -243,7 +267,7 @@ impl Registry {
             LoadError::Conflict(format!(
                 "model {} is already loaded in stage {}",
                 quoted(name.as_bytes()),
-                self.stage
+                self.stage()
             ))
         };
         if self.lock().models.contains_key(name) {
@@ -300,7 +324,7 @@ impl Registry {
                     "cannot load model {} in stage {}: the workers hold {} MB and a model costs about {} MB, \
                      over the budget of {} MB ({}); unload a model and retry",
                     quoted(name.as_bytes()),
-                    self.stage,
+                    self.stage(),
                     held / MB,
                     estimate.div_ceil(MB),
                     limit / MB,
@@ -339,7 +363,7 @@ impl Registry {
                         format!(
                             "cannot load model {} in stage {}: {} is not a folder",
                             quoted(name.as_bytes()),
-                            self.stage,
+                            self.stage(),
                             quoted(dir.to_string_lossy().as_bytes())
                         ),
                     ));
@@ -383,7 +407,7 @@ impl Registry {
                 format!(
                     "model {} of stage {} did not load within {} s in worker {pid} (SAGEMAKER_MODEL_SERVER_TIMEOUT)",
                     quoted(name.as_bytes()),
-                    self.stage,
+                    self.stage(),
                     self.load_timeout.as_secs()
                 ),
             )),
@@ -394,7 +418,7 @@ impl Registry {
                     500,
                     format!(
                         "the worker process {pid} of stage {} ended while loading model {} from {}",
-                        self.stage,
+                        self.stage(),
                         quoted(name.as_bytes()),
                         dir.display()
                     ),
@@ -429,7 +453,7 @@ impl Registry {
                 message: format!(
                     "cannot load model {} in stage {}: cannot unpack {}: {e}",
                     quoted(name.as_bytes()),
-                    self.stage,
+                    self.stage(),
                     tar_gz.display()
                 ),
             }),
@@ -474,7 +498,7 @@ impl Registry {
         if let Err(pid) = gather(pending, Instant::now() + self.load_timeout).await {
             log::error!(
                 "worker {pid} of {} did not confirm unloading model {} in time",
-                self.stage,
+                self.stage(),
                 quoted(name.as_bytes())
             );
         }
@@ -537,7 +561,7 @@ impl Registry {
                         message: format!(
                             "model {} of stage {} was still loading at the request's deadline (SAGEMAKER_MODEL_SERVER_TIMEOUT)",
                             quoted(name.as_bytes()),
-                            self.stage
+                            self.stage()
                         ),
                     })
                 }
@@ -664,7 +688,7 @@ impl Registry {
             log::error!(
                 "worker {} of {} could not reload model {}: {why}; unloading it from every worker",
                 worker.pid,
-                self.stage,
+                self.stage(),
                 quoted(name.as_bytes())
             );
             let workers = {
@@ -679,7 +703,7 @@ impl Registry {
         log::info!(
             "worker {} of {} reloaded {} model(s) in {} ms",
             worker.pid,
-            self.stage,
+            self.stage(),
             jobs.len(),
             started.elapsed().as_millis()
         );
@@ -745,7 +769,6 @@ mod tests {
                 source: String::new(),
             },
             false,
-            "s".into(),
             Duration::from_secs(1),
         ));
         for name in ["c", "a", "b", "d", "e"] {

@@ -10,18 +10,22 @@
 //!   SageMaker Python SDK's local mode sends): loads
 //!   `/opt/ml/model/<target>` (a `.tar.gz` or a folder) on first use.
 //!
-//! Errors are the endpoint's JSON errors (`http::error_response`).
+//! Errors are the endpoint's JSON errors ([`EdgeError`]); an invocation's
+//! head and body go through the endpoint's edge ([`Invocation`]).
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use modelstage_sdk::excerpt::quoted;
+use modelstage_contract::excerpt::quoted;
 use serde::Deserialize;
 
 use super::super::body;
-use super::super::http::{self, error_response, request_id, text_header, State};
+use super::super::edge::{json_response, request_id, text_header, EdgeError, EdgeRules, Invocation};
+use super::super::http::{self, State};
+use super::super::lane::Lanes;
 use super::registry::{target_problem, LoadError, Registry, Source};
 
 /// The header naming the model of a request, as `InvokeEndpoint`'s
@@ -54,7 +58,7 @@ pub fn register(cfg: &mut web::ServiceConfig) {
 }
 
 fn json(status: u16, value: serde_json::Value, rid: &str) -> HttpResponse {
-    http::json_response(status, value.to_string(), rid)
+    json_response(status, value.to_string(), rid)
 }
 
 /// One access-log line per request, as `/invocations` has.
@@ -68,8 +72,22 @@ fn logged(method: &str, path: &str, started: Instant, rid: &str, response: HttpR
     response
 }
 
-fn failure(state: &State, e: &LoadError, rid: &str) -> HttpResponse {
-    error_response(e.status(), &state.stage_label, None, e.message(), None, rid)
+/// An error answer of this endpoint.
+fn refuse(state: &State, status: u16, message: impl Into<String>, rid: &str) -> EdgeError {
+    EdgeError::new(status, state.stage_label.as_str(), message).request_id(rid)
+}
+
+fn failure(state: &State, e: &LoadError, rid: &str) -> EdgeError {
+    refuse(state, e.status(), e.message(), rid)
+}
+
+fn not_loaded(state: &State, name: &str, rid: &str) -> EdgeError {
+    let message = format!(
+        "model {} is not loaded in stage {} (load it with POST /models)",
+        quoted(name.as_bytes()),
+        state.stage_label
+    );
+    refuse(state, 404, message, rid)
 }
 
 /// Why a model name is refused, if it is: 1 to 1024 bytes, no control
@@ -84,6 +102,32 @@ fn name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// Reads the invocation's head and body under the endpoint's bounds, then
+/// runs it on `model`.
+async fn run_on(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    rules: &EdgeRules,
+    rid: &str,
+    model: String,
+) -> HttpResponse {
+    let invocation = match Invocation::read(req, payload, rules, rid.to_string()).await {
+        Ok(invocation) => invocation,
+        Err(refused) => return refused.respond(),
+    };
+    match req.app_data::<Rc<Lanes>>() {
+        Some(lanes) => http::invoke(invocation, state, lanes, Some(model)).await,
+        None => refuse(
+            state,
+            500,
+            "the endpoint has no lanes to its workers on this thread",
+            rid,
+        )
+        .respond(),
+    }
+}
+
 #[derive(Deserialize)]
 struct LoadRequest {
     model_name: String,
@@ -93,66 +137,73 @@ struct LoadRequest {
 /// `POST /models`.
 async fn load(
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     state: web::Data<State>,
     api: web::Data<Api>,
 ) -> HttpResponse {
     let started = Instant::now();
     let rid = request_id(req.headers());
-    let label = &state.stage_label;
-    let timeout = state.config.edge.body_timeout;
-    let response = match body::read(&mut payload, req.headers(), LOAD_BODY_MAX, timeout).await {
-        Err(e) => {
-            let message = e.message("the body of POST /models is larger than 64 KiB", timeout);
-            body::closing(
-                error_response(e.status(), label, None, &message, None, &rid),
-                payload,
-            )
-        }
-        Ok(bytes) => match serde_json::from_slice::<LoadRequest>(&bytes) {
-            Err(e) => {
-                let message = format!(
-                    "POST /models takes {{\"model_name\": \"...\", \"url\": \"...\"}}: {e} in {}",
-                    quoted(&bytes)
-                );
-                error_response(400, label, None, &message, None, &rid)
-            }
-            Ok(request) => match name_problem(&request.model_name) {
-                Some(message) => error_response(400, label, None, &message, None, &rid),
-                None => {
-                    let source = Source::Folder(PathBuf::from(&request.url));
-                    match api.registry.load(&request.model_name, &request.url, source).await {
-                        Ok(()) => json(
-                            200,
-                            serde_json::json!({
-                                "message": format!("model {} loaded", request.model_name),
-                                "modelName": request.model_name,
-                                "modelUrl": request.url,
-                            }),
-                            &rid,
-                        ),
-                        Err(e) => {
-                            log::warn!("rid={rid} {}", e.message());
-                            failure(&state, &e, &rid)
-                        }
-                    }
+    let response = match load_request(&req, payload, &state, &rid).await {
+        Err(refused) => refused.respond(),
+        Ok(request) => {
+            let source = Source::Folder(PathBuf::from(&request.url));
+            match api.registry.load(&request.model_name, &request.url, source).await {
+                Ok(()) => json(
+                    200,
+                    serde_json::json!({
+                        "message": format!("model {} loaded", request.model_name),
+                        "modelName": request.model_name,
+                        "modelUrl": request.url,
+                    }),
+                    &rid,
+                ),
+                Err(e) => {
+                    log::warn!("rid={rid} {}", e.message());
+                    failure(&state, &e, &rid).respond()
                 }
-            },
-        },
+            }
+        }
     };
     logged("POST", "/models", started, &rid, response)
+}
+
+/// The body of `POST /models`, read (64 KiB at most) and checked.
+async fn load_request(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    state: &State,
+    rid: &str,
+) -> Result<LoadRequest, Box<EdgeError>> {
+    let timeout = state.config.edge.body_timeout;
+    let bytes = match body::read(&mut payload, req.headers(), LOAD_BODY_MAX, timeout).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let message = e.message("the body of POST /models is larger than 64 KiB", timeout);
+            return Err(Box::new(refuse(state, e.status(), message, rid).closing(payload)));
+        }
+    };
+    let request = serde_json::from_slice::<LoadRequest>(&bytes).map_err(|e| {
+        let message = format!(
+            "POST /models takes {{\"model_name\": \"...\", \"url\": \"...\"}}: {e} in {}",
+            quoted(&bytes)
+        );
+        Box::new(refuse(state, 400, message, rid))
+    })?;
+    match name_problem(&request.model_name) {
+        Some(message) => Err(Box::new(refuse(state, 400, message, rid))),
+        None => Ok(request),
+    }
 }
 
 /// `GET /models?limit=N&next_page_token=T`.
 async fn list(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) -> HttpResponse {
     let rid = request_id(req.headers());
-    let label = &state.stage_label;
     let query = match web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
     {
         Ok(q) => q.into_inner(),
         Err(e) => {
             let message = format!("cannot read the query of GET /models: {e}");
-            return error_response(400, label, None, &message, None, &rid);
+            return refuse(&state, 400, message, &rid).respond();
         }
     };
     let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
@@ -163,7 +214,7 @@ async fn list(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) ->
                 "limit must be a whole number from 1 to {PAGE_MAX}, got {}",
                 quoted(query["limit"].as_bytes())
             );
-            return error_response(400, label, None, &message, None, &rid);
+            return refuse(&state, 400, message, &rid).respond();
         }
     };
     let token = query
@@ -178,22 +229,13 @@ async fn list(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) ->
     json(200, body, &rid)
 }
 
-fn not_loaded(state: &State, name: &str, rid: &str) -> HttpResponse {
-    let message = format!(
-        "model {} is not loaded in stage {} (load it with POST /models)",
-        quoted(name.as_bytes()),
-        state.stage_label
-    );
-    error_response(404, &state.stage_label, None, &message, None, rid)
-}
-
 /// `GET /models/{name}`.
 async fn describe(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) -> HttpResponse {
     let rid = request_id(req.headers());
     let name = req.match_info().query("name").to_string();
     match api.registry.describe(&name) {
         Some(listed) => json(200, serde_json::json!(listed), &rid),
-        None => not_loaded(&state, &name, &rid),
+        None => not_loaded(&state, &name, &rid).respond(),
     }
 }
 
@@ -209,7 +251,7 @@ async fn unload(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) 
             &rid,
         )
     } else {
-        not_loaded(&state, &name, &rid)
+        not_loaded(&state, &name, &rid).respond()
     };
     logged("DELETE", req.path(), started, &rid, response)
 }
@@ -220,15 +262,16 @@ async fn invoke(
     payload: web::Payload,
     state: web::Data<State>,
     api: web::Data<Api>,
+    rules: web::Data<EdgeRules>,
 ) -> HttpResponse {
     let started = Instant::now();
     let rid = request_id(req.headers());
     let name = req.match_info().query("name").to_string();
     let deadline = Instant::now() + state.config.timeout;
     let response = match api.registry.ready(&name, deadline).await {
-        Ok(true) => http::invoke(&req, payload, &state, &rid, Some(name)).await,
-        Ok(false) => body::closing(not_loaded(&state, &name, &rid), payload),
-        Err(e) => body::closing(failure(&state, &e, &rid), payload),
+        Ok(true) => run_on(&req, payload, &state, &rules, &rid, name).await,
+        Ok(false) => not_loaded(&state, &name, &rid).closing(payload).respond(),
+        Err(e) => failure(&state, &e, &rid).closing(payload).respond(),
     };
     logged("POST", req.path(), started, &rid, response)
 }
@@ -257,6 +300,7 @@ async fn invocations(
     payload: web::Payload,
     state: web::Data<State>,
     api: web::Data<Api>,
+    rules: web::Data<EdgeRules>,
 ) -> HttpResponse {
     let started = Instant::now();
     let rid = request_id(req.headers());
@@ -273,7 +317,7 @@ async fn invocations(
         None => Ok(t),
     });
     let response = match target {
-        Err(message) => body::closing(error_response(400, label, None, &message, None, &rid), payload),
+        Err(message) => refuse(&state, 400, message, &rid).closing(payload).respond(),
         Ok(target) => {
             let deadline = Instant::now() + state.config.timeout;
             let path = api.model_root.join(&target);
@@ -283,8 +327,8 @@ async fn invocations(
                 .ensure(&target, &url, || source_of(&path, &target, label), deadline)
                 .await;
             match loaded {
-                Ok(()) => http::invoke(&req, payload, &state, &rid, Some(target)).await,
-                Err(e) => body::closing(failure(&state, &e, &rid), payload),
+                Ok(()) => run_on(&req, payload, &state, &rules, &rid, target).await,
+                Err(e) => failure(&state, &e, &rid).closing(payload).respond(),
             }
         }
     };

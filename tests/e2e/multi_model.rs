@@ -162,6 +162,10 @@ fn mme_api_answers_every_status_and_pages() {
     assert!(message.contains(r#""broken""#), "{message}");
     assert!(message.contains(untagged.to_str().unwrap()), "{message}");
     assert!(message.contains("model_fn"), "{message}");
+    assert!(
+        message.starts_with("stage ballast cannot load model"),
+        "{message}"
+    );
     assert_eq!(error["stage"], "ballast");
     // A failed load leaves nothing behind: the name is free again.
     assert_eq!(get(url, "/models/broken").0, 404);

@@ -46,11 +46,12 @@ pub struct Held {
 }
 
 impl Held {
-    /// Holds no model yet; `stage` is the library the worker opened.
+    /// Holds no model yet; `stage` is the library the worker opened. Errors
+    /// name the stage as its descriptor does.
     pub fn new(plan: &StagePlan, stage: &'static LoadedStage) -> Held {
         Held {
             stage,
-            name: plan.name.clone(),
+            name: stage.info().name.clone(),
             default_accept: plan.default_accept.clone(),
             models: RwLock::new(HashMap::new()),
         }

@@ -118,21 +118,7 @@ fn passed_on(reply: HopReply) -> Failure {
 }
 
 fn hop_failure(e: HopError, target: &Target, config: &RouterConfig, request_id: &str) -> Failure {
-    let (status, message) = match e {
-        HopError::TimedOut => (
-            504,
-            format!(
-                "{} did not answer within {} s",
-                target.name,
-                config.hop_timeout.as_secs()
-            ),
-        ),
-        HopError::Unreachable(why) => (503, format!("{} could not be reached: {why}", target.name)),
-        HopError::TooLarge { .. } => (
-            500,
-            format!("the answer of {} is larger than the router reads", target.name),
-        ),
-    };
+    let (status, message) = e.answer(&target.name, config.hop_timeout);
     json_failure(status, &config.label, &message, request_id)
 }
 

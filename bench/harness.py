@@ -69,7 +69,9 @@ def stop(proc):
 
 
 def rss_kib(pid):
-    """Resident memory of a process and all its descendants, in KiB."""
+    """Resident memory of a process and all its descendants, in KiB. A child is listed under
+    the thread that started it (`serve` starts its workers from one thread per slot), so every
+    thread's children are counted."""
     total = 0
     pids = [pid]
     while pids:
@@ -79,20 +81,22 @@ def rss_kib(pid):
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                pids += [int(c) for c in f.read().split()]
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    pids += [int(c) for c in f.read().split()]
         except OSError:
             pass
     return total
 
 
-def wrk(port, connections, seconds, body, content_type, path="/invocations"):
-    """One wrk run: returns (requests/s, p50 ms, p99 ms)."""
+def wrk(port, connections, seconds, body, content_type, path="/invocations", lua=""):
+    """One wrk run: returns (requests/s, p50 ms, p99 ms). `lua` is added to the script (e.g. a
+    `request` function that picks each request's path)."""
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     escaped = body.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     script.write(
         f'wrk.method = "POST"\nwrk.body = "{escaped}"\n'
-        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        f'wrk.headers["Content-Type"] = "{content_type}"\n' + lua
     )
     script.close()
     threads = 1 if connections < 2 else 2
@@ -115,8 +119,8 @@ def wrk(port, connections, seconds, body, content_type, path="/invocations"):
     return rps, pct("50"), pct("99")
 
 
-def median_wrk(port, connections, seconds, runs, body, content_type):
-    results = [wrk(port, connections, seconds, body, content_type) for _ in range(runs)]
+def median_wrk(port, connections, seconds, runs, body, content_type, path="/invocations", lua=""):
+    results = [wrk(port, connections, seconds, body, content_type, path, lua) for _ in range(runs)]
     return tuple(statistics.median(r[i] for r in results) for i in range(3))
 
 

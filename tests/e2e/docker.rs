@@ -111,6 +111,7 @@ fn images_carry_the_contract_labels_and_an_exec_form_entrypoint() {
     ] {
         let labels = docker::image_labels(image).unwrap();
         assert_eq!(labels[docker::BIND_TO_PORT_LABEL], "true", "{image}");
+        assert_eq!(labels[docker::MULTI_MODELS_LABEL], "true", "{image}");
         // The stage and ABI labels must say what the host's loader says about the same library.
         let host = inspect_on_host(&stage_lib(library));
         let (name, version) = host["stage"].split_once(' ').unwrap();

@@ -28,7 +28,16 @@ pub(crate) fn fit_abalone(dir: &std::path::Path) -> PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::copy(abalone_csv(), data.join("abalone.csv")).unwrap();
-    let out_dir = dir.join("artifacts");
+    let tar_gz = fit_featurizer(&data, &dir.join("artifacts"), "featurizer");
+    let model = dir.join("model");
+    untar_model(&tar_gz, &model);
+    assert!(model.join("featurizer.json").exists());
+    model
+}
+
+/// Fits the featurizer on the CSV files in `data` with `modelstage fit` as job `job`; returns
+/// the `model.tar.gz` it wrote under `out_dir`.
+pub(crate) fn fit_featurizer(data: &std::path::Path, out_dir: &std::path::Path, job: &str) -> PathBuf {
     let stage = stage_lib("featurizer");
     let out = fit(&[
         "--stage",
@@ -44,13 +53,10 @@ pub(crate) fn fit_abalone(dir: &std::path::Path) -> PathBuf {
         "--output-path",
         out_dir.to_str().unwrap(),
         "--job-name",
-        "featurizer",
+        job,
     ]);
     assert!(out.status.success(), "stderr:\n{}", text(&out.stderr));
-    let model = dir.join("model");
-    untar_model(&out_dir.join("featurizer/output/model.tar.gz"), &model);
-    assert!(model.join("featurizer.json").exists());
-    model
+    out_dir.join(job).join("output/model.tar.gz")
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod inspect;
 mod isolation;
 mod json_logs;
 mod linear_learner;
+mod multi_model;
 mod pipeline;
 mod request_docs;
 mod serve;

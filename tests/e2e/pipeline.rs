@@ -16,14 +16,14 @@ use serde_json::json;
 use crate::support::*;
 
 /// A running `modelstage deploy`; stopped with SIGTERM on drop.
-struct Deploy {
-    url: String,
+pub(crate) struct Deploy {
+    pub(crate) url: String,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Deploy {
-    fn start(args: &[&str]) -> Deploy {
+    pub(crate) fn start(args: &[&str]) -> Deploy {
         let deploy = Deploy::spawn(args);
         deploy.wait_ready();
         deploy
@@ -59,7 +59,7 @@ impl Deploy {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 

@@ -236,17 +236,25 @@ pub fn post_with(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut req = client()
-        .post(format!("{url}/invocations"))
-        .header("content-type", content_type)
-        .body(body.to_vec());
-    if let Some(accept) = accept {
-        req = req.header("accept", accept);
-    }
+    let mut all = vec![("content-type", content_type)];
+    all.extend(accept.map(|a| ("accept", a)));
+    all.extend_from_slice(headers);
+    request("POST", &format!("{url}/invocations"), &all, body)
+}
+
+/// Any request: status, headers (lower-case names) and body.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut req = client().request(method, url).body(body.to_vec());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let r = req.send().expect("POST /invocations");
+    let r = req.send().unwrap_or_else(|e| panic!("{url}: {e}"));
     let status = r.status().as_u16();
     let headers = r
         .headers()

@@ -7,6 +7,8 @@ pub fn error_name(status: u16) -> &'static str {
     match status {
         400 => "BadRequest",
         404 => "NotFound",
+        409 => "Conflict",
+        507 => "InsufficientStorage",
         408 => "RequestTimeout",
         406 => "UnsupportedAccept",
         413 => "PayloadTooLarge",

@@ -25,10 +25,13 @@ pub use session::{
     cleanup_labelled, create_network, new_session_id, remove_network, Cleanup, Network, Session,
     MANAGED_LABEL, SESSION_LABEL,
 };
-pub use spec::{ContainerSpec, Mount, DEFAULT_PORT, MODEL_DIR, OPT_ML};
+pub use spec::{ContainerSpec, Mount, DEFAULT_PORT, MODELS_DIR, MODEL_DIR, OPT_ML};
 
 /// The label by which an image declares that it honours `SAGEMAKER_BIND_TO_PORT` (docs/contract.md (Serial pipelines)).
 pub const BIND_TO_PORT_LABEL: &str = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port";
+/// The label SageMaker requires of an image hosted as a multi-model endpoint
+/// (`modelstage serve` answers the multi-model API when `SAGEMAKER_MULTI_MODEL=true`).
+pub const MULTI_MODELS_LABEL: &str = "com.amazonaws.sagemaker.capabilities.multi-models";
 
 /// Why a Docker operation failed, in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

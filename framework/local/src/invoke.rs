@@ -31,6 +31,11 @@ pub struct InvokeArgs {
     /// `--header X-Amzn-SageMaker-Custom-Attributes=trace=1`.
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub headers: Vec<String>,
+    /// The model of a multi-model endpoint to invoke (`InvokeEndpoint`'s TargetModel): a
+    /// `model.tar.gz` under the endpoint's ModelDataUrl folder, e.g. `a.tar.gz`. Sent as
+    /// X-Amzn-SageMaker-Target-Model.
+    #[arg(long, value_name = "NAME")]
+    pub target_model: Option<String>,
     /// Seconds to wait for the answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
@@ -139,6 +144,9 @@ pub fn send(args: &InvokeArgs) -> Result<Answer, String> {
     if let Some(accept) = &args.accept {
         request = request.header(reqwest::header::ACCEPT, accept.as_str());
     }
+    if let Some(target) = &args.target_model {
+        request = request.header("X-Amzn-SageMaker-Target-Model", target.as_str());
+    }
     for header in &args.headers {
         let (name, value) = header
             .split_once('=')
@@ -229,6 +237,7 @@ mod tests {
             body: Some("1,2".into()),
             body_file: None,
             headers: extra,
+            target_model: None,
             timeout: 5,
             verbose: false,
         }
@@ -256,6 +265,21 @@ mod tests {
             "{head}"
         );
         assert_eq!(body, b"1,2");
+    }
+
+    #[test]
+    fn the_target_model_is_a_header() {
+        let (url, server) = one_shot("200 OK", "ok");
+        let mut request = args(&url, vec![]);
+        request.target_model = Some("a.tar.gz".into());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(invoke(&request, &mut out, &mut err), ExitCode::SUCCESS);
+        let (head, _) = server.join().unwrap();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("x-amzn-sagemaker-target-model: a.tar.gz"),
+            "{head}"
+        );
     }
 
     #[test]

@@ -561,7 +561,8 @@ impl LoadedStage {
         }
     }
 
-    /// Calls `model_fn`. The model lives for the rest of the process.
+    /// Calls `model_fn`. The model lives until the returned value is dropped:
+    /// for the rest of the process, unless a multi-model endpoint unloads it.
     pub fn load_model(&'static self, model_dir: &Path) -> Result<LoadedModel, HookError> {
         let dir = model_dir.to_string_lossy().into_owned();
         let mut model = ModelstageValue::EMPTY;
@@ -613,6 +614,14 @@ pub struct LoadedModel {
 unsafe impl Send for LoadedModel {}
 // SAFETY: see `Send` above.
 unsafe impl Sync for LoadedModel {}
+
+impl Drop for LoadedModel {
+    /// Releases the model through the stage's own function. Nothing else
+    /// holds it: every call borrows `self`.
+    fn drop(&mut self) {
+        release_value(&mut self.model);
+    }
+}
 
 /// An owned intermediate value, released on drop.
 struct Owned(ModelstageValue);

@@ -74,8 +74,8 @@ impl Endpoint {
     /// Starts every container and waits until all are healthy. On any failure everything
     /// started so far is stopped, and the error names the container and shows its log.
     pub fn start(spec: &ModelSpec, options: &Options, stop: &AtomicBool) -> anyhow::Result<Endpoint> {
-        if options.fused && spec.mode == Mode::Direct {
-            bail!("--fused chains containers; a Direct-mode model has no chain (drop --fused)");
+        if options.fused && matches!(spec.mode, Mode::Direct | Mode::MultiModel) {
+            bail!("--fused chains containers; a Direct-mode or multi-model endpoint has no chain (drop --fused)");
         }
         let images = spec
             .containers
@@ -99,7 +99,10 @@ impl Endpoint {
         let model_dirs = spec
             .containers
             .iter()
-            .map(|c| prepare_model(c, work.path()))
+            .map(|c| match spec.mode {
+                Mode::MultiModel => prepare_models_folder(c, work.path()),
+                _ => prepare_model(c, work.path()),
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let session = if images.iter().any(StageImage::is_docker) {
             Some(docker::Session::start().context("cannot start a Docker session for the endpoint")?)
@@ -131,8 +134,8 @@ impl Endpoint {
                 endpoint.port = port;
                 vec![one_process(&stages, port, options)]
             }
-            (Mode::Serial | Mode::Direct, _) => {
-                let (launches, targets) = separate(&stages, options)?;
+            (Mode::Serial | Mode::Direct | Mode::MultiModel, _) => {
+                let (mut launches, targets) = separate(&stages, options)?;
                 let first = &spec.containers[0];
                 let hop_timeout = spec
                     .containers
@@ -149,6 +152,15 @@ impl Endpoint {
                     environment::max_payload_in_mb(first, &options.extra_env),
                 );
                 let http_threads = modelstage_contract::settings::http_threads();
+                let config = match spec.mode {
+                    Mode::MultiModel => {
+                        launches[0]
+                            .env
+                            .push(("SAGEMAKER_MULTI_MODEL".into(), "true".into()));
+                        config.with_models(multi_models(&stages))
+                    }
+                    _ => config,
+                };
                 let router = Router::start(config, options.bind, options.port, http_threads)?;
                 endpoint.port = router.port;
                 endpoint.router = Some(router);
@@ -281,6 +293,44 @@ fn prepare_model(container: &ContainerSpec, work: &Path) -> anyhow::Result<PathB
         archive::unpack(tarball, &model_dir).map_err(|e| anyhow!("{name}: ModelDataUrl: {e:#}"))?;
     }
     Ok(model_dir)
+}
+
+/// A multi-model container's folders under `<work>/<name>`: an empty `model` (its
+/// `/opt/ml/model`) and `models` (its `/opt/ml/models`), where the router unpacks the archives of
+/// its `ModelDataUrl` folder on first use. Returns the `model` folder.
+fn prepare_models_folder(container: &ContainerSpec, work: &Path) -> anyhow::Result<PathBuf> {
+    let name = &container.name;
+    if let Some(source) = &container.model_data {
+        if !source.is_dir() {
+            bail!(
+                "{name}: ModelDataUrl '{}' is not a folder: a MultiModel container's ModelDataUrl is the \
+                 folder holding its model.tar.gz files",
+                source.display()
+            );
+        }
+    }
+    let model_dir = work.join(name).join("model");
+    for dir in [&model_dir, &work.join(name).join(MODELS_FOLDER)] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(model_dir)
+}
+
+/// The folder beside `model` where a multi-model container's models are unpacked.
+pub(crate) const MODELS_FOLDER: &str = "models";
+
+/// What the router of a multi-model endpoint needs: where the archives are, where to unpack
+/// them, and where the container sees them (`/opt/ml/models` in a Docker container).
+fn multi_models(stages: &Stages) -> super::router::multi::Models {
+    let container = &stages.spec.containers[0];
+    let model_dir = &stages.model_dirs[0];
+    let local = model_dir.with_file_name(MODELS_FOLDER);
+    let seen = if stages.images[0].is_docker() {
+        PathBuf::from(docker::MODELS_DIR)
+    } else {
+        local.clone()
+    };
+    super::router::multi::Models::new(container.model_data.clone().unwrap_or_default(), local, seen)
 }
 
 /// The containers of a model with what [`Endpoint::start`] found out about them.

@@ -146,6 +146,7 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<Option<String>> {
         (Mode::Serial, true) => "serial pipeline, fused in one process",
         (Mode::Serial, false) => "serial pipeline behind a router",
         (Mode::Direct, _) => "Direct mode behind a router",
+        (Mode::MultiModel, _) => "multi-model endpoint behind a router",
     };
     eprintln!(
         "modelstage deploy: endpoint ready at http://localhost:{}/invocations ({}: {})",

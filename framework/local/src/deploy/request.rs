@@ -33,6 +33,10 @@ pub enum Mode {
     Serial,
     /// `Containers` in `Direct` mode: each request names its container by hostname.
     Direct,
+    /// A `PrimaryContainer` with `"Mode": "MultiModel"`: a multi-model endpoint. `ModelDataUrl`
+    /// is a folder of `*.tar.gz`; each request names its model in
+    /// `X-Amzn-SageMaker-Target-Model`, which the router loads on first use.
+    MultiModel,
 }
 
 /// One `ContainerDefinition`, checked.
@@ -101,8 +105,19 @@ impl ModelSpec {
                          PrimaryContainer model has one container"
                     );
                 }
-                let container = container(primary, "primary", &format!("{origin}: PrimaryContainer"))?;
-                (Mode::Single, vec![container])
+                let at = format!("{origin}: PrimaryContainer");
+                let mode = match opt_str(primary, "Mode", &at)?.as_deref() {
+                    Some("MultiModel") => Mode::MultiModel,
+                    _ => Mode::Single,
+                };
+                let container = container(primary, "primary", &at)?;
+                if mode == Mode::MultiModel && container.model_data.is_none() {
+                    bail!(
+                        "{at}: a MultiModel container needs ModelDataUrl: the folder (file://…/models/) \
+                         holding its model.tar.gz files"
+                    );
+                }
+                (mode, vec![container])
             }
             (None, Some(items)) => {
                 let mode = match mode_field.as_deref() {
@@ -120,6 +135,11 @@ impl ModelSpec {
                         let item = item
                             .as_object()
                             .ok_or_else(|| anyhow!("{at} must be an object (a container definition)"))?;
+                        if opt_str(item, "Mode", &at)?.as_deref() == Some("MultiModel") {
+                            bail!(
+                                "{at}: Mode MultiModel is for a PrimaryContainer, not a container of a list"
+                            );
+                        }
                         container(item, &format!("container-{}", i + 1), &at)
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
@@ -184,7 +204,7 @@ impl ModelSpec {
     /// The checks SageMaker makes on the container list as a whole.
     fn check(&self) -> anyhow::Result<()> {
         let n = self.containers.len();
-        if self.mode != Mode::Single && !(2..=MAX_CONTAINERS).contains(&n) {
+        if matches!(self.mode, Mode::Serial | Mode::Direct) && !(2..=MAX_CONTAINERS).contains(&n) {
             bail!(
                 "Containers holds {n} container(s); a model of several containers has 2 to {MAX_CONTAINERS} \
                  (for one, use PrimaryContainer)"
@@ -225,8 +245,8 @@ fn container(def: &Map<String, Value>, default_name: &str, at: &str) -> anyhow::
         }
     }
     if let Some(mode) = opt_str(def, "Mode", at)? {
-        if mode != "SingleModel" {
-            bail!("{at}: Mode '{mode}' is not supported locally; only SingleModel is");
+        if mode != "SingleModel" && mode != "MultiModel" {
+            bail!("{at}: Mode must be SingleModel or MultiModel, got '{mode}'");
         }
     }
     let name = match opt_str(def, "ContainerHostname", at)? {
@@ -340,6 +360,17 @@ mod tests {
     }
 
     #[test]
+    fn multi_model() {
+        let spec = parse(
+            r#"{"PrimaryContainer": {"Image": "a.so", "Mode": "MultiModel",
+                 "ModelDataUrl": "file:///srv/models/"}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.mode, Mode::MultiModel);
+        assert_eq!(spec.containers[0].model_data, Some("/srv/models/".into()));
+    }
+
+    #[test]
     fn direct_mode() {
         let spec = parse(
             r#"{"InferenceExecutionConfig": {"Mode": "Direct"},
@@ -384,8 +415,15 @@ mod tests {
         assert!(e.contains("ContainerHostname '-x' must begin and end"), "{e}");
         let e = error(r#"{"PrimaryContainer": {"Image": "a", "ModelDataUrl": "s3://b/m.tar.gz"}}"#);
         assert!(e.contains("ModelDataUrl") && e.contains("S3"), "{e}");
+        let e = error(r#"{"PrimaryContainer": {"Image": "a", "Mode": "Batch"}}"#);
+        assert!(e.contains("SingleModel or MultiModel, got 'Batch'"), "{e}");
         let e = error(r#"{"PrimaryContainer": {"Image": "a", "Mode": "MultiModel"}}"#);
-        assert!(e.contains("only SingleModel"), "{e}");
+        assert!(e.contains("needs ModelDataUrl"), "{e}");
+        let e = error(r#"{"Containers": [{"Image": "a", "Mode": "MultiModel"}, {"Image": "b"}]}"#);
+        assert!(
+            e.contains("Containers[0]: Mode MultiModel is for a PrimaryContainer"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ use super::DockerError;
 pub const OPT_ML: &str = "/opt/ml";
 /// Where a serving container finds its model.
 pub const MODEL_DIR: &str = "/opt/ml/model";
+/// Where a multi-model serving container finds the models the platform unpacked for it.
+pub const MODELS_DIR: &str = "/opt/ml/models";
 /// The port a serving container listens on unless `SAGEMAKER_BIND_TO_PORT` says otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
 

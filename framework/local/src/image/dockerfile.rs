@@ -4,7 +4,7 @@
 
 use modelstage_runtime::loader::StageInfo;
 
-use crate::docker::BIND_TO_PORT_LABEL;
+use crate::docker::{BIND_TO_PORT_LABEL, MULTI_MODELS_LABEL};
 
 /// Where every stage image keeps its stage library (`MODELSTAGE_STAGE`).
 pub const STAGE_PATH: &str = "/opt/modelstage/stage.so";
@@ -35,6 +35,7 @@ impl StageLabels {
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         vec![
             (BIND_TO_PORT_LABEL, "true".to_string()),
+            (MULTI_MODELS_LABEL, "true".to_string()),
             ("com.modelstage.stage.name", self.name.clone()),
             ("com.modelstage.stage.version", self.version.clone()),
             ("com.modelstage.stage.library", self.library.clone()),

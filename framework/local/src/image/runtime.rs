@@ -23,7 +23,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 use super::dockerfile::STAGE_PATH;
-use crate::docker::{cli, BIND_TO_PORT_LABEL};
+use crate::docker::{cli, BIND_TO_PORT_LABEL, MULTI_MODELS_LABEL};
 
 /// Where the binary lives in every image.
 pub const BINARY_PATH: &str = "/usr/local/bin/modelstage";
@@ -71,6 +71,7 @@ pub fn build_runtime(binary: &Path, tag: &str) -> anyhow::Result<String> {
         format!("ENTRYPOINT [\"{BINARY_PATH}\"]"),
         "EXPOSE 8080".to_string(),
         format!("LABEL {BIND_TO_PORT_LABEL}=true"),
+        format!("LABEL {MULTI_MODELS_LABEL}=true"),
         format!("LABEL com.modelstage.runtime.version={}", super::VERSION),
         format!("LABEL com.modelstage.runtime.abi={abi}"),
         format!("LABEL {FINGERPRINT_LABEL}={fingerprint}"),

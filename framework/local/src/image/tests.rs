@@ -28,6 +28,11 @@ fn the_dockerfile_copies_the_stage_to_its_fixed_path_with_every_label() {
         "{text}"
     );
     assert!(text.contains("com.amazonaws.sagemaker.capabilities.accept-bind-to-port=\"true\""));
+    // Both capabilities: a stage image can serve a serial pipeline and a multi-model endpoint.
+    assert!(
+        text.contains("com.amazonaws.sagemaker.capabilities.multi-models=\"true\""),
+        "{text}"
+    );
     // A quote in a value cannot end the label early.
     assert!(
         text.contains(r#"com.modelstage.stage.name="my \"stage\"""#),

@@ -69,6 +69,19 @@ impl Pipeline {
         Ok(Pipeline { members, label })
     }
 
+    /// A pipeline of one stage around a model already loaded: one model of a
+    /// multi-model endpoint (`mme`).
+    pub fn of_model(name: &str, default_accept: &str, model: LoadedModel) -> Pipeline {
+        Pipeline {
+            members: vec![Member {
+                name: name.to_string(),
+                default_accept: default_accept.to_string(),
+                model,
+            }],
+            label: name.to_string(),
+        }
+    }
+
     /// Runs one request through every stage.
     pub fn handle(&self, request: &WireRequest) -> WireAnswer {
         // A single stage gets the request's metadata as the edge resolved it.

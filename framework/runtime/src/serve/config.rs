@@ -57,6 +57,10 @@ pub struct WorkerPlan {
     pub threads: usize,
     /// Data connections to open to the server: one per HTTP thread.
     pub lanes: usize,
+    /// A multi-model endpoint: no model at start; the server loads and
+    /// unloads them (`mme`).
+    #[serde(default)]
+    pub multi_model: bool,
 }
 
 /// Everything `modelstage serve` runs with.

@@ -79,7 +79,7 @@ pub async fn invocations(
     let (response, request_id, arrived) = match (invocation, req.app_data::<Rc<Lanes>>()) {
         (Ok(invocation), Some(lanes)) => {
             let (request_id, arrived) = (invocation.request_id.clone(), invocation.arrived);
-            (invoke(invocation, &state, lanes).await, request_id, arrived)
+            (invoke(invocation, &state, lanes, None).await, request_id, arrived)
         }
         (Ok(invocation), None) => {
             let message = "the endpoint has no lanes to its workers on this thread";
@@ -102,7 +102,13 @@ pub async fn invocations(
     response
 }
 
-async fn invoke(invocation: Invocation, state: &State, lanes: &Rc<Lanes>) -> HttpResponse {
+/// Runs one request on the stage (on `model`, in a multi-model endpoint).
+pub(super) async fn invoke(
+    invocation: Invocation,
+    state: &State,
+    lanes: &Rc<Lanes>,
+    model: Option<String>,
+) -> HttpResponse {
     // One deadline per request, from its arrival: reading the body, waiting
     // for a free request thread and running on it all count.
     let deadline = invocation.arrived + state.config.timeout;
@@ -117,6 +123,7 @@ async fn invoke(invocation: Invocation, state: &State, lanes: &Rc<Lanes>) -> Htt
     let request = WireRequest {
         id: 0,
         meta,
+        model,
         body: invocation.body,
     };
 

@@ -22,6 +22,7 @@ mod head_timer;
 mod http;
 mod lane;
 pub mod memory;
+pub mod mme;
 mod pool;
 mod process;
 mod protocol;
@@ -254,12 +255,24 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     let settings = settings(&args).map_err(ServeError::Config)?;
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
+    let multi_model = mme::Settings::read().map_err(ServeError::Config)?;
+    if multi_model.is_some() && settings.stages.len() > 1 {
+        return Err(ServeError::Config(
+            "a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) serves one stage, not a pipeline"
+                .to_string(),
+        ));
+    }
     let plan = WorkerPlan {
         stages: settings.stages.clone(),
         threads: settings.shared_threads,
         lanes: http_threads,
+        multi_model: multi_model.is_some(),
     };
-    let pool = pool::Pool::start(settings.workers, &plan).map_err(ServeError::Setup)?;
+    let registry = multi_model.map(|m| {
+        let timeout = http::timeout_of(settings.env.timeout_secs.unwrap_or(60));
+        Arc::new(mme::Registry::new(m.budget, m.evict_lru, timeout))
+    });
+    let pool = pool::Pool::start(settings.workers, &plan, registry.clone()).map_err(ServeError::Setup)?;
     let described = match pool.described() {
         Ok(d) => d,
         Err(e) => {
@@ -278,6 +291,25 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         config.timeout.as_secs(),
         config.max_payload_in_mb
     );
+    let api = registry.as_ref().map(|registry| {
+        registry.set_stage(&label);
+        log::info!(
+            "multi-model endpoint: models load on request; memory budget {} ({}), {}",
+            registry
+                .budget_mb()
+                .map_or("none".to_string(), |mb| format!("{mb} MB")),
+            registry.budget_source(),
+            if registry.evicts() {
+                "least recently used models unloaded to make room (MODELSTAGE_MME_EVICT=lru)"
+            } else {
+                "a load past it answers 507"
+            }
+        );
+        web::Data::new(mme::routes::Api {
+            registry: Arc::clone(registry),
+            model_root: config::base_dir().join("model"),
+        })
+    });
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
     let edge = config.edge.clone();
@@ -318,10 +350,19 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         };
         let server = server::start(listener, options, move || {
             // Each HTTP thread has its own lanes to the workers (see `lane`).
+            let api = api.clone();
             App::new()
                 .app_data(std::rc::Rc::new(lane::Lanes::default()))
                 .app_data(state.clone())
                 .app_data(rules.clone())
+                // A multi-model endpoint's routes come first: its
+                // `/invocations` is the one served.
+                .configure(|cfg| {
+                    if let Some(api) = api {
+                        cfg.app_data(api);
+                        mme::routes::register(cfg);
+                    }
+                })
                 .route("/ping", web::get().to(http::ping))
                 .route("/ping", web::head().to(http::ping))
                 .route("/invocations", web::post().to(http::invocations))
@@ -339,6 +380,9 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         server.await
     });
     pool.shutdown();
+    if let Some(registry) = &registry {
+        registry.shutdown();
+    }
     if let Some(fatal) = pool.fatal_error() {
         return Err(fatal.into());
     }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::config::WorkerPlan;
 use super::dispatch::Board;
 use super::lane::{LaneReply, Lanes};
+use super::mme;
 use super::process::{SlotEvent, WorkerProcess};
 use super::protocol::{self, FromWorker, StageDescription, WireAnswer, WireRequest};
 use super::socket_dir;
@@ -107,6 +108,9 @@ pub struct Pool {
     lanes: usize,
     /// `MODELSTAGE_WORKER_MEMORY_MB`, named when a worker dies of a signal.
     memory_limit_mb: Option<u64>,
+    /// The models of a multi-model endpoint, which every worker loads
+    /// before it takes requests.
+    models: Option<Arc<mme::Registry>>,
 }
 
 /// Times a request goes back to be sent elsewhere because its worker died
@@ -153,7 +157,15 @@ impl Pool {
     /// are from the first worker that opens them ([`Pool::described`]); a
     /// worker that fails to open its stages or load its model before any
     /// worker was ever ready is fatal ([`Pool::fatal`]).
-    pub fn start(workers: usize, plan: &WorkerPlan) -> std::io::Result<Arc<Pool>> {
+    ///
+    /// In a multi-model endpoint (`models`), each worker, the first ones
+    /// and every replacement, loads the models of the registry before it
+    /// takes requests.
+    pub fn start(
+        workers: usize,
+        plan: &WorkerPlan,
+        models: Option<Arc<mme::Registry>>,
+    ) -> std::io::Result<Arc<Pool>> {
         let memory_limit_mb = worker::memory_limit_mb()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let socket_dir = socket_dir::create()?;
@@ -196,6 +208,7 @@ impl Pool {
             exe: std::env::current_exe()?,
             lanes: plan.lanes.max(1),
             memory_limit_mb,
+            models,
         });
         std::thread::Builder::new()
             .name("worker-socket".into())
@@ -437,14 +450,6 @@ impl Pool {
                 self.failing.fetch_sub(1, Ordering::SeqCst);
                 failures = 0;
             }
-            self.board.install(slot, Arc::clone(&worker), worker.threads);
-            self.ever_ready.store(true, Ordering::SeqCst);
-            log::info!(
-                "worker {} of {} ready in {} ms",
-                worker.pid,
-                self.label(),
-                started.elapsed().as_millis()
-            );
             let watcher = {
                 let pool = Arc::clone(&self);
                 let worker = Arc::clone(&worker);
@@ -458,6 +463,22 @@ impl Pool {
                 self.board.remove(&worker);
                 worker.kill();
                 continue;
+            }
+            // A multi-model endpoint's worker loads the models first (its
+            // watcher, started above, reads the answers).
+            if let Some(models) = &self.models {
+                models.attach(&worker);
+            }
+            // (Unless it ended meanwhile: its watcher has told this thread.)
+            if worker.exit.lock().map(|e| e.is_none()).unwrap_or(true) {
+                self.board.install(slot, Arc::clone(&worker), worker.threads);
+                self.ever_ready.store(true, Ordering::SeqCst);
+                log::info!(
+                    "worker {} of {} ready in {} ms",
+                    worker.pid,
+                    self.label(),
+                    started.elapsed().as_millis()
+                );
             }
             loop {
                 match events_rx.recv() {
@@ -501,6 +522,7 @@ impl Pool {
                 });
             }
         };
+        let models = mme::Control::new(control.get_ref().try_clone().ok());
         let worker = Arc::new(WorkerProcess {
             id: self.next_worker.fetch_add(1, Ordering::Relaxed),
             pid,
@@ -512,6 +534,7 @@ impl Pool {
             exit: Mutex::new(None),
             child: Mutex::new(child),
             events: events.clone(),
+            models,
         });
         Ok((worker, control))
     }
@@ -562,7 +585,13 @@ impl Pool {
         events: mpsc::Sender<SlotEvent>,
     ) {
         let mut buf = Vec::new();
-        while let Ok(Some(_)) = protocol::read_frame(&mut control, &mut buf) {}
+        while let Ok(Some(kind)) = protocol::read_frame(&mut control, &mut buf) {
+            worker.models.deliver(kind, &buf[1..]);
+        }
+        worker.models.close();
+        if let Some(models) = &self.models {
+            models.detach(&worker);
+        }
         self.board.remove(&worker);
         let status = worker.child.lock().ok().and_then(|mut c| c.wait().ok());
         let mut how = describe_exit(status);

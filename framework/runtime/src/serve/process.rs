@@ -32,6 +32,8 @@ pub struct WorkerProcess {
     pub(super) child: Mutex<Child>,
     /// Tells its slot's lifecycle thread that it was retired.
     pub(super) events: mpsc::Sender<SlotEvent>,
+    /// Its model loads and unloads, in a multi-model endpoint.
+    pub models: super::mme::Control,
 }
 
 impl WorkerProcess {

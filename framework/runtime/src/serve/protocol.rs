@@ -30,6 +30,15 @@ pub const STARTED: u8 = 8;
 /// `model_fn`. The server configures itself from the first one, so the
 /// server process never loads a stage library itself.
 pub const DESCRIBED: u8 = 9;
+/// Multi-model endpoints (`serve/mme`), on the control connection. From the
+/// server: load a model (`u64 op | name | model dir`), unload one
+/// (`u64 op | name`). From the worker: the outcome of an operation
+/// (`u64 op`, and the message of a failed load).
+pub const LOAD_MODEL: u8 = 10;
+pub const UNLOAD_MODEL: u8 = 11;
+pub const MODEL_LOADED: u8 = 12;
+pub const MODEL_LOAD_FAILED: u8 = 13;
+pub const MODEL_UNLOADED: u8 = 14;
 
 /// The size of a frame's length prefix.
 pub const PREFIX: usize = 8;
@@ -44,6 +53,8 @@ pub const READ_CHUNK: usize = 8 * 1024 * 1024;
 pub struct WireRequest {
     pub id: u64,
     pub meta: RequestMeta,
+    /// The model of a multi-model endpoint the request is for.
+    pub model: Option<String>,
     pub body: Bytes,
 }
 
@@ -330,6 +341,7 @@ impl WireRequest {
             .bytes(self.meta.content_type.as_bytes())
             .bytes(self.meta.accept.as_bytes())
             .opt(self.meta.custom_attributes.as_deref())
+            .opt(self.model.as_deref())
             .bytes(&self.body)
             .finish()
     }
@@ -345,6 +357,7 @@ impl WireRequest {
                 accept: r.string()?,
                 custom_attributes: r.opt()?,
             },
+            model: r.opt()?,
             body: payload.slice_ref(r.bytes()?),
         })
     }
@@ -469,6 +482,7 @@ mod tests {
                 accept: "application/json".into(),
                 custom_attributes: Some(String::new()),
             },
+            model: Some("a.tar.gz".into()),
             body: Bytes::from_static(b"1,2\n3,4\n"),
         };
         let (kind, payload) = roundtrip(req.encode_onto(Vec::new()));
@@ -478,6 +492,7 @@ mod tests {
         assert_eq!(back.meta.request_id, "r-1");
         assert_eq!(back.meta.content_type, "text/csv; charset=utf-8");
         assert_eq!(back.meta.custom_attributes.as_deref(), Some(""));
+        assert_eq!(back.model.as_deref(), Some("a.tar.gz"));
         assert_eq!(&back.body[..], b"1,2\n3,4\n");
     }
 

@@ -26,7 +26,24 @@ use bytes::Bytes;
 
 use super::chain::Pipeline;
 use super::config::{self, WorkerPlan};
-use super::protocol::{self, FrameWriter, StageDescription, WireRequest};
+use super::mme::held::{self, Held};
+use super::protocol::{self, FrameWriter, StageDescription, WireAnswer, WireRequest};
+
+/// What a worker runs requests on: its model (a pipeline of one or more
+/// stages), or the models of a multi-model endpoint, by name.
+enum Handler {
+    Pipeline(Pipeline),
+    Models(Arc<Held>),
+}
+
+impl Handler {
+    fn handle(&self, request: &WireRequest) -> WireAnswer {
+        match self {
+            Handler::Pipeline(pipeline) => pipeline.handle(request),
+            Handler::Models(held) => held.handle(request),
+        }
+    }
+}
 
 /// Environment variables the server hands a worker.
 pub const ENV_SOCKET: &str = "MODELSTAGE_WORKER_SOCKET";
@@ -155,10 +172,15 @@ pub fn run() -> i32 {
     let described: Vec<StageDescription> = stages.iter().map(|s| StageDescription::of(s)).collect();
     send(&control, &StageDescription::frame(&described));
     let threads = StageDescription::threads(&described, plan.threads);
-    let pipeline = match Pipeline::load(&plan.stages, &stages) {
-        Ok(p) => Arc::new(p),
-        Err(message) => return load_failed(&message),
+    // A multi-model endpoint loads no model at start: the server sends them.
+    let handler = match (plan.multi_model, plan.stages.first(), stages.first()) {
+        (true, Some(plan), Some(&stage)) => Handler::Models(Arc::new(Held::new(plan, stage))),
+        _ => match Pipeline::load(&plan.stages, &stages) {
+            Ok(p) => Handler::Pipeline(p),
+            Err(message) => return load_failed(&message),
+        },
     };
+    let pipeline = Arc::new(handler);
     let mut lanes = Vec::with_capacity(plan.lanes.max(1));
     for _ in 0..plan.lanes.max(1) {
         let lane = UnixStream::connect(&socket).and_then(|mut lane| {
@@ -174,6 +196,21 @@ pub fn run() -> i32 {
         }
     }
     send(&control, &FrameWriter::new(protocol::READY, 0).finish());
+    if let Handler::Models(held) = &*pipeline {
+        // From here on the server's model operations come on the control
+        // connection, and only their answers are written to it.
+        let stream = control.lock().ok().and_then(|c| c.try_clone().ok());
+        let held = Arc::clone(held);
+        let spawned = stream.map(|stream| {
+            std::thread::Builder::new()
+                .name("model-control".into())
+                .spawn(move || held::serve_control(held, stream))
+        });
+        if !matches!(spawned, Some(Ok(_))) {
+            eprintln!("modelstage worker: cannot take the server's model operations");
+            return 2;
+        }
+    }
     serve_lanes(lanes, threads, pipeline);
     0
 }
@@ -216,7 +253,7 @@ impl Permits {
 /// request reaches its thread without a hand-off, while the next idle
 /// thread already waits for the lane's next request. At most `threads`
 /// requests run at once across all lanes.
-fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Pipeline>) {
+fn serve_lanes(lanes: Vec<UnixStream>, threads: usize, pipeline: Arc<Handler>) {
     let permits = Arc::new(Permits {
         free: Mutex::new(threads),
         freed: Condvar::new(),
@@ -288,7 +325,7 @@ fn started_frame(id: u64) -> Vec<u8> {
 /// call, one wake-up of the server, instead of two), and it runs at once on
 /// this thread, which is free. `STARTED` still leaves before the stage is
 /// called, so a crash costs exactly the requests that were running.
-fn run_requests(lane: &LaneEnds, pipeline: &Pipeline, mut request: WireRequest) {
+fn run_requests(lane: &LaneEnds, pipeline: &Handler, mut request: WireRequest) {
     send(&lane.writer, &started_frame(request.id));
     loop {
         let answer = pipeline.handle(&request);

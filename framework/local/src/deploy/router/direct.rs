@@ -7,7 +7,7 @@ use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use modelstage_runtime::serve::{model_error_body, EdgeRules, Invocation, REQUEST_ID_HEADER};
 
-use super::hop::{self, HopError, HopRequest};
+use super::hop::{self, HopRequest};
 use super::inbound::{self, CUSTOM_ATTRIBUTES_HEADER};
 use super::RouterConfig;
 
@@ -71,21 +71,9 @@ pub async fn invocations(
     };
     let reply = match hop::send(&client, &target.url("/invocations"), request, None).await {
         Ok(reply) => reply,
-        Err(HopError::TimedOut) => {
-            let message = format!(
-                "{} did not answer within {} s",
-                target.name,
-                config.hop_timeout.as_secs()
-            );
-            return inbound::error(504, label, &message, &request_id);
-        }
-        Err(HopError::Unreachable(why)) => {
-            let message = format!("{} could not be reached: {why}", target.name);
-            return inbound::error(503, label, &message, &request_id);
-        }
-        Err(HopError::TooLarge { .. }) => {
-            let message = format!("the answer of {} is larger than the router reads", target.name);
-            return inbound::error(500, label, &message, &request_id);
+        Err(e) => {
+            let (status, message) = e.answer(&target.name, config.hop_timeout);
+            return inbound::error(status, label, &message, &request_id);
         }
     };
     if !reply.success() {

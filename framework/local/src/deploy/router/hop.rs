@@ -44,6 +44,24 @@ pub enum HopError {
     TooLarge { bytes: Option<usize> },
 }
 
+impl HopError {
+    /// The status and message the router answers with when `container` gave no answer within
+    /// `timeout`: 504, 503, or 500 for an answer larger than the router reads.
+    pub fn answer(self, container: &str, timeout: std::time::Duration) -> (u16, String) {
+        match self {
+            HopError::TimedOut => (
+                504,
+                format!("{container} did not answer within {} s", timeout.as_secs()),
+            ),
+            HopError::Unreachable(why) => (503, format!("{container} could not be reached: {why}")),
+            HopError::TooLarge { .. } => (
+                500,
+                format!("the answer of {container} is larger than the router reads"),
+            ),
+        }
+    }
+}
+
 /// Sends `request` to `url`. A successful answer larger than `success_limit` bytes is refused
 /// (the inter-container limit of a pipeline); without one, answers up to [`HARD_LIMIT`] are read.
 pub async fn send(

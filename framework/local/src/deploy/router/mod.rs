@@ -14,6 +14,7 @@
 mod direct;
 mod hop;
 mod inbound;
+pub(crate) mod multi;
 mod serial;
 mod status;
 
@@ -68,6 +69,8 @@ pub struct RouterConfig {
     /// The request size limit of a serial pipeline: the first container's `MaxPayloadInMB`
     /// (0: none), until the first container is up (see [`Router::set_max_payload_in_mb`]).
     max_payload_in_mb: u64,
+    /// The models of a multi-model endpoint ([`Mode::MultiModel`]).
+    models: Option<multi::Models>,
 }
 
 impl RouterConfig {
@@ -84,7 +87,14 @@ impl RouterConfig {
             label,
             hop_timeout,
             max_payload_in_mb,
+            models: None,
         }
+    }
+
+    /// The models a multi-model endpoint loads on first use.
+    pub fn with_models(mut self, models: multi::Models) -> Self {
+        self.models = Some(models);
+        self
     }
 }
 
@@ -114,10 +124,10 @@ impl Router {
         let edge = EdgeLimits::read().map_err(|e| anyhow!(e))?;
         // Each request in flight holds a connection in and one out to a container.
         let budget = Budget::new(edge.max_connections, raise_open_file_limit() / 2, 0);
-        // Each container enforces its own payload limit in Direct mode; the router only bounds
-        // what it reads.
+        // Each container enforces its own payload limit in Direct mode and behind a multi-model
+        // router; the router only bounds what it reads.
         let max_payload_in_mb = match config.mode {
-            Mode::Direct => 0,
+            Mode::Direct | Mode::MultiModel => 0,
             Mode::Serial | Mode::Single => config.max_payload_in_mb,
         };
         // The router passes each request's head on as the client sent it (no default Accept):
@@ -222,6 +232,7 @@ async fn invocations(
 ) -> actix_web::HttpResponse {
     match config.mode {
         Mode::Direct => direct::invocations(req, payload, config, rules, client).await,
+        Mode::MultiModel => multi::invocations(req, payload, config, rules, client).await,
         // Nothing is checked before the edge's own checks: the request is read at once.
         Mode::Serial | Mode::Single => {
             let request_id = modelstage_runtime::serve::request_id(req.headers());

@@ -42,6 +42,17 @@ pub fn spec(session: &str, image: &str, launch: &Launch) -> anyhow::Result<Conta
     for (name, value) in &launch.env {
         spec = spec.env(name, value);
     }
+    // A multi-model container also sees the folder its router unpacks models into.
+    if launch
+        .env
+        .iter()
+        .any(|(k, v)| k == "SAGEMAKER_MULTI_MODEL" && v == "true")
+    {
+        let models = stage
+            .model_dir
+            .with_file_name(super::super::endpoint::MODELS_FOLDER);
+        spec = spec.mount(&models, docker::MODELS_DIR);
+    }
     Ok(spec.env("SAGEMAKER_BIND_TO_PORT", launch.port.to_string()))
 }
 

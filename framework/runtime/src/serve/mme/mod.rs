@@ -1,0 +1,60 @@
+//! Multi-model endpoints: many models of one stage behind one endpoint,
+//! loaded and unloaded on demand, as SageMaker hosts them
+//! (`SAGEMAKER_MULTI_MODEL=true`; docs/deploying.md, "Multi-model
+//! endpoints").
+//!
+//! - `held`: a worker's models, and the loads and unloads it runs.
+//! - `control`: the server's end of those operations, per worker.
+//! - `registry`: the server's table of models, the budget check, eviction,
+//!   and the reload of every model in a replacement worker.
+//! - `budget`: the memory budget and the workers' resident memory.
+//! - `routes`: the HTTP API (`/models`, and `/invocations` with
+//!   `X-Amzn-SageMaker-Target-Model`).
+
+pub mod budget;
+pub mod control;
+pub mod held;
+pub mod registry;
+pub mod routes;
+
+use super::config::env_var;
+
+pub use control::Control;
+pub use registry::Registry;
+
+pub const ENV_MULTI_MODEL: &str = "SAGEMAKER_MULTI_MODEL";
+pub const ENV_EVICT: &str = "MODELSTAGE_MME_EVICT";
+
+/// How a multi-model endpoint runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub budget: budget::Budget,
+    /// `MODELSTAGE_MME_EVICT=lru`.
+    pub evict_lru: bool,
+}
+
+impl Settings {
+    /// `None` unless `SAGEMAKER_MULTI_MODEL` is `true`; an error for a
+    /// value that is neither `true` nor `false`, or a bad budget or
+    /// eviction setting.
+    pub fn read() -> Result<Option<Settings>, String> {
+        match env_var(ENV_MULTI_MODEL).map(|v| v.trim().to_ascii_lowercase()) {
+            None => return Ok(None),
+            Some(v) if v == "false" => return Ok(None),
+            Some(v) if v == "true" => {}
+            Some(v) => {
+                return Err(format!("{ENV_MULTI_MODEL} must be true or false, got '{v}'"));
+            }
+        }
+        let evict_lru = match env_var(ENV_EVICT).map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "none" => false,
+            Some(v) if v == "lru" => true,
+            Some(v) => return Err(format!("{ENV_EVICT} must be lru or none, got '{v}'")),
+        };
+        Ok(Some(Settings {
+            budget: budget::Budget::read()?,
+            evict_lru,
+        }))
+    }
+}

@@ -14,6 +14,7 @@ mod dispatch;
 mod http;
 mod lane;
 pub mod memory;
+mod oip;
 mod pool;
 mod protocol;
 pub mod worker;
@@ -239,6 +240,13 @@ pub fn run(mut args: ServeArgs) -> i32 {
             fail(&format!("cannot start workers: {e}"))
         }
     };
+    let oip_model = match oip::OipModel::of_stages(&config.stages) {
+        Ok(model) => web::Data::new(model),
+        Err(e) => {
+            drop(models);
+            fail(&e)
+        }
+    };
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
     let edge = config.edge.clone();
@@ -265,6 +273,8 @@ pub fn run(mut args: ServeArgs) -> i32 {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(oip_model.clone())
+                .configure(oip::routes)
                 .route("/ping", web::get().to(http::ping))
                 .route("/ping", web::head().to(http::ping))
                 .route("/invocations", web::post().to(http::invocations))

@@ -1,0 +1,267 @@
+//! `POST /v2/models/{name}[/versions/{v}]/infer`: reads the request's
+//! tensors, runs the stage (every stage of a fused pipeline) on them as CSV
+//! records under the endpoint's bounds (payload limit, one deadline, the
+//! connections kept for `/ping`), and answers the stage's JSON as tensors.
+
+use std::time::Instant;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use modelstage_sdk::codecs::oip::{self, InferRequest, Tensor};
+use modelstage_sdk::excerpt::{bounded, quoted};
+
+use super::model::OipModel;
+use super::routes::{error, find_model};
+use crate::serve::body;
+use crate::serve::connections;
+use crate::serve::http::{request_id, State, MESSAGE_MAX, REQUEST_ID_HEADER};
+use crate::serve::pool::CallError;
+use crate::serve::protocol::{WireAnswer, WireRequest};
+
+/// What the stage is asked for and answers in.
+const RECORDS: &str = "text/csv";
+const ANSWER: &str = "application/json";
+
+pub async fn infer(
+    req: HttpRequest,
+    payload: web::Payload,
+    model: web::Data<OipModel>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let mut response = run(&req, payload, &model, &state, &request_id).await;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER.parse().expect("a valid name"), value);
+    }
+    log::info!(
+        "rid={request_id} POST {} {} {:.2} ms",
+        bounded(req.path(), 200),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+async fn run(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    model: &OipModel,
+    state: &State,
+    request_id: &str,
+) -> HttpResponse {
+    let deadline = Instant::now() + state.config.timeout;
+    let model = match find_model(req, model) {
+        Ok(model) => model,
+        Err(message) => return body::closing(error(404, &message), payload),
+    };
+    let open = connections::open();
+    if open > state.invocation_connections {
+        let message = format!(
+            "the endpoint holds {open} connections, more than the {} it serves inference on (MODELSTAGE_MAX_CONNECTIONS); retry shortly",
+            state.invocation_connections
+        );
+        return body::closing(error(503, &message), payload);
+    }
+    let json_length = match json_length(req) {
+        Ok(n) => n,
+        Err(message) => return body::closing(error(400, &message), payload),
+    };
+    let edge = &state.config.edge;
+    let raw = match body::read(
+        &mut payload,
+        req.headers(),
+        state.config.max_payload_bytes,
+        edge.body_timeout,
+    )
+    .await
+    {
+        Ok(raw) => raw,
+        Err(e) => {
+            let too_large = format!(
+                "the request body is larger than the {} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
+                state.config.max_payload_in_mb
+            );
+            return body::closing(
+                error(e.status(), &e.message(&too_large, edge.body_timeout)),
+                payload,
+            );
+        }
+    };
+    drop(payload);
+    let request = match oip::parse_request(&raw, json_length) {
+        Ok(request) => request,
+        Err(message) => return error(400, &message),
+    };
+    let records = match records(model, &request) {
+        Ok(records) => records,
+        Err(message) => return error(400, &message),
+    };
+    let wire = WireRequest {
+        id: 0,
+        request_id: request_id.to_string(),
+        content_type: RECORDS.to_string(),
+        accept: ANSWER.to_string(),
+        custom_attributes: None,
+        body: Bytes::from(records),
+    };
+    let label = &state.stage_label;
+    let (content_type, answer) = match state.pool.call(wire, deadline).await {
+        Ok(WireAnswer::Reply {
+            content_type, body, ..
+        }) => (content_type, body),
+        Ok(WireAnswer::Error {
+            http_status,
+            container,
+            stage,
+            hook,
+            message,
+            record,
+            ..
+        }) => {
+            let mut text = match container {
+                Some(container) => format!("{container} (stage {stage})"),
+                None => format!("stage {stage}"),
+            };
+            if !hook.is_empty() {
+                text.push_str(&format!(", {hook}"));
+            }
+            if let Some(record) = record {
+                text.push_str(&format!(", record {record}"));
+            }
+            let text = format!("{text}: {}", bounded(&message, MESSAGE_MAX));
+            log::info!("rid={request_id} {http_status} {text}");
+            return error(http_status, &text);
+        }
+        Err(e) => return call_error(e, label, state),
+    };
+    let outputs = match oip::answer_tensors(&answer, &content_type, &model.metadata.outputs) {
+        Ok(outputs) => outputs,
+        Err(message) => {
+            let message = format!("stage {label} answered what is not tensors: {message}");
+            log::error!("rid={request_id} {message}");
+            return error(500, &message);
+        }
+    };
+    let outputs = match oip::select_outputs(&request, outputs) {
+        Ok(outputs) => outputs,
+        Err(message) => return error(400, &message),
+    };
+    let who = oip::Model {
+        name: &model.name,
+        version: Some(&model.version),
+    };
+    match oip::write_response(&who, &request, &outputs) {
+        Ok(encoded) => {
+            let mut response = HttpResponse::Ok();
+            match encoded.json_length {
+                Some(n) => {
+                    response.insert_header((CONTENT_TYPE, "application/octet-stream"));
+                    response.insert_header((oip::HEADER_LENGTH, n.to_string()));
+                }
+                None => {
+                    response.insert_header((CONTENT_TYPE, "application/json"));
+                }
+            }
+            response.body(encoded.body)
+        }
+        Err(message) => error(500, &format!("stage {label}: {message}")),
+    }
+}
+
+/// The `Inference-Header-Content-Length` header, when sent.
+fn json_length(req: &HttpRequest) -> Result<Option<usize>, String> {
+    let Some(value) = req.headers().get(oip::HEADER_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "the {} header must be a number of bytes, got {}",
+                oip::HEADER_LENGTH,
+                quoted(value.as_bytes())
+            )
+        })
+}
+
+/// The inputs as the CSV records the stage reads. A stage that declares its
+/// inputs gets them in its order, and a request must match the declaration.
+fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> {
+    if !model.declared_inputs {
+        let inputs: Vec<&Tensor> = request.inputs.iter().collect();
+        return oip::to_csv(&inputs);
+    }
+    let declared = &model.metadata.inputs;
+    if let Some(extra) = request
+        .inputs
+        .iter()
+        .find(|t| !declared.iter().any(|d| d.name == t.name))
+    {
+        let names: Vec<String> = declared.iter().map(|d| quoted(d.name.as_bytes())).collect();
+        return Err(format!(
+            "input {} is not an input of model {}; its inputs are {}",
+            quoted(extra.name.as_bytes()),
+            quoted(model.name.as_bytes()),
+            names.join(", ")
+        ));
+    }
+    let mut ordered = Vec::with_capacity(declared.len());
+    for d in declared {
+        let what = quoted(d.name.as_bytes());
+        let Some(t) = request.inputs.iter().find(|t| t.name == d.name) else {
+            return Err(format!(
+                "input {what} is missing; model {} needs it",
+                quoted(model.name.as_bytes())
+            ));
+        };
+        if t.datatype.name() != d.datatype {
+            return Err(format!(
+                "input {what} is {}, but the model takes {}",
+                t.datatype, d.datatype
+            ));
+        }
+        if !d.accepts_shape(&t.shape) {
+            return Err(format!(
+                "input {what} has shape {:?}, but the model takes {:?} (-1: any size)",
+                t.shape, d.shape
+            ));
+        }
+        ordered.push(t);
+    }
+    oip::to_csv(&ordered)
+}
+
+/// The answer for a request the pool could not run.
+fn call_error(e: CallError, label: &str, state: &State) -> HttpResponse {
+    match e {
+        CallError::Unavailable => error(
+            503,
+            &format!(
+                "stage {label} has no worker that can take requests (its model is loading, or no worker can load it); retry shortly"
+            ),
+        ),
+        CallError::TimedOut { started } => {
+            let why = if started {
+                "its worker is being replaced"
+            } else {
+                "every worker thread was busy until then"
+            };
+            error(
+                504,
+                &format!(
+                    "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT): {why}",
+                    state.config.timeout.as_secs_f64()
+                ),
+            )
+        }
+        CallError::Crashed(message) => error(500, &message),
+    }
+}

@@ -17,6 +17,7 @@ mod hostile_input;
 mod inspect;
 mod isolation;
 mod linear_learner;
+mod metrics;
 mod oip;
 mod pipeline;
 mod request_docs;

@@ -14,6 +14,7 @@ mod dispatch;
 mod http;
 mod lane;
 pub mod memory;
+mod metrics;
 mod oip;
 mod pool;
 mod protocol;
@@ -217,6 +218,16 @@ pub fn run(mut args: ServeArgs) -> i32 {
             fail(&e)
         }
     };
+    let metrics_port = match metrics::port() {
+        Ok(port) => port,
+        Err(e) => {
+            drop(models);
+            fail(&e)
+        }
+    };
+    if metrics::enabled() {
+        metrics::init(&label);
+    }
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
     let plan = WorkerPlan {
@@ -272,6 +283,7 @@ pub fn run(mut args: ServeArgs) -> i32 {
     let result = actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(metrics::Record)
                 .app_data(state.clone())
                 .app_data(oip_model.clone())
                 .configure(oip::routes)
@@ -280,6 +292,7 @@ pub fn run(mut args: ServeArgs) -> i32 {
                 .route("/invocations", web::post().to(http::invocations))
                 .route("/invocations", web::route().to(http::method_not_allowed))
                 .route("/execution-parameters", web::get().to(http::execution_parameters))
+                .route("/metrics", web::get().to(metrics::exposition))
                 .default_service(web::route().to(http::not_found))
         })
         .workers(http_threads)
@@ -290,6 +303,14 @@ pub fn run(mut args: ServeArgs) -> i32 {
         })
         .shutdown_timeout(30)
         .bind(("0.0.0.0", port))?;
+        if let Some(metrics_port) = metrics_port {
+            // Only /metrics, for scrapers kept off the serving port.
+            let scrape = HttpServer::new(|| App::new().route("/metrics", web::get().to(metrics::exposition)))
+                .workers(1)
+                .bind(("0.0.0.0", metrics_port))?
+                .run();
+            actix_web::rt::spawn(scrape);
+        }
         server.run().await
     });
     pool.shutdown();

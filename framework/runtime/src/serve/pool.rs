@@ -322,6 +322,7 @@ impl Pool {
             worker.pid,
             self.stage_label
         );
+        super::metrics::worker_timed_out();
         let _ = worker.events.send(SlotEvent::Retired(worker.id));
         if worker.inflight.load(Ordering::Relaxed) == 0 {
             worker.kill();
@@ -379,6 +380,7 @@ impl Pool {
             }
             self.board.install(slot, Arc::clone(&worker), self.threads);
             self.ever_ready.store(true, Ordering::SeqCst);
+            super::metrics::worker_started(started.elapsed());
             log::info!(
                 "worker {} of {} ready in {} ms",
                 worker.pid,
@@ -510,6 +512,7 @@ impl Pool {
         if !self.stopping.load(Ordering::SeqCst) {
             let held = worker.inflight.load(Ordering::Relaxed);
             if !worker.retiring.load(Ordering::Relaxed) {
+                super::metrics::worker_crashed(status.and_then(|s| s.signal()).map(signal_name));
                 log::error!(
                     "worker {} of {} {how} while holding {held} request(s); starting a replacement",
                     worker.pid,

@@ -1,0 +1,116 @@
+//! The middleware that records every HTTP request: its count by route,
+//! stage and status, its latency, its body sizes, and the requests in
+//! flight. The route is the matched pattern (`/v2/models/{name}/infer`), so
+//! clients cannot grow the number of series; unmatched paths share one.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::time::Instant;
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::Error;
+
+use super::{get, Metrics, RequestLabels, RouteLabels};
+
+/// Wraps the app: `App::new().wrap(Record)`.
+pub struct Record;
+
+impl<S, B> Transform<S, ServiceRequest> for Record
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = RecordService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RecordService { service }))
+    }
+}
+
+pub struct RecordService<S> {
+    service: S,
+}
+
+/// Counts a request in flight until dropped, so a request whose
+/// connection broke is not counted forever.
+struct InFlight(&'static Metrics);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for RecordService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let Some(metrics) = get() else {
+            return Box::pin(self.service.call(req));
+        };
+        let started = Instant::now();
+        let request_size = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        metrics.in_flight.inc();
+        let in_flight = InFlight(metrics);
+        let answer = self.service.call(req);
+        Box::pin(async move {
+            let response = answer.await?;
+            drop(in_flight);
+            let route = response
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_string());
+            let status = response.status().as_u16();
+            let response_size = match response.response().body().size() {
+                BodySize::Sized(n) => n,
+                BodySize::None | BodySize::Stream => 0,
+            };
+            let labels = RouteLabels {
+                route,
+                stage: metrics.stage,
+            };
+            metrics
+                .duration
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            metrics
+                .request_size
+                .get_or_create(&labels)
+                .observe(request_size as f64);
+            metrics
+                .response_size
+                .get_or_create(&labels)
+                .observe(response_size as f64);
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    route: labels.route,
+                    stage: metrics.stage,
+                    status,
+                })
+                .inc();
+            Ok(response)
+        })
+    }
+}

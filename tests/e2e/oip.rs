@@ -610,6 +610,13 @@ fn the_abalone_stages_and_their_pipeline_answer_the_blog_record_as_invocations_d
         (json!("score"), json!([1]))
     );
     assert_eq!(floats(&out["data"]), vec![score]);
+    // An InferenceGraph sequence passes the featurizer's response on as it is.
+    let (status, featurized) = infer(&featurizer.url, "featurizer", &blog_request("FP64"));
+    assert_eq!(status, 200);
+    let (status, body) = infer(&ll.url, "linear_learner", &featurized);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], "blog");
+    assert_eq!(floats(&body["outputs"][0]["data"]), vec![score]);
 
     // The fused pipeline runs both stages for one protocol request.
     let mut pipeline = spawn_serve(

@@ -89,7 +89,15 @@ pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferReq
         }
     };
     let parameters = optional_object(object.remove("parameters"), "\"parameters\"")?;
-    let Some(Value::Array(raw_inputs)) = object.remove("inputs") else {
+    // A previous step's response (an InferenceGraph sequence passes it on
+    // as it is) carries its tensors as "outputs": they are this step's inputs.
+    let chained = !object.contains_key("inputs") && object.get("outputs").is_some_and(is_response_outputs);
+    let raw = if chained {
+        object.remove("outputs")
+    } else {
+        object.remove("inputs")
+    };
+    let Some(Value::Array(raw_inputs)) = raw else {
         return Err("the inference request needs \"inputs\", a list of input tensors".to_string());
     };
     if raw_inputs.is_empty() {
@@ -109,7 +117,7 @@ pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferReq
             rest.len()
         ));
     }
-    let outputs = match object.remove("outputs") {
+    let outputs = match object.remove("outputs").filter(|_| !chained) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(raw)) => raw
             .into_iter()
@@ -128,6 +136,19 @@ pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferReq
         parameters,
         inputs,
         outputs,
+    })
+}
+
+/// Whether `outputs` is a response's list of tensors (each with a datatype,
+/// a shape and data) rather than a request's list of wanted outputs.
+fn is_response_outputs(outputs: &Value) -> bool {
+    outputs.as_array().is_some_and(|list| {
+        !list.is_empty()
+            && list.iter().all(|t| {
+                t.get("datatype").is_some()
+                    && t.get("shape").is_some()
+                    && (t.get("data").is_some() || t.pointer("/parameters/binary_data_size").is_some())
+            })
     })
 }
 
@@ -510,6 +531,20 @@ mod tests {
         assert!(e.contains("ragged"), "{e}");
         let e = one_input("INT32", json!([2, 2]), json!([[1, 2], 3, 4])).unwrap_err();
         assert!(e.contains("ragged"), "{e}");
+    }
+
+    #[test]
+    fn a_previous_response_is_a_request() {
+        let r = request(json!({"model_name": "featurizer", "id": "7", "outputs": [
+            {"name": "features", "datatype": "FP64", "shape": [1, 2], "data": [0.5, 1.0]}
+        ]}))
+        .unwrap();
+        assert_eq!(r.id.as_deref(), Some("7"));
+        assert_eq!(r.inputs[0].name, "features");
+        assert!(r.outputs.is_empty());
+        // Requested outputs are not tensors.
+        let e = request(json!({"outputs": [{"name": "score"}]})).unwrap_err();
+        assert!(e.contains("needs \"inputs\""), "{e}");
     }
 
     #[test]

@@ -237,7 +237,12 @@ fn convert(t: Tensor, datatype: Datatype) -> Result<Tensor, String> {
                 };
                 match whole {
                     Some(w) if (min..=max).contains(&w) => out.push(w),
-                    _ => return Err(bad(i, format!("{x} is not a whole number in range"))),
+                    _ => {
+                        return Err(bad(
+                            i,
+                            format!("{} is not a whole number in range", crate::python::float_repr(x)),
+                        ))
+                    }
                 }
             }
             Values::Signed(out)
@@ -254,7 +259,12 @@ fn convert(t: Tensor, datatype: Datatype) -> Result<Tensor, String> {
                 };
                 match whole {
                     Some(w) if w <= max => out.push(w),
-                    _ => return Err(bad(i, format!("{x} is not a whole number in range"))),
+                    _ => {
+                        return Err(bad(
+                            i,
+                            format!("{} is not a whole number in range", crate::python::float_repr(x)),
+                        ))
+                    }
                 }
             }
             Values::Unsigned(out)

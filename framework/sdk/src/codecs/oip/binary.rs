@@ -152,7 +152,12 @@ fn write_number(out: &mut Vec<u8>, d: Datatype, x: Number) -> Result<(), String>
                 Number::Signed(n) => n.into(),
                 Number::Unsigned(n) => n.into(),
                 Number::Float(x) if x.fract() == 0.0 && x.abs() < 2f64.powi(64) => x as i128,
-                Number::Float(x) => return Err(format!("{x} is not a whole number, which {d} needs")),
+                Number::Float(x) => {
+                    return Err(format!(
+                        "{} is not a whole number, which {d} needs",
+                        crate::python::float_repr(x)
+                    ))
+                }
             };
             let fits = if d.kind() == Kind::Signed {
                 let (min, max) = d.signed_range();

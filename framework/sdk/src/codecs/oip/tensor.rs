@@ -165,7 +165,10 @@ impl Values {
 /// type's largest would turn into infinity.
 pub(crate) fn check_float(datatype: Datatype, x: f64) -> Result<f64, String> {
     if x.is_finite() && x.abs() > datatype.float_max() {
-        Err(format!("{x} is out of the range of {datatype}"))
+        Err(format!(
+            "{} is out of the range of {datatype}",
+            crate::python::float_repr(x)
+        ))
     } else {
         Ok(x)
     }
@@ -209,7 +212,10 @@ mod tests {
 
     #[test]
     fn floats_must_fit_their_type() {
-        assert!(check_float(Datatype::Fp32, 1e39).is_err());
+        assert_eq!(
+            check_float(Datatype::Fp32, 1e39).unwrap_err(),
+            "1e+39 is out of the range of FP32"
+        );
         assert!(check_float(Datatype::Fp16, 70000.0).is_err());
         assert!(check_float(Datatype::Fp16, 65504.0).is_ok());
         assert!(check_float(Datatype::Fp64, 1e300).is_ok());

@@ -142,6 +142,12 @@ fn metrics_move_with_requests_errors_and_a_crash() {
         sample(&text, "modelstage_model_load_duration_seconds_count", &[]),
         Some(2.0)
     );
+    // The hooks' time, as the workers measured it: the three answered requests.
+    assert_eq!(
+        sample(&text, "modelstage_stage_duration_seconds_count", &[]),
+        Some(3.0),
+        "{text}"
+    );
     let invocations = ["route=\"/invocations\""];
     assert_eq!(
         sample(
@@ -181,6 +187,7 @@ fn metrics_move_with_requests_errors_and_a_crash() {
         "modelstage_worker_crashes counter",
         "modelstage_worker_timeouts counter",
         "modelstage_model_load_duration_seconds histogram",
+        "modelstage_stage_duration_seconds histogram",
     ] {
         assert!(
             families.iter().any(|f| f == family),

@@ -84,6 +84,7 @@ impl Pipeline {
                     let next = &self.members[i + 1].name;
                     return WireAnswer::Error {
                         id: request.id,
+                        hook_nanos: 0,
                         http_status: 413,
                         container: None,
                         stage: self.label.clone(),
@@ -100,6 +101,7 @@ impl Pipeline {
                 Err(e) => {
                     return WireAnswer::Error {
                         id: request.id,
+                        hook_nanos: 0,
                         http_status: e.http_status(),
                         container: (self.members.len() > 1).then(|| member.name.clone()),
                         stage: e.stage,
@@ -112,6 +114,7 @@ impl Pipeline {
         }
         WireAnswer::Reply {
             id: request.id,
+            hook_nanos: 0,
             content_type,
             custom_attributes,
             body,

@@ -275,7 +275,10 @@ impl Pool {
             };
             let outcome = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx).await;
             match outcome {
-                Ok(Ok(Outcome::Answer(answer))) => return Ok(answer),
+                Ok(Ok(Outcome::Answer(answer))) => {
+                    super::metrics::stage_answered(answer.hook_time());
+                    return Ok(answer);
+                }
                 Ok(Ok(Outcome::Crashed(message))) => return Err(CallError::Crashed(message)),
                 Ok(Ok(Outcome::Returned(back))) => {
                     returns += 1;

@@ -4,7 +4,9 @@
 //! turns them off (nothing is recorded and `/metrics` answers 404).
 //!
 //! The HTTP side is recorded by one middleware (`record`), the workers' life
-//! by the pool ([`worker_started`], [`worker_crashed`], [`worker_timed_out`]).
+//! by the pool ([`worker_started`], [`worker_crashed`], [`worker_timed_out`]),
+//! and the time in the stage's hooks, which the worker measures and sends
+//! with each answer, by the pool too ([`stage_answered`]).
 //! Names follow Prometheus' conventions: base units (`_seconds`, `_bytes`),
 //! `_total` on counters, `# HELP` on every family.
 
@@ -73,6 +75,7 @@ pub struct Metrics {
     pub worker_crashes: Family<CrashLabels, Counter>,
     pub worker_timeouts: Family<StageLabels, Counter>,
     pub model_load: Histograms<StageLabels>,
+    pub hooks: Histograms<StageLabels>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -192,6 +195,13 @@ impl Metrics {
             Unit::Seconds,
             model_load.clone(),
         );
+        let hooks = Histograms::<StageLabels>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        registry.register_with_unit(
+            "stage_duration",
+            "Time a worker spent in the stage's hooks for one request (every stage of a fused pipeline), as the worker measured it",
+            Unit::Seconds,
+            hooks.clone(),
+        );
         Metrics {
             registry,
             stage,
@@ -204,6 +214,7 @@ impl Metrics {
             worker_crashes,
             worker_timeouts,
             model_load,
+            hooks,
         }
     }
 
@@ -233,6 +244,15 @@ pub fn worker_crashed(signal: Option<&'static str>) {
             signal: signal.unwrap_or("exit"),
         };
         m.worker_crashes.get_or_create(&labels).inc();
+    }
+}
+
+/// A worker answered a request after `hooks` in the stage's hooks.
+pub fn stage_answered(hooks: Duration) {
+    if let Some(m) = get() {
+        m.hooks
+            .get_or_create(&StageLabels { stage: m.stage })
+            .observe(hooks.as_secs_f64());
     }
 }
 

@@ -49,7 +49,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
     assert family.documentation, family.name
     print(family.name, family.type)
 "#;
-    let mut child = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+    let mut child = Command::new(python())
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

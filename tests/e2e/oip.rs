@@ -12,32 +12,15 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-/// `POST path` with a JSON body (and extra headers): status, headers, body.
+/// `POST path` with a body and headers: status, headers, body.
 fn infer_raw(
     url: &str,
     path: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut req = client().post(format!("{url}{path}")).body(body);
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let r = req.send().expect("POST");
-    let status = r.status().as_u16();
-    let headers = r
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    (status, headers, r.bytes().unwrap().to_vec())
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    post_to(url, path, &headers, &body)
 }
 
 fn infer(url: &str, model: &str, request: &Value) -> (u16, Value) {
@@ -93,7 +76,7 @@ fn every_route_answers_as_the_protocol_says() {
     // Live at once, ready only once the model is loaded, like /ping.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let live = loop {
-        if let Ok(r) = client().get(format!("{}/v2/health/live", server.url)).send() {
+        if let Ok(r) = reqwest::blocking::get(format!("{}/v2/health/live", server.url)) {
             break r;
         }
         assert!(std::time::Instant::now() < deadline, "serve did not listen");
@@ -654,10 +637,6 @@ fn the_abalone_stages_and_their_pipeline_answer_the_blog_record_as_invocations_d
         error_of(&body).starts_with("container-1 (stage featurizer), input_fn"),
         "{body}"
     );
-}
-
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
 #[test]

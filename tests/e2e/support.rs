@@ -236,17 +236,24 @@ pub fn post_with(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut req = client()
-        .post(format!("{url}/invocations"))
-        .header("content-type", content_type)
-        .body(body.to_vec());
-    if let Some(accept) = accept {
-        req = req.header("accept", accept);
-    }
+    let mut all = vec![("content-type", content_type)];
+    all.extend(accept.map(|a| ("accept", a)));
+    all.extend_from_slice(headers);
+    post_to(url, "/invocations", &all, body)
+}
+
+/// `POST url+path` with these headers: status, headers (lower-case names) and body.
+pub fn post_to(
+    url: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut req = client().post(format!("{url}{path}")).body(body.to_vec());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let r = req.send().expect("POST /invocations");
+    let r = req.send().expect("POST");
     let status = r.status().as_u16();
     let headers = r
         .headers()
@@ -268,6 +275,11 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// The Python that runs the pytest suites (`PYTHON`, else `python3`).
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
 /// A fresh temporary directory.

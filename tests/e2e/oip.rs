@@ -139,6 +139,11 @@ fn every_route_answers_as_the_protocol_says() {
     let (status, body) = get_json(&server.url, "/v2/nothing");
     assert_eq!(status, 404);
     assert!(error_of(&body).contains("no route for GET \"/v2/nothing\""));
+    let (status, body) = get_json(&server.url, "/v2/models/slow/infer");
+    assert_eq!(status, 405);
+    assert!(error_of(&body).contains("GET is not allowed on \"/v2/models/slow/infer\""));
+    let (status, _, body) = post_to(&server.url, "/v2/models/slow", &[], b"");
+    assert_eq!(status, 405, "{}", String::from_utf8_lossy(&body));
     // The SageMaker routes are still there.
     assert_eq!(ping(&server.url), Some(200));
     let (status, _, body) = post(&server.url, "text/plain", None, b"hello");

@@ -33,6 +33,11 @@ pub const METRICS_VAR: &str = "MODELSTAGE_METRICS";
 /// The variable of the extra port that serves only `/metrics`.
 pub const METRICS_PORT_VAR: &str = "MODELSTAGE_METRICS_PORT";
 
+/// The route label a handler sets for a path it matched by itself (the
+/// request extension the middleware reads before the matched pattern).
+#[derive(Clone, Copy, Debug)]
+pub struct Route(pub &'static str);
+
 /// `route`, `stage` and `status` of an answered request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {

@@ -12,7 +12,9 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::Error;
 
-use super::{get, Metrics, RequestLabels, RouteLabels};
+use actix_web::HttpMessage;
+
+use super::{get, Metrics, RequestLabels, Route, RouteLabels};
 
 /// Wraps the app: `App::new().wrap(Record)`.
 pub struct Record;
@@ -77,10 +79,14 @@ where
         Box::pin(async move {
             let response = answer.await?;
             drop(in_flight);
-            let route = response
-                .request()
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_string());
+            let set = response.request().extensions().get::<Route>().copied();
+            let route = match set {
+                Some(Route(route)) => route.to_string(),
+                None => response
+                    .request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_string()),
+            };
             let status = response.status().as_u16();
             let response_size = match response.response().body().size() {
                 BodySize::Sized(n) => n,

@@ -13,7 +13,7 @@ use modelstage_sdk::codecs::oip::{self, InferRequest, Tensor};
 use modelstage_sdk::excerpt::{bounded, quoted};
 
 use super::model::OipModel;
-use super::routes::{error, find_model};
+use super::routes::{error, find_model, ModelPath};
 use crate::serve::body;
 use crate::serve::connections;
 use crate::serve::http::{request_id, State, MESSAGE_MAX, REQUEST_ID_HEADER};
@@ -25,18 +25,20 @@ const RECORDS: &str = "text/csv";
 const ANSWER: &str = "application/json";
 
 pub async fn infer(
-    req: HttpRequest,
+    req: &HttpRequest,
+    path: &ModelPath,
     payload: web::Payload,
-    model: web::Data<OipModel>,
-    state: web::Data<State>,
+    model: &OipModel,
+    state: &State,
 ) -> HttpResponse {
     let started = Instant::now();
     let request_id = request_id(req.headers());
-    let mut response = run(&req, payload, &model, &state, &request_id).await;
+    let mut response = run(req, path, payload, model, state, &request_id).await;
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(REQUEST_ID_HEADER.parse().expect("a valid name"), value);
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(REQUEST_ID_HEADER),
+            value,
+        );
     }
     log::info!(
         "rid={request_id} POST {} {} {:.2} ms",
@@ -49,13 +51,14 @@ pub async fn infer(
 
 async fn run(
     req: &HttpRequest,
+    path: &ModelPath,
     mut payload: web::Payload,
     model: &OipModel,
     state: &State,
     request_id: &str,
 ) -> HttpResponse {
     let deadline = Instant::now() + state.config.timeout;
-    let model = match find_model(req, model) {
+    let model = match find_model(path, model) {
         Ok(model) => model,
         Err(message) => return body::closing(error(404, &message), payload),
     };

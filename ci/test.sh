@@ -20,7 +20,7 @@ cargo test --workspace
 # The crates stage authors depend on from the registry. Each must package (and
 # build from its package alone); one run packages them together so that a path
 # dependency between them resolves. Add a crate here when it becomes public.
-PUBLISHABLE=(modelstage-abi modelstage-sdk modelstage-runtime modelstage-testing)
+PUBLISHABLE=(modelstage-abi modelstage-contract modelstage-sdk modelstage-runtime modelstage-testing)
 echo "== cargo package ${PUBLISHABLE[*]}"
 package_args=()
 for crate in "${PUBLISHABLE[@]}"; do package_args+=(-p "$crate"); done

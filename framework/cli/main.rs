@@ -43,7 +43,8 @@ enum Command {
     Api(modelstage_local::api::ApiArgs),
     /// Send one request to an endpoint and print the response body.
     Invoke(modelstage_local::invoke::InvokeArgs),
-    /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage.
+    /// Print a library's ABI descriptor and hooks, or exactly why it is not a usable stage
+    /// (loads the library, so its initialisers run in this process).
     Inspect(modelstage_runtime::inspect::InspectArgs),
     /// Check a stage library, an image or a running endpoint against the SageMaker container
     /// contract: a table of checks (or JSON), non-zero exit on any failure.
@@ -76,6 +77,17 @@ fn code(c: i32) -> ExitCode {
     ExitCode::from(c.clamp(0, 255) as u8)
 }
 
+/// The one place a local command's failure is printed and its exit code picked.
+fn local(result: Result<(), modelstage_local::CommandError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The commands that serve HTTP start again at once with an allocator that gives large request
@@ -91,30 +103,44 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             modelstage_runtime::logging::init("modelstage");
-            code(modelstage_runtime::serve::run(args))
+            match modelstage_runtime::serve::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    eprintln!("modelstage serve: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Train(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_runtime::train::run(args)
+            match modelstage_runtime::train::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A log line, as SageMaker shows the container's log.
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Fit(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_local::fit::run(args)
+            local(modelstage_local::fit::run(args))
         }
         Command::Transform(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_local::transform::run(args)
+            local(modelstage_local::transform::run(args))
         }
-        Command::Deploy(args) => modelstage_local::deploy::run(args),
+        Command::Deploy(args) => local(modelstage_local::deploy::run(args)),
         Command::Api(args) => modelstage_local::api::run(args),
         Command::Invoke(args) => modelstage_local::invoke::run(args),
         Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
         Command::Check(args) => {
             modelstage_runtime::logging::init("modelstage");
-            modelstage_local::check::run(args)
+            local(modelstage_local::check::run(args))
         }
-        Command::New(args) => modelstage_local::new::run(args),
-        Command::Image(args) => modelstage_local::image::run(args),
+        Command::New(args) => local(modelstage_local::new::run(args)),
+        Command::Image(args) => local(modelstage_local::image::run(args)),
         Command::Worker => code(modelstage_runtime::serve::worker::run()),
     }
 }

@@ -157,6 +157,63 @@ fn slow_clients_are_closed_within_the_bounds() {
     assert_eq!(support::ping(&server.url), Some(200));
 }
 
+#[test]
+fn a_slow_head_after_a_first_request_on_a_kept_alive_connection_is_closed_in_time() {
+    // actix-web times only a connection's first request head; every later
+    // head must also arrive within MODELSTAGE_HEADER_TIMEOUT_SECS.
+    let model = tempdir();
+    let server = serve(
+        &stage_lib("echo"),
+        model.path(),
+        &[("MODELSTAGE_HEADER_TIMEOUT_SECS", "2")],
+    );
+    let mut stream = connect(&server);
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .write_all(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with(b"hello") {
+        let n = stream.read(&mut buf).expect("the first answer");
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let (status, head, _) = split_answer(&answer);
+    assert_eq!(status, 200, "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+
+    // The next head, one byte a second.
+    stream.write_all(b"P").unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let mut slow = [Slow {
+        stream,
+        answer: Vec::new(),
+        state: Held::Open,
+    }];
+    let started = Instant::now();
+    let mut pinged = None;
+    while started.elapsed() < Duration::from_secs(20) && slow[0].state == Held::Open {
+        std::thread::sleep(Duration::from_secs(1));
+        slow[0].tick(b'O');
+        if pinged.is_none() {
+            // The endpoint serves while the slow head is held.
+            pinged = Some(support::ping(&server.url));
+        }
+    }
+    let held = started.elapsed();
+    assert_eq!(slow[0].state, Held::Closed, "still open after {held:?}");
+    // The bound is 2 s; the slack is for a loaded machine (without the bound the
+    // connection stays open as long as bytes keep coming).
+    assert!(held < Duration::from_secs(8), "closed only after {held:?}");
+    assert_eq!(pinged, Some(Some(200)));
+    assert_eq!(support::ping(&server.url), Some(200));
+}
+
 /// `modelstage serve` under an open-file limit of `nofile` (soft and hard).
 fn serve_with_open_files(nofile: u32, model: &tempfile::TempDir, env: &[(&str, &str)]) -> Server {
     let port = support::free_port();

@@ -16,6 +16,7 @@ mod featurizer;
 mod hostile_input;
 mod inspect;
 mod isolation;
+mod json_logs;
 mod linear_learner;
 mod metrics;
 mod oip;

@@ -244,6 +244,30 @@ fn a_failing_model_fn_makes_serve_exit_non_zero_with_the_reason() {
 }
 
 #[test]
+fn a_library_whose_constructor_aborts_is_reported_like_a_failing_model_fn() {
+    // The server never loads the library itself: the worker that does dies,
+    // and the server exits non-zero with the reason, as for a failing
+    // model_fn, instead of dying of the signal.
+    let dir = tempdir();
+    let mut server = spawn_serve(
+        &[
+            "--stage",
+            stage_lib("abort_on_load").to_str().unwrap(),
+            "--model-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[("SAGEMAKER_MODEL_SERVER_WORKERS", "2")],
+    );
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("serve should exit");
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let reason = "modelstage serve: the worker process for stage libabort_on_load.so was killed by signal 6 (SIGABRT) before its model was loaded";
+    let log = server.wait_for_log(reason);
+    assert!(log.contains(reason), "{log}");
+}
+
+#[test]
 fn an_aborting_stage_costs_one_request_not_the_endpoint() {
     let dir = tempdir();
     let server = serve(

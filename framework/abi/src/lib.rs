@@ -11,6 +11,11 @@
 //! anything else (PostgreSQL's `PG_MODULE_MAGIC`), ownership stated on every
 //! function and a release function for everything a library hands out
 //! (Triton's backend API), and a descriptor that only grows at its end.
+
+#![warn(unreachable_pub)]
+// The C ABI itself: `unsafe impl Send`/`Sync` for its pointer types and the
+// slice accessors are what the crate is for (each with its `// SAFETY:`).
+#![allow(unsafe_code)]
 #![no_std]
 #![allow(non_camel_case_types)]
 

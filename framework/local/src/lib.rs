@@ -16,6 +16,7 @@ pub mod api;
 pub mod check;
 pub mod deploy;
 pub mod docker;
+mod error;
 pub mod fit;
 pub mod image;
 pub mod invoke;
@@ -24,3 +25,5 @@ pub mod request_doc;
 pub mod request_shapes;
 pub mod tarball;
 pub mod transform;
+
+pub use error::CommandError;

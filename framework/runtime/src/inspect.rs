@@ -2,6 +2,11 @@
 //! serving. Exits non-zero, saying exactly why, for a library that is not a
 //! usable stage; when the hooks it misses are there under C++ names, it says
 //! that they need `extern "C"`.
+//!
+//! Unlike `serve`, whose server process only ever reads what its workers
+//! report, `inspect` loads the library into its own process: the library's
+//! initialisers (static constructors) run here, and one that aborts ends
+//! `inspect` with it.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +27,8 @@ const HOOKS: [&str; 6] = [
 /// `modelstage inspect` arguments.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
-    /// The stage library to inspect.
+    /// The stage library to inspect. It is loaded into this process, so its
+    /// initialisers (static constructors) run.
     pub library: PathBuf,
 }
 

@@ -8,10 +8,14 @@
 //! - [`train`]: the training contract: the `/opt/ml` tree, the exact `SM_*`
 //!   environment of sagemaker-training-toolkit, the failure file, exit codes.
 //! - [`archive`]: unpacking a `model.tar.gz` safely and within bounds.
-//! - [`logging`]: env_logger configured from `SAGEMAKER_CONTAINER_LOG_LEVEL`.
+//! - [`logging`]: installs the contract's logger (`modelstage_contract::logging`:
+//!   level from `SAGEMAKER_CONTAINER_LOG_LEVEL`, text or `MODELSTAGE_LOG_FORMAT=json`).
 
 pub mod archive;
 pub mod inspect;
+// The loader is where the host calls into stage code; its `unsafe` is
+// allowed here and nowhere else in the runtime.
+#[allow(unsafe_code)]
 pub mod loader;
 pub mod logging;
 pub mod serve;

@@ -1,5 +1,7 @@
 //! What a hook knows about the request besides its body, and what it answers.
 
+use modelstage_contract::media::media_type;
+
 /// The request's metadata, borrowed for the call.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -43,21 +45,20 @@ impl<'a> Context<'a> {
     }
 }
 
-/// The media type of a Content-Type or Accept entry, without parameters.
-pub fn media_type(header: &str) -> &str {
-    header.split(';').next().unwrap_or("").trim()
-}
-
 /// A hook's answer: the body, its Content-Type (becomes the response's
 /// Content-Type as is) and, optionally, `X-Amzn-SageMaker-Custom-Attributes`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Response {
+    /// The response body.
     pub body: Vec<u8>,
+    /// The response's Content-Type.
     pub content_type: String,
+    /// `X-Amzn-SageMaker-Custom-Attributes` of the response, if any.
     pub custom_attributes: Option<String>,
 }
 
 impl Response {
+    /// A response with `body` and `content_type`, no custom attributes.
     pub fn new(body: impl Into<Vec<u8>>, content_type: impl Into<String>) -> Self {
         Response {
             body: body.into(),

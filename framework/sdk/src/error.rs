@@ -40,12 +40,16 @@ impl ErrorKind {
 /// applies, the zero-based index of the record that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageError {
+    /// What went wrong, which picks the HTTP status.
     pub kind: ErrorKind,
+    /// The message the client and the log get.
     pub message: String,
+    /// The zero-based index of the record that caused it, where one did.
     pub record: Option<usize>,
 }
 
 impl StageError {
+    /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         StageError {
             kind,

@@ -27,12 +27,20 @@ pub const fn threading<T: Model>() -> u32 {
     }
 }
 
+/// A descriptor's number field: the declared value, 0 when not declared.
+pub const fn declared(value: Option<u32>) -> u32 {
+    match value {
+        Some(v) => v,
+        None => 0,
+    }
+}
+
 /// The descriptor's batch strategy field for `T`.
 pub const fn batch_strategy<T: Model>() -> u32 {
     match T::EXECUTION_PARAMETERS.batch_strategy {
-        crate::BatchStrategy::Unset => modelstage_abi::MODELSTAGE_BATCH_UNSET,
-        crate::BatchStrategy::MultiRecord => modelstage_abi::MODELSTAGE_BATCH_MULTI_RECORD,
-        crate::BatchStrategy::SingleRecord => modelstage_abi::MODELSTAGE_BATCH_SINGLE_RECORD,
+        None => modelstage_abi::MODELSTAGE_BATCH_UNSET,
+        Some(crate::BatchStrategy::MultiRecord) => modelstage_abi::MODELSTAGE_BATCH_MULTI_RECORD,
+        Some(crate::BatchStrategy::SingleRecord) => modelstage_abi::MODELSTAGE_BATCH_SINGLE_RECORD,
     }
 }
 
@@ -363,10 +371,13 @@ macro_rules! __export_descriptor {
                 stage_name: concat!(env!("CARGO_PKG_NAME"), "\0").as_ptr() as *const ::core::ffi::c_char,
                 stage_version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr()
                     as *const ::core::ffi::c_char,
-                max_concurrent_transforms: <$stage as $crate::Model>::EXECUTION_PARAMETERS
-                    .max_concurrent_transforms,
+                max_concurrent_transforms: $crate::export::declared(
+                    <$stage as $crate::Model>::EXECUTION_PARAMETERS.max_concurrent_transforms,
+                ),
                 batch_strategy: $crate::export::batch_strategy::<$stage>(),
-                max_payload_in_mb: <$stage as $crate::Model>::EXECUTION_PARAMETERS.max_payload_in_mb,
+                max_payload_in_mb: $crate::export::declared(
+                    <$stage as $crate::Model>::EXECUTION_PARAMETERS.max_payload_in_mb,
+                ),
                 reserved: 0,
             };
 

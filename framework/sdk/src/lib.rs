@@ -36,23 +36,29 @@
 //! Read model files with [`fs`], whose errors name the file.
 //! `docs/writing-a-stage.md` is the tutorial.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod codecs;
 mod context;
 mod error;
-pub mod excerpt;
+// The export glue: the one place the SDK writes `unsafe` (the C symbols).
+#[allow(unsafe_code)]
 #[doc(hidden)]
 pub mod export;
 pub mod fs;
-pub mod logging;
-pub mod number;
-pub mod python;
 mod stage;
 pub mod training;
 
-pub use context::{media_type, Context, Response};
+// The rules the host shares (`modelstage-contract`), at the paths stage
+// authors know: this library's own copy of them runs in the stage.
+pub use modelstage_contract::media::media_type;
+pub use modelstage_contract::{excerpt, logging, media, number, python};
+pub use modelstage_contract::{BatchStrategy, ExecutionParameters};
+
+pub use context::{Context, Response};
 pub use error::{ErrorKind, StageError};
 pub use excerpt::excerpt;
-pub use stage::{BatchStrategy, ExecutionParameters, Model, Stage, Threading, Train, TransformStage};
+pub use stage::{Model, Stage, Threading, Train, TransformStage};
 pub use training::TrainingEnv;
 
 /// Re-exported for the code `export_stage!` generates.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{Context, Response, StageError, TrainingEnv};
+use crate::{Context, ExecutionParameters, Response, StageError, TrainingEnv};
 
 /// How the runtime may call into one loaded model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,32 +13,6 @@ pub enum Threading {
     Shared,
     /// Never called from two threads at once: one request thread per worker.
     PerInstance,
-}
-
-/// `BatchStrategy` as `/execution-parameters` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchStrategy {
-    Unset,
-    MultiRecord,
-    SingleRecord,
-}
-
-/// What `GET /execution-parameters` reports for this stage when the
-/// `SAGEMAKER_*` variables do not say otherwise. `0` means "not declared".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExecutionParameters {
-    pub max_concurrent_transforms: u32,
-    pub batch_strategy: BatchStrategy,
-    pub max_payload_in_mb: u32,
-}
-
-impl ExecutionParameters {
-    /// Nothing declared: the runtime's defaults apply.
-    pub const UNSET: ExecutionParameters = ExecutionParameters {
-        max_concurrent_transforms: 0,
-        batch_strategy: BatchStrategy::Unset,
-        max_payload_in_mb: 0,
-    };
 }
 
 /// A loaded model: what `model_fn` returns. Every stage implements this, then
@@ -85,6 +59,7 @@ pub trait Stage: Model {
 /// A stage that handles the whole request in one hook, as the toolkits'
 /// `transform_fn` does.
 pub trait TransformStage: Model {
+    /// Answers the whole request: decodes `body`, predicts and encodes for `ctx.accept`.
     fn transform_fn(&self, body: &[u8], ctx: &Context<'_>) -> Result<Response, StageError>;
 }
 

@@ -243,6 +243,7 @@ impl Hyperparameters {
         self.values.keys().map(String::as_str).collect()
     }
 
+    /// Whether a hyperparameter named `name` was given.
     pub fn contains(&self, name: &str) -> bool {
         self.values.contains_key(name)
     }

@@ -29,6 +29,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod library;
 mod request;
 mod server;

@@ -8,9 +8,13 @@ const DEFAULT_ACCEPT: &str = "application/json";
 /// One request: body, Content-Type, Accept and custom attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The request body.
     pub body: Vec<u8>,
+    /// Its Content-Type.
     pub content_type: String,
+    /// The Accept sent (`application/json` unless set).
     pub accept: String,
+    /// `X-Amzn-SageMaker-Custom-Attributes`, if any.
     pub custom_attributes: Option<String>,
 }
 
@@ -31,11 +35,13 @@ impl Request {
         Request::new(value.to_string())
     }
 
+    /// Sets the Content-Type.
     pub fn content_type(mut self, content_type: &str) -> Request {
         self.content_type = content_type.into();
         self
     }
 
+    /// Sets the Accept.
     pub fn accept(mut self, accept: &str) -> Request {
         self.accept = accept.into();
         self
@@ -61,8 +67,11 @@ impl Request {
 /// What the stage answered: the response body, its Content-Type and custom attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// The response body.
     pub body: Vec<u8>,
+    /// Its Content-Type.
     pub content_type: String,
+    /// `X-Amzn-SageMaker-Custom-Attributes` of the answer, if any.
     pub custom_attributes: Option<String>,
 }
 

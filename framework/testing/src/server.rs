@@ -26,13 +26,18 @@ pub struct Server {
 /// What the endpoint answered.
 #[derive(Debug, Clone)]
 pub struct ServerResponse {
+    /// The HTTP status.
     pub status: u16,
+    /// The Content-Type, if any.
     pub content_type: Option<String>,
+    /// `X-Amzn-SageMaker-Custom-Attributes`, if any.
     pub custom_attributes: Option<String>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
 impl ServerResponse {
+    /// The body as text (lossy UTF-8).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -53,6 +53,7 @@ impl Trained {
 static ONE_JOB: Mutex<()> = Mutex::new(());
 
 impl TrainingJob {
+    /// A job with no channels and no hyperparameters.
     pub fn new() -> TrainingJob {
         TrainingJob::default()
     }

@@ -71,15 +71,18 @@ fn main() {
     .expect("parse");
     let parse = t.elapsed().as_secs_f64();
     println!(
-        "parse only:                 {:>10.0} rows/s ({:.0} MB/s)",
+        "parse only:                              {:>10.0} rows/s ({:.0} MB/s)",
         rows as f64 / parse,
         mb / parse
     );
 
     let model_dir = dir.path().join("model");
-    for (label, extra) in [
-        ("train, num_models=1", json!({"num_models": 1})),
-        ("train, num_models=auto (8)", json!({})),
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let auto_on_all = format!("train, num_models=auto (8), {cpus} threads");
+    for (label, extra, threads) in [
+        ("train, num_models=1", json!({"num_models": 1}), 1),
+        ("train, num_models=auto (8), 1 thread", json!({}), 1),
+        (auto_on_all.as_str(), json!({}), cpus),
     ] {
         let epochs = 3;
         let mut hp = json!({"predictor_type": "regressor", "epochs": epochs, "early_stopping_patience": 100});
@@ -96,13 +99,14 @@ fn main() {
             validation: None,
             test: None,
             host: "algo-1".into(),
+            threads,
         })
         .expect("training");
         let secs = t.elapsed().as_secs_f64();
         // Each epoch reads every row once; the kept model is chosen on one more pass.
         let passes = outcome.epochs_run as f64 + 1.0;
         println!(
-            "{label:<27} {:>10.0} rows/s per epoch ({} epochs + selection pass in {secs:.2} s)",
+            "{label:<40} {:>10.0} rows/s per epoch ({} epochs + selection pass in {secs:.2} s)",
             rows as f64 * passes / secs,
             outcome.epochs_run
         );
@@ -112,14 +116,42 @@ fn main() {
     let model = LinearLearner::model_fn(&model_dir).expect("model_fn");
     let one = "0.1,-0.2,0.3,-0.4,0.5,-0.6,0.7,-0.8,0.9,-1.0\n".to_string();
     let thousand = one.repeat(1000);
-    for (label, body, accept, iterations) in [
-        ("1 record, text/csv -> json", &one, "application/json", 200_000),
-        ("1000 records, csv -> json", &thousand, "application/json", 2_000),
-        ("1000 records, csv -> csv", &thousand, "text/csv", 2_000),
+    // What the featurizer sends with JSON between the stages.
+    let instance = r#"{"features": [0.1, -0.2, 0.3, -0.4, 0.5, -0.6, 0.7, -0.8, 0.9, -1.0]}"#;
+    let thousand_json = format!("{{\"instances\": [{}]}}", vec![instance; 1000].join(", "));
+    for (label, body, content_type, accept, iterations) in [
+        (
+            "1 record, text/csv -> json",
+            &one,
+            "text/csv",
+            "application/json",
+            200_000,
+        ),
+        (
+            "1000 records, csv -> json",
+            &thousand,
+            "text/csv",
+            "application/json",
+            2_000,
+        ),
+        (
+            "1000 records, csv -> csv",
+            &thousand,
+            "text/csv",
+            "text/csv",
+            2_000,
+        ),
+        (
+            "1000 records, json -> json",
+            &thousand_json,
+            "application/json",
+            "application/json",
+            2_000,
+        ),
     ] {
         let ctx = Context {
             request_id: "bench",
-            content_type: "text/csv",
+            content_type,
             accept,
             custom_attributes: None,
         };
@@ -131,7 +163,7 @@ fn main() {
             bytes += model.output_fn(out, &ctx).expect("output_fn").body.len();
         }
         let secs = t.elapsed().as_secs_f64();
-        let records = if body.len() > one.len() { 1000.0 } else { 1.0 };
+        let records = if body.len() > 1000 { 1000.0 } else { 1.0 };
         println!(
             "serve {label:<27} {:>10.0} requests/s {:>11.0} records/s ({:.1} µs/request, {bytes} bytes out)",
             iterations as f64 / secs,

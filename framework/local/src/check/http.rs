@@ -132,9 +132,9 @@ fn describe_error(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A bounded, escaped, quoted excerpt of what a container sent, as every message of modelstage
-/// quotes a value (`modelstage_sdk::excerpt`).
+/// quotes a value (`modelstage_contract::excerpt`).
 pub fn excerpt(bytes: &[u8]) -> String {
-    modelstage_sdk::excerpt::quoted(bytes)
+    modelstage_contract::excerpt::quoted(bytes)
 }
 
 /// Whether the media type of `content_type` is one `accept` asks for (`type/*` and `*/*` match
@@ -150,9 +150,7 @@ pub fn accepts(accept: &str, content_type: &str) -> bool {
     })
 }
 
-fn media_type(text: &str) -> String {
-    text.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
-}
+use modelstage_contract::media::normalized as media_type;
 
 #[cfg(test)]
 mod tests {

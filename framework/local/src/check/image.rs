@@ -3,7 +3,7 @@
 //! `serve` arrive as arguments and the SIGTERM of a stop reaches the server itself.
 
 use super::ids;
-use super::report::{Outcome, Report};
+use super::report::{Report, Verdict};
 use crate::docker::{self, BIND_TO_PORT_LABEL};
 
 /// The shells a shell-form ENTRYPOINT runs through.
@@ -12,40 +12,40 @@ const SHELLS: [&str; 4] = ["/bin/sh", "sh", "/bin/bash", "bash"];
 pub fn check_image(image: &str, report: &mut Report) {
     let label = match docker::image_labels(image) {
         Ok(labels) => match labels.get(BIND_TO_PORT_LABEL).map(String::as_str) {
-            Some("true") => Outcome::Pass(format!("{BIND_TO_PORT_LABEL}=true")),
-            Some(other) => Outcome::Fail(format!(
+            Some("true") => Verdict::Pass(format!("{BIND_TO_PORT_LABEL}=true")),
+            Some(other) => Verdict::Fail(format!(
                 "{BIND_TO_PORT_LABEL} is {}, not true",
                 super::http::excerpt(other.as_bytes())
             )),
-            None => Outcome::Fail(format!(
+            None => Verdict::Fail(format!(
                 "no {BIND_TO_PORT_LABEL} label: SageMaker will not give it SAGEMAKER_BIND_TO_PORT \
                  (needed in a serial inference pipeline)"
             )),
         },
-        Err(e) => Outcome::Fail(e.to_string()),
+        Err(e) => Verdict::Fail(e.to_string()),
     };
     report.record(ids::IMAGE_LABEL, label);
     let entrypoint = match docker::image_entrypoint(image) {
         Ok(entrypoint) => entrypoint_outcome(entrypoint.as_deref()),
-        Err(e) => Outcome::Fail(e.to_string()),
+        Err(e) => Verdict::Fail(e.to_string()),
     };
     report.record(ids::IMAGE_ENTRYPOINT, entrypoint);
 }
 
-fn entrypoint_outcome(entrypoint: Option<&[String]>) -> Outcome {
+fn entrypoint_outcome(entrypoint: Option<&[String]>) -> Verdict {
     let shown = || serde_json::to_string(&entrypoint).unwrap_or_default();
     match entrypoint {
         None | Some([]) => {
-            Outcome::Fail("no ENTRYPOINT: `docker run IMAGE serve` would run a program named serve".into())
+            Verdict::Fail("no ENTRYPOINT: `docker run IMAGE serve` would run a program named serve".into())
         }
         Some([shell, flag, ..]) if SHELLS.contains(&shell.as_str()) && flag == "-c" => {
-            Outcome::Fail(format!(
+            Verdict::Fail(format!(
                 "shell form {}: the shell drops the `serve`/`train` argument and receives the \
                  SIGTERM; write ENTRYPOINT [\"/path/to/program\"]",
                 shown()
             ))
         }
-        Some(_) => Outcome::Pass(shown()),
+        Some(_) => Verdict::Pass(shown()),
     }
 }
 
@@ -62,13 +62,13 @@ mod tests {
         let exec = words(&["/usr/local/bin/modelstage"]);
         assert_eq!(
             entrypoint_outcome(Some(&exec)),
-            Outcome::Pass(r#"["/usr/local/bin/modelstage"]"#.into())
+            Verdict::Pass(r#"["/usr/local/bin/modelstage"]"#.into())
         );
         let shell = words(&["/bin/sh", "-c", "modelstage serve"]);
-        assert!(matches!(entrypoint_outcome(Some(&shell)), Outcome::Fail(t) if t.contains("shell form")));
-        assert!(matches!(entrypoint_outcome(None), Outcome::Fail(t) if t.contains("no ENTRYPOINT")));
+        assert!(matches!(entrypoint_outcome(Some(&shell)), Verdict::Fail(t) if t.contains("shell form")));
+        assert!(matches!(entrypoint_outcome(None), Verdict::Fail(t) if t.contains("no ENTRYPOINT")));
         // A script that execs its program is exec form too.
         let script = words(&["/entrypoint.sh"]);
-        assert!(matches!(entrypoint_outcome(Some(&script)), Outcome::Pass(_)));
+        assert!(matches!(entrypoint_outcome(Some(&script)), Verdict::Pass(_)));
     }
 }

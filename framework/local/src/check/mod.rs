@@ -20,14 +20,13 @@ pub mod target;
 pub mod training;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
 use crate::deploy::runner::Ended;
 use launch::{Started, Startup};
-use report::{Outcome, Report};
+use report::{Report, Verdict};
 use serving::{PayloadLimit, Requests, Sample};
 use target::Target;
 
@@ -91,23 +90,15 @@ pub struct CheckArgs {
 
 /// `modelstage check`: prints the report; exits 0 when no check failed, 1 when one did, 2 when
 /// the checks could not run.
-pub fn run(args: CheckArgs) -> ExitCode {
-    match check(&args) {
-        Ok(report) => {
-            match args.format {
-                Format::Table => print!("{}", report.table()),
-                Format::Json => println!("{}", report.json()),
-            }
-            if report.failed() == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("modelstage check: {e:#}");
-            ExitCode::from(2)
-        }
+pub fn run(args: CheckArgs) -> Result<(), crate::CommandError> {
+    let report = check(&args).map_err(crate::CommandError::CannotCheck)?;
+    match args.format {
+        Format::Table => print!("{}", report.table()),
+        Format::Json => println!("{}", report.json()),
+    }
+    match report.failed() {
+        0 => Ok(()),
+        failed => Err(crate::CommandError::ChecksFailed { failed }),
     }
 }
 
@@ -196,7 +187,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Report> {
     let plan = plan(args)?;
     let mut report = Report::new(plan.target.to_string());
     for (id, _) in ids::ALL {
-        report.record(id, Outcome::Skip("not reached".into()));
+        report.record(id, Verdict::Skip("not reached".into()));
     }
     not_applicable(&plan, &mut report);
     if let Target::Image(image) = &plan.target {
@@ -215,14 +206,14 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Report> {
         training::check_training(&plan.target, sample, bad, limit, &mut report);
     }
     for id in &plan.skips {
-        report.record(id, Outcome::Skip("skipped with --skip".into()));
+        report.record(id, Verdict::Skip("skipped with --skip".into()));
     }
     Ok(report)
 }
 
 /// The checks that do not apply to this kind of target, with why.
 fn not_applicable(plan: &Plan, report: &mut Report) {
-    let mut skip = |id: &'static str, why: &str| report.record(id, Outcome::Skip(why.to_string()));
+    let mut skip = |id: &'static str, why: &str| report.record(id, Verdict::Skip(why.to_string()));
     if !matches!(plan.target, Target::Image(_)) {
         for id in [ids::IMAGE_LABEL, ids::IMAGE_ENTRYPOINT, ids::IMAGE_SERVE_ARG] {
             skip(id, "not an image");
@@ -258,7 +249,7 @@ fn check_url(url: &str, requests: &Requests, ready: Duration, report: &mut Repor
         let last = match client.ping() {
             Ok(answer) if answer.status == 200 => {
                 let seen = format!("200 after {:.1} s", began.elapsed().as_secs_f64());
-                report.record(ids::PING_AFTER_LOAD, Outcome::Pass(seen));
+                report.record(ids::PING_AFTER_LOAD, Verdict::Pass(seen));
                 break;
             }
             Ok(answer) => answer.describe(),
@@ -266,7 +257,7 @@ fn check_url(url: &str, requests: &Requests, ready: Duration, report: &mut Repor
         };
         if began.elapsed() >= ready {
             let evidence = format!("no 200 within {} s; last: {last}", ready.as_secs());
-            report.record(ids::PING_AFTER_LOAD, Outcome::Fail(evidence));
+            report.record(ids::PING_AFTER_LOAD, Verdict::Fail(evidence));
             not_healthy(report);
             return Ok(());
         }
@@ -287,7 +278,7 @@ fn not_healthy(report: &mut Report) {
         ids::PAYLOAD_413,
         ids::EXECUTION_PARAMETERS,
     ] {
-        report.record(id, Outcome::Skip(why.into()));
+        report.record(id, Verdict::Skip(why.into()));
     }
 }
 
@@ -306,11 +297,11 @@ fn check_started(
         // An image the engine cannot start is the image's failure, reported like the others.
         Err(e) if matches!(target, Target::Image(_)) => {
             let evidence = format!("{e:#}");
-            report.record(ids::IMAGE_SERVE_ARG, Outcome::Fail(evidence.clone()));
-            report.record(ids::PING_AFTER_LOAD, Outcome::Fail(evidence));
+            report.record(ids::IMAGE_SERVE_ARG, Verdict::Fail(evidence.clone()));
+            report.record(ids::PING_AFTER_LOAD, Verdict::Fail(evidence));
             let why = "the container did not start (see image.serve-argument)";
             for id in [ids::PING_BEFORE_LOAD, ids::BIND_TO_PORT, ids::SIGTERM] {
-                report.record(id, Outcome::Skip(why.into()));
+                report.record(id, Verdict::Skip(why.into()));
             }
             not_healthy(report);
             return Ok(());
@@ -336,7 +327,7 @@ fn check_started(
         Startup::Exited { .. } => {
             not_healthy(report);
             let why = "the server had already exited (see ping.after-load)";
-            report.record(ids::SIGTERM, Outcome::Skip(why.into()));
+            report.record(ids::SIGTERM, Verdict::Skip(why.into()));
             return Ok(());
         }
         // Not healthy, but running: it must still stop when told to.
@@ -363,26 +354,26 @@ fn record_startup(
     };
     // While loading, 503 says "not yet" and 200 "ready"; anything else is wrong.
     let before = |first: u16| match first {
-        503 => Outcome::Pass("first answer: 503 (loading)".into()),
-        200 => Outcome::Pass("first answer: 200 (the model was already loaded)".into()),
-        other => Outcome::Fail(format!(
+        503 => Verdict::Pass("first answer: 503 (loading)".into()),
+        200 => Verdict::Pass("first answer: 200 (the model was already loaded)".into()),
+        other => Verdict::Fail(format!(
             "first answer: {other}; while loading, 503 or 200 is expected"
         )),
     };
     let (before_load, after_load, bound) = match startup {
         Startup::Ready { first, after } => (
             before(*first),
-            Outcome::Pass(format!("200 after {:.1} s", after.as_secs_f64())),
-            Outcome::Pass(format!("answered on port {port}")),
+            Verdict::Pass(format!("200 after {:.1} s", after.as_secs_f64())),
+            Verdict::Pass(format!("answered on port {port}")),
         ),
         Startup::NotReady { statuses: seen } => (
             before(seen[0]),
-            Outcome::Fail(format!(
+            Verdict::Fail(format!(
                 "no 200 within {} s; answers seen: {}",
                 ready.as_secs(),
                 statuses(seen)
             )),
-            Outcome::Pass(format!("answered on port {port}")),
+            Verdict::Pass(format!("answered on port {port}")),
         ),
         Startup::Silent => {
             let evidence = format!(
@@ -391,9 +382,9 @@ fn record_startup(
                 log()
             );
             (
-                Outcome::Skip("nothing answered on the port (see env.bind-to-port)".into()),
-                Outcome::Fail("nothing answered (see env.bind-to-port)".into()),
-                Outcome::Fail(evidence),
+                Verdict::Skip("nothing answered on the port (see env.bind-to-port)".into()),
+                Verdict::Fail("nothing answered (see env.bind-to-port)".into()),
+                Verdict::Fail(evidence),
             )
         }
         Startup::Exited { how, statuses: seen } => {
@@ -406,27 +397,27 @@ fn record_startup(
                 },
                 log()
             );
-            let unknown = || Outcome::Skip(format!("the server {how} before it answered"));
+            let unknown = || Verdict::Skip(format!("the server {how} before it answered"));
             match seen.first() {
                 Some(first) => (
                     before(*first),
-                    Outcome::Fail(evidence),
-                    Outcome::Pass(format!("answered on port {port}")),
+                    Verdict::Fail(evidence),
+                    Verdict::Pass(format!("answered on port {port}")),
                 ),
-                None => (unknown(), Outcome::Fail(evidence), unknown()),
+                None => (unknown(), Verdict::Fail(evidence), unknown()),
             }
         }
     };
     // The argument was taken if a server came up, healthy or not.
     let serve_arg = match startup {
         Startup::Ready { .. } | Startup::NotReady { .. } => {
-            Outcome::Pass("`serve` started a server that answers /ping".into())
+            Verdict::Pass("`serve` started a server that answers /ping".into())
         }
-        Startup::Exited { how, .. } => Outcome::Fail(format!(
+        Startup::Exited { how, .. } => Verdict::Fail(format!(
             "with `serve` the container {how} (its log is under ping.after-load)"
         )),
         Startup::Silent => {
-            Outcome::Fail("with `serve`, nothing answered /ping (see env.bind-to-port)".into())
+            Verdict::Fail("with `serve`, nothing answered /ping (see env.bind-to-port)".into())
         }
     };
     report.record(ids::PING_BEFORE_LOAD, before_load);
@@ -439,20 +430,20 @@ fn record_startup(
 
 /// SIGTERM, as SageMaker stops a container: it must exit before the grace period ends (the SIGKILL
 /// that follows it is the failure).
-fn sigterm(server: &mut Started, grace: Duration) -> Outcome {
+fn sigterm(server: &mut Started, grace: Duration) -> Verdict {
     let (ended, took) = server.terminate(grace);
     match ended {
-        None => Outcome::Fail(format!(
+        None => Verdict::Fail(format!(
             "still not known to have ended {:.1} s after SIGTERM (and SIGKILL after {} s)",
             took.as_secs_f64(),
             grace.as_secs()
         )),
-        Some(how) if killed(how) => Outcome::Fail(format!(
+        Some(how) if killed(how) => Verdict::Fail(format!(
             "did not exit within {} s of SIGTERM: it {how} (SIGKILL); {}",
             grace.as_secs(),
             server.log_excerpt()
         )),
-        Some(how) => Outcome::Pass(format!("{how} {:.1} s after SIGTERM", took.as_secs_f64())),
+        Some(how) => Verdict::Pass(format!("{how} {:.1} s after SIGTERM", took.as_secs_f64())),
     }
 }
 
@@ -486,7 +477,7 @@ mod tests {
     #[test]
     fn a_server_that_listens_elsewhere_fails_the_port_check_with_its_log() {
         let report = startup_report(Startup::Silent);
-        let Some(Outcome::Fail(evidence)) = report.get(ids::BIND_TO_PORT) else {
+        let Some(Verdict::Fail(evidence)) = report.get(ids::BIND_TO_PORT) else {
             panic!("{report:?}");
         };
         assert!(evidence
@@ -494,10 +485,10 @@ mod tests {
         assert!(evidence.contains("listening on 8080"), "{evidence}");
         assert!(matches!(
             report.get(ids::PING_BEFORE_LOAD),
-            Some(Outcome::Skip(_))
+            Some(Verdict::Skip(_))
         ));
-        assert!(matches!(report.get(ids::PING_AFTER_LOAD), Some(Outcome::Fail(_))));
-        assert!(matches!(report.get(ids::IMAGE_SERVE_ARG), Some(Outcome::Fail(_))));
+        assert!(matches!(report.get(ids::PING_AFTER_LOAD), Some(Verdict::Fail(_))));
+        assert!(matches!(report.get(ids::IMAGE_SERVE_ARG), Some(Verdict::Fail(_))));
     }
 
     #[test]
@@ -507,16 +498,16 @@ mod tests {
         });
         assert_eq!(
             report.get(ids::PING_BEFORE_LOAD),
-            Some(&Outcome::Fail(
+            Some(&Verdict::Fail(
                 "first answer: 500; while loading, 503 or 200 is expected".into()
             ))
         );
         assert_eq!(
             report.get(ids::PING_AFTER_LOAD),
-            Some(&Outcome::Fail("no 200 within 5 s; answers seen: 500, 503".into()))
+            Some(&Verdict::Fail("no 200 within 5 s; answers seen: 500, 503".into()))
         );
         // It runs and answers: `serve` was taken.
-        assert!(matches!(report.get(ids::IMAGE_SERVE_ARG), Some(Outcome::Pass(_))));
+        assert!(matches!(report.get(ids::IMAGE_SERVE_ARG), Some(Verdict::Pass(_))));
     }
 
     #[test]
@@ -537,7 +528,7 @@ mod tests {
         assert_eq!(report.get(ids::IMAGE_SERVE_ARG), None);
         assert_eq!(
             report.get(ids::PING_AFTER_LOAD),
-            Some(&Outcome::Pass("200 after 1.5 s".into()))
+            Some(&Verdict::Pass("200 after 1.5 s".into()))
         );
     }
 }

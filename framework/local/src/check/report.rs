@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 /// How one check came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Verdict {
     /// Passed; the text says what was seen (may be empty).
     Pass(String),
     /// Failed; the text is the evidence (statuses, bounded and escaped excerpts of bodies, logs).
@@ -15,27 +15,27 @@ pub enum Outcome {
     Skip(String),
 }
 
-impl Outcome {
+impl Verdict {
     pub fn label(&self) -> &'static str {
         match self {
-            Outcome::Pass(_) => "pass",
-            Outcome::Fail(_) => "fail",
-            Outcome::Skip(_) => "skip",
+            Verdict::Pass(_) => "pass",
+            Verdict::Fail(_) => "fail",
+            Verdict::Skip(_) => "skip",
         }
     }
 
     pub fn detail(&self) -> &str {
         match self {
-            Outcome::Pass(t) | Outcome::Fail(t) | Outcome::Skip(t) => t,
+            Verdict::Pass(t) | Verdict::Fail(t) | Verdict::Skip(t) => t,
         }
     }
 
     /// A pass when `ok`, else a failure, with the same words.
-    pub fn from_bool(ok: bool, detail: String) -> Outcome {
+    pub fn from_bool(ok: bool, detail: String) -> Verdict {
         if ok {
-            Outcome::Pass(detail)
+            Verdict::Pass(detail)
         } else {
-            Outcome::Fail(detail)
+            Verdict::Fail(detail)
         }
     }
 }
@@ -45,7 +45,7 @@ impl Outcome {
 pub struct Finding {
     /// Stable id, e.g. `ping.after-load`; the same in the table and in JSON.
     pub id: &'static str,
-    pub outcome: Outcome,
+    pub outcome: Verdict,
 }
 
 /// Every check's result, in the order they are listed in [`super::ids::ALL`].
@@ -65,14 +65,14 @@ impl Report {
     }
 
     /// Records the outcome of check `id`; a later record of the same id replaces the earlier one.
-    pub fn record(&mut self, id: &'static str, outcome: Outcome) {
+    pub fn record(&mut self, id: &'static str, outcome: Verdict) {
         match self.findings.iter_mut().find(|f| f.id == id) {
             Some(found) => found.outcome = outcome,
             None => self.findings.push(Finding { id, outcome }),
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<&Outcome> {
+    pub fn get(&self, id: &str) -> Option<&Verdict> {
         self.findings.iter().find(|f| f.id == id).map(|f| &f.outcome)
     }
 
@@ -147,12 +147,12 @@ mod tests {
 
     fn sample() -> Report {
         let mut r = Report::new("stage library libx.so".into());
-        r.record("ping.after-load", Outcome::Pass("200 after 0.1 s".into()));
+        r.record("ping.after-load", Verdict::Pass("200 after 0.1 s".into()));
         r.record(
             "invocations.accept-406",
-            Outcome::Fail("got 200\nbody: \"a\"".into()),
+            Verdict::Fail("got 200\nbody: \"a\"".into()),
         );
-        r.record("signals.sigterm", Outcome::Skip("a URL".into()));
+        r.record("signals.sigterm", Verdict::Skip("a URL".into()));
         r
     }
 
@@ -178,9 +178,9 @@ mod tests {
     #[test]
     fn a_later_record_replaces_an_earlier_one() {
         let mut r = sample();
-        r.record("signals.sigterm", Outcome::Pass("exited 0".into()));
+        r.record("signals.sigterm", Verdict::Pass("exited 0".into()));
         assert_eq!(r.findings.len(), 3);
-        assert_eq!(r.get("signals.sigterm"), Some(&Outcome::Pass("exited 0".into())));
+        assert_eq!(r.get("signals.sigterm"), Some(&Verdict::Pass("exited 0".into())));
         assert_eq!(r.failed(), 1);
     }
 }

@@ -6,12 +6,12 @@ use serde_json::Value;
 
 use super::http::{accepts, excerpt, Answer, Client};
 use super::ids;
-use super::report::{Outcome, Report};
+use super::report::{Report, Verdict};
 
 /// A media type no container supports, for the 415 and 406 checks.
 pub const UNSUPPORTED_TYPE: &str = "application/x-modelstage-check-unsupported";
 /// SageMaker's MB: 1,048,576 bytes (docs/contract.md, payload limit).
-pub const MB: usize = 1_048_576;
+pub use modelstage_contract::payload::MB;
 /// `MaxPayloadInMB` when the container does not say.
 pub const DEFAULT_MAX_PAYLOAD_MB: usize = 6;
 /// The largest `MaxPayloadInMB` SageMaker takes (batch transform's); a body is never larger.
@@ -53,8 +53,8 @@ pub fn check_endpoint(client: &Client, requests: &Requests, limit: PayloadLimit,
 fn sample(client: &Client, requests: &Requests, report: &mut Report) {
     let Some(sample) = &requests.sample else {
         let why = "no --sample given";
-        report.record(ids::SAMPLE, Outcome::Skip(why.into()));
-        report.record(ids::ACCEPT, Outcome::Skip(why.into()));
+        report.record(ids::SAMPLE, Verdict::Skip(why.into()));
+        report.record(ids::ACCEPT, Verdict::Skip(why.into()));
         return;
     };
     let sent = client.invoke(
@@ -65,18 +65,18 @@ fn sample(client: &Client, requests: &Requests, report: &mut Report) {
     let answer = match sent {
         Ok(answer) => answer,
         Err(e) => {
-            report.record(ids::SAMPLE, Outcome::Fail(format!("no answer: {e}")));
-            report.record(ids::ACCEPT, Outcome::Skip("the sample got no answer".into()));
+            report.record(ids::SAMPLE, Verdict::Fail(format!("no answer: {e}")));
+            report.record(ids::ACCEPT, Verdict::Skip("the sample got no answer".into()));
             return;
         }
     };
     let ok = (200..300).contains(&answer.status);
-    report.record(ids::SAMPLE, Outcome::from_bool(ok, answer.describe()));
+    report.record(ids::SAMPLE, Verdict::from_bool(ok, answer.describe()));
     let outcome = match (&requests.accept, ok) {
-        (None, _) => Outcome::Skip("no --accept given".into()),
-        (Some(_), false) => Outcome::Skip("the sample was not answered with 2xx".into()),
+        (None, _) => Verdict::Skip("no --accept given".into()),
+        (Some(_), false) => Verdict::Skip("the sample was not answered with 2xx".into()),
         (Some(accept), true) => match &answer.content_type {
-            Some(got) => Outcome::from_bool(
+            Some(got) => Verdict::from_bool(
                 accepts(accept, got),
                 format!(
                     "asked for {}, got Content-Type {}",
@@ -84,7 +84,7 @@ fn sample(client: &Client, requests: &Requests, report: &mut Report) {
                     excerpt(got.as_bytes())
                 ),
             ),
-            None => Outcome::Fail(format!(
+            None => Verdict::Fail(format!(
                 "asked for {}, the answer has no Content-Type",
                 excerpt(accept.as_bytes())
             )),
@@ -108,7 +108,7 @@ fn unsupported_content_type(client: &Client, requests: &Requests, report: &mut R
 fn unsupported_accept(client: &Client, requests: &Requests, report: &mut Report) {
     let Some(sample) = &requests.sample else {
         let why = "no --sample given: a request the container can read is needed";
-        report.record(ids::ACCEPT_406, Outcome::Skip(why.into()));
+        report.record(ids::ACCEPT_406, Verdict::Skip(why.into()));
         return;
     };
     let sent = client.invoke(&sample.content_type, Some(UNSUPPORTED_TYPE), sample.body.clone());
@@ -119,15 +119,15 @@ fn unsupported_accept(client: &Client, requests: &Requests, report: &mut Report)
 }
 
 /// `expected` with a readable body passes; anything else fails with what came back.
-fn expect_status(sent: Result<Answer, String>, expected: u16, what: &str) -> Outcome {
+fn expect_status(sent: Result<Answer, String>, expected: u16, what: &str) -> Verdict {
     match sent {
-        Ok(answer) if answer.status == expected && answer.readable() => Outcome::Pass(answer.describe()),
-        Ok(answer) if answer.status == expected => Outcome::Fail(format!(
+        Ok(answer) if answer.status == expected && answer.readable() => Verdict::Pass(answer.describe()),
+        Ok(answer) if answer.status == expected => Verdict::Fail(format!(
             "{what}: {expected}, but the body is not readable text: {}",
             answer.describe()
         )),
-        Ok(answer) => Outcome::Fail(format!("{what}: expected {expected}, got {}", answer.describe())),
-        Err(e) => Outcome::Fail(format!("{what}: no answer: {e}")),
+        Ok(answer) => Verdict::Fail(format!("{what}: expected {expected}, got {}", answer.describe())),
+        Err(e) => Verdict::Fail(format!("{what}: no answer: {e}")),
     }
 }
 
@@ -151,7 +151,7 @@ fn payload(
             {
                 Some(0) => {
                     let why = "the endpoint's MaxPayloadInMB is 0 (no limit)";
-                    report.record(ids::PAYLOAD_413, Outcome::Skip(why.into()));
+                    report.record(ids::PAYLOAD_413, Verdict::Skip(why.into()));
                     return;
                 }
                 Some(mb) if mb > LARGEST_MAX_PAYLOAD_MB as u64 => {
@@ -159,7 +159,7 @@ fn payload(
                         "the endpoint's MaxPayloadInMB is {mb}, over SageMaker's largest \
                          ({LARGEST_MAX_PAYLOAD_MB}): no such body is sent"
                     );
-                    report.record(ids::PAYLOAD_413, Outcome::Skip(why));
+                    report.record(ids::PAYLOAD_413, Verdict::Skip(why));
                     return;
                 }
                 Some(mb) => (
@@ -186,8 +186,8 @@ fn payload(
     let sent = client.invoke(content_type, requests.accept.as_deref(), vec![b'0'; size]);
     let what = format!("{size} bytes against {source}");
     let outcome = match sent {
-        Ok(answer) => Outcome::from_bool(answer.status == 413, format!("{what}: {}", answer.describe())),
-        Err(e) => Outcome::Fail(format!("{what}: no answer: {e}")),
+        Ok(answer) => Verdict::from_bool(answer.status == 413, format!("{what}: {}", answer.describe())),
+        Err(e) => Verdict::Fail(format!("{what}: no answer: {e}")),
     };
     report.record(ids::PAYLOAD_413, outcome);
 }
@@ -199,7 +199,7 @@ fn execution_parameters(client: &Client, report: &mut Report) -> Option<Value> {
         Err(e) => {
             report.record(
                 ids::EXECUTION_PARAMETERS,
-                Outcome::Fail(format!("no answer: {e}")),
+                Verdict::Fail(format!("no answer: {e}")),
             );
             return None;
         }
@@ -207,20 +207,20 @@ fn execution_parameters(client: &Client, report: &mut Report) -> Option<Value> {
     if answer.status == 404 {
         report.record(
             ids::EXECUTION_PARAMETERS,
-            Outcome::Pass("not present (404)".into()),
+            Verdict::Pass("not present (404)".into()),
         );
         return None;
     }
     if answer.status != 200 {
         let evidence = format!("expected 200 or 404, got {}", answer.describe());
-        report.record(ids::EXECUTION_PARAMETERS, Outcome::Fail(evidence));
+        report.record(ids::EXECUTION_PARAMETERS, Verdict::Fail(evidence));
         return None;
     }
     let problems = match serde_json::from_slice::<Value>(&answer.body) {
         Ok(document) => {
             let problems = parameter_problems(&document);
             if problems.is_empty() {
-                report.record(ids::EXECUTION_PARAMETERS, Outcome::Pass(answer.describe()));
+                report.record(ids::EXECUTION_PARAMETERS, Verdict::Pass(answer.describe()));
                 return Some(document);
             }
             problems
@@ -228,7 +228,7 @@ fn execution_parameters(client: &Client, report: &mut Report) -> Option<Value> {
         Err(e) => vec![format!("not JSON ({e})")],
     };
     let evidence = format!("{}: {}", problems.join("; "), answer.describe());
-    report.record(ids::EXECUTION_PARAMETERS, Outcome::Fail(evidence));
+    report.record(ids::EXECUTION_PARAMETERS, Verdict::Fail(evidence));
     None
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use signal_hook::consts::SIGTERM;
 
 use super::ids;
-use super::report::{Outcome, Report};
+use super::report::{Report, Verdict};
 use super::target::Target;
 use crate::fit::{self, Channel, Stop, TrainingImage, TrainingJob};
 
@@ -112,15 +112,15 @@ pub fn check_training(
         Ok(run) => {
             let model = model_files(&run.base);
             let model_outcome = match (run.success, model) {
-                (true, n) if n > 0 => Outcome::Pass(format!("{n} file(s) in /opt/ml/model")),
-                (true, _) => Outcome::Fail("exited 0, but /opt/ml/model is empty".into()),
-                (false, _) => Outcome::Fail(format!("train {}; {}", run.exit, run.failure_text())),
+                (true, n) if n > 0 => Verdict::Pass(format!("{n} file(s) in /opt/ml/model")),
+                (true, _) => Verdict::Fail("exited 0, but /opt/ml/model is empty".into()),
+                (false, _) => Verdict::Fail(format!("train {}; {}", run.exit, run.failure_text())),
             };
             report.record(ids::TRAIN_MODEL, model_outcome);
             let success = run.base.join("output/success").is_file();
             report.record(
                 ids::TRAIN_SUCCESS,
-                Outcome::from_bool(
+                Verdict::from_bool(
                     success,
                     if success {
                         "output/success written".into()
@@ -131,8 +131,8 @@ pub fn check_training(
             );
         }
         Err(e) => {
-            report.record(ids::TRAIN_MODEL, Outcome::Fail(format!("{e:#}")));
-            report.record(ids::TRAIN_SUCCESS, Outcome::Fail(format!("{e:#}")));
+            report.record(ids::TRAIN_MODEL, Verdict::Fail(format!("{e:#}")));
+            report.record(ids::TRAIN_SUCCESS, Verdict::Fail(format!("{e:#}")));
         }
     }
     let outcome = match run(&image, sample, bad, limit) {
@@ -140,21 +140,21 @@ pub fn check_training(
             let failure = std::fs::read(run.base.join("output/failure")).ok();
             match (run.success, failure) {
                 // Stopped for time: its failure file says so, not that it refused the values.
-                _ if run.stopped => Outcome::Fail(format!("train {}", run.exit)),
+                _ if run.stopped => Verdict::Fail(format!("train {}", run.exit)),
                 (false, Some(text)) if !text.is_empty() => {
-                    Outcome::Pass(format!("train {}; {}", run.exit, run.failure_text()))
+                    Verdict::Pass(format!("train {}; {}", run.exit, run.failure_text()))
                 }
-                (false, _) => Outcome::Fail(format!(
+                (false, _) => Verdict::Fail(format!(
                     "train {}, but wrote no (or an empty) output/failure",
                     run.exit
                 )),
-                (true, _) => Outcome::Fail(format!(
+                (true, _) => Verdict::Fail(format!(
                     "train exited 0 with hyperparameters {}",
                     super::http::excerpt(serde_json::to_string(bad).unwrap_or_default().as_bytes())
                 )),
             }
         }
-        Err(e) => Outcome::Fail(format!("{e:#}")),
+        Err(e) => Verdict::Fail(format!("{e:#}")),
     };
     report.record(ids::TRAIN_BAD_HYPERPARAMETER, outcome);
 }

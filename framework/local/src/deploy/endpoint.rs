@@ -51,6 +51,9 @@ pub struct Options {
     pub stop_grace: Duration,
     /// The `modelstage` binary that serves stage libraries.
     pub exe: PathBuf,
+    /// Called with each container as soon as it started, before the endpoint is ready (and
+    /// also when another container then fails): `deploy` prints it; the library only logs.
+    pub on_started: fn(&Container),
 }
 
 /// A started, healthy endpoint; stopped by [`Endpoint::stop`] or on drop.
@@ -145,9 +148,7 @@ impl Endpoint {
                     Duration::from_secs(hop_timeout + 5),
                     environment::max_payload_in_mb(first, &options.extra_env),
                 );
-                let http_threads = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .clamp(1, 4);
+                let http_threads = modelstage_contract::settings::http_threads();
                 let router = Router::start(config, options.bind, options.port, http_threads)?;
                 endpoint.port = router.port;
                 endpoint.router = Some(router);
@@ -186,12 +187,15 @@ impl Endpoint {
         for result in started {
             match result {
                 Ok(container) => {
-                    eprintln!(
-                        "modelstage deploy: started {} ({}, port {})",
+                    // A log line, not UI: `deploy` prints its own (`on_started`), and
+                    // `transform` starts endpoints too.
+                    log::debug!(
+                        "started {} ({}, port {})",
                         container.name,
                         container.describe(),
                         container.port
                     );
+                    (options.on_started)(&container);
                     endpoint.containers.push(container);
                 }
                 // The containers that did start are stopped when `endpoint` is dropped.
@@ -395,6 +399,7 @@ mod tests {
             startup_timeout: Duration::from_secs(1),
             stop_grace: Duration::from_secs(1),
             exe: PathBuf::from("modelstage"),
+            on_started: |_| {},
         };
         let (launches, targets) = separate(&stages, &options).unwrap();
         let value = |launch: &Launch, name: &str| {

@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 
 use super::request::ContainerSpec;
 
-pub const DEFAULT_ACCEPT: &str = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT";
-const TIMEOUT: &str = "SAGEMAKER_MODEL_SERVER_TIMEOUT";
-const MAX_PAYLOAD: &str = "SAGEMAKER_MAX_PAYLOAD_IN_MB";
+pub use modelstage_contract::settings::DEFAULT_INVOCATIONS_ACCEPT as DEFAULT_ACCEPT;
+use modelstage_contract::settings::{
+    DEFAULT_TIMEOUT_SECS, MAX_PAYLOAD_IN_MB as MAX_PAYLOAD, MODEL_SERVER_TIMEOUT as TIMEOUT,
+};
 
 /// A variable as the container will see it (its `Environment`, the extra variables, then ours).
 pub fn effective(container: &ContainerSpec, extra: &[(String, String)], name: &str) -> Option<String> {
@@ -82,14 +83,14 @@ pub fn fused_env(containers: &[ContainerSpec], extra: &[(String, String)]) -> Ve
 pub fn timeout_secs(container: &ContainerSpec, extra: &[(String, String)]) -> u64 {
     effective(container, extra, TIMEOUT)
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(60)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS)
 }
 
 /// The request size limit a container starts with (`SAGEMAKER_MAX_PAYLOAD_IN_MB`, default 6).
 pub fn max_payload_in_mb(container: &ContainerSpec, extra: &[(String, String)]) -> u64 {
     effective(container, extra, MAX_PAYLOAD)
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(6)
+        .unwrap_or(modelstage_contract::payload::DEFAULT_MAX_PAYLOAD_IN_MB.into())
 }
 
 #[cfg(test)]

@@ -27,12 +27,13 @@ mod upstream;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::CommandError;
 
 pub use endpoint::{Endpoint, Options};
 pub use logs::Sink;
@@ -87,18 +88,17 @@ pub struct DeployArgs {
 }
 
 /// `modelstage deploy`: runs the endpoint until Ctrl-C or SIGTERM.
-pub fn run(args: DeployArgs) -> ExitCode {
+pub fn run(args: DeployArgs) -> Result<(), CommandError> {
     modelstage_runtime::logging::init("modelstage");
     match serve_until_stopped(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("modelstage deploy: {e:#}");
-            ExitCode::FAILURE
-        }
+        Ok(None) => Ok(()),
+        Ok(Some(down)) => Err(CommandError::JobFailed(format!("modelstage deploy: {down}"))),
+        Err(e) => Err(CommandError::failed("deploy", e)),
     }
 }
 
-fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<ExitCode> {
+/// Serves until stopped; `Some` says why the endpoint went down on its own.
+fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<Option<String>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -131,6 +131,14 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         startup_timeout: Duration::from_secs(args.startup_timeout),
         stop_grace: STOP_GRACE,
         exe: current_exe()?,
+        on_started: |c| {
+            eprintln!(
+                "modelstage deploy: started {} ({}, port {})",
+                c.name,
+                c.describe(),
+                c.port
+            )
+        },
     };
     let mut endpoint = Endpoint::start(&spec, &options, &stop)?;
     let how = match (spec.mode, args.fused) {
@@ -145,16 +153,17 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         how,
         endpoint.label()
     );
-    let code = watch(&mut endpoint, &stop);
+    let down = watch(&mut endpoint, &stop);
     eprintln!("modelstage deploy: stopping");
     endpoint.stop();
     eprintln!("modelstage deploy: stopped");
-    Ok(code)
+    Ok(down)
 }
 
 /// Waits for Ctrl-C or SIGTERM. A container that dies is reported; without a router the endpoint
 /// is gone with it, with a router it stays up and `/ping` says which container is unhealthy.
-fn watch(endpoint: &mut Endpoint, stop: &AtomicBool) -> ExitCode {
+/// `Some` says why the endpoint is down.
+fn watch(endpoint: &mut Endpoint, stop: &AtomicBool) -> Option<String> {
     let mut reported = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
@@ -166,8 +175,7 @@ fn watch(endpoint: &mut Endpoint, stop: &AtomicBool) -> ExitCode {
             }
             reported.push(c.name.clone());
             if !has_router {
-                eprintln!("modelstage deploy: {} {how}; the endpoint is down", c.name);
-                return ExitCode::FAILURE;
+                return Some(format!("{} {how}; the endpoint is down", c.name));
             }
             eprintln!(
                 "modelstage deploy: {} {how}; GET /ping answers 503 until the endpoint is deployed again",
@@ -175,7 +183,7 @@ fn watch(endpoint: &mut Endpoint, stop: &AtomicBool) -> ExitCode {
             );
         }
     }
-    ExitCode::SUCCESS
+    None
 }
 
 /// A local endpoint started by [`start`]; stopped (containers and all) when dropped.
@@ -214,6 +222,7 @@ pub fn start_model(spec: &ModelSpec, extra_env: &[(String, String)]) -> anyhow::
         startup_timeout: Duration::from_secs(STARTUP_TIMEOUT_SECS),
         stop_grace: STOP_GRACE,
         exe: current_exe()?,
+        on_started: |_| {},
     };
     let never = AtomicBool::new(false);
     let endpoint = Endpoint::start(spec, &options, &never)?;

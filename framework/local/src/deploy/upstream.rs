@@ -9,8 +9,9 @@
 //! answer, `/ping` says which do not. The request size limit is the first upstream's
 //! `MaxPayloadInMB`, read once it answers.
 
+use modelstage_contract::payload::DEFAULT_MAX_PAYLOAD_IN_MB;
+use modelstage_contract::settings;
 use std::net::IpAddr;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -87,7 +88,7 @@ pub struct UpstreamOptions {
 
 /// Runs the router until `stop` is set; reports on our output when an upstream becomes healthy
 /// or stops answering.
-pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
+pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Option<String>> {
     let separator = if options.mode == Mode::Direct {
         ", "
     } else {
@@ -104,12 +105,12 @@ pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Exit
         options.targets.clone(),
         label.clone(),
         // The upstream's own timeout answers first; this catches one that hangs.
-        Duration::from_secs(env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT").unwrap_or(60) + 5),
-        env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB").unwrap_or(6),
+        Duration::from_secs(
+            env_number(settings::MODEL_SERVER_TIMEOUT).unwrap_or(settings::DEFAULT_TIMEOUT_SECS) + 5,
+        ),
+        env_number(settings::MAX_PAYLOAD_IN_MB).unwrap_or(DEFAULT_MAX_PAYLOAD_IN_MB.into()),
     );
-    let http_threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
+    let http_threads = modelstage_contract::settings::http_threads();
     let router = Router::start(config, options.bind, options.port, http_threads)?;
     let how = match options.mode {
         Mode::Direct => "Direct mode",
@@ -126,7 +127,7 @@ pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Exit
     eprintln!("modelstage deploy: stopping");
     router.stop();
     eprintln!("modelstage deploy: stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(None)
 }
 
 /// Waits for `stop`, looking at the upstreams every [`CHECK_EVERY`].

@@ -16,11 +16,11 @@ pub(crate) mod stop;
 mod tree;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
 use crate::tarball::pack_dir;
+use crate::CommandError;
 
 pub use container::{check_runnable, run_training_container, TrainingExit};
 pub use image::TrainingImage;
@@ -63,52 +63,43 @@ pub struct FitArgs {
     pub keep_tree: bool,
 }
 
-/// How a job that ran ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+/// How `fit` exits once the job ran (see [`JobEnd`] for how the job itself ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FitExit {
     Completed,
-    /// Its reason already printed.
-    Failed,
-    /// Stopped by this signal before it finished.
-    Stopped(i32),
+    /// Failed; the message says why.
+    Failed(String),
+    /// Stopped by `signal` before it finished.
+    Stopped {
+        signal: i32,
+        message: String,
+    },
 }
 
-/// Runs one local training job; the exit code says whether it completed.
-pub fn run(args: FitArgs) -> ExitCode {
-    let stop = match Stop::on_signals() {
-        Ok(stop) => stop,
-        Err(e) => {
-            log::error!("{e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+/// Runs one local training job; the error says why it did not complete.
+pub fn run(args: FitArgs) -> Result<(), CommandError> {
+    let stop = Stop::on_signals().map_err(|e| CommandError::failed("fit", e))?;
     match fit(&args, &stop) {
-        Ok(Outcome::Completed) => ExitCode::SUCCESS,
-        Ok(Outcome::Failed) => ExitCode::FAILURE,
-        Ok(Outcome::Stopped(signal)) => stopped_code(signal),
+        Ok(FitExit::Completed) => Ok(()),
+        Ok(FitExit::Failed(message)) => Err(CommandError::JobFailed(message)),
+        Ok(FitExit::Stopped { signal, message }) => Err(CommandError::Stopped { signal, message }),
         // A Ctrl-C also ends the `docker` commands and copies under way, which then fail; the
         // stop is the news, not their errors.
         Err(_) if stop.requested() => {
             let signal = stop.signal().unwrap_or(signal_hook::consts::SIGINT);
-            eprintln!(
-                "Training job stopped by {} before it finished",
-                stop::signal_name(signal)
-            );
-            stopped_code(signal)
+            Err(CommandError::Stopped {
+                signal,
+                message: format!(
+                    "Training job stopped by {} before it finished",
+                    stop::signal_name(signal)
+                ),
+            })
         }
-        Err(e) => {
-            log::error!("{e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => Err(CommandError::failed("fit", e)),
     }
 }
 
-/// The conventional exit code of a process ended by `signal`.
-fn stopped_code(signal: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
-}
-
-fn fit(args: &FitArgs, stop: &Stop) -> anyhow::Result<Outcome> {
+fn fit(args: &FitArgs, stop: &Stop) -> anyhow::Result<FitExit> {
     let mut spec = match &args.request {
         Some(path) => {
             let text =
@@ -136,16 +127,13 @@ fn fit(args: &FitArgs, stop: &Stop) -> anyhow::Result<Outcome> {
                 println!("Output data: {}", output.display());
             }
             print_next_steps(&job.image, &model);
-            Outcome::Completed
+            FitExit::Completed
         }
-        JobEnd::Failed(reason) => {
-            eprintln!("Training job {} failed: {reason}", job.name);
-            Outcome::Failed
-        }
-        JobEnd::Stopped { signal, reason } => {
-            eprintln!("Training job {} stopped: {reason}", job.name);
-            Outcome::Stopped(signal)
-        }
+        JobEnd::Failed(reason) => FitExit::Failed(format!("Training job {} failed: {reason}", job.name)),
+        JobEnd::Stopped { signal, reason } => FitExit::Stopped {
+            signal,
+            message: format!("Training job {} stopped: {reason}", job.name),
+        },
     };
     if args.keep_tree {
         println!("Training tree kept at {}", tree.keep().display());

@@ -18,7 +18,6 @@ mod stage;
 mod tests;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 pub use dockerfile::{stage_dockerfile, StageLabels, STAGE_PATH};
 pub use runtime::{build_runtime, runtime_libraries};
@@ -51,18 +50,11 @@ pub struct ImageArgs {
     pub runtime: bool,
 }
 
-/// Runs `modelstage image`; the exit code says whether an image was tagged.
-pub fn run(args: ImageArgs) -> ExitCode {
-    match build(args) {
-        Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("modelstage image: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+/// Runs `modelstage image`; the error says why no image was tagged.
+pub fn run(args: ImageArgs) -> Result<(), crate::CommandError> {
+    let message = build(args).map_err(|e| crate::CommandError::failed("image", e))?;
+    println!("{message}");
+    Ok(())
 }
 
 fn build(args: ImageArgs) -> anyhow::Result<String> {

@@ -8,7 +8,6 @@
 //! against a copy of `modelstage.h`, compiled by `build.rs`. The templates are in `templates/`.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
@@ -112,17 +111,10 @@ const RESERVED: &[&str] = &[
 ];
 
 /// Runs `modelstage new`.
-pub fn run(args: NewArgs) -> ExitCode {
-    match create(&args) {
-        Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("modelstage new: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn run(args: NewArgs) -> Result<(), crate::CommandError> {
+    let message = create(&args).map_err(|e| crate::CommandError::failed("new", e))?;
+    println!("{message}");
+    Ok(())
 }
 
 /// Checks that `name` can name a cargo package and its library; the error says what is allowed.

@@ -7,7 +7,7 @@ use super::job::BatchStrategy;
 use super::split::{Locator, SplitError};
 
 /// Bytes in one "MB" of MaxPayloadInMB.
-pub const MB: usize = 1024 * 1024;
+pub use modelstage_contract::payload::MB;
 
 /// One record ready to send: its request bytes (after InputFilter) and, when
 /// the output is joined with the input, the original record.

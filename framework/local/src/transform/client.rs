@@ -12,9 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::Value;
 
-use super::job::BatchStrategy;
+pub use modelstage_contract::ExecutionParameters;
 
 /// A successful (2xx) answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,35 +45,6 @@ impl fmt::Display for InvokeError {
             }
             InvokeError::Transport(message) => f.write_str(message),
         }
-    }
-}
-
-/// What `GET /execution-parameters` offered; any field may be missing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExecutionParameters {
-    pub max_concurrent_transforms: Option<u32>,
-    pub batch_strategy: Option<BatchStrategy>,
-    pub max_payload_in_mb: Option<u32>,
-}
-
-impl ExecutionParameters {
-    /// Reads the JSON a container answers. Strategy names are accepted in
-    /// both spellings (`MULTI_RECORD` is what the contract documents).
-    pub fn from_json(body: &[u8]) -> Option<ExecutionParameters> {
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let number = |key: &str| match value.get(key)? {
-            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        };
-        Some(ExecutionParameters {
-            max_concurrent_transforms: number("MaxConcurrentTransforms"),
-            batch_strategy: value
-                .get("BatchStrategy")
-                .and_then(Value::as_str)
-                .and_then(BatchStrategy::parse),
-            max_payload_in_mb: number("MaxPayloadInMB"),
-        })
     }
 }
 
@@ -224,26 +194,6 @@ impl Invoker for HttpInvoker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn execution_parameters_read_both_spellings() {
-        let p = ExecutionParameters::from_json(
-            br#"{"MaxConcurrentTransforms": 8, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            p,
-            ExecutionParameters {
-                max_concurrent_transforms: Some(8),
-                batch_strategy: Some(BatchStrategy::MultiRecord),
-                max_payload_in_mb: Some(6)
-            }
-        );
-        let p = ExecutionParameters::from_json(br#"{"BatchStrategy": "SingleRecord"}"#).unwrap();
-        assert_eq!(p.batch_strategy, Some(BatchStrategy::SingleRecord));
-        assert_eq!(p.max_payload_in_mb, None);
-        assert!(ExecutionParameters::from_json(b"not json").is_none());
-    }
 
     #[test]
     fn errors_read_like_the_service_logs() {

@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+pub use modelstage_contract::BatchStrategy;
+
 use crate::request_doc::check_members;
 use crate::request_shapes::CREATE_TRANSFORM_JOB;
 
@@ -108,12 +110,6 @@ pub enum CompressionType {
     Gzip,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum BatchStrategy {
-    SingleRecord,
-    MultiRecord,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum AssembleWith {
     #[default]
@@ -128,27 +124,6 @@ pub enum JoinSource {
     Input,
 }
 
-impl BatchStrategy {
-    /// The spelling of `SAGEMAKER_BATCH_STRATEGY` and `/execution-parameters`.
-    pub fn env_name(self) -> &'static str {
-        match self {
-            BatchStrategy::SingleRecord => "SINGLE_RECORD",
-            BatchStrategy::MultiRecord => "MULTI_RECORD",
-        }
-    }
-
-    /// Reads either spelling: the API's `MultiRecord` or the environment's
-    /// `MULTI_RECORD` (containers answer `/execution-parameters` with the
-    /// latter, the SDK's local mode expects the former; both are accepted).
-    pub fn parse(text: &str) -> Option<BatchStrategy> {
-        match text.trim().to_ascii_uppercase().replace('_', "").as_str() {
-            "SINGLERECORD" => Some(BatchStrategy::SingleRecord),
-            "MULTIRECORD" => Some(BatchStrategy::MultiRecord),
-            _ => None,
-        }
-    }
-}
-
 impl fmt::Display for SplitType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -161,11 +136,10 @@ impl fmt::Display for SplitType {
 }
 
 /// Platform defaults (docs/contract.md (Batch transform)): 6 MB payloads, one request at a time.
-pub const DEFAULT_MAX_PAYLOAD_IN_MB: u32 = 6;
+pub use modelstage_contract::payload::DEFAULT_MAX_PAYLOAD_IN_MB;
 pub const DEFAULT_MAX_CONCURRENT_TRANSFORMS: u32 = 1;
-/// Not documented by the service (its table is elided); the SDK's local mode
-/// and most containers' `/execution-parameters` use MultiRecord.
-pub const DEFAULT_BATCH_STRATEGY: BatchStrategy = BatchStrategy::MultiRecord;
+/// See [`BatchStrategy::DEFAULT`].
+pub const DEFAULT_BATCH_STRATEGY: BatchStrategy = BatchStrategy::DEFAULT;
 pub const DEFAULT_INVOCATIONS_TIMEOUT_SECONDS: u32 = 600;
 pub const DEFAULT_INVOCATIONS_MAX_RETRIES: u32 = 3;
 
@@ -360,15 +334,9 @@ impl TransformJob {
     }
 }
 
-/// A MIME type without parameters, lower-cased: `text/CSV; charset=utf-8` → `text/csv`.
-pub fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
+/// A MIME type without parameters, lower-cased: `text/CSV; charset=utf-8` → `text/csv`
+/// (the contract's rule, `modelstage_contract::media`).
+pub use modelstage_contract::media::normalized as media_type;
 
 #[cfg(test)]
 mod tests {
@@ -455,18 +423,5 @@ mod tests {
     fn environment_names_are_checked() {
         let j = job(&format!(r#"{{{BASE}, "Environment": {{"1BAD": "x"}}}}"#));
         assert!(j.validate().unwrap_err().contains("1BAD"));
-    }
-
-    #[test]
-    fn both_strategy_spellings_parse() {
-        assert_eq!(
-            BatchStrategy::parse("MULTI_RECORD"),
-            Some(BatchStrategy::MultiRecord)
-        );
-        assert_eq!(
-            BatchStrategy::parse("SingleRecord"),
-            Some(BatchStrategy::SingleRecord)
-        );
-        assert_eq!(BatchStrategy::parse("Both"), None);
     }
 }

@@ -22,7 +22,7 @@ pub mod run;
 pub mod split;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
+
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -33,6 +33,7 @@ pub use run::{run_job, JobReport, Settings};
 
 use crate::fit::stop::signal_name;
 use crate::fit::Stop;
+use crate::CommandError;
 use job::DataProcessing;
 use progress::Progress;
 
@@ -116,38 +117,40 @@ pub fn batch_environment(job: &TransformJob) -> Vec<(String, String)> {
     env
 }
 
-/// `modelstage transform`.
-pub fn run(args: TransformArgs) -> ExitCode {
+/// `modelstage transform`: the error names every input file that failed.
+pub fn run(args: TransformArgs) -> Result<(), CommandError> {
     match execute(args) {
         Ok(JobReport {
             stopped_by: Some(signal),
             succeeded,
             files,
             ..
-        }) => {
-            eprintln!(
+        }) => Err(CommandError::Stopped {
+            signal,
+            message: format!(
                 "error: the transform job was stopped by {}: {succeeded} of {files} input files \
                  are done; the others have no output",
                 signal_name(signal),
-            );
-            ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
-        }
-        Ok(report) if report.failures.is_empty() => ExitCode::SUCCESS,
+            ),
+        }),
+        Ok(report) if report.failures.is_empty() => Ok(()),
         Ok(report) => {
+            let mut message = String::new();
             for failure in &report.failures {
-                eprintln!("error: {}: {}", failure.file.display(), failure.message);
+                message.push_str(&format!(
+                    "error: {}: {}\n",
+                    failure.file.display(),
+                    failure.message
+                ));
             }
-            eprintln!(
+            message.push_str(&format!(
                 "error: the transform job failed: {} of {} input files produced no output",
                 report.failures.len(),
                 report.files
-            );
-            ExitCode::FAILURE
+            ));
+            Err(CommandError::JobFailed(message))
         }
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+        Err(message) => Err(CommandError::JobFailed(format!("error: {message}"))),
     }
 }
 

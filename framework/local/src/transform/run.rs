@@ -209,7 +209,7 @@ fn worker(
 }
 
 /// What happened to one sequence number.
-enum Outcome {
+enum BatchResult {
     Answered(Result<Reply, InvokeError>),
     /// Reading, splitting or filtering failed at this point of the file.
     Broken(String),
@@ -242,7 +242,7 @@ struct Driver<'a> {
     next_seq: u64,
     next_write: u64,
     window: u64,
-    ready: BTreeMap<u64, Outcome>,
+    ready: BTreeMap<u64, BatchResult>,
     meta: HashMap<u64, Meta>,
     work_tx: Option<Sender<Work>>,
     done_rx: Receiver<(u64, Result<Reply, InvokeError>)>,
@@ -404,7 +404,7 @@ impl Driver<'_> {
         if !sent {
             self.ready.insert(
                 seq,
-                Outcome::Broken("internal error: no worker is running".into()),
+                BatchResult::Broken("internal error: no worker is running".into()),
             );
             self.flush_ready();
         }
@@ -424,7 +424,7 @@ impl Driver<'_> {
                 originals: Vec::new(),
             },
         );
-        self.ready.insert(seq, Outcome::Broken(message));
+        self.ready.insert(seq, BatchResult::Broken(message));
         self.flush_ready();
     }
 
@@ -437,7 +437,7 @@ impl Driver<'_> {
             }
             match self.done_rx.recv_timeout(STOP_POLL) {
                 Ok((seq, result)) => {
-                    self.ready.insert(seq, Outcome::Answered(result));
+                    self.ready.insert(seq, BatchResult::Answered(result));
                     self.flush_ready();
                     return true;
                 }
@@ -459,15 +459,15 @@ impl Driver<'_> {
         }
     }
 
-    fn apply(&mut self, meta: &Meta, outcome: Outcome) {
+    fn apply(&mut self, meta: &Meta, outcome: BatchResult) {
         if self.files[meta.file].failure.is_some() {
             return;
         }
         let span = describe_span(meta.first, meta.last);
         let result = match outcome {
-            Outcome::Broken(message) => Err(message),
-            Outcome::Answered(Err(error)) => Err(format!("{span}: {error}")),
-            Outcome::Answered(Ok(reply)) => {
+            BatchResult::Broken(message) => Err(message),
+            BatchResult::Answered(Err(error)) => Err(format!("{span}: {error}")),
+            BatchResult::Answered(Ok(reply)) => {
                 self.write_reply(meta, &reply).map_err(|e| format!("{span}: {e}"))
             }
         };

@@ -6,7 +6,7 @@
 
 use super::config::StagePlan;
 use super::protocol::{WireAnswer, WireRequest};
-use crate::loader::{LoadedModel, LoadedStage, RequestMeta};
+use crate::loader::{HookError, LoadedModel, LoadedStage, RequestMeta};
 
 /// SageMaker's limit on what one container of a serial pipeline may pass to
 /// the next: 5 MB per hop (docs/contract.md (Serial pipelines)).
@@ -35,12 +35,20 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Opens every library and calls every `model_fn`. The error says which
-    /// stage failed and why.
-    pub fn load(plans: &[StagePlan]) -> Result<Pipeline, String> {
+    /// Opens every library (which runs its initialisers: only a worker
+    /// process does this). The error says which library failed and why.
+    pub fn open(plans: &[StagePlan]) -> Result<Vec<&'static LoadedStage>, String> {
+        plans
+            .iter()
+            .map(|plan| LoadedStage::open(&plan.library).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    /// Calls every `model_fn` of the libraries `open` returned for `plans`.
+    /// The error says which stage failed and why.
+    pub fn load(plans: &[StagePlan], stages: &[&'static LoadedStage]) -> Result<Pipeline, String> {
         let mut members = Vec::with_capacity(plans.len());
-        for plan in plans {
-            let stage = LoadedStage::open(&plan.library).map_err(|e| e.to_string())?;
+        for (plan, stage) in plans.iter().zip(stages) {
             let model = stage.load_model(&plan.model_dir).map_err(|e| {
                 format!(
                     "{e} (model dir {}; fix the model or the stage and restart)",
@@ -63,16 +71,29 @@ impl Pipeline {
 
     /// Runs one request through every stage.
     pub fn handle(&self, request: &WireRequest) -> WireAnswer {
+        // A single stage gets the request's metadata as the edge resolved it.
+        if let [member] = self.members.as_slice() {
+            return match member.model.invoke(&request.body, &request.meta) {
+                Ok(reply) => WireAnswer::Reply {
+                    id: request.id,
+                    hook_nanos: 0,
+                    content_type: reply.content_type,
+                    custom_attributes: reply.custom_attributes,
+                    body: reply.body,
+                },
+                Err(e) => self.stage_error(request.id, member, e),
+            };
+        }
         let last = self.members.len() - 1;
         let mut body = request.body.clone();
-        let mut content_type = request.content_type.clone();
-        let mut custom_attributes = request.custom_attributes.clone();
+        let mut content_type = request.meta.content_type.clone();
+        let mut custom_attributes = request.meta.custom_attributes.clone();
         for (i, member) in self.members.iter().enumerate() {
             let meta = RequestMeta {
-                request_id: request.request_id.clone(),
+                request_id: request.meta.request_id.clone(),
                 content_type: std::mem::take(&mut content_type),
                 accept: if i == last {
-                    request.accept.clone()
+                    request.meta.accept.clone()
                 } else {
                     member.default_accept.clone()
                 },
@@ -98,18 +119,7 @@ impl Pipeline {
                     content_type = reply.content_type;
                     custom_attributes = reply.custom_attributes;
                 }
-                Err(e) => {
-                    return WireAnswer::Error {
-                        id: request.id,
-                        hook_nanos: 0,
-                        http_status: e.http_status(),
-                        container: (self.members.len() > 1).then(|| member.name.clone()),
-                        stage: e.stage,
-                        hook: e.hook.to_string(),
-                        message: e.message,
-                        record: e.record,
-                    };
-                }
+                Err(e) => return self.stage_error(request.id, member, e),
             }
         }
         WireAnswer::Reply {
@@ -118,6 +128,21 @@ impl Pipeline {
             content_type,
             custom_attributes,
             body,
+        }
+    }
+
+    /// The answer for a hook's error: in a fused pipeline it names the
+    /// container that failed.
+    fn stage_error(&self, id: u64, member: &Member, e: HookError) -> WireAnswer {
+        WireAnswer::Error {
+            id,
+            hook_nanos: 0,
+            http_status: e.http_status(),
+            container: (self.members.len() > 1).then(|| member.name.clone()),
+            stage: e.stage,
+            hook: e.hook.to_string(),
+            message: e.message,
+            record: e.record,
         }
     }
 }

@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use modelstage_contract::payload::MB;
+use modelstage_contract::settings;
+pub use modelstage_contract::settings::{cpu_count, http_threads};
+use modelstage_contract::BatchStrategy;
+use modelstage_contract::ExecutionParameters;
+
 /// Reads an environment variable, treating an empty value as unset.
 pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -45,7 +51,9 @@ pub struct StagePlan {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerPlan {
     pub stages: Vec<StagePlan>,
-    /// Request threads in this worker.
+    /// Request threads in this worker when its stages may be called from
+    /// several threads at once (one otherwise: the worker decides from the
+    /// descriptors it reads).
     pub threads: usize,
     /// Data connections to open to the server: one per HTTP thread.
     pub lanes: usize,
@@ -62,8 +70,7 @@ pub struct ServeConfig {
     pub threads_per_worker: usize,
     /// `SAGEMAKER_MODEL_SERVER_TIMEOUT` (seconds), default 60.
     pub timeout: Duration,
-    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB` in bytes, default 6 MB.
-    pub max_payload_bytes: usize,
+    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB`, default 6 (0: no limit).
     pub max_payload_in_mb: u64,
     /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`, default `application/json`.
     pub default_accept: String,
@@ -125,22 +132,8 @@ impl EdgeLimits {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ExecutionParameters {
-    #[serde(rename = "MaxConcurrentTransforms")]
-    pub max_concurrent_transforms: u64,
-    #[serde(rename = "BatchStrategy")]
-    pub batch_strategy: String,
-    #[serde(rename = "MaxPayloadInMB")]
-    pub max_payload_in_mb: u64,
-}
-
-/// The bytes of a megabyte as SageMaker counts it for payload limits
-/// (MMS: value × 1,048,576).
-pub const MB: usize = 1024 * 1024;
-
 pub fn default_accept() -> String {
-    env_var("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT").unwrap_or_else(|| "application/json".to_string())
+    env_var(settings::DEFAULT_INVOCATIONS_ACCEPT).unwrap_or_else(|| settings::DEFAULT_ACCEPT.to_string())
 }
 
 /// Reads the `SAGEMAKER_*` serving variables, and the `MODELSTAGE_*` bounds.
@@ -149,8 +142,8 @@ pub struct EnvSettings {
     pub workers: Option<usize>,
     pub timeout_secs: Option<u64>,
     pub max_payload_in_mb: Option<u64>,
-    pub batch_strategy: Option<String>,
-    pub max_concurrent_transforms: Option<u64>,
+    pub batch_strategy: Option<BatchStrategy>,
+    pub max_concurrent_transforms: Option<u32>,
     pub header_timeout_secs: Option<u64>,
     pub body_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
@@ -160,15 +153,9 @@ impl EnvSettings {
     pub fn read() -> Result<EnvSettings, String> {
         let batch_strategy = match env_var("SAGEMAKER_BATCH_STRATEGY") {
             None => None,
-            Some(v) => Some(match v.trim().to_ascii_uppercase().replace('_', "").as_str() {
-                "MULTIRECORD" => "MULTI_RECORD".to_string(),
-                "SINGLERECORD" => "SINGLE_RECORD".to_string(),
-                _ => {
-                    return Err(format!(
-                        "SAGEMAKER_BATCH_STRATEGY must be MULTI_RECORD or SINGLE_RECORD, got '{v}'"
-                    ))
-                }
-            }),
+            Some(v) => Some(BatchStrategy::parse(&v).ok_or_else(|| {
+                format!("SAGEMAKER_BATCH_STRATEGY must be MULTI_RECORD or SINGLE_RECORD, got '{v}'")
+            })?),
         };
         Ok(EnvSettings {
             port: env_number("SAGEMAKER_BIND_TO_PORT")?,
@@ -182,15 +169,4 @@ impl EnvSettings {
             max_connections: env_number("MODELSTAGE_MAX_CONNECTIONS")?,
         })
     }
-}
-
-/// The server's HTTP threads: one per CPU, at most 4 (past that, the
-/// stages' work, not HTTP, is what needs the CPUs).
-pub fn http_threads() -> usize {
-    cpu_count().clamp(1, 4)
-}
-
-/// The number of CPUs this process may use.
-pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

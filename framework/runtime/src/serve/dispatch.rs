@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::pool::Worker;
+use super::process::WorkerProcess;
 
 /// The workers that take requests, and the requests waiting for a thread.
 pub struct Board {
@@ -24,7 +24,7 @@ pub struct Board {
 
 struct Inner {
     /// The worker serving each slot, with its credits left.
-    slots: Vec<Option<(Arc<Worker>, usize)>>,
+    slots: Vec<Option<(Arc<WorkerProcess>, usize)>>,
     /// Requests waiting for a credit, oldest first.
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
@@ -32,20 +32,20 @@ struct Inner {
 
 struct Waiter {
     seq: u64,
-    tx: oneshot::Sender<Arc<Worker>>,
+    tx: oneshot::Sender<Arc<WorkerProcess>>,
 }
 
 impl Inner {
-    fn slot_of(&self, worker: &Arc<Worker>) -> Option<usize> {
+    fn slot_of(&self, worker: &Arc<WorkerProcess>) -> Option<usize> {
         self.slots
             .iter()
             .position(|s| s.as_ref().is_some_and(|(w, _)| Arc::ptr_eq(w, worker)))
     }
 
     /// A credit from this HTTP thread's own worker if it has one (it keeps
-    /// as few worker threads busy as there are HTTP threads while the load
+    /// as few request threads busy as there are HTTP threads while the load
     /// allows), else from the worker with the most left.
-    fn take(&mut self, own: usize) -> Option<Arc<Worker>> {
+    fn take(&mut self, own: usize) -> Option<Arc<WorkerProcess>> {
         let n = self.slots.len().max(1);
         let pick = match &self.slots[own % n] {
             Some((_, free)) if *free > 0 => Some(own % n),
@@ -99,7 +99,7 @@ impl Board {
 
     /// Puts `worker` in `slot` with `credits` credits, which go first to
     /// the requests waiting.
-    pub fn install(&self, slot: usize, worker: Arc<Worker>, credits: usize) {
+    pub fn install(&self, slot: usize, worker: Arc<WorkerProcess>, credits: usize) {
         let mut inner = self.lock();
         inner.slots[slot] = Some((worker, 0));
         for _ in 0..credits {
@@ -109,7 +109,7 @@ impl Board {
 
     /// Takes `worker` off the board (it died or was retired); its credits
     /// go with it. False if it was not on the board.
-    pub fn remove(&self, worker: &Arc<Worker>) -> bool {
+    pub fn remove(&self, worker: &Arc<WorkerProcess>) -> bool {
         let mut inner = self.lock();
         match inner.slot_of(worker) {
             Some(slot) => {
@@ -121,7 +121,7 @@ impl Board {
     }
 
     /// Takes every worker off the board.
-    pub fn drain(&self) -> Vec<Arc<Worker>> {
+    pub fn drain(&self) -> Vec<Arc<WorkerProcess>> {
         let mut inner = self.lock();
         inner
             .slots
@@ -132,12 +132,12 @@ impl Board {
     }
 
     /// True while `worker` takes requests.
-    pub fn holds(&self, worker: &Arc<Worker>) -> bool {
+    pub fn holds(&self, worker: &Arc<WorkerProcess>) -> bool {
         self.lock().slot_of(worker).is_some()
     }
 
     /// One of `worker`'s threads is free again.
-    pub fn release(&self, worker: &Arc<Worker>) {
+    pub fn release(&self, worker: &Arc<WorkerProcess>) {
         let mut inner = self.lock();
         if let Some(slot) = inner.slot_of(worker) {
             inner.give(slot);
@@ -146,7 +146,7 @@ impl Board {
 
     /// A credit: a worker with a free thread for one request, waiting for
     /// one up to `deadline`. `None` once the deadline has passed.
-    pub async fn acquire(&self, deadline: Instant) -> Option<Arc<Worker>> {
+    pub async fn acquire(&self, deadline: Instant) -> Option<Arc<WorkerProcess>> {
         let (seq, mut rx) = {
             let mut inner = self.lock();
             if let Some(worker) = inner.take(http_thread_number()) {

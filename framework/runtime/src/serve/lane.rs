@@ -17,7 +17,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,27 +24,30 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, Notify};
 
 use super::dispatch::Board;
-use super::pool::Worker;
+use super::process::WorkerProcess;
 use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
 
-thread_local! {
-    /// This thread's open lanes, by the id of the worker they lead to.
-    static LANES: RefCell<HashMap<u64, Rc<Lane>>> = RefCell::new(HashMap::new());
+/// One HTTP thread's open lanes, by the id of the worker they lead to. Each
+/// HTTP thread makes its own (in the app factory) and hands it to the pool
+/// with each request.
+#[derive(Default)]
+pub struct Lanes {
+    open: RefCell<HashMap<u64, Rc<Lane>>>,
 }
 
-/// What a request sent over a lane ends with.
+/// What comes back over a lane for a request sent on it.
 #[derive(Debug)]
-pub enum Outcome {
-    Answer(WireAnswer),
+pub enum LaneReply {
+    Answered(WireAnswer),
     /// The worker died while running the request.
     Crashed(String),
     /// The worker died before it started the request: here it is back.
-    Returned(WireRequest),
+    Unstarted(WireRequest),
 }
 
 /// A request on a lane, waiting for its outcome.
 struct Pending {
-    tx: oneshot::Sender<Outcome>,
+    tx: oneshot::Sender<LaneReply>,
     /// The request until the worker says it started it.
     unstarted: Option<WireRequest>,
 }
@@ -56,7 +58,9 @@ struct Pending {
 const KEEP_BYTES: usize = 1024 * 1024;
 
 pub struct Lane {
-    worker: Arc<Worker>,
+    worker: Arc<WorkerProcess>,
+    /// The lanes of its HTTP thread, which it leaves when it closes.
+    lanes: Rc<Lanes>,
     board: Arc<Board>,
     pending: RefCell<HashMap<u64, Pending>>,
     /// Frames queued for the writer task.
@@ -65,11 +69,11 @@ pub struct Lane {
     closed: Cell<bool>,
 }
 
-impl Lane {
+impl Lanes {
     /// This thread's lane to `worker`, opened on first use. `None` when the
     /// worker has no lane left for this thread or the lane is closed.
-    pub fn of(worker: &Arc<Worker>, board: &Arc<Board>) -> Option<Rc<Lane>> {
-        if let Some(lane) = LANES.with(|lanes| lanes.borrow().get(&worker.id).cloned()) {
+    pub fn to(self: &Rc<Self>, worker: &Arc<WorkerProcess>, board: &Arc<Board>) -> Option<Rc<Lane>> {
+        if let Some(lane) = self.open.borrow().get(&worker.id).cloned() {
             return (!lane.closed.get()).then_some(lane);
         }
         let stream = worker.take_lane()?;
@@ -85,21 +89,24 @@ impl Lane {
         };
         let lane = Rc::new(Lane {
             worker: Arc::clone(worker),
+            lanes: Rc::clone(self),
             board: Arc::clone(board),
             pending: RefCell::new(HashMap::new()),
             outbox: RefCell::new(Vec::with_capacity(64 * 1024)),
             wake_writer: Notify::new(),
             closed: Cell::new(false),
         });
-        LANES.with(|lanes| lanes.borrow_mut().insert(worker.id, Rc::clone(&lane)));
+        self.open.borrow_mut().insert(worker.id, Rc::clone(&lane));
         actix_web::rt::spawn(write_loop(Rc::clone(&lane), writer));
         actix_web::rt::spawn(read_loop(Rc::clone(&lane), reader));
         Some(lane)
     }
+}
 
+impl Lane {
     /// Queues `request` (its `id` already set) and returns where its outcome
     /// will arrive; the request back if the lane has closed.
-    pub fn send(&self, request: WireRequest) -> Result<oneshot::Receiver<Outcome>, Box<WireRequest>> {
+    pub fn send(&self, request: WireRequest) -> Result<oneshot::Receiver<LaneReply>, Box<WireRequest>> {
         if self.closed.get() {
             return Err(Box::new(request));
         }
@@ -128,7 +135,7 @@ impl Lane {
         Some(pending.unstarted.is_none())
     }
 
-    pub fn worker(&self) -> &Arc<Worker> {
+    pub fn worker(&self) -> &Arc<WorkerProcess> {
         &self.worker
     }
 
@@ -158,7 +165,7 @@ impl Lane {
         let Some(pending) = self.pending.borrow_mut().remove(&id) else {
             return;
         };
-        let _ = pending.tx.send(Outcome::Answer(answer));
+        let _ = pending.tx.send(LaneReply::Answered(answer));
         self.worker.request_done();
     }
 
@@ -167,14 +174,14 @@ impl Lane {
     async fn close(&self) {
         self.closed.set(true);
         self.wake_writer.notify_one();
-        LANES.with(|lanes| lanes.borrow_mut().remove(&self.worker.id));
+        self.lanes.open.borrow_mut().remove(&self.worker.id);
         self.board.remove(&self.worker);
         let held: Vec<Pending> = self.pending.borrow_mut().drain().map(|(_, p)| p).collect();
         let mut started = Vec::new();
         for pending in held {
             match pending.unstarted {
                 Some(request) => {
-                    let _ = pending.tx.send(Outcome::Returned(request));
+                    let _ = pending.tx.send(LaneReply::Unstarted(request));
                     self.worker.request_done();
                 }
                 None => started.push(pending.tx),
@@ -185,7 +192,7 @@ impl Lane {
         }
         let how = self.worker.exit_description().await;
         for tx in started {
-            let _ = tx.send(Outcome::Crashed(format!(
+            let _ = tx.send(LaneReply::Crashed(format!(
                 "the worker process running stage {} {how} during this request",
                 self.worker.stage_label
             )));
@@ -255,7 +262,3 @@ async fn read_loop(lane: Rc<Lane>, mut reader: OwnedReadHalf) {
     }
     lane.close().await;
 }
-
-/// How long a lane waits, after its worker's socket closed, to learn from
-/// the worker's slot how the process ended.
-pub const EXIT_WAIT: Duration = Duration::from_secs(2);

@@ -1,9 +1,15 @@
 //! `modelstage serve`: the SageMaker endpoint contract (docs/contract.md (Serving)).
 //!
+//! Words: a *worker* is always a process (`modelstage worker`, see `worker`;
+//! the server's handle on one is a `WorkerProcess`, see `process`); the
+//! threads in it that run requests are *request threads*; the server's
+//! threads are *HTTP threads*, and each worker *slot* has a lifecycle thread
+//! in the pool.
+//!
 //! The server process speaks HTTP (actix-web) and never runs stage code; the
 //! stage runs in supervised worker processes (`pool`, `worker`), so an abort
 //! or a segfault in a stage costs the requests running in that process, not
-//! the endpoint; requests go only to free worker threads (`dispatch`). See
+//! the endpoint; requests go only to free request threads (`dispatch`). See
 //! `docs/architecture.md` for why.
 
 pub mod body;
@@ -11,29 +17,37 @@ mod chain;
 pub mod config;
 pub mod connections;
 mod dispatch;
+pub mod edge;
+mod head_timer;
 mod http;
 mod lane;
 pub mod memory;
 mod metrics;
 mod oip;
 mod pool;
+mod process;
 mod protocol;
+pub mod server;
 pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
 pub use config::{EdgeLimits, ServeConfig, StagePlan};
-pub use http::{
-    error_body, json_response, model_error_body, new_request_id, request_id, CUSTOM_ATTRIBUTES_HEADER,
+pub use edge::{
+    json_response, new_request_id, request_id, EdgeError, EdgeRules, Invocation, CUSTOM_ATTRIBUTES_HEADER,
     REQUEST_ID_HEADER,
 };
+pub use modelstage_contract::error_body::{error_body, model_error_body};
 
-use crate::loader::{LoadedStage, Threading};
-use config::{EnvSettings, ExecutionParameters, WorkerPlan, MB};
+use config::{EnvSettings, WorkerPlan};
+use modelstage_contract::payload::DEFAULT_MAX_PAYLOAD_IN_MB;
+use modelstage_contract::{BatchStrategy, ExecutionParameters};
+pub use pool::PoolError;
+use protocol::StageDescription;
 
 /// `modelstage serve` arguments.
 #[derive(clap::Args, Debug, Default)]
@@ -63,15 +77,41 @@ pub struct ServeArgs {
     pub port: Option<u16>,
 }
 
-fn fail(message: &str) -> ! {
-    log::error!("{message}");
-    eprintln!("modelstage serve: {message}");
-    std::process::exit(1)
+/// Why `modelstage serve` stopped or could not start; the command line
+/// prints it and exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad flags or `SAGEMAKER_*` / `MODELSTAGE_*` settings, or a model
+    /// archive that cannot be unpacked.
+    #[error("{0}")]
+    Config(String),
+    /// The workers could not start, or none could load the stages.
+    #[error(transparent)]
+    Workers(#[from] PoolError),
+    /// The worker processes' socket could not be set up.
+    #[error("cannot start workers: {0}")]
+    Setup(std::io::Error),
+    /// The HTTP server could not bind or run.
+    #[error("cannot serve on port {port}: {error}")]
+    Http { port: u16, error: std::io::Error },
 }
 
-/// Builds the configuration from flags, `SAGEMAKER_*` variables and the
-/// stage's declaration.
-pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), String> {
+/// What the server knows before any stage library is opened: the flags and
+/// variables, and the worker processes to start.
+struct Settings {
+    env: EnvSettings,
+    port: u16,
+    stages: Vec<StagePlan>,
+    workers: usize,
+    /// Request threads per worker if its stages share one model across threads.
+    shared_threads: usize,
+    default_accept: String,
+}
+
+/// Reads the flags and the `SAGEMAKER_*` variables. Nothing here opens a
+/// stage library: the server process never runs stage code (the workers
+/// describe the stages, see [`configure`]).
+fn settings(args: &ServeArgs) -> Result<Settings, String> {
     let env = EnvSettings::read()?;
     let mut libraries = args.stages.clone();
     if libraries.is_empty() {
@@ -91,22 +131,17 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
         ));
     }
     let default_accept = config::default_accept();
-    let mut stages = Vec::with_capacity(libraries.len());
-    let mut threading = Threading::Shared;
-    let mut infos = Vec::new();
-    for (i, library) in libraries.iter().enumerate() {
-        let stage = LoadedStage::open(library).map_err(|e| e.to_string())?;
-        let info = stage.info().clone();
-        if info.threading == Threading::PerInstance {
-            threading = Threading::PerInstance;
-        }
-        let name = match args.stage_names.get(i) {
-            Some(n) => n.clone(),
-            None if libraries.len() > 1 => format!("container-{}", i + 1),
-            None => info.name.clone(),
-        };
-        stages.push(StagePlan {
-            name,
+    let stages = libraries
+        .iter()
+        .enumerate()
+        .map(|(i, library)| StagePlan {
+            // A single stage's name is the one its descriptor declares: it
+            // replaces this once a worker has described the stage.
+            name: match args.stage_names.get(i) {
+                Some(n) => n.clone(),
+                None if libraries.len() > 1 => format!("container-{}", i + 1),
+                None => library.display().to_string(),
+            },
             library: library.clone(),
             model_dir: args
                 .model_dirs
@@ -118,65 +153,72 @@ pub fn configure(args: &ServeArgs) -> Result<(ServeConfig, Threading, String), S
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| default_accept.clone()),
-        });
-        infos.push(info);
-    }
-    let label = if stages.len() == 1 {
-        infos[0].name.clone()
-    } else {
-        stages
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(" -> ")
-    };
-    let workers = env.workers.unwrap_or_else(config::cpu_count).max(1);
+        })
+        .collect();
     // By default one request thread per lane (per HTTP thread): it takes
     // every request its lane has buffered and answers them in one write.
     // More threads per lane help stages that wait rather than compute.
-    let threads_per_worker = match threading {
-        Threading::Shared => config::env_var("MODELSTAGE_WORKER_THREADS")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or_else(config::http_threads)
-            .max(1),
-        Threading::PerInstance => 1,
-    };
+    let shared_threads = config::env_var("MODELSTAGE_WORKER_THREADS")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(config::http_threads)
+        .max(1);
+    Ok(Settings {
+        port: args.port.or(env.port).unwrap_or(8080),
+        workers: env.workers.unwrap_or_else(config::cpu_count).max(1),
+        env,
+        stages,
+        shared_threads,
+        default_accept,
+    })
+}
+
+/// Builds the configuration from the settings and the stages' descriptions,
+/// as the first worker reported them.
+fn configure(settings: Settings, described: &[StageDescription]) -> ServeConfig {
+    let Settings {
+        env,
+        port,
+        mut stages,
+        workers,
+        shared_threads,
+        default_accept,
+    } = settings;
+    if let ([stage], [description]) = (stages.as_mut_slice(), described) {
+        stage.name = description.name.clone();
+    }
+    let threads_per_worker = StageDescription::threads(described, shared_threads);
     // The first stage's declaration speaks for the endpoint: it is the one
     // that receives batch transform's requests.
-    let first = &infos[0];
+    let first = &described[0];
     let max_payload_in_mb = env
         .max_payload_in_mb
         .or((first.max_payload_in_mb > 0).then_some(first.max_payload_in_mb as u64))
-        .unwrap_or(6);
+        .unwrap_or(DEFAULT_MAX_PAYLOAD_IN_MB.into());
     let edge = EdgeLimits::from_env(&env);
     let execution = ExecutionParameters {
-        max_concurrent_transforms: env
-            .max_concurrent_transforms
-            .or((first.max_concurrent_transforms > 0).then_some(first.max_concurrent_transforms as u64))
-            .unwrap_or((workers * threads_per_worker) as u64),
-        batch_strategy: env
-            .batch_strategy
-            .or(first.batch_strategy.map(str::to_string))
-            .unwrap_or_else(|| "MULTI_RECORD".to_string()),
-        max_payload_in_mb,
+        max_concurrent_transforms: Some(
+            env.max_concurrent_transforms
+                .or((first.max_concurrent_transforms > 0).then_some(first.max_concurrent_transforms))
+                .unwrap_or(u32::try_from(workers * threads_per_worker).unwrap_or(u32::MAX)),
+        ),
+        batch_strategy: Some(
+            env.batch_strategy
+                .or(first.batch_strategy.as_deref().and_then(BatchStrategy::parse))
+                .unwrap_or(BatchStrategy::DEFAULT),
+        ),
+        max_payload_in_mb: Some(u32::try_from(max_payload_in_mb).unwrap_or(u32::MAX)),
     };
-    let config = ServeConfig {
-        port: args.port.or(env.port).unwrap_or(8080),
+    ServeConfig {
+        port,
         stages,
         workers,
         threads_per_worker,
         timeout: http::timeout_of(env.timeout_secs.unwrap_or(60)),
-        max_payload_bytes: if max_payload_in_mb == 0 {
-            usize::MAX
-        } else {
-            (max_payload_in_mb as usize).saturating_mul(MB)
-        },
         max_payload_in_mb,
         default_accept,
         execution,
         edge,
-    };
-    Ok((config, threading, label))
+    }
 }
 
 /// Unpacks each `--model-data` archive into a private folder and serves
@@ -205,59 +247,45 @@ fn unpack_model_data(args: &mut ServeArgs) -> Result<Vec<crate::archive::Private
 }
 
 /// Runs `modelstage serve` until SIGTERM (graceful: in-flight requests are
-/// answered) or SIGINT. Returns the process exit code.
-pub fn run(mut args: ServeArgs) -> i32 {
-    let models = match unpack_model_data(&mut args) {
-        Ok(models) => models,
-        Err(e) => fail(&e),
-    };
-    let (config, threading, label) = match configure(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            drop(models);
-            fail(&e)
-        }
-    };
-    let metrics_port = match metrics::port() {
-        Ok(port) => port,
-        Err(e) => {
-            drop(models);
-            fail(&e)
-        }
-    };
+/// answered) or SIGINT; an error when it cannot start, or when no worker
+/// can load the stages (then the HTTP server is stopped first).
+pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
+    // Dropped last: the private model folders outlive the workers using them.
+    let _models = unpack_model_data(&mut args).map_err(ServeError::Config)?;
+    let settings = settings(&args).map_err(ServeError::Config)?;
+    let metrics_port = metrics::port().map_err(ServeError::Config)?;
     if metrics::enabled() {
-        metrics::init(&label);
+        // Before the workers start, so that the first ones are counted.
+        metrics::init();
     }
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
     let plan = WorkerPlan {
-        stages: config.stages.clone(),
-        threads: config.threads_per_worker,
+        stages: settings.stages.clone(),
+        threads: settings.shared_threads,
         lanes: http_threads,
     };
+    let pool = pool::Pool::start(settings.workers, &plan).map_err(ServeError::Setup)?;
+    let described = match pool.described() {
+        Ok(d) => d,
+        Err(e) => {
+            pool.shutdown();
+            return Err(e.into());
+        }
+    };
+    let config = configure(settings, &described);
+    let label = pool.label().to_string();
+    metrics::set_stage(&label);
+    let oip_model = web::Data::new(oip::OipModel::of_described(&described));
     log::info!(
         "serving {label} on port {} with {} worker(s) x {} thread(s) ({} threading), timeout {} s, max payload {} MB",
         config.port,
         config.workers,
         config.threads_per_worker,
-        threading.as_str(),
+        if described.iter().any(|s| s.per_instance) { "per-instance" } else { "shared" },
         config.timeout.as_secs(),
         config.max_payload_in_mb
     );
-    let pool = match pool::Pool::start(config.workers, &plan, label.clone(), fail) {
-        Ok(p) => p,
-        Err(e) => {
-            drop(models);
-            fail(&format!("cannot start workers: {e}"))
-        }
-    };
-    let oip_model = match oip::OipModel::of_stages(&config.stages) {
-        Ok(model) => web::Data::new(model),
-        Err(e) => {
-            drop(models);
-            fail(&e)
-        }
-    };
     let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
     let port = config.port;
     let edge = config.edge.clone();
@@ -273,18 +301,36 @@ pub fn run(mut args: ServeArgs) -> i32 {
         edge.header_timeout.as_secs(),
         edge.body_timeout.as_secs()
     );
+    let rules = web::Data::new(EdgeRules::new(
+        label.clone(),
+        Some(config.default_accept.clone()),
+        config.max_payload_in_mb,
+        edge.clone(),
+        budget.invocations,
+    ));
     let state = web::Data::new(http::State {
-        invocation_connections: budget.invocations,
         config,
         pool: Arc::clone(&pool),
         stage_label: label,
         execution_parameters_json,
     });
+    let watched = Arc::clone(&pool);
     let result = actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || {
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port))?;
+        let options = server::ServerOptions {
+            http_threads,
+            max_connections_per_thread: budget.per_thread(http_threads),
+            header_timeout: edge.header_timeout,
+            shutdown_timeout: 30,
+            signals: true,
+        };
+        let server = server::start(listener, options, move || {
+            // Each HTTP thread has its own lanes to the workers (see `lane`).
             App::new()
                 .wrap(metrics::Record)
+                .app_data(std::rc::Rc::new(lane::Lanes::default()))
                 .app_data(state.clone())
+                .app_data(rules.clone())
                 .app_data(oip_model.clone())
                 .configure(oip::routes)
                 .route("/ping", web::get().to(http::ping))
@@ -294,34 +340,35 @@ pub fn run(mut args: ServeArgs) -> i32 {
                 .route("/execution-parameters", web::get().to(http::execution_parameters))
                 .route("/metrics", web::get().to(metrics::exposition))
                 .default_service(web::route().to(http::not_found))
-        })
-        .workers(http_threads)
-        .max_connections(budget.per_thread(http_threads))
-        .client_request_timeout(edge.header_timeout)
-        .on_connect(|_, data| {
-            data.insert(connections::Counted::new());
-        })
-        .shutdown_timeout(30)
-        .bind(("0.0.0.0", port))?;
+        })?;
         if let Some(metrics_port) = metrics_port {
             // Only /metrics, for scrapers kept off the serving port.
-            let scrape = HttpServer::new(|| App::new().route("/metrics", web::get().to(metrics::exposition)))
-                .workers(1)
-                .bind(("0.0.0.0", metrics_port))?
-                .run();
+            let scrape = actix_web::HttpServer::new(|| {
+                App::new().route("/metrics", web::get().to(metrics::exposition))
+            })
+            .workers(1)
+            .bind(("0.0.0.0", metrics_port))?
+            .run();
             actix_web::rt::spawn(scrape);
         }
-        server.run().await
+        // No worker could load the stages: stop serving (the error is
+        // returned below, once the server has stopped).
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            watched.fatal().await;
+            handle.stop(false).await;
+        });
+        server.await
     });
     pool.shutdown();
-    drop(models);
+    if let Some(fatal) = pool.fatal_error() {
+        return Err(fatal.into());
+    }
     match result {
         Ok(()) => {
             log::info!("stopped");
-            0
+            Ok(())
         }
-        Err(e) => {
-            fail(&format!("cannot serve on port {port}: {e}"));
-        }
+        Err(error) => Err(ServeError::Http { port, error }),
     }
 }

@@ -24,83 +24,18 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::config::WorkerPlan;
 use super::dispatch::Board;
-use super::lane::{self, Lane, Outcome};
-use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
+use super::lane::{LaneReply, Lanes};
+use super::process::{SlotEvent, WorkerProcess};
+use super::protocol::{self, FromWorker, StageDescription, WireAnswer, WireRequest};
 use super::worker::{self, ENV_PARENT, ENV_PLAN, ENV_SOCKET};
-
-/// One running worker process.
-pub struct Worker {
-    /// Unique per started process: names its lanes.
-    pub id: u64,
-    pub pid: u32,
-    pub stage_label: String,
-    /// Lanes not yet taken by an HTTP thread.
-    lanes: Mutex<Vec<UnixStream>>,
-    /// Requests sent to it that are still awaited.
-    inflight: AtomicUsize,
-    retiring: AtomicBool,
-    /// How the process ended, once it has.
-    exit: Mutex<Option<String>>,
-    child: Mutex<Child>,
-    /// Tells its slot's lifecycle thread that it was retired.
-    events: mpsc::Sender<SlotEvent>,
-}
-
-impl Worker {
-    pub fn kill(&self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-        }
-    }
-
-    pub fn take_lane(&self) -> Option<UnixStream> {
-        let lane = self.lanes.lock().ok()?.pop();
-        if lane.is_none() {
-            log::error!("worker {} has no lane left for another HTTP thread", self.pid);
-        }
-        lane
-    }
-
-    pub fn request_sent(&self) {
-        self.inflight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// One of its requests is no longer awaited.
-    pub fn request_done(&self) {
-        let left = self.inflight.fetch_sub(1, Ordering::Relaxed) - 1;
-        if left == 0 && self.retiring.load(Ordering::Relaxed) {
-            self.kill();
-        }
-    }
-
-    /// How the process ended ("was killed by signal 6 (SIGABRT)"), waiting
-    /// briefly for its slot to learn it.
-    pub async fn exit_description(&self) -> String {
-        let started = Instant::now();
-        while started.elapsed() < lane::EXIT_WAIT {
-            if let Some(how) = self.exit.lock().ok().and_then(|e| e.clone()) {
-                return how;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        "stopped answering".to_string()
-    }
-}
-
-/// What a slot's lifecycle thread hears about the workers it started.
-enum SlotEvent {
-    /// The process ended.
-    Ended(u64),
-    /// A request on it passed its deadline: start its replacement now.
-    Retired(u64),
-}
 
 /// Connections to the worker socket, handed to the lifecycle thread that
 /// started the process at the other end, by its process id.
@@ -119,18 +54,50 @@ pub enum CallError {
     Crashed(String),
 }
 
+/// Why the pool cannot serve: the endpoint must stop, as SageMaker expects
+/// of a broken container.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    /// No worker process could be started.
+    #[error("cannot start a worker process: {0}")]
+    Spawn(String),
+    /// The first worker failed to open its stages or load its model (the
+    /// message says which and why), or died doing so.
+    #[error("{0}")]
+    Load(String),
+}
+
+/// What the pool learned while starting: the stages' descriptions from the
+/// first worker that opened them, or why it never will.
+#[derive(Default)]
+struct Startup {
+    described: Option<Arc<Vec<StageDescription>>>,
+    fatal: Option<PoolError>,
+}
+
 pub struct Pool {
     board: Arc<Board>,
     slots: usize,
-    /// Request threads per worker: its credits.
-    threads: usize,
+    /// Request threads per worker when its stages may share one model
+    /// across threads (see [`StageDescription::threads`]).
+    shared_threads: usize,
     next_id: AtomicU64,
     next_worker: AtomicU64,
     ever_ready: AtomicBool,
     /// Slots whose last start failed.
     failing: AtomicUsize,
     stopping: AtomicBool,
-    stage_label: String,
+    /// How logs and errors name the stages before a worker described them:
+    /// their library files or container names.
+    provisional_label: String,
+    /// How logs and errors name the stages, once a worker described them.
+    label: OnceLock<String>,
+    /// The container names of a fused pipeline (empty for one stage).
+    container_names: Vec<String>,
+    startup: Mutex<Startup>,
+    startup_changed: Condvar,
+    /// Woken once a fatal failure is recorded in `startup`.
+    fatal_notify: tokio::sync::Notify,
     plan_json: String,
     socket_path: PathBuf,
     socket_dir: PathBuf,
@@ -182,15 +149,11 @@ enum StartFailure {
 }
 
 impl Pool {
-    /// Starts `workers` worker processes. `on_fatal` runs (and should exit the
-    /// process) when a worker fails to load its model before any worker was
-    /// ever ready: a broken container must fail, as SageMaker expects.
-    pub fn start(
-        workers: usize,
-        plan: &WorkerPlan,
-        stage_label: String,
-        on_fatal: fn(&str) -> !,
-    ) -> std::io::Result<Arc<Pool>> {
+    /// Starts `workers` worker processes. The server learns what the stages
+    /// are from the first worker that opens them ([`Pool::described`]); a
+    /// worker that fails to open its stages or load its model before any
+    /// worker was ever ready is fatal ([`Pool::fatal`]).
+    pub fn start(workers: usize, plan: &WorkerPlan) -> std::io::Result<Arc<Pool>> {
         let memory_limit_mb = worker::memory_limit_mb()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let nanos = std::time::SystemTime::now()
@@ -204,16 +167,35 @@ impl Pool {
         let socket_path = socket_dir.join("workers.sock");
         let listener = UnixListener::bind(&socket_path)?;
         let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
+        let container_names = if plan.stages.len() > 1 {
+            plan.stages.iter().map(|s| s.name.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let provisional_label = plan
+            .stages
+            .iter()
+            .map(|s| match s.library.file_name() {
+                Some(file) if plan.stages.len() == 1 => file.to_string_lossy().into_owned(),
+                _ => s.name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" -> ");
         let pool = Arc::new(Pool {
             board: Arc::new(Board::new(workers)),
             slots: workers,
-            threads: plan.threads.max(1),
+            shared_threads: plan.threads.max(1),
             next_id: AtomicU64::new(1),
             next_worker: AtomicU64::new(1),
             ever_ready: AtomicBool::new(false),
             failing: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
-            stage_label,
+            provisional_label,
+            label: OnceLock::new(),
+            container_names,
+            startup: Mutex::new(Startup::default()),
+            startup_changed: Condvar::new(),
+            fatal_notify: tokio::sync::Notify::new(),
             plan_json: serde_json::to_string(plan).expect("plan serializes"),
             socket_path,
             socket_dir,
@@ -223,15 +205,87 @@ impl Pool {
             memory_limit_mb,
         });
         std::thread::Builder::new()
-            .name("worker-accept".into())
+            .name("worker-socket".into())
             .spawn(move || accept_loop(listener, waiting))?;
         for slot in 0..workers {
             let pool = Arc::clone(&pool);
             std::thread::Builder::new()
-                .name(format!("worker-{slot}"))
-                .spawn(move || pool.lifecycle(slot, on_fatal))?;
+                .name(format!("slot-{slot}"))
+                .spawn(move || pool.lifecycle(slot))?;
         }
         Ok(pool)
+    }
+
+    /// Blocks until a worker has described the stages, or the pool failed
+    /// before one could.
+    pub fn described(&self) -> Result<Arc<Vec<StageDescription>>, PoolError> {
+        let mut startup = self.startup.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(fatal) = &startup.fatal {
+                return Err(fatal.clone());
+            }
+            if let Some(described) = &startup.described {
+                return Ok(Arc::clone(described));
+            }
+            startup = self
+                .startup_changed
+                .wait(startup)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Resolves once the pool has failed for good (no worker ever loaded
+    /// the model): the server must stop.
+    pub async fn fatal(&self) -> PoolError {
+        loop {
+            let notified = self.fatal_notify.notified();
+            if let Some(fatal) = self.fatal_error() {
+                return fatal;
+            }
+            notified.await;
+        }
+    }
+
+    /// The failure that stopped the pool, if one did.
+    pub fn fatal_error(&self) -> Option<PoolError> {
+        self.startup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fatal
+            .clone()
+    }
+
+    /// How logs and errors name the stages: the stage's declared name, or
+    /// the container names of a fused pipeline.
+    pub fn label(&self) -> &str {
+        self.label.get().unwrap_or(&self.provisional_label)
+    }
+
+    /// Records the first worker's description of the stages.
+    fn publish(&self, described: Vec<StageDescription>) {
+        let mut startup = self.startup.lock().unwrap_or_else(|e| e.into_inner());
+        if startup.described.is_none() {
+            let label = if self.container_names.is_empty() {
+                described.first().map(|s| s.name.clone()).unwrap_or_default()
+            } else {
+                self.container_names.join(" -> ")
+            };
+            let _ = self.label.set(label);
+            startup.described = Some(Arc::new(described));
+            self.startup_changed.notify_all();
+        }
+    }
+
+    /// Records a failure the endpoint cannot recover from and stops every
+    /// slot; the server learns it from [`Pool::described`] or [`Pool::fatal`].
+    fn fail(&self, error: PoolError) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let mut startup = self.startup.lock().unwrap_or_else(|e| e.into_inner());
+        if startup.fatal.is_none() {
+            startup.fatal = Some(error);
+        }
+        self.startup_changed.notify_all();
+        self.fatal_notify.notify_one();
     }
 
     /// True once a worker has loaded the model, as long as some slot has a
@@ -243,7 +297,13 @@ impl Pool {
     /// Runs `request` on a worker with a free thread and returns its answer.
     /// Waits for a thread up to `deadline`; a request whose worker dies
     /// before starting it is sent to another worker (or the replacement).
-    pub async fn call(&self, mut request: WireRequest, deadline: Instant) -> Result<WireAnswer, CallError> {
+    /// `lanes`: the calling HTTP thread's lanes.
+    pub async fn call(
+        &self,
+        mut request: WireRequest,
+        deadline: Instant,
+        lanes: &Rc<Lanes>,
+    ) -> Result<WireAnswer, CallError> {
         let mut returns = 0;
         loop {
             if !self.is_ready() {
@@ -254,7 +314,7 @@ impl Pool {
                 .acquire(deadline)
                 .await
                 .ok_or(CallError::TimedOut { started: false })?;
-            let Some(lane) = Lane::of(&worker, &self.board) else {
+            let Some(lane) = lanes.to(&worker, &self.board) else {
                 self.board.release(&worker);
                 if self.board.holds(&worker) {
                     // It lives but has no lane for this thread.
@@ -275,22 +335,22 @@ impl Pool {
             };
             let outcome = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx).await;
             match outcome {
-                Ok(Ok(Outcome::Answer(answer))) => {
-                    super::metrics::stage_answered(answer.hook_time());
+                Ok(Ok(LaneReply::Answered(answer))) => {
+                    super::metrics::stage_answered(self.label(), answer.hook_time());
                     return Ok(answer);
                 }
-                Ok(Ok(Outcome::Crashed(message))) => return Err(CallError::Crashed(message)),
-                Ok(Ok(Outcome::Returned(back))) => {
+                Ok(Ok(LaneReply::Crashed(message))) => return Err(CallError::Crashed(message)),
+                Ok(Ok(LaneReply::Unstarted(back))) => {
                     returns += 1;
                     if returns > MAX_RETURNS {
                         return Err(CallError::Crashed(format!(
                             "{returns} worker processes running stage {} died while this request waited to start on them",
-                            self.stage_label
+                            self.label()
                         )));
                     }
                     log::info!(
                         "rid={} goes to another worker: worker {} ended before starting it",
-                        back.request_id,
+                        back.meta.request_id,
                         worker.pid
                     );
                     request = back;
@@ -298,7 +358,7 @@ impl Pool {
                 Ok(Err(_)) => {
                     return Err(CallError::Crashed(format!(
                         "the worker running stage {} went away",
-                        self.stage_label
+                        self.label()
                     )))
                 }
                 Err(_) => {
@@ -315,7 +375,7 @@ impl Pool {
     /// A request on `worker` passed its deadline: it takes no new requests,
     /// its replacement starts now, and it is killed once the requests it
     /// still runs are answered.
-    fn retire(&self, worker: &Arc<Worker>) {
+    fn retire(&self, worker: &Arc<WorkerProcess>) {
         if worker.retiring.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -323,9 +383,9 @@ impl Pool {
         log::warn!(
             "worker {} of {} is retired: a request on it passed the timeout",
             worker.pid,
-            self.stage_label
+            self.label()
         );
-        super::metrics::worker_timed_out();
+        super::metrics::worker_timed_out(self.label());
         let _ = worker.events.send(SlotEvent::Retired(worker.id));
         if worker.inflight.load(Ordering::Relaxed) == 0 {
             worker.kill();
@@ -356,24 +416,31 @@ impl Pool {
     /// One slot: start a worker, serve through it until it dies or is
     /// retired, repeat. This thread is the workers' parent: they are
     /// killed when it ends (see `worker`).
-    fn lifecycle(self: Arc<Self>, slot: usize, on_fatal: fn(&str) -> !) {
+    fn lifecycle(self: Arc<Self>, slot: usize) {
         let (events_tx, events_rx) = mpsc::channel();
         let mut failures = 0u32;
         while !self.stopping.load(Ordering::SeqCst) {
             let started = Instant::now();
             let (worker, control) = match self.start_worker(&events_tx) {
                 Ok(w) => w,
-                Err(StartFailure::Spawn(e)) => on_fatal(&format!("cannot start a worker process: {e}")),
+                Err(StartFailure::Spawn(e)) => return self.fail(PoolError::Spawn(e.to_string())),
                 Err(StartFailure::LoadFailed(message)) => {
                     if !self.ever_ready.load(Ordering::SeqCst) {
-                        on_fatal(&message);
+                        return self.fail(PoolError::Load(message));
                     }
                     log::error!("a replacement worker failed to load: {message}");
                     self.backoff(&mut failures);
                     continue;
                 }
                 Err(StartFailure::Ended(how)) => {
-                    self.worker_failed_to_start(&how, &mut failures, on_fatal);
+                    if !self.ever_ready.load(Ordering::SeqCst) {
+                        return self.fail(PoolError::Load(format!(
+                            "the worker process for stage {} {how} before its model was loaded",
+                            self.label()
+                        )));
+                    }
+                    log::error!("a replacement worker for {} {how} while starting", self.label());
+                    self.backoff(&mut failures);
                     continue;
                 }
             };
@@ -381,13 +448,13 @@ impl Pool {
                 self.failing.fetch_sub(1, Ordering::SeqCst);
                 failures = 0;
             }
-            self.board.install(slot, Arc::clone(&worker), self.threads);
+            self.board.install(slot, Arc::clone(&worker), worker.threads);
             self.ever_ready.store(true, Ordering::SeqCst);
-            super::metrics::worker_started(started.elapsed());
+            super::metrics::worker_started(self.label(), started.elapsed());
             log::info!(
                 "worker {} of {} ready in {} ms",
                 worker.pid,
-                self.stage_label,
+                self.label(),
                 started.elapsed().as_millis()
             );
             let watcher = {
@@ -395,7 +462,7 @@ impl Pool {
                 let worker = Arc::clone(&worker);
                 let events = events_tx.clone();
                 std::thread::Builder::new()
-                    .name(format!("worker-{slot}-watch"))
+                    .name(format!("slot-{slot}-watch"))
                     .spawn(move || pool.watch(worker, control, events))
             };
             if let Err(e) = watcher {
@@ -419,7 +486,7 @@ impl Pool {
     fn start_worker(
         &self,
         events: &mpsc::Sender<SlotEvent>,
-    ) -> Result<(Arc<Worker>, BufReader<UnixStream>), StartFailure> {
+    ) -> Result<(Arc<WorkerProcess>, BufReader<UnixStream>), StartFailure> {
         let (conn_tx, conn_rx) = mpsc::channel();
         // The process id is registered before the accept thread can look
         // it up: that thread needs this lock to hand a connection over.
@@ -435,7 +502,7 @@ impl Pool {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pid);
-        let (control, lanes) = match connected {
+        let (control, lanes, threads) = match connected {
             Ok(c) => c,
             Err(failure) => {
                 let _ = child.kill();
@@ -446,10 +513,11 @@ impl Pool {
                 });
             }
         };
-        let worker = Arc::new(Worker {
+        let worker = Arc::new(WorkerProcess {
             id: self.next_worker.fetch_add(1, Ordering::Relaxed),
             pid,
-            stage_label: self.stage_label.clone(),
+            stage_label: self.label().to_string(),
+            threads,
             lanes: Mutex::new(lanes),
             inflight: AtomicUsize::new(0),
             retiring: AtomicBool::new(false),
@@ -460,42 +528,48 @@ impl Pool {
         Ok((worker, control))
     }
 
-    /// The worker's connections: control (HELLO, then READY or
-    /// LOAD_FAILED once the model is loaded), then its lanes.
+    /// The worker's connections: control (HELLO, DESCRIBED once it opened
+    /// the stage libraries, then READY once the model is loaded, or
+    /// LOAD_FAILED at any point), then its lanes; and its request threads.
     /// `StartFailure::Ended("")` when the process ended or broke off.
     fn handshake(
         &self,
         child: &mut Child,
         conn_rx: &mpsc::Receiver<UnixStream>,
-    ) -> Result<(BufReader<UnixStream>, Vec<UnixStream>), StartFailure> {
+    ) -> Result<(BufReader<UnixStream>, Vec<UnixStream>, usize), StartFailure> {
         let broke_off = || StartFailure::Ended(String::new());
         let control = next_connection(child, conn_rx, protocol::HELLO).ok_or_else(broke_off)?;
         let mut control = BufReader::new(control);
         let mut buf = Vec::new();
-        // No time limit here: this is model_fn's time. If the process dies,
-        // the read ends.
-        match protocol::read_frame(&mut control, &mut buf) {
-            Ok(Some(kind)) => {
-                match protocol::decode_from_worker(kind, &bytes::Bytes::copy_from_slice(&buf[1..])) {
-                    Ok(FromWorker::Ready) => {}
-                    Ok(FromWorker::LoadFailed { message }) => return Err(StartFailure::LoadFailed(message)),
-                    _ => return Err(broke_off()),
+        let mut threads = None;
+        // No time limit here: this is the libraries' initialisers' and
+        // model_fn's time. If the process dies, the read ends.
+        loop {
+            let Ok(Some(kind)) = protocol::read_frame(&mut control, &mut buf) else {
+                return Err(broke_off());
+            };
+            match protocol::decode_from_worker(kind, &bytes::Bytes::copy_from_slice(&buf[1..])) {
+                Ok(FromWorker::Described(stages)) if threads.is_none() => {
+                    threads = Some(StageDescription::threads(&stages, self.shared_threads));
+                    self.publish(stages);
                 }
+                Ok(FromWorker::Ready) if threads.is_some() => break,
+                Ok(FromWorker::LoadFailed { message }) => return Err(StartFailure::LoadFailed(message)),
+                _ => return Err(broke_off()),
             }
-            _ => return Err(broke_off()),
         }
         let lanes = (0..self.lanes)
             .map(|_| next_connection(child, conn_rx, protocol::LANE))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(broke_off)?;
-        Ok((control, lanes))
+        Ok((control, lanes, threads.unwrap_or(1)))
     }
 
     /// Waits for `worker`'s control connection to end (the process is
     /// gone), then records how it ended and tells its slot.
     fn watch(
         &self,
-        worker: Arc<Worker>,
+        worker: Arc<WorkerProcess>,
         mut control: BufReader<UnixStream>,
         events: mpsc::Sender<SlotEvent>,
     ) {
@@ -515,37 +589,26 @@ impl Pool {
         if !self.stopping.load(Ordering::SeqCst) {
             let held = worker.inflight.load(Ordering::Relaxed);
             if !worker.retiring.load(Ordering::Relaxed) {
-                super::metrics::worker_crashed(status.and_then(|s| s.signal()).map(signal_name));
+                super::metrics::worker_crashed(
+                    self.label(),
+                    status.and_then(|s| s.signal()).map(signal_name),
+                );
                 log::error!(
                     "worker {} of {} {how} while holding {held} request(s); starting a replacement",
                     worker.pid,
-                    self.stage_label
+                    self.label()
                 );
             } else if held > 0 {
                 log::error!(
                     "retired worker {} of {} {how} while holding {held} request(s)",
                     worker.pid,
-                    self.stage_label
+                    self.label()
                 );
             } else {
-                log::info!("retired worker {} of {} stopped", worker.pid, self.stage_label);
+                log::info!("retired worker {} of {} stopped", worker.pid, self.label());
             }
         }
         let _ = events.send(SlotEvent::Ended(worker.id));
-    }
-
-    fn worker_failed_to_start(&self, how: &str, failures: &mut u32, on_fatal: fn(&str) -> !) {
-        if !self.ever_ready.load(Ordering::SeqCst) {
-            on_fatal(&format!(
-                "the worker process for stage {} {how} before its model was loaded",
-                self.stage_label
-            ));
-        }
-        log::error!(
-            "a replacement worker for {} {how} while starting",
-            self.stage_label
-        );
-        self.backoff(failures);
     }
 
     fn backoff(&self, failures: &mut u32) {

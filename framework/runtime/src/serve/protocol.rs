@@ -10,6 +10,8 @@ use std::io::{self, Read};
 
 use bytes::Bytes;
 
+use crate::loader::RequestMeta;
+
 /// A worker's first frame on its control connection.
 pub const HELLO: u8 = 1;
 pub const READY: u8 = 2;
@@ -19,10 +21,15 @@ pub const REPLY: u8 = 5;
 pub const ERROR: u8 = 6;
 /// A worker opening one of its data connections (its lanes).
 pub const LANE: u8 = 7;
-/// A worker thread is about to run a request (`u64 id`): from here on, a
+/// A request thread of the worker is about to run a request (`u64 id`): from here on, a
 /// crash of the process costs that request. A request that crashes with
 /// its worker before this frame arrived is handed to another worker.
 pub const STARTED: u8 = 8;
+/// A worker's description of the stages it opened (JSON, see
+/// [`StageDescription`]): sent once the libraries are loaded, before
+/// `model_fn`. The server configures itself from the first one, so the
+/// server process never loads a stage library itself.
+pub const DESCRIBED: u8 = 9;
 
 /// The size of a frame's length prefix.
 pub const PREFIX: usize = 8;
@@ -31,14 +38,12 @@ pub const PREFIX: usize = 8;
 /// a corrupt or hostile length costs an error, not a huge allocation.
 pub const READ_CHUNK: usize = 8 * 1024 * 1024;
 
-/// A request as it travels to a worker.
+/// A request as it travels to a worker: its metadata in the form the
+/// loader hands to the hooks, as the edge resolved it.
 #[derive(Debug, Clone, Default)]
 pub struct WireRequest {
     pub id: u64,
-    pub request_id: String,
-    pub content_type: String,
-    pub accept: String,
-    pub custom_attributes: Option<String>,
+    pub meta: RequestMeta,
     pub body: Bytes,
 }
 
@@ -67,11 +72,72 @@ pub enum WireAnswer {
     },
 }
 
+/// What a worker read from one stage library's descriptor: everything the
+/// server configures itself from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StageDescription {
+    pub name: String,
+    pub version: String,
+    /// Whether one model may be called from several threads at once.
+    pub per_instance: bool,
+    /// 0 when not declared.
+    pub max_concurrent_transforms: u32,
+    /// `MULTI_RECORD`, `SINGLE_RECORD`, or `None` when not declared.
+    pub batch_strategy: Option<String>,
+    /// 0 when not declared.
+    pub max_payload_in_mb: u32,
+    /// The optional hooks the library exports.
+    pub hooks: Vec<String>,
+    /// The tensors the stage declares for the Open Inference Protocol (JSON,
+    /// `modelstage_signature_json`), `None` when it declares none.
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+impl StageDescription {
+    /// The description of an opened library.
+    pub fn of(stage: &crate::loader::LoadedStage) -> StageDescription {
+        let info = stage.info();
+        StageDescription {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            per_instance: info.threading == crate::loader::Threading::PerInstance,
+            max_concurrent_transforms: info.max_concurrent_transforms,
+            batch_strategy: info.batch_strategy.map(str::to_string),
+            max_payload_in_mb: info.max_payload_in_mb,
+            hooks: stage
+                .hook_names()
+                .into_iter()
+                .filter(|&(_, present)| present)
+                .map(|(hook, _)| hook.to_string())
+                .collect(),
+            signature: info.signature_json.clone(),
+        }
+    }
+
+    /// The request threads of a worker running `stages`: one when any of
+    /// them must not be called from two threads at once, else `shared`.
+    pub fn threads(stages: &[StageDescription], shared: usize) -> usize {
+        if stages.iter().any(|s| s.per_instance) {
+            1
+        } else {
+            shared.max(1)
+        }
+    }
+
+    /// The frame that carries `stages`.
+    pub fn frame(stages: &[StageDescription]) -> Vec<u8> {
+        let json = serde_json::to_vec(stages).expect("descriptions serialize");
+        FrameWriter::new(DESCRIBED, json.len()).bytes(&json).finish()
+    }
+}
+
 /// Any frame a worker sends.
 #[derive(Debug)]
 pub enum FromWorker {
     Hello,
     Lane,
+    Described(Vec<StageDescription>),
     Ready,
     Started { id: u64 },
     LoadFailed { message: String },
@@ -269,10 +335,10 @@ impl WireRequest {
     pub fn encode_onto(&self, buf: Vec<u8>) -> Vec<u8> {
         FrameWriter::onto(buf, REQUEST)
             .u64(self.id)
-            .bytes(self.request_id.as_bytes())
-            .bytes(self.content_type.as_bytes())
-            .bytes(self.accept.as_bytes())
-            .opt(self.custom_attributes.as_deref())
+            .bytes(self.meta.request_id.as_bytes())
+            .bytes(self.meta.content_type.as_bytes())
+            .bytes(self.meta.accept.as_bytes())
+            .opt(self.meta.custom_attributes.as_deref())
             .bytes(&self.body)
             .finish()
     }
@@ -282,10 +348,12 @@ impl WireRequest {
         let mut r = FrameReader::new(payload);
         Ok(WireRequest {
             id: r.u64()?,
-            request_id: r.string()?,
-            content_type: r.string()?,
-            accept: r.string()?,
-            custom_attributes: r.opt()?,
+            meta: RequestMeta {
+                request_id: r.string()?,
+                content_type: r.string()?,
+                accept: r.string()?,
+                custom_attributes: r.opt()?,
+            },
             body: payload.slice_ref(r.bytes()?),
         })
     }
@@ -381,6 +449,9 @@ pub fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
         HELLO => FromWorker::Hello,
         LANE => FromWorker::Lane,
         READY => FromWorker::Ready,
+        DESCRIBED => FromWorker::Described(
+            serde_json::from_slice(r.bytes()?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+        ),
         STARTED => FromWorker::Started { id: r.u64()? },
         LOAD_FAILED => FromWorker::LoadFailed { message: r.string()? },
         // Fields are read in the order they are written (a struct
@@ -428,18 +499,21 @@ mod tests {
     fn request_survives_the_wire() {
         let req = WireRequest {
             id: 42,
-            request_id: "r-1".into(),
-            content_type: "text/csv; charset=utf-8".into(),
-            accept: "application/json".into(),
-            custom_attributes: Some(String::new()),
+            meta: RequestMeta {
+                request_id: "r-1".into(),
+                content_type: "text/csv; charset=utf-8".into(),
+                accept: "application/json".into(),
+                custom_attributes: Some(String::new()),
+            },
             body: Bytes::from_static(b"1,2\n3,4\n"),
         };
         let (kind, payload) = roundtrip(req.encode_onto(Vec::new()));
         assert_eq!(kind, REQUEST);
         let back = WireRequest::decode(&payload).unwrap();
         assert_eq!(back.id, 42);
-        assert_eq!(back.content_type, "text/csv; charset=utf-8");
-        assert_eq!(back.custom_attributes.as_deref(), Some(""));
+        assert_eq!(back.meta.request_id, "r-1");
+        assert_eq!(back.meta.content_type, "text/csv; charset=utf-8");
+        assert_eq!(back.meta.custom_attributes.as_deref(), Some(""));
         assert_eq!(&back.body[..], b"1,2\n3,4\n");
     }
 
@@ -529,6 +603,26 @@ mod tests {
         assert_eq!((two.id, &two.body[..]), (2, &b"bb"[..]));
         assert!(buf.is_empty());
         assert!(split_frame(&mut bytes::BytesMut::from(&[0u8; PREFIX][..])).is_err());
+    }
+
+    #[test]
+    fn a_description_survives_the_wire() {
+        let stages = vec![StageDescription {
+            name: "s".into(),
+            version: "1.0".into(),
+            per_instance: true,
+            max_concurrent_transforms: 2,
+            batch_strategy: Some("SINGLE_RECORD".into()),
+            max_payload_in_mb: 0,
+            hooks: vec!["model_fn".into(), "transform_fn".into()],
+            signature: Some(r#"{"inputs":[],"outputs":[]}"#.into()),
+        }];
+        let (kind, payload) = roundtrip(StageDescription::frame(&stages));
+        match decode_from_worker(kind, &payload).unwrap() {
+            FromWorker::Described(back) => assert_eq!(back, stages),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(StageDescription::threads(&stages, 4), 1);
     }
 
     #[test]

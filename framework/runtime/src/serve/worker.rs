@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use super::chain::Pipeline;
 use super::config::{self, WorkerPlan};
-use super::protocol::{self, FrameWriter, WireRequest};
+use super::protocol::{self, FrameWriter, StageDescription, WireRequest};
 
 /// Environment variables the server hands a worker.
 pub const ENV_SOCKET: &str = "MODELSTAGE_WORKER_SOCKET";
@@ -115,7 +115,7 @@ pub fn run() -> i32 {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join("+");
-    modelstage_sdk::logging::init(&format!("worker[{component}]"));
+    modelstage_contract::logging::init(&format!("worker[{component}]"));
 
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // Registering a flag replaces the default action (terminate) with
@@ -123,7 +123,8 @@ pub fn run() -> i32 {
         let _ = signal_hook::flag::register(signal, Arc::new(AtomicBool::new(false)));
     }
 
-    // The control connection: HELLO, then READY or LOAD_FAILED. The server
+    // The control connection: HELLO, DESCRIBED once the libraries are open,
+    // then READY (or LOAD_FAILED at any point). The server
     // learns that this process ended when it closes.
     let control = match UnixStream::connect(&socket) {
         Ok(s) => Mutex::new(s),
@@ -147,7 +148,14 @@ pub fn run() -> i32 {
         Ok(()) => {}
         Err(message) => return load_failed(&message),
     }
-    let pipeline = match Pipeline::load(&plan.stages) {
+    let stages = match Pipeline::open(&plan.stages) {
+        Ok(stages) => stages,
+        Err(message) => return load_failed(&message),
+    };
+    let described: Vec<StageDescription> = stages.iter().map(|s| StageDescription::of(s)).collect();
+    send(&control, &StageDescription::frame(&described));
+    let threads = StageDescription::threads(&described, plan.threads);
+    let pipeline = match Pipeline::load(&plan.stages, &stages) {
         Ok(p) => Arc::new(p),
         Err(message) => return load_failed(&message),
     };
@@ -166,7 +174,7 @@ pub fn run() -> i32 {
         }
     }
     send(&control, &FrameWriter::new(protocol::READY, 0).finish());
-    serve_lanes(lanes, plan.threads.max(1), pipeline);
+    serve_lanes(lanes, threads, pipeline);
     0
 }
 
@@ -286,7 +294,6 @@ fn run_requests(lane: &LaneEnds, pipeline: &Pipeline, mut request: WireRequest) 
         let started = std::time::Instant::now();
         let mut answer = pipeline.handle(&request);
         answer.set_hook_time(started.elapsed());
-        modelstage_sdk::logging::set_request_id(None);
         let (mut frame, large_body) = answer.encode_split(Vec::new());
         let next = buffered_request(lane);
         let next_started = next.as_ref().map(|n| started_frame(n.id)).unwrap_or_default();

@@ -1,7 +1,7 @@
 //! The toolkit's `to_cmd_args`: hyperparameters as a command line (docs/contract.md (Training)), which the
 //! toolkit exports as `SM_USER_ARGS`.
 
-use modelstage_sdk::python::str_of;
+use modelstage_contract::python::str_of;
 use serde_json::{Map, Value};
 
 /// `[name1, value1, name2, value2, ...]` with the keys sorted; `--key` for names longer than one

@@ -2,7 +2,7 @@
 //! `Environment` object (the `SM_TRAINING_ENV` document) and every `SM_*` variable of its
 //! `to_env_vars`, rendered with its rules (docs/contract.md (Training)).
 
-use modelstage_sdk::python::{str_of, to_json_compact_sorted};
+use modelstage_contract::python::{str_of, to_json_compact_sorted};
 use serde_json::{json, Map, Value};
 
 use super::cmd_args::to_cmd_args;

@@ -18,7 +18,6 @@ mod paths;
 mod signals;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use serde_json::Value;
 
@@ -42,27 +41,30 @@ pub struct TrainArgs {
 }
 
 /// Runs one training job and reports how it ended in the exit code.
-pub fn run(args: TrainArgs) -> ExitCode {
+pub fn run(args: TrainArgs) -> Result<(), TrainError> {
     let paths = Paths::new(&args.base_dir);
     if !Path::new(&paths.base_dir).is_dir() {
-        log::error!(
-            "the training tree {} does not exist: SageMaker mounts it at /opt/ml; \
-             elsewhere set SAGEMAKER_BASE_DIR (or use `modelstage fit`, which lays one out)",
-            paths.base_dir
-        );
-        return ExitCode::FAILURE;
+        return Err(TrainError::NoTree(paths.base_dir));
     }
     signals::watch(paths.failure_file());
-    match run_job(&args.stage, &paths) {
-        Ok(()) => {
-            log::info!("Training finished; the model is in {}", paths.model_dir);
-            ExitCode::SUCCESS
-        }
-        Err(reason) => {
-            log::error!("Training failed: {reason}");
-            ExitCode::FAILURE
-        }
-    }
+    run_job(&args.stage, &paths).map_err(TrainError::Failed)?;
+    log::info!("Training finished; the model is in {}", paths.model_dir);
+    Ok(())
+}
+
+/// Why `modelstage train` failed. The caller logs it (SageMaker shows the
+/// log) and exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// There is no training tree at the base dir.
+    #[error(
+        "the training tree {0} does not exist: SageMaker mounts it at /opt/ml; \
+         elsewhere set SAGEMAKER_BASE_DIR (or use `modelstage fit`, which lays one out)"
+    )]
+    NoTree(String),
+    /// The job failed; the reason is also in `output/failure`.
+    #[error("Training failed: {0}")]
+    Failed(String),
 }
 
 /// One training job on an existing tree, as `train` runs it but without signal handling: reads

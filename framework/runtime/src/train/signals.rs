@@ -28,6 +28,11 @@ pub fn watch(failure_file: PathBuf) {
                     format!("Training was stopped: the container received {name} before training finished");
                 log::error!("{reason}");
                 write_failure(&failure_file, &reason);
+                // The one exit outside `main`, on purpose: the training hook holds the main
+                // thread in stage code that cannot be interrupted or told to return, and
+                // SageMaker expects the process to end on SIGTERM (else it kills it 120 s
+                // later, with no exit code of ours). Nothing is left to unwind: the failure
+                // file is written, and the hook's half-written model is not a result.
                 std::process::exit(128 + signal);
             }
         });

@@ -69,7 +69,9 @@ pub(crate) fn shape_not_held(format: &str, held: &str, shape: &[usize]) -> Stage
 /// and [`encode`] refuses an array where it does not hold.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Array {
+    /// The length of each dimension, outermost first.
     pub shape: Vec<usize>,
+    /// The values, row-major.
     pub data: Vec<f64>,
 }
 

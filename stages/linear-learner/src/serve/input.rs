@@ -89,6 +89,16 @@ impl Batch {
         self.rows += 1;
     }
 
+    /// The number of dense values held.
+    pub(super) fn dense_len(&self) -> usize {
+        self.dense.len()
+    }
+
+    /// Pushes one value of the dense record being parsed (ended by [`Batch::end_dense`]).
+    pub(super) fn push_value(&mut self, value: f64) {
+        self.dense.push(value);
+    }
+
     /// Appends a dense record, refusing a wrong count or a value that is not finite.
     fn push_dense(&mut self, features: &[f64], dim: usize) -> Result<(), StageError> {
         let record = self.len();
@@ -104,7 +114,7 @@ impl Batch {
     /// Appends the record whose values were just pushed onto `dense` from
     /// `start` (the CSV path parses straight into the batch, and checks the
     /// values are finite once, at the end, with [`Batch::check_dense`]).
-    fn end_dense(&mut self, start: usize, dim: usize) -> Result<(), StageError> {
+    pub(super) fn end_dense(&mut self, start: usize, dim: usize) -> Result<(), StageError> {
         let got = self.dense.len() - start;
         if got != dim {
             return Err(wrong_count(self.len(), got, dim));
@@ -228,6 +238,17 @@ fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
 }
 
 fn json(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
+    if super::dense_json::decode(body, dim, batch) {
+        return batch.check_dense(dim);
+    }
+    // Not the common dense shape: decode again, on the path that takes every
+    // shape and words the errors.
+    *batch = Batch::default();
+    json_general(body, dim, batch)
+}
+
+/// Every `application/json` shape the stage takes, through a `Value` tree.
+fn json_general(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| StageError::bad_request(format!("the application/json body is not valid JSON: {e}")))?;
     match &value {
@@ -349,4 +370,57 @@ fn recordio(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `application/json` through the stage's decoder (fast path first) and
+    /// through the general path alone: the same batch, or the same error.
+    fn both(body: &str, dim: usize) -> (Result<Batch, String>, Result<Batch, String>) {
+        let general = {
+            let mut batch = Batch::default();
+            json_general(body.as_bytes(), dim, &mut batch).map(|()| batch)
+        };
+        let decoded = {
+            let mut batch = Batch::default();
+            json(body.as_bytes(), dim, &mut batch).map(|()| batch)
+        };
+        (
+            decoded.map_err(|e| e.to_string()),
+            general.map_err(|e| e.to_string()),
+        )
+    }
+
+    #[test]
+    fn the_dense_fast_path_decodes_as_the_general_path() {
+        for body in [
+            r#"{"instances": [{"features": [1, 2.5, -3e-2]}, {"features": [0.1, 0.2, 0.3]}]}"#,
+            r#" { "instances" : [ ] } "#,
+            // Shapes the fast path gives up on, decoded by the general path.
+            r#"{"instances": [{"features": [1, 2, 3], "id": 7}]}"#,
+            r#"{"instances": [{"features": [1, 2, 3], "features": [4, 5, 6]}]}"#,
+            r#"{"instances": [{"features": [1, 2, 3]}], "instances": [{"features": [4, 5, 6]}]}"#,
+            r#"{"instances": [{"data": {"features": {"values": [1, 2, 3]}}}]}"#,
+            r#"{"features": [1, 2, 3]}"#,
+            r#"{"inst\u0061nces": [{"features": [1, 2, 3]}]}"#,
+            // Errors, worded by the general path.
+            r#"{"instances": [{"features": [1, 2]}]}"#,
+            r#"{"instances": [{"features": [1, 2, 3, 4]}]}"#,
+            r#"{"instances": [{"features": [1, "2", 3]}]}"#,
+            r#"{"instances": [{"features": [1, 2, 1e999]}]}"#,
+            r#"{"instances": [{"features": [1, 2, 3]}]} trailing"#,
+            r#"[1, 2, 3]"#,
+        ] {
+            let (decoded, general) = both(body, 3);
+            assert_eq!(decoded, general, "{body}");
+        }
+        let (decoded, _) = both(r#"{"instances": [{"features": [1, 2.5, -3e-2]}]}"#, 3);
+        let batch = decoded.unwrap();
+        assert_eq!(
+            batch.rows(3).collect::<Vec<_>>(),
+            vec![Features::Dense(&[1.0, 2.5, -0.03])]
+        );
+    }
 }

@@ -5,8 +5,15 @@
 //! a bounded size (a whole number of mini-batches); a full buffer is shuffled
 //! with the seeded generator and cut into mini-batches. Memory stays bounded
 //! however large the channel is, and the order is the same for a given seed.
+//!
+//! The models never read each other's state, so a full buffer is trained on
+//! `Setup::threads` threads, each taking whole models through every
+//! mini-batch of the buffer in order. A model sees exactly the same
+//! arithmetic in the same order whatever the thread count, so the result for
+//! a given seed does not depend on it.
 
 use crate::rng::Rng;
+use crate::train::cache::RowCache;
 use crate::train::config::{Config, PredictorType};
 use crate::train::data::{for_each_row_pipelined, Channel};
 use crate::train::linear::Linear;
@@ -28,6 +35,8 @@ pub struct Setup<'a> {
     pub class_weights: &'a [f64],
     pub feature_dim: usize,
     pub outputs: usize,
+    /// Threads a full shuffle buffer is trained on (at least 1).
+    pub threads: usize,
 }
 
 impl Setup<'_> {
@@ -84,6 +93,7 @@ pub fn train_epoch(
     setup: &Setup<'_>,
     models: &mut [Linear],
     train: &Channel,
+    cache: &mut RowCache,
     rng: &mut Rng,
 ) -> Result<Vec<f64>, StageError> {
     let d = setup.feature_dim;
@@ -100,12 +110,10 @@ pub fn train_epoch(
         order: Vec::with_capacity(cap),
         loss: vec![0.0; setup.config.num_models],
         weight: 0.0,
-        z: vec![0.0; setup.outputs],
-        dz: vec![0.0; setup.outputs],
         row: vec![0.0; d],
     };
     let check = |y| setup.label(y).map(|_| ());
-    for_each_row_pipelined(train, d, check, |y, x| pass.push(y, x, rng))?;
+    cache.for_each_row(train, check, |y, x| pass.push(y, x, rng))?;
     pass.flush(rng);
     let weight = pass.weight.max(f64::MIN_POSITIVE);
     Ok(pass.loss.iter().map(|l| l / weight).collect())
@@ -121,8 +129,6 @@ struct Pass<'a, 'm> {
     order: Vec<usize>,
     loss: Vec<f64>,
     weight: f64,
-    z: Vec<f64>,
-    dz: Vec<f64>,
     row: Vec<f64>,
 }
 
@@ -141,35 +147,77 @@ impl Pass<'_, '_> {
         }
     }
 
-    /// Shuffles the buffer and trains on it batch by batch.
+    /// Shuffles the buffer and trains every model on it, batch by batch.
     fn flush(&mut self, rng: &mut Rng) {
         let n = self.y.len();
         if n == 0 {
             return;
         }
-        let d = self.setup.feature_dim;
         self.order.clear();
         self.order.extend(0..n);
         rng.shuffle(&mut self.order);
-        for chunk in self.order.chunks(self.setup.config.mini_batch_size) {
-            let batch_weight: f64 = chunk.iter().map(|&i| self.w[i]).sum();
-            self.weight += batch_weight;
-            for (m, model) in self.models.iter_mut().enumerate() {
+        let batch = self.setup.config.mini_batch_size;
+        for chunk in self.order.chunks(batch) {
+            self.weight += chunk.iter().map(|&i| self.w[i]).sum::<f64>();
+        }
+        let buffer = Buffer {
+            setup: self.setup,
+            x: &self.x,
+            y: &self.y,
+            w: &self.w,
+            order: &self.order,
+        };
+        // Whole models per thread; the first group runs on this thread.
+        let per_thread = self.models.len().div_ceil(self.setup.threads.max(1)).max(1);
+        let mut groups = self
+            .models
+            .chunks_mut(per_thread)
+            .zip(self.loss.chunks_mut(per_thread));
+        let first = groups.next();
+        std::thread::scope(|scope| {
+            for (models, loss) in groups {
+                let buffer = &buffer;
+                scope.spawn(move || buffer.train(models, loss));
+            }
+            if let Some((models, loss)) = first {
+                buffer.train(models, loss);
+            }
+        });
+        self.x.clear();
+        self.y.clear();
+        self.w.clear();
+    }
+}
+
+/// A shuffled, full buffer, read by every training thread.
+struct Buffer<'a> {
+    setup: &'a Setup<'a>,
+    x: &'a [f64],
+    y: &'a [f64],
+    w: &'a [f64],
+    order: &'a [usize],
+}
+
+impl Buffer<'_> {
+    /// Trains `models` through every mini-batch of the buffer, adding each
+    /// model's loss (before its updates) to `loss`.
+    fn train(&self, models: &mut [Linear], loss: &mut [f64]) {
+        let d = self.setup.feature_dim;
+        let mut z = vec![0.0; self.setup.outputs];
+        let mut dz = vec![0.0; self.setup.outputs];
+        for (model, loss) in models.iter_mut().zip(loss.iter_mut()) {
+            for chunk in self.order.chunks(self.setup.config.mini_batch_size) {
+                let batch_weight: f64 = chunk.iter().map(|&i| self.w[i]).sum();
                 for &i in chunk {
                     let x = &self.x[i * d..(i + 1) * d];
-                    model.forward(x, &mut self.z);
-                    self.loss[m] += self
-                        .setup
-                        .loss_and_grad(&mut self.z, self.y[i], self.w[i], &mut self.dz);
-                    model.accumulate(x, &self.dz);
+                    model.forward(x, &mut z);
+                    *loss += self.setup.loss_and_grad(&mut z, self.y[i], self.w[i], &mut dz);
+                    model.accumulate(x, &dz);
                 }
                 let lr = self.setup.learning_rate(model.settings.learning_rate, model.t);
                 model.step(self.setup.config, lr, batch_weight);
             }
         }
-        self.x.clear();
-        self.y.clear();
-        self.w.clear();
     }
 }
 

@@ -50,6 +50,7 @@ pub fn train(env: &TrainingEnv) -> Result<Outcome, StageError> {
         validation: channel("validation")?,
         test: channel("test")?,
         host: env.current_host().to_string(),
+        threads: env.num_cpus(),
     };
     let outcome = run(&job)?;
     outcome.model.save(env.model_dir())?;

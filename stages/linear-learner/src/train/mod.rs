@@ -3,6 +3,7 @@
 //! best model (validation channel, else training channel), threshold
 //! calibration, the model file, and the final validation/test metrics.
 
+pub mod cache;
 pub mod calibrate;
 pub mod config;
 pub mod data;
@@ -18,6 +19,7 @@ use serde_json::json;
 
 use crate::model::{ModelFile, Normalization, FORMAT};
 use crate::rng::Rng;
+use crate::train::cache::{RowCache, CACHE_VALUES};
 use crate::train::calibrate::best_threshold;
 use crate::train::config::{Config, Criterion, Loss, PredictorType};
 use crate::train::data::{for_each_row, Channel};
@@ -36,6 +38,9 @@ pub struct Job {
     pub test: Option<Channel>,
     /// `current_host`, for the metric lines.
     pub host: String,
+    /// The CPUs training may use (`SM_NUM_CPUS`); the models are trained on
+    /// up to this many threads, with the same result whatever the number.
+    pub threads: usize,
 }
 
 /// What training produced besides the model: the final metrics per channel.
@@ -64,6 +69,7 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
         class_weights: &sample.class_weights,
         feature_dim: d,
         outputs,
+        threads: job.threads.clamp(1, config.num_models.max(1)),
     };
     let mut models: Vec<Linear> = (0..config.num_models)
         .map(|i| {
@@ -86,9 +92,10 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
     let mut averaged: Vec<Linear> = Vec::new();
     let mut stopper = EarlyStopping::new(config.early_stopping_patience, config.early_stopping_tolerance);
     let mut epochs_run = 0;
+    let mut cache = RowCache::new(d, CACHE_VALUES);
     for epoch in 0..config.epochs {
         models.iter_mut().for_each(Linear::begin_epoch);
-        let train_loss = train_epoch(&setup, &mut models, &job.train, &mut shuffle)?;
+        let train_loss = train_epoch(&setup, &mut models, &job.train, &mut cache, &mut shuffle)?;
         averaged = models.iter().map(Linear::averaged).collect();
         epochs_run = epoch + 1;
         let best_train = min(&train_loss);

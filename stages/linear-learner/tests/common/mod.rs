@@ -149,12 +149,24 @@ pub fn config(v: serde_json::Value) -> Config {
 }
 
 pub fn train(config: Config, train: Channel, validation: Option<Channel>, test: Option<Channel>) -> Outcome {
+    train_on(config, train, validation, test, 2)
+}
+
+/// `train` on `threads` threads.
+pub fn train_on(
+    config: Config,
+    train: Channel,
+    validation: Option<Channel>,
+    test: Option<Channel>,
+    threads: usize,
+) -> Outcome {
     run(&Job {
         config,
         train,
         validation,
         test,
         host: "algo-1".into(),
+        threads,
     })
     .unwrap()
 }

@@ -5,7 +5,7 @@
 
 use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
-use modelstage_runtime::serve::{model_error_body, REQUEST_ID_HEADER};
+use modelstage_runtime::serve::{model_error_body, EdgeRules, Invocation, REQUEST_ID_HEADER};
 
 use super::hop::{self, HopError, HopRequest};
 use super::inbound::{self, CUSTOM_ATTRIBUTES_HEADER};
@@ -17,6 +17,7 @@ pub async fn invocations(
     req: HttpRequest,
     payload: web::Payload,
     config: web::Data<RouterConfig>,
+    rules: web::Data<EdgeRules>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let headers = req.headers();
@@ -55,10 +56,11 @@ pub async fn invocations(
             }
         },
     };
+    // The edge's checks come after the target's: a request for no container is refused unread.
     // Each container enforces its own payload limit; the router only bounds what it reads.
-    let body = match inbound::read_body(payload, headers, 0, label, &request_id).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    let body = match Invocation::read(&req, payload, &rules, request_id.clone()).await {
+        Ok(invocation) => invocation.body,
+        Err(refused) => return refused.respond(),
     };
     let request = HopRequest {
         content_type: headers.get(CONTENT_TYPE),

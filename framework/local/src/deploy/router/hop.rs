@@ -6,7 +6,8 @@ use actix_web::web::Bytes;
 use awc::error::{PayloadError, SendRequestError};
 use modelstage_runtime::serve::REQUEST_ID_HEADER;
 
-use super::inbound::{CUSTOM_ATTRIBUTES_HEADER, HARD_LIMIT};
+use super::inbound::CUSTOM_ATTRIBUTES_HEADER;
+use modelstage_contract::payload::HARD_LIMIT_BYTES as HARD_LIMIT;
 
 /// What a container is sent.
 pub struct HopRequest<'a> {

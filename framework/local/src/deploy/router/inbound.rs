@@ -1,84 +1,22 @@
-//! What the router does with a client's request before any container sees it: the request id it
-//! carries through every container, the body read under the endpoint's size limit, and the JSON
-//! error responses, byte for byte those of `modelstage serve`.
+//! What the router does with a client's request before any container sees it: the edge of
+//! `modelstage serve` (`serve::edge`: the request id it carries through every container, the body
+//! read under the endpoint's size limit, and the JSON error responses), so that a router and a
+//! fused server answer alike; and the most it reads of anyone.
 
-use std::sync::OnceLock;
-
-use actix_web::http::header::HeaderMap;
-use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
-use modelstage_runtime::serve::{body, connections, error_body, EdgeLimits};
+use modelstage_runtime::serve::EdgeError;
 pub use modelstage_runtime::serve::{json_response, request_id, CUSTOM_ATTRIBUTES_HEADER};
-
-/// The largest body read from anyone when no smaller limit applies.
-pub const HARD_LIMIT: usize = 1 << 30;
-const MB: usize = 1024 * 1024;
-
-/// The bounds of this process's router: its edge limits and the open
-/// connections past which `/invocations` is refused (see `serve`'s
-/// `connections`). Every router of a process reads the same variables.
-static EDGE: OnceLock<(EdgeLimits, usize)> = OnceLock::new();
-
-/// Sets the bounds [`read_body`] applies (the first router of a process sets them).
-pub fn set_edge(limits: EdgeLimits, invocation_connections: usize) {
-    let _ = EDGE.set((limits, invocation_connections));
-}
 
 /// `serve`'s JSON error, with no hook and no record.
 pub fn error(status: u16, label: &str, message: &str, request_id: &str) -> HttpResponse {
-    json_response(
-        status,
-        error_body(status, label, None, message, None, request_id),
-        request_id,
-    )
-}
-
-/// Reads the request body. `max_payload_in_mb` is the endpoint's limit (0: none); past it the
-/// answer is `serve`'s own 413, so that a router and a fused server answer alike. A body not
-/// received within `MODELSTAGE_BODY_TIMEOUT_SECS` is a 408; either answer closes the connection.
-pub async fn read_body(
-    mut payload: web::Payload,
-    headers: &HeaderMap,
-    max_payload_in_mb: u64,
-    label: &str,
-    request_id: &str,
-) -> Result<Bytes, HttpResponse> {
-    let (edge, invocation_connections) = EDGE
-        .get()
-        .cloned()
-        .unwrap_or_else(|| (EdgeLimits::default(), usize::MAX));
-    let open = connections::open();
-    if open > invocation_connections {
-        let message = format!(
-            "the endpoint holds {open} connections, more than the {invocation_connections} it serves /invocations on (MODELSTAGE_MAX_CONNECTIONS); retry shortly"
-        );
-        return Err(body::closing(error(503, label, &message, request_id), payload));
-    }
-    let limit = if max_payload_in_mb == 0 {
-        HARD_LIMIT
-    } else {
-        (max_payload_in_mb as usize).saturating_mul(MB).min(HARD_LIMIT)
-    };
-    match body::read(&mut payload, headers, limit, edge.body_timeout).await {
-        Ok(body) => Ok(body),
-        Err(e) => {
-            let too_large = if max_payload_in_mb == 0 {
-                format!("the request body is larger than {HARD_LIMIT} bytes, the most the endpoint reads")
-            } else {
-                format!("the request body is larger than the {max_payload_in_mb} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)")
-            };
-            let message = e.message(&too_large, edge.body_timeout);
-            Err(body::closing(
-                error(e.status(), label, &message, request_id),
-                payload,
-            ))
-        }
-    }
+    EdgeError::new(status, label, message)
+        .request_id(request_id)
+        .respond()
 }
 
 #[cfg(test)]
 mod tests {
-    use actix_web::http::header::HeaderValue;
+    use actix_web::http::header::{HeaderMap, HeaderValue};
 
     use super::*;
     use modelstage_runtime::serve::REQUEST_ID_HEADER;

@@ -18,17 +18,17 @@ mod serial;
 mod status;
 
 use std::net::{IpAddr, TcpListener};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::{anyhow, Context};
 
-use modelstage_runtime::serve::connections::{raise_open_file_limit, Budget, Counted};
-use modelstage_runtime::serve::EdgeLimits;
+use modelstage_runtime::serve::connections::{raise_open_file_limit, Budget};
+use modelstage_runtime::serve::server::{self, ServerOptions};
+use modelstage_runtime::serve::{EdgeLimits, EdgeRules};
 
 use super::request::Mode;
 
@@ -66,8 +66,8 @@ pub struct RouterConfig {
     /// first; this only catches a container that does not answer at all.
     pub hop_timeout: Duration,
     /// The request size limit of a serial pipeline: the first container's `MaxPayloadInMB`
-    /// (0: none). Set once the first container is up (see [`Router::set_max_payload_in_mb`]).
-    max_payload_in_mb: AtomicU64,
+    /// (0: none), until the first container is up (see [`Router::set_max_payload_in_mb`]).
+    max_payload_in_mb: u64,
 }
 
 impl RouterConfig {
@@ -83,12 +83,8 @@ impl RouterConfig {
             targets,
             label,
             hop_timeout,
-            max_payload_in_mb: AtomicU64::new(max_payload_in_mb),
+            max_payload_in_mb,
         }
-    }
-
-    fn max_payload_in_mb(&self) -> u64 {
-        self.max_payload_in_mb.load(Ordering::Relaxed)
     }
 }
 
@@ -96,6 +92,8 @@ impl RouterConfig {
 pub struct Router {
     pub port: u16,
     config: Arc<RouterConfig>,
+    /// The edge's rules, shared with the server threads.
+    rules: web::Data<EdgeRules>,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -116,7 +114,22 @@ impl Router {
         let edge = EdgeLimits::read().map_err(|e| anyhow!(e))?;
         // Each request in flight holds a connection in and one out to a container.
         let budget = Budget::new(edge.max_connections, raise_open_file_limit() / 2, 0);
-        inbound::set_edge(edge.clone(), budget.invocations);
+        // Each container enforces its own payload limit in Direct mode; the router only bounds
+        // what it reads.
+        let max_payload_in_mb = match config.mode {
+            Mode::Direct => 0,
+            Mode::Serial | Mode::Single => config.max_payload_in_mb,
+        };
+        // The router passes each request's head on as the client sent it (no default Accept):
+        // each container applies its own defaults.
+        let rules = web::Data::new(EdgeRules::new(
+            config.label.clone(),
+            None,
+            max_payload_in_mb,
+            edge.clone(),
+            budget.invocations,
+        ));
+        let shared_rules = rules.clone();
         let shared = web::Data::from(Arc::clone(&config));
         let timeout = config.hop_timeout;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -124,7 +137,14 @@ impl Router {
             .name("router".into())
             .spawn(move || {
                 let served = actix_web::rt::System::new().block_on(async move {
-                    let server = HttpServer::new(move || {
+                    let options = ServerOptions {
+                        http_threads: http_threads.max(1),
+                        max_connections_per_thread: budget.per_thread(http_threads),
+                        header_timeout: edge.header_timeout,
+                        shutdown_timeout: 10,
+                        signals: false,
+                    };
+                    let server = server::start(listener, options, move || {
                         // One client per server thread: awc clients are not shared across threads,
                         // and each keeps its own pool of connections to the containers.
                         let client = awc::Client::builder()
@@ -134,6 +154,7 @@ impl Router {
                             .finish();
                         App::new()
                             .app_data(shared.clone())
+                            .app_data(shared_rules.clone())
                             .app_data(web::Data::new(client))
                             .route("/ping", web::get().to(status::ping))
                             .route("/ping", web::head().to(status::ping))
@@ -144,17 +165,7 @@ impl Router {
                                 web::get().to(status::execution_parameters),
                             )
                             .default_service(web::route().to(status::not_found))
-                    })
-                    .workers(http_threads.max(1))
-                    .max_connections(budget.per_thread(http_threads))
-                    .client_request_timeout(edge.header_timeout)
-                    .on_connect(|_, data| {
-                        data.insert(Counted::new());
-                    })
-                    .disable_signals()
-                    .shutdown_timeout(10)
-                    .listen(listener)?
-                    .run();
+                    })?;
                     let _ = tx.send(server.handle());
                     server.await
                 });
@@ -169,6 +180,7 @@ impl Router {
         Ok(Router {
             port,
             config,
+            rules,
             handle,
             thread: Some(thread),
         })
@@ -176,7 +188,9 @@ impl Router {
 
     /// Sets the request size limit of a serial pipeline (the first container's `MaxPayloadInMB`).
     pub fn set_max_payload_in_mb(&self, mb: u64) {
-        self.config.max_payload_in_mb.store(mb, Ordering::Relaxed);
+        if self.config.mode != Mode::Direct {
+            self.rules.set_max_payload_in_mb(mb);
+        }
     }
 
     /// Stops answering; requests in flight are answered first.
@@ -203,10 +217,18 @@ async fn invocations(
     req: actix_web::HttpRequest,
     payload: web::Payload,
     config: web::Data<RouterConfig>,
+    rules: web::Data<EdgeRules>,
     client: web::Data<awc::Client>,
 ) -> actix_web::HttpResponse {
     match config.mode {
-        Mode::Direct => direct::invocations(req, payload, config, client).await,
-        Mode::Serial | Mode::Single => serial::invocations(req, payload, config, client).await,
+        Mode::Direct => direct::invocations(req, payload, config, rules, client).await,
+        // Nothing is checked before the edge's own checks: the request is read at once.
+        Mode::Serial | Mode::Single => {
+            let request_id = modelstage_runtime::serve::request_id(req.headers());
+            match modelstage_runtime::serve::Invocation::read(&req, payload, &rules, request_id).await {
+                Ok(invocation) => serial::invocations(req, invocation, config, client).await,
+                Err(refused) => refused.respond(),
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@
 
 use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
-use modelstage_runtime::serve::{model_error_body, REQUEST_ID_HEADER};
+use modelstage_runtime::serve::{model_error_body, Invocation, REQUEST_ID_HEADER};
 
 use super::hop::{self, HopError, HopRequest};
 use super::inbound::{self, CUSTOM_ATTRIBUTES_HEADER};
@@ -23,18 +23,15 @@ use modelstage_runtime::serve::{hop_too_large_message, HOP_LIMIT_BYTES as HOP_LI
 
 pub async fn invocations(
     req: HttpRequest,
-    payload: web::Payload,
+    invocation: Invocation,
     config: web::Data<RouterConfig>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let headers = req.headers();
-    let request_id = inbound::request_id(headers);
+    let Invocation {
+        request_id, mut body, ..
+    } = invocation;
     let label = config.label.as_str();
-    let mut body =
-        match inbound::read_body(payload, headers, config.max_payload_in_mb(), label, &request_id).await {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
     let accept = headers.get(ACCEPT);
     let mut content_type = headers.get(CONTENT_TYPE).cloned();
     let mut custom_attributes = headers.get(CUSTOM_ATTRIBUTES_HEADER).cloned();

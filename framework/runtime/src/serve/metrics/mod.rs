@@ -70,7 +70,9 @@ type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 /// Every metric, registered once.
 pub struct Metrics {
     registry: Registry,
-    stage: &'static str,
+    /// The stage's label, known once the first worker described the
+    /// stages (before any model loads).
+    stage: OnceLock<&'static str>,
     pub requests: Family<RequestLabels, Counter>,
     pub duration: Histograms<RouteLabels>,
     pub request_size: Histograms<RouteLabels>,
@@ -117,20 +119,26 @@ pub fn port() -> Result<Option<u16>, String> {
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
             format!(
                 "{METRICS_PORT_VAR} must be a port number, got {}",
-                modelstage_sdk::excerpt::quoted(v.as_bytes())
+                modelstage_contract::excerpt::quoted(v.as_bytes())
             )
         }),
     }
 }
 
-/// Registers the metrics for the stage (its label in every series).
-pub fn init(stage: &str) {
-    let stage: &'static str = Box::leak(stage.to_string().into_boxed_str());
-    let metrics = METRICS.get_or_init(|| Metrics::new(stage));
-    // Series at 0 from the start, so that a scraper sees the first increase.
-    let labels = StageLabels { stage };
-    metrics.worker_starts.get_or_create(&labels).inc_by(0);
-    metrics.worker_timeouts.get_or_create(&labels).inc_by(0);
+/// Registers the metrics (before the workers start).
+pub fn init() {
+    METRICS.get_or_init(Metrics::new);
+}
+
+/// Sets the `stage` label every series carries (the first call wins), and
+/// starts the worker counters at 0 so that a scraper sees the first increase.
+pub fn set_stage(label: &str) {
+    if let Some(m) = get() {
+        let stage = m.stage_of(label);
+        let labels = StageLabels { stage };
+        m.worker_starts.get_or_create(&labels).inc_by(0);
+        m.worker_timeouts.get_or_create(&labels).inc_by(0);
+    }
 }
 
 /// The metrics, when on and initialised.
@@ -139,7 +147,18 @@ pub fn get() -> Option<&'static Metrics> {
 }
 
 impl Metrics {
-    fn new(stage: &'static str) -> Metrics {
+    /// The label, set once (leaked once: it lives as long as the process).
+    fn stage_of(&self, label: &str) -> &'static str {
+        self.stage
+            .get_or_init(|| Box::leak(label.to_string().into_boxed_str()))
+    }
+
+    /// The label for a request's series: empty before the stages are described.
+    fn stage(&self) -> &'static str {
+        self.stage.get().copied().unwrap_or("")
+    }
+
+    fn new() -> Metrics {
         let mut registry = Registry::with_prefix("modelstage");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -209,7 +228,7 @@ impl Metrics {
         );
         Metrics {
             registry,
-            stage,
+            stage: OnceLock::new(),
             requests,
             duration,
             request_size,
@@ -232,20 +251,22 @@ impl Metrics {
     }
 }
 
-/// A worker loaded its model after `load`.
-pub fn worker_started(load: Duration) {
+/// A worker of the stage `label` loaded its model after `load`.
+pub fn worker_started(label: &str, load: Duration) {
     if let Some(m) = get() {
-        let stage = StageLabels { stage: m.stage };
+        let stage = StageLabels {
+            stage: m.stage_of(label),
+        };
         m.worker_starts.get_or_create(&stage).inc();
         m.model_load.get_or_create(&stage).observe(load.as_secs_f64());
     }
 }
 
 /// A worker ended on its own: killed by `signal` (its name), or exited.
-pub fn worker_crashed(signal: Option<&'static str>) {
+pub fn worker_crashed(label: &str, signal: Option<&'static str>) {
     if let Some(m) = get() {
         let labels = CrashLabels {
-            stage: m.stage,
+            stage: m.stage_of(label),
             signal: signal.unwrap_or("exit"),
         };
         m.worker_crashes.get_or_create(&labels).inc();
@@ -253,19 +274,23 @@ pub fn worker_crashed(signal: Option<&'static str>) {
 }
 
 /// A worker answered a request after `hooks` in the stage's hooks.
-pub fn stage_answered(hooks: Duration) {
+pub fn stage_answered(label: &str, hooks: Duration) {
     if let Some(m) = get() {
         m.hooks
-            .get_or_create(&StageLabels { stage: m.stage })
+            .get_or_create(&StageLabels {
+                stage: m.stage_of(label),
+            })
             .observe(hooks.as_secs_f64());
     }
 }
 
 /// A worker was retired for a request past the timeout.
-pub fn worker_timed_out() {
+pub fn worker_timed_out(label: &str) {
     if let Some(m) = get() {
         m.worker_timeouts
-            .get_or_create(&StageLabels { stage: m.stage })
+            .get_or_create(&StageLabels {
+                stage: m.stage_of(label),
+            })
             .inc();
     }
 }

@@ -92,10 +92,8 @@ where
                 BodySize::Sized(n) => n,
                 BodySize::None | BodySize::Stream => 0,
             };
-            let labels = RouteLabels {
-                route,
-                stage: metrics.stage,
-            };
+            let stage = metrics.stage();
+            let labels = RouteLabels { route, stage };
             metrics
                 .duration
                 .get_or_create(&labels)
@@ -112,7 +110,7 @@ where
                 .requests
                 .get_or_create(&RequestLabels {
                     route: labels.route,
-                    stage: metrics.stage,
+                    stage,
                     status,
                 })
                 .inc();

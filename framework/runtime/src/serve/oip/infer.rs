@@ -3,20 +3,23 @@
 //! records under the endpoint's bounds (payload limit, one deadline, the
 //! connections kept for `/ping`), and answers the stage's JSON as tensors.
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use modelstage_sdk::codecs::oip::{self, InferRequest, Tensor};
-use modelstage_sdk::excerpt::{bounded, quoted};
+use modelstage_contract::excerpt::{bounded, quoted};
+use modelstage_contract::oip::{self, InferRequest, Tensor};
 
 use super::model::OipModel;
 use super::routes::{error, find_model, ModelPath};
+use crate::loader::RequestMeta;
 use crate::serve::body;
-use crate::serve::connections;
-use crate::serve::http::{request_id, State, MESSAGE_MAX, REQUEST_ID_HEADER};
+use crate::serve::edge::{request_id, EdgeRules, Invocation, REQUEST_ID_HEADER};
+use crate::serve::http::{State, MESSAGE_MAX};
+use crate::serve::lane::Lanes;
 use crate::serve::pool::CallError;
 use crate::serve::protocol::{WireAnswer, WireRequest};
 
@@ -52,51 +55,39 @@ pub async fn infer(
 async fn run(
     req: &HttpRequest,
     path: &ModelPath,
-    mut payload: web::Payload,
+    payload: web::Payload,
     model: &OipModel,
     state: &State,
     request_id: &str,
 ) -> HttpResponse {
-    let deadline = Instant::now() + state.config.timeout;
     let model = match find_model(path, model) {
         Ok(model) => model,
         Err(message) => return body::closing(error(404, &message), payload),
     };
-    let open = connections::open();
-    if open > state.invocation_connections {
-        let message = format!(
-            "the endpoint holds {open} connections, more than the {} it serves inference on (MODELSTAGE_MAX_CONNECTIONS); retry shortly",
-            state.invocation_connections
+    let (Some(rules), Some(lanes)) = (
+        req.app_data::<web::Data<EdgeRules>>(),
+        req.app_data::<Rc<Lanes>>(),
+    ) else {
+        return body::closing(
+            error(500, "the endpoint has no edge rules or lanes on this thread"),
+            payload,
         );
-        return body::closing(error(503, &message), payload);
-    }
+    };
     let json_length = match json_length(req) {
         Ok(n) => n,
         Err(message) => return body::closing(error(400, &message), payload),
     };
-    let edge = &state.config.edge;
-    let raw = match body::read(
-        &mut payload,
-        req.headers(),
-        state.config.max_payload_bytes,
-        edge.body_timeout,
-    )
-    .await
-    {
-        Ok(raw) => raw,
-        Err(e) => {
-            let too_large = format!(
-                "the request body is larger than the {} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
-                state.config.max_payload_in_mb
-            );
-            return body::closing(
-                error(e.status(), &e.message(&too_large, edge.body_timeout)),
-                payload,
-            );
+    // The edge's bounds, as for /invocations: the connections kept for
+    // /ping, the payload limit, the body's time limit.
+    let invocation = match Invocation::read(req, payload, rules, request_id.to_string()).await {
+        Ok(invocation) => invocation,
+        Err(refused) => {
+            let body = serde_json::json!({ "error": refused.message() }).to_string();
+            return refused.respond_with_body(body);
         }
     };
-    drop(payload);
-    let request = match oip::parse_request(&raw, json_length) {
+    let deadline = invocation.arrived + state.config.timeout;
+    let request = match oip::parse_request(&invocation.body, json_length) {
         Ok(request) => request,
         Err(message) => return error(400, &message),
     };
@@ -106,14 +97,16 @@ async fn run(
     };
     let wire = WireRequest {
         id: 0,
-        request_id: request_id.to_string(),
-        content_type: RECORDS.to_string(),
-        accept: ANSWER.to_string(),
-        custom_attributes: None,
+        meta: RequestMeta {
+            request_id: request_id.to_string(),
+            content_type: RECORDS.to_string(),
+            accept: ANSWER.to_string(),
+            custom_attributes: None,
+        },
         body: Bytes::from(records),
     };
     let label = &state.stage_label;
-    let (content_type, answer) = match state.pool.call(wire, deadline).await {
+    let (content_type, answer) = match state.pool.call(wire, deadline, lanes).await {
         Ok(WireAnswer::Reply {
             content_type, body, ..
         }) => (content_type, body),

@@ -1,10 +1,11 @@
 //! The model the protocol's routes serve: its name, version and tensor
-//! metadata, from the stage libraries' declarations.
+//! metadata, from the stages' declarations as the workers describe them
+//! (the server process never opens a stage library).
 
-use modelstage_sdk::codecs::oip::Metadata;
+use modelstage_contract::oip::Metadata;
 
-use crate::loader::LoadedStage;
-use crate::serve::config::{env_var, StagePlan};
+use crate::serve::config::env_var;
+use crate::serve::protocol::StageDescription;
 
 /// The variable that names the model in the protocol's paths.
 pub const MODEL_NAME_VAR: &str = "MODELSTAGE_MODEL_NAME";
@@ -21,24 +22,21 @@ pub struct OipModel {
 }
 
 impl OipModel {
-    /// The model of the stages: named `MODELSTAGE_MODEL_NAME`, else after
-    /// the stage (the stages joined by `+` in a fused pipeline); the inputs
-    /// are the first stage's, the outputs the last one's.
-    pub fn of_stages(stages: &[StagePlan]) -> Result<OipModel, String> {
-        let mut names = Vec::with_capacity(stages.len());
-        let mut versions = Vec::with_capacity(stages.len());
-        let mut declared = Vec::with_capacity(stages.len());
-        for plan in stages {
-            let info = LoadedStage::open(&plan.library)
-                .map_err(|e| e.to_string())?
-                .info();
-            names.push(info.name.clone());
-            versions.push(info.version.clone());
-            declared.push(match &info.signature_json {
-                Some(json) => Some(Metadata::from_json(json).map_err(|e| format!("{}: {e}", info.file))?),
-                None => None,
-            });
-        }
+    /// The model of the stages a worker described: named
+    /// `MODELSTAGE_MODEL_NAME`, else after the stage (the stages joined by
+    /// `+` in a fused pipeline); the inputs are the first stage's, the
+    /// outputs the last one's. A declaration that does not read is logged
+    /// and taken as none.
+    pub fn of_described(stages: &[StageDescription]) -> OipModel {
+        let declared: Vec<Option<Metadata>> = stages
+            .iter()
+            .map(|stage| {
+                let json = stage.signature.as_deref()?;
+                Metadata::from_json(json)
+                    .map_err(|e| log::warn!("stage {}: {e}; its tensors are taken as undeclared", stage.name))
+                    .ok()
+            })
+            .collect();
         let undeclared = Metadata::undeclared();
         let first = declared
             .first()
@@ -54,12 +52,13 @@ impl OipModel {
             inputs: first.as_ref().map_or(undeclared.inputs, |m| m.inputs.clone()),
             outputs: last.map_or(undeclared.outputs, |m| m.outputs),
         };
-        Ok(OipModel {
-            name: env_var(MODEL_NAME_VAR).unwrap_or_else(|| names.join("+")),
-            version: versions.join("+"),
+        let joined = |f: fn(&StageDescription) -> &str| stages.iter().map(f).collect::<Vec<_>>().join("+");
+        OipModel {
+            name: env_var(MODEL_NAME_VAR).unwrap_or_else(|| joined(|s| s.name.as_str())),
+            version: joined(|s| s.version.as_str()),
             metadata,
             declared_inputs: first.is_some(),
-        })
+        }
     }
 
     /// Whether a path's name and version (if any) are this model's.

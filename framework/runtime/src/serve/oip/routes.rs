@@ -11,7 +11,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
-use modelstage_sdk::excerpt::quoted;
+use modelstage_contract::excerpt::quoted;
 
 use super::infer;
 use super::model::OipModel;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::binary;
 use super::datatype::{Datatype, Kind};
 use super::tensor::{check_float, Tensor, Values};
-use crate::codecs::{Array, MAX_DIMS};
+use super::{elements, MAX_DIMS};
 use crate::excerpt::{excerpt, quoted};
 
 /// An inference request, checked.
@@ -20,6 +20,7 @@ pub struct InferRequest {
     pub id: Option<String>,
     /// The request's `parameters`, as sent.
     pub parameters: Option<Map<String, Value>>,
+    /// The input tensors, in the request's order.
     pub inputs: Vec<Tensor>,
     /// The outputs asked for by name; empty means all.
     pub outputs: Vec<RequestedOutput>,
@@ -28,6 +29,7 @@ pub struct InferRequest {
 /// One entry of the request's `outputs`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestedOutput {
+    /// The output's name.
     pub name: String,
     /// `parameters.binary_data` (binary tensor data extension).
     pub binary_data: Option<bool>,
@@ -204,7 +206,7 @@ fn parse_input(raw: Value, index: usize, rest: &mut &[u8]) -> Result<Tensor, Str
         _ => return Err(format!("{what} needs a \"datatype\" (a string such as \"FP32\")")),
     };
     let shape = parse_shape(object.remove("shape"), &what)?;
-    let count = Array::size_of_shape(&shape)
+    let count = elements(&shape)
         .filter(|&n| n <= isize::MAX as usize)
         .ok_or_else(|| format!("{what}: shape {shape:?} has too many elements"))?;
     let parameters = optional_object(object.remove("parameters"), &format!("{what}: \"parameters\""))?;

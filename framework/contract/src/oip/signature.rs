@@ -2,7 +2,7 @@
 //! protocol's model metadata lists (`GET /v2/models/{name}`), by name,
 //! datatype and shape (`-1` for a size that varies).
 //!
-//! A Rust stage declares them with [`Model::SIGNATURE`](crate::Model::SIGNATURE);
+//! A Rust stage declares them with the SDK's `Model::SIGNATURE`;
 //! `export_stage!` exports the declaration as JSON through the optional
 //! symbol `modelstage_signature_json` (docs/abi.md), which the runtime reads
 //! when it opens the library. A stage that declares nothing gets
@@ -15,7 +15,9 @@ use super::datatype::Datatype;
 /// One declared tensor, as a constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TensorSpec {
+    /// The tensor's name.
     pub name: &'static str,
+    /// Its element type.
     pub datatype: Datatype,
     /// Sizes, `-1` where any size goes (typically the first: the records).
     pub shape: &'static [i64],
@@ -25,7 +27,9 @@ pub struct TensorSpec {
 /// declared order (see `records`); outputs name and type the answer's tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Signature {
+    /// The inputs, in the order of the CSV columns.
     pub inputs: &'static [TensorSpec],
+    /// The outputs.
     pub outputs: &'static [TensorSpec],
 }
 
@@ -62,8 +66,11 @@ impl Signature {
 /// One tensor of the model metadata, as the protocol writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TensorMeta {
+    /// The tensor's name.
     pub name: String,
+    /// Its datatype's name (`FP32`).
     pub datatype: String,
+    /// Its sizes, `-1` for any.
     pub shape: Vec<i64>,
 }
 
@@ -87,7 +94,9 @@ impl TensorMeta {
 /// The inputs and outputs of a model's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
+    /// The inputs.
     pub inputs: Vec<TensorMeta>,
+    /// The outputs.
     pub outputs: Vec<TensorMeta>,
 }
 

@@ -3,28 +3,46 @@
 /// A tensor element type, spelled as the protocol spells it (`FP32`, `BYTES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Datatype {
+    /// `BOOL`.
     Bool,
+    /// `UINT8`.
     Uint8,
+    /// `UINT16`.
     Uint16,
+    /// `UINT32`.
     Uint32,
+    /// `UINT64`.
     Uint64,
+    /// `INT8`.
     Int8,
+    /// `INT16`.
     Int16,
+    /// `INT32`.
     Int32,
+    /// `INT64`.
     Int64,
+    /// `FP16`.
     Fp16,
+    /// `FP32`.
     Fp32,
+    /// `FP64`.
     Fp64,
+    /// `BYTES`.
     Bytes,
 }
 
 /// What kind of value an element holds, which decides how it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// BOOL.
     Bool,
+    /// A signed integer.
     Signed,
+    /// An unsigned integer.
     Unsigned,
+    /// A float.
     Float,
+    /// BYTES.
     Bytes,
 }
 
@@ -70,6 +88,7 @@ impl Datatype {
         Datatype::ALL.into_iter().find(|d| d.name() == name)
     }
 
+    /// What kind of value an element holds.
     pub const fn kind(self) -> Kind {
         match self {
             Datatype::Bool => Kind::Bool,

@@ -178,7 +178,7 @@ fn relayout(text: &[u8], buf: &mut [u8; FLOAT_MAX_LEN]) -> usize {
 /// other character as `\uXXXX`, astral ones as a surrogate pair).
 ///
 /// ```
-/// use modelstage_sdk::python::PythonFormatter;
+/// use modelstage_contract::python::PythonFormatter;
 /// use serde::Serialize;
 ///
 /// let mut out = Vec::new();

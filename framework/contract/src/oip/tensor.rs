@@ -1,21 +1,24 @@
 //! A tensor of the Open Inference Protocol: a name, a datatype, a shape and
-//! its elements in row-major order, and the conversions to and from the
-//! SDK's [`Array`].
+//! its elements in row-major order. (The SDK turns one into its `Array`.)
 
 use super::datatype::{Datatype, Kind};
-use crate::codecs::Array;
+use super::elements;
 use crate::excerpt::quoted;
-use crate::StageError;
 
 /// The elements of a tensor, stored by kind: integers are kept exact (an
 /// `INT64` id survives the trip), floats as `f64` (`FP16` and `FP32` widen
 /// exactly), `BYTES` as raw bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
+    /// BOOL.
     Bool(Vec<bool>),
+    /// INT8 to INT64.
     Signed(Vec<i64>),
+    /// UINT8 to UINT64.
     Unsigned(Vec<u64>),
+    /// FP16, FP32 and FP64.
     Float(Vec<f64>),
+    /// BYTES.
     Bytes(Vec<Vec<u8>>),
 }
 
@@ -31,6 +34,7 @@ impl Values {
         }
     }
 
+    /// The number of elements.
     pub fn len(&self) -> usize {
         match self {
             Values::Bool(v) => v.len(),
@@ -41,6 +45,7 @@ impl Values {
         }
     }
 
+    /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -60,9 +65,13 @@ impl Values {
 /// One named tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// The tensor's name.
     pub name: String,
+    /// Its element type.
     pub datatype: Datatype,
+    /// Its sizes.
     pub shape: Vec<usize>,
+    /// Its elements, row-major.
     pub values: Values,
 }
 
@@ -76,7 +85,7 @@ impl Tensor {
         values: Values,
     ) -> Result<Tensor, String> {
         let name = name.into();
-        let expected = Array::size_of_shape(&shape).ok_or_else(|| {
+        let expected = elements(&shape).ok_or_else(|| {
             format!(
                 "output {}: shape {shape:?} has too many elements",
                 quoted(name.as_bytes())
@@ -103,47 +112,12 @@ impl Tensor {
         })
     }
 
-    /// An FP64 tensor of an array's shape and values.
-    pub fn from_array(name: impl Into<String>, array: &Array) -> Tensor {
-        Tensor {
-            name: name.into(),
-            datatype: Datatype::Fp64,
-            shape: array.shape.clone(),
-            values: Values::Float(array.data.clone()),
-        }
-    }
-
-    /// The tensor as the SDK's [`Array`] of `f64`, as the CSV, JSON and NPY
-    /// codecs produce it. `BYTES` elements must be numbers in text
-    /// (`"0.5"`); anything else is a 400 naming the tensor and element.
-    pub fn to_array(&self) -> Result<Array, StageError> {
-        let data = match &self.values {
-            Values::Bytes(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    std::str::from_utf8(item)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<f64>().ok())
-                        .ok_or_else(|| {
-                            StageError::bad_request(format!(
-                                "input {}, element {i}: {} is not a number",
-                                quoted(self.name.as_bytes()),
-                                quoted(item)
-                            ))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            values => (0..values.len()).filter_map(|i| values.number(i)).collect(),
-        };
-        Array::new(self.shape.clone(), data)
-    }
-
     /// The number of elements.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Whether it has no elements.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
@@ -179,35 +153,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn to_array_reads_numbers_of_every_kind() {
-        let t = Tensor::new("x", Datatype::Int32, vec![2], Values::Signed(vec![-1, 2])).unwrap();
-        assert_eq!(t.to_array().unwrap(), Array::vector(vec![-1.0, 2.0]));
-        let t = Tensor::new("b", Datatype::Bool, vec![1, 2], Values::Bool(vec![true, false])).unwrap();
-        assert_eq!(t.to_array().unwrap().data, vec![1.0, 0.0]);
-        let t = Tensor::new(
-            "s",
-            Datatype::Bytes,
-            vec![2],
-            Values::Bytes(vec![b"0.5".to_vec(), b"M".to_vec()]),
-        )
-        .unwrap();
-        let e = t.to_array().unwrap_err();
-        assert!(
-            e.message
-                .contains("input \"s\", element 1: \"M\" is not a number"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
     fn new_checks_count_and_kind() {
         assert!(Tensor::new("x", Datatype::Fp32, vec![2, 2], Values::Float(vec![1.0])).is_err());
         assert!(Tensor::new("x", Datatype::Fp32, vec![1], Values::Signed(vec![1])).is_err());
-        assert_eq!(
-            Tensor::from_array("y", &Array::vector(vec![1.0])).datatype,
-            Datatype::Fp64
-        );
     }
 
     #[test]

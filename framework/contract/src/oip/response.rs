@@ -9,7 +9,9 @@ use crate::excerpt::quoted;
 
 /// Who answers: the model's name and version.
 pub struct Model<'a> {
+    /// `model_name`.
     pub name: &'a str,
+    /// `model_version`, when there is one.
     pub version: Option<&'a str>,
 }
 
@@ -17,7 +19,9 @@ pub struct Model<'a> {
 /// object (the `Inference-Header-Content-Length` header's value).
 #[derive(Debug)]
 pub struct Encoded {
+    /// The body: the JSON object, then any binary data.
     pub body: Vec<u8>,
+    /// The JSON object's length when binary data follows it.
     pub json_length: Option<usize>,
 }
 
@@ -133,7 +137,7 @@ fn write_data(out: &mut Vec<u8>, t: &Tensor) {
             Values::Bool(v) => out.extend_from_slice(if v[i] { b"true" } else { b"false" }),
             Values::Signed(v) => out.extend_from_slice(v[i].to_string().as_bytes()),
             Values::Unsigned(v) => out.extend_from_slice(v[i].to_string().as_bytes()),
-            Values::Float(v) => crate::codecs::json::write_float(out, v[i]),
+            Values::Float(v) => super::write_json_float(out, v[i]),
             Values::Bytes(v) => write_string(out, &v[i]),
         }
     }

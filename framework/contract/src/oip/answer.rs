@@ -25,8 +25,8 @@ pub fn answer_tensors(
     content_type: &str,
     declared: &[TensorMeta],
 ) -> Result<Vec<Tensor>, String> {
-    let media = crate::media_type(content_type);
-    let tensors = if media.eq_ignore_ascii_case(crate::codecs::JSON) {
+    let media = crate::media::media_type(content_type);
+    let tensors = if media.eq_ignore_ascii_case("application/json") {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => from_object(map)?,
             Ok(value) => {
@@ -38,11 +38,8 @@ pub fn answer_tensors(
             }
             Err(_) => vec![raw(body)],
         }
-    } else if media.eq_ignore_ascii_case(crate::codecs::CSV) {
-        match crate::codecs::csv::decode_rows(body) {
-            Ok(array) => vec![Tensor::from_array(DEFAULT_OUTPUT, &array)],
-            Err(_) => vec![raw(body)],
-        }
+    } else if media.eq_ignore_ascii_case("text/csv") {
+        vec![csv_numbers(body).unwrap_or_else(|| raw(body))]
     } else {
         vec![raw(body)]
     };
@@ -53,6 +50,35 @@ pub fn answer_tensors(
             None => Ok(t),
         })
         .collect()
+}
+
+/// A CSV answer of numbers (no quotes, every line as long) as one FP64
+/// matrix; `None` for anything else.
+fn csv_numbers(body: &[u8]) -> Option<Tensor> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut values = Vec::new();
+    let (mut rows, mut columns) = (0, None);
+    for line in text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+    {
+        let before = values.len();
+        for field in line.split(',') {
+            values.push(field.trim().parse::<f64>().ok()?);
+        }
+        let width = values.len() - before;
+        if *columns.get_or_insert(width) != width {
+            return None;
+        }
+        rows += 1;
+    }
+    Some(Tensor {
+        name: DEFAULT_OUTPUT.to_string(),
+        datatype: Datatype::Fp64,
+        shape: vec![rows, columns?],
+        values: Values::Float(values),
+    })
 }
 
 /// The whole body as one BYTES element.
@@ -120,7 +146,7 @@ fn from_value(name: String, items: Vec<Value>, whole: bool) -> Result<Tensor, St
         Value::Array(items)
     };
     let shape = shape_of(&top);
-    if shape.len() > crate::codecs::MAX_DIMS {
+    if shape.len() > super::MAX_DIMS {
         return Err(format!(
             "the answer's {} is nested too deep",
             quoted(name.as_bytes())

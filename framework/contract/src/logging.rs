@@ -13,6 +13,16 @@
 //! so a value that came from a client cannot forge or colour a line.
 //! [`escape`] is the same rule for text written elsewhere; error messages
 //! quote client values through [`crate::excerpt`].
+//!
+//! With `MODELSTAGE_LOG_FORMAT=json` every record is instead one JSON object
+//! per line, the form CloudWatch Logs Insights and Loki parse:
+//! `{"timestamp":"2026-11-27T03:50:00.123Z","level":"INFO","component":"featurizer","request_id":"4f1c…","message":"…"}`
+//! (`request_id` only when one is set). `serde_json` escapes what would
+//! break the line, so the message is kept as written, cut at [`LINE_MAX`]
+//! as in text. In that format a panic is logged as an `ERROR` record too,
+//! rather than printed raw by Rust's default hook. The server, its workers
+//! and every stage library read the same variable, so one setting turns
+//! every line of an endpoint into JSON.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -21,7 +31,32 @@ use std::io::Write;
 use log::LevelFilter;
 
 thread_local! {
+    /// The request id as a text line writes it (escaped once, when set).
     static REQUEST_ID: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The request id as sent, for the JSON format (which escapes itself).
+    static REQUEST_ID_RAW: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The variable that picks the line format: `json`, else text.
+pub const LOG_FORMAT_VAR: &str = "MODELSTAGE_LOG_FORMAT";
+
+/// How a record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `timestamp LEVEL component rid=<id> message`, control characters escaped.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The format [`LOG_FORMAT_VAR`] asks for (`json`, any case), else text.
+    pub fn from_env() -> LogFormat {
+        match std::env::var(LOG_FORMAT_VAR) {
+            Ok(v) if v.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// Maps a Python logging level number onto a `log` filter.
@@ -99,9 +134,80 @@ impl<W: Write> fmt::Write for Escaping<'_, W> {
     }
 }
 
+/// Appends to a `String` up to a number of bytes (cut at a character
+/// boundary), counting what did not fit: a JSON record's message, bounded
+/// like a text line's.
+struct Bounded {
+    text: String,
+    room: usize,
+    cut: usize,
+}
+
+impl fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut end = s.len().min(self.room);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.text.push_str(&s[..end]);
+        self.room -= end;
+        self.cut += s.len() - end;
+        Ok(())
+    }
+}
+
+/// One record in the JSON format.
+#[derive(serde::Serialize)]
+struct JsonRecord<'a> {
+    timestamp: &'a str,
+    level: &'a str,
+    component: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    message: &'a str,
+}
+
+/// Writes one JSON record and its newline to `out`, with this thread's
+/// request id.
+fn write_json(
+    out: &mut impl Write,
+    timestamp: &str,
+    level: log::Level,
+    component: &str,
+    args: fmt::Arguments<'_>,
+) -> std::io::Result<()> {
+    let mut message = Bounded {
+        text: String::new(),
+        room: LINE_MAX,
+        cut: 0,
+    };
+    message
+        .write_fmt(args)
+        .map_err(|_| std::io::Error::other("cannot format a log line"))?;
+    if message.cut > 0 {
+        let cut = message.cut;
+        let _ = write!(message.text, "… ({cut} more bytes cut)");
+    }
+    REQUEST_ID_RAW.with(|rid| {
+        let rid = rid.borrow();
+        let line = JsonRecord {
+            timestamp,
+            level: level.as_str(),
+            component,
+            request_id: (!rid.is_empty()).then_some(rid.as_str()),
+            message: &message.text,
+        };
+        serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)
+    })?;
+    out.write_all(b"\n")
+}
+
 /// Installs the logger (once per library; later calls do nothing).
 /// `component` names the process in each line (the stage, or `modelstage`).
+/// The format is [`LogFormat::from_env`]'s.
 pub fn init(component: &str) {
+    let format = LogFormat::from_env();
+    let raw_component = component.to_string();
     let component = escape(component);
     let mut builder = env_logger::Builder::new();
     let level = std::env::var("SAGEMAKER_CONTAINER_LOG_LEVEL")
@@ -113,6 +219,10 @@ pub fn init(component: &str) {
         builder.parse_filters(&spec);
     }
     builder.format(move |buf, record| {
+        if format == LogFormat::Json {
+            let timestamp = buf.timestamp_millis().to_string();
+            return write_json(buf, &timestamp, record.level(), &raw_component, *record.args());
+        }
         let ts = buf.timestamp_millis();
         write!(buf, "{ts} {:<5} {component} ", record.level())?;
         REQUEST_ID.with(|rid| {
@@ -136,7 +246,12 @@ pub fn init(component: &str) {
         }
         buf.write_all(b"\n")
     });
-    let _ = builder.try_init();
+    if builder.try_init().is_ok() && format == LogFormat::Json {
+        // Rust's default hook prints a panic as raw lines; in JSON, every
+        // line must be a record. (A library's hook is its own copy's: this
+        // covers the panics of the code that installed the logger.)
+        std::panic::set_hook(Box::new(|info| log::error!("{info}")));
+    }
 }
 
 /// Sets the request id that this thread's log lines carry (`None` clears
@@ -148,6 +263,11 @@ pub fn set_request_id(request_id: Option<&str>) {
         if let Some(id) = request_id {
             let _ = write_escaped(&mut *rid, id);
         }
+    });
+    REQUEST_ID_RAW.with(|rid| {
+        let mut rid = rid.borrow_mut();
+        rid.clear();
+        rid.push_str(request_id.unwrap_or(""));
     });
 }
 
@@ -162,6 +282,38 @@ mod tests {
             escape("a\nb\rc\td\u{1b}[31m\u{0}\u{7f}\u{85}\u{2028}"),
             "a\\nb\\rc\\td\\x1b[31m\\x00\\x7f\\x85\\u{2028}"
         );
+    }
+
+    #[test]
+    fn json_records_are_one_line_that_parses() {
+        set_request_id(Some("rid-1"));
+        let hostile = "line one\nforged INFO line\r\u{1b}[31m\"quoted\" \\ \u{0}\u{2028}end";
+        let mut out = Vec::new();
+        write_json(
+            &mut out,
+            "2026-01-01T00:00:00.000Z",
+            log::Level::Warn,
+            "stage\n",
+            format_args!("got {hostile}"),
+        )
+        .unwrap();
+        set_request_id(None);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["component"], "stage\n");
+        assert_eq!(v["request_id"], "rid-1");
+        assert_eq!(v["message"], format!("got {hostile}"));
+        assert_eq!(v["timestamp"], "2026-01-01T00:00:00.000Z");
+
+        let mut out = Vec::new();
+        let long = "x".repeat(LINE_MAX + 10);
+        write_json(&mut out, "t", log::Level::Info, "c", format_args!("{long}")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("request_id").is_none());
+        assert!(v["message"].as_str().unwrap().ends_with("… (10 more bytes cut)"));
     }
 
     #[test]

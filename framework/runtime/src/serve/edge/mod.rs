@@ -1,0 +1,82 @@
+//! The HTTP edge `modelstage serve` and the router of `deploy` share: what
+//! happens to an invocation before any stage or container sees it (the
+//! request id, the connection budget, the request head, the body under its
+//! size and time limits; [`Invocation`]) and the one error type every
+//! refusal is answered with ([`EdgeError`]), so both answer byte for byte
+//! alike.
+
+mod error;
+mod invocation;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::http::header::{HeaderMap, HeaderValue};
+
+use modelstage_contract::excerpt::quoted;
+
+pub use error::{json_response, model_error_response, EdgeError};
+pub use invocation::{EdgeRules, Invocation};
+
+/// The header that carries one correlation id through every container of a
+/// pipeline and into every log line.
+pub const REQUEST_ID_HEADER: &str = "x-modelstage-request-id";
+pub const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A new request id: unique per process and readable (a per-start prefix and
+/// a counter).
+pub fn new_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = *PREFIX.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        nanos ^ std::process::id().rotate_left(16)
+    });
+    format!("{prefix:08x}-{:06x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The longest request id kept from a client.
+pub const REQUEST_ID_MAX: usize = 128;
+
+/// The request id a router sent, else a new one. A sent id is kept only when
+/// it is at most [`REQUEST_ID_MAX`] bytes of letters, digits and `-_.:`, so
+/// that it is safe in a log line and a header as it stands.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .map(HeaderValue::as_bytes)
+        .filter(|id| !id.is_empty() && id.len() <= REQUEST_ID_MAX)
+        .filter(|id| {
+            id.iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        })
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id)
+}
+
+/// A header's value as text. A value with a byte that is not visible ASCII
+/// is an error naming it, never taken for a missing header.
+pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => match value.to_str() {
+            Ok(text) => Ok(Some(text)),
+            Err(_) => {
+                let bytes = value.as_bytes();
+                let at = bytes
+                    .iter()
+                    .position(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
+                    .unwrap_or(0);
+                Err(format!(
+                    "the {name} header has an invalid byte 0x{:02x} at offset {at}: {}",
+                    bytes[at],
+                    quoted(bytes)
+                ))
+            }
+        },
+    }
+}

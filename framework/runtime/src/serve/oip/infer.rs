@@ -18,9 +18,8 @@ use super::routes::{error, find_model, ModelPath};
 use crate::loader::RequestMeta;
 use crate::serve::body;
 use crate::serve::edge::{request_id, EdgeRules, Invocation, REQUEST_ID_HEADER};
-use crate::serve::http::{State, MESSAGE_MAX};
+use crate::serve::http::{call_failure, State, MESSAGE_MAX};
 use crate::serve::lane::Lanes;
-use crate::serve::pool::CallError;
 use crate::serve::protocol::{WireAnswer, WireRequest};
 
 /// What the stage is asked for and answers in.
@@ -133,7 +132,10 @@ async fn run(
             log::info!("rid={request_id} {http_status} {text}");
             return error(http_status, &text);
         }
-        Err(e) => return call_error(e, label, state),
+        Err(failed) => {
+            let (status, message) = call_failure(failed, label, state.config.timeout, request_id);
+            return error(status, &message);
+        }
     };
     let outputs = match oip::answer_tensors(&answer, &content_type, &model.metadata.outputs) {
         Ok(outputs) => outputs,
@@ -233,31 +235,4 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> 
         ordered.push(t);
     }
     oip::to_csv(&ordered)
-}
-
-/// The answer for a request the pool could not run.
-fn call_error(e: CallError, label: &str, state: &State) -> HttpResponse {
-    match e {
-        CallError::Unavailable => error(
-            503,
-            &format!(
-                "stage {label} has no worker that can take requests (its model is loading, or no worker can load it); retry shortly"
-            ),
-        ),
-        CallError::TimedOut { started } => {
-            let why = if started {
-                "its worker is being replaced"
-            } else {
-                "every worker thread was busy until then"
-            };
-            error(
-                504,
-                &format!(
-                    "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT): {why}",
-                    state.config.timeout.as_secs_f64()
-                ),
-            )
-        }
-        CallError::Crashed(message) => error(500, &message),
-    }
 }

@@ -41,7 +41,7 @@ pub struct Route(pub &'static str);
 /// `route`, `stage` and `status` of an answered request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
+    pub route: &'static str,
     pub stage: &'static str,
     pub status: u16,
 }
@@ -49,7 +49,7 @@ pub struct RequestLabels {
 /// `route` and `stage`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
+    pub route: &'static str,
     pub stage: &'static str,
 }
 

@@ -1,7 +1,8 @@
 //! The middleware that records every HTTP request: its count by route,
 //! stage and status, its latency, its body sizes, and the requests in
-//! flight. The route is the matched pattern (`/v2/models/{name}/infer`), so
-//! clients cannot grow the number of series; unmatched paths share one.
+//! flight. The route is the endpoint's route (`/v2/models/{name}/infer`,
+//! not the path), so clients cannot grow the number of series; other paths
+//! share `unmatched`.
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
@@ -15,6 +16,27 @@ use actix_web::Error;
 use actix_web::HttpMessage;
 
 use super::{get, Metrics, RequestLabels, Route, RouteLabels};
+
+/// The fixed routes of the endpoint: a label without an allocation or a
+/// walk of the router's patterns per request. Paths with placeholders set
+/// their label themselves ([`Route`]); any other path is `unmatched`.
+const FIXED_ROUTES: [&str; 7] = [
+    "/invocations",
+    "/ping",
+    "/execution-parameters",
+    "/metrics",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+];
+
+fn fixed_route(path: &str) -> &'static str {
+    FIXED_ROUTES
+        .iter()
+        .copied()
+        .find(|r| *r == path)
+        .unwrap_or("unmatched")
+}
 
 /// Wraps the app: `App::new().wrap(Record)`.
 pub struct Record;
@@ -81,11 +103,8 @@ where
             drop(in_flight);
             let set = response.request().extensions().get::<Route>().copied();
             let route = match set {
-                Some(Route(route)) => route.to_string(),
-                None => response
-                    .request()
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_string()),
+                Some(Route(route)) => route,
+                None => fixed_route(response.request().path()),
             };
             let status = response.status().as_u16();
             let response_size = match response.response().body().size() {
@@ -108,11 +127,7 @@ where
                 .observe(response_size as f64);
             metrics
                 .requests
-                .get_or_create(&RequestLabels {
-                    route: labels.route,
-                    stage,
-                    status,
-                })
+                .get_or_create(&RequestLabels { route, stage, status })
                 .inc();
             Ok(response)
         })

@@ -28,6 +28,7 @@ mod pool;
 mod process;
 mod protocol;
 pub mod server;
+mod socket_dir;
 pub mod worker;
 
 use std::path::PathBuf;

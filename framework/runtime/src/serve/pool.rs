@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 use std::io::BufReader;
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -35,6 +34,7 @@ use super::dispatch::Board;
 use super::lane::{LaneReply, Lanes};
 use super::process::{SlotEvent, WorkerProcess};
 use super::protocol::{self, FromWorker, StageDescription, WireAnswer, WireRequest};
+use super::socket_dir;
 use super::worker::{self, ENV_PARENT, ENV_PLAN, ENV_SOCKET};
 
 /// Connections to the worker socket, handed to the lifecycle thread that
@@ -156,15 +156,8 @@ impl Pool {
     pub fn start(workers: usize, plan: &WorkerPlan) -> std::io::Result<Arc<Pool>> {
         let memory_limit_mb = worker::memory_limit_mb()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        // A fresh directory only this user can enter (creating it fails if
-        // the name is taken, so nobody can prepare it for us).
-        let socket_dir = std::env::temp_dir().join(format!("modelstage-{}-{nanos}", std::process::id()));
-        std::fs::DirBuilder::new().mode(0o700).create(&socket_dir)?;
-        let socket_path = socket_dir.join("workers.sock");
+        let socket_dir = socket_dir::create()?;
+        let socket_path = socket_dir.join(socket_dir::SOCKET);
         let listener = UnixListener::bind(&socket_path)?;
         let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
         let container_names = if plan.stages.len() > 1 {

@@ -47,7 +47,7 @@ pub struct RequestLabels {
 }
 
 /// `route` and `stage`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: &'static str,
     pub stage: &'static str,

@@ -4,6 +4,7 @@
 //! not the path), so clients cannot grow the number of series; other paths
 //! share `unmatched`.
 
+use std::cell::RefCell;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::time::Instant;
@@ -14,6 +15,8 @@ use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::Error;
 
 use actix_web::HttpMessage;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 use super::{get, Metrics, RequestLabels, Route, RouteLabels};
 
@@ -36,6 +39,66 @@ fn fixed_route(path: &str) -> &'static str {
         .copied()
         .find(|r| *r == path)
         .unwrap_or("unmatched")
+}
+
+/// One route's series, cloned out of the families once per HTTP thread (a
+/// series is a shared handle), so that a request takes no family lock and
+/// hashes no labels.
+struct Series {
+    labels: RouteLabels,
+    duration: Histogram,
+    request_size: Histogram,
+    response_size: Histogram,
+    requests: Vec<(u16, Counter)>,
+}
+
+impl Series {
+    /// The request counter of a status.
+    fn requests(&mut self, metrics: &Metrics, labels: RouteLabels, status: u16) -> &Counter {
+        let at = match self.requests.iter().position(|(s, _)| *s == status) {
+            Some(at) => at,
+            None => {
+                let counter = metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: labels.route,
+                        stage: labels.stage,
+                        status,
+                    })
+                    .clone();
+                self.requests.push((status, counter));
+                self.requests.len() - 1
+            }
+        };
+        &self.requests[at].1
+    }
+}
+
+/// This thread's series, by route (a few: the endpoint's routes).
+#[derive(Default)]
+struct Handles(Vec<Series>);
+
+impl Handles {
+    fn series(&mut self, metrics: &Metrics, labels: RouteLabels) -> &mut Series {
+        let at = match self.0.iter().position(|s| s.labels == labels) {
+            Some(at) => at,
+            None => {
+                self.0.push(Series {
+                    labels,
+                    duration: metrics.duration.get_or_create(&labels).clone(),
+                    request_size: metrics.request_size.get_or_create(&labels).clone(),
+                    response_size: metrics.response_size.get_or_create(&labels).clone(),
+                    requests: Vec::new(),
+                });
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at]
+    }
+}
+
+thread_local! {
+    static HANDLES: RefCell<Handles> = RefCell::new(Handles::default());
 }
 
 /// Wraps the app: `App::new().wrap(Record)`.
@@ -111,24 +174,18 @@ where
                 BodySize::Sized(n) => n,
                 BodySize::None | BodySize::Stream => 0,
             };
-            let stage = metrics.stage();
-            let labels = RouteLabels { route, stage };
-            metrics
-                .duration
-                .get_or_create(&labels)
-                .observe(started.elapsed().as_secs_f64());
-            metrics
-                .request_size
-                .get_or_create(&labels)
-                .observe(request_size as f64);
-            metrics
-                .response_size
-                .get_or_create(&labels)
-                .observe(response_size as f64);
-            metrics
-                .requests
-                .get_or_create(&RequestLabels { route, stage, status })
-                .inc();
+            let labels = RouteLabels {
+                route,
+                stage: metrics.stage(),
+            };
+            HANDLES.with(|handles| {
+                let mut handles = handles.borrow_mut();
+                let series = handles.series(metrics, labels);
+                series.duration.observe(started.elapsed().as_secs_f64());
+                series.request_size.observe(request_size as f64);
+                series.response_size.observe(response_size as f64);
+                series.requests(metrics, labels, status).inc();
+            });
             Ok(response)
         })
     }

@@ -12,3 +12,4 @@ for tool in cargo cc c++; do
 done
 command -v python3 >/dev/null 2>&1 || { echo "ci/setup.sh: python3 is required (tests/api)" >&2; exit 1; }
 python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/api/requirements.txt"
+python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/oip/requirements.txt"

@@ -9,11 +9,7 @@
 
 use std::process::Command;
 
-use crate::support::{bin, repo_root, stage_lib};
-
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
+use crate::support::{bin, python, repo_root, stage_lib};
 
 #[test]
 fn boto3_drives_the_seed_workflow_through_modelstage_api() {

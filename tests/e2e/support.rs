@@ -242,6 +242,16 @@ pub fn post_with(
     request("POST", &format!("{url}/invocations"), &all, body)
 }
 
+/// `POST url+path` with these headers: status, headers (lower-case names) and body.
+pub fn post_to(
+    url: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    request("POST", &format!("{url}{path}"), headers, body)
+}
+
 /// Any request: status, headers (lower-case names) and body.
 pub fn request(
     method: &str,
@@ -276,6 +286,11 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// The Python that runs the pytest suites (`PYTHON`, else `python3`).
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
 /// A fresh temporary directory.

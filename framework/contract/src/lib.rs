@@ -16,7 +16,8 @@
 //! - [`media`]: what a media type is and how two compare;
 //! - [`payload`]: the payload limit and its message;
 //! - [`settings`]: the `SAGEMAKER_*` names and defaults, the HTTP threads;
-//! - [`error_body`]: the JSON body of an error answer.
+//! - [`error_body`]: the JSON body of an error answer;
+//! - [`oip`]: the Open Inference Protocol's tensors, requests and responses.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -26,6 +27,7 @@ pub mod execution;
 pub mod logging;
 pub mod media;
 pub mod number;
+pub mod oip;
 pub mod payload;
 pub mod python;
 pub mod settings;

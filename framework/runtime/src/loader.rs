@@ -162,6 +162,10 @@ pub struct StageInfo {
     /// `MULTI_RECORD`, `SINGLE_RECORD`, or `None` when not declared.
     pub batch_strategy: Option<&'static str>,
     pub max_payload_in_mb: u32,
+    /// The tensors the stage declares for the Open Inference Protocol, as
+    /// JSON (the optional `modelstage_signature_json`), `None` when it
+    /// declares none.
+    pub signature_json: Option<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -392,6 +396,25 @@ unsafe fn read_descriptor(
     }
 }
 
+/// Calls the optional `modelstage_signature_json`: a function without
+/// arguments returning a static NUL-terminated JSON string, or null.
+///
+/// # Safety
+/// A symbol of that name must have that type (docs/abi.md).
+unsafe fn read_signature(library: &Library) -> Option<String> {
+    type SignatureFn = unsafe extern "C" fn() -> *const std::ffi::c_char;
+    // SAFETY: the caller vouches for the symbol's type.
+    let f = unsafe { library.get::<SignatureFn>(b"modelstage_signature_json\0") }.ok()?;
+    // SAFETY: as above; the function takes no arguments.
+    let p = unsafe { f() };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the ABI requires a NUL-terminated string that lives as long
+    // as the library, which is never unloaded.
+    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
 impl LoadedStage {
     /// Opens and checks a stage library. The library is leaked on purpose:
     /// stages are never unloaded.
@@ -461,6 +484,9 @@ impl LoadedStage {
                 _ => None,
             },
             max_payload_in_mb: d.max_payload_in_mb,
+            // SAFETY: the symbol is looked up under its name in docs/abi.md
+            // and typed as that page specifies.
+            signature_json: unsafe { read_signature(&library) },
         };
 
         // SAFETY: each symbol is looked up under its ABI name and typed with

@@ -44,6 +44,20 @@ pub const fn batch_strategy<T: Model>() -> u32 {
     }
 }
 
+/// The JSON of `T::SIGNATURE`, NUL-terminated and kept for the life of the
+/// library, or null when nothing is declared. One stage per library, so one
+/// static serves.
+pub fn signature_json<T: Model>() -> *const std::ffi::c_char {
+    static JSON: std::sync::OnceLock<Option<std::ffi::CString>> = std::sync::OnceLock::new();
+    let json = JSON.get_or_init(|| {
+        catch_unwind(|| T::SIGNATURE.to_json())
+            .ok()
+            .flatten()
+            .and_then(|j| std::ffi::CString::new(j).ok())
+    });
+    json.as_ref().map_or(std::ptr::null(), |j| j.as_ptr())
+}
+
 unsafe extern "C" fn release_box<T>(ptr: *mut c_void) {
     if !ptr.is_null() {
         // SAFETY: `ptr` came from `Box::into_raw(Box<T>)` in `into_value::<T>`
@@ -366,6 +380,12 @@ macro_rules! __export_descriptor {
                 ),
                 reserved: 0,
             };
+
+        /// The optional `modelstage_signature_json`: the declared tensors.
+        #[no_mangle]
+        pub extern "C" fn modelstage_signature_json() -> *const ::core::ffi::c_char {
+            $crate::export::signature_json::<$stage>()
+        }
 
         /// The ABI's `model_fn`.
         ///

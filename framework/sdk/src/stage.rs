@@ -22,6 +22,10 @@ pub trait Model: Sized + Send + Sync + 'static {
     const THREADING: Threading = Threading::Shared;
     /// What `/execution-parameters` reports (default: nothing declared).
     const EXECUTION_PARAMETERS: ExecutionParameters = ExecutionParameters::UNSET;
+    /// The tensors the Open Inference Protocol's model metadata lists, and
+    /// the names and datatypes of the answer's tensors (default: nothing
+    /// declared; the server then takes any inputs). See [`crate::codecs::oip`].
+    const SIGNATURE: crate::codecs::oip::Signature = crate::codecs::oip::Signature::UNDECLARED;
 
     /// Loads the model from `model_dir` (`/opt/ml/model`, where SageMaker
     /// unpacked `model.tar.gz`). Called once per worker before any request.

@@ -89,6 +89,7 @@ impl Pipeline {
             return match member.model.invoke(&request.body, &request.meta) {
                 Ok(reply) => WireAnswer::Reply {
                     id: request.id,
+                    hook_nanos: 0,
                     content_type: reply.content_type,
                     custom_attributes: reply.custom_attributes,
                     body: reply.body,
@@ -117,6 +118,7 @@ impl Pipeline {
                     let next = &self.members[i + 1].name;
                     return WireAnswer::Error {
                         id: request.id,
+                        hook_nanos: 0,
                         http_status: 413,
                         container: None,
                         stage: self.label.clone(),
@@ -135,6 +137,7 @@ impl Pipeline {
         }
         WireAnswer::Reply {
             id: request.id,
+            hook_nanos: 0,
             content_type,
             custom_attributes,
             body,
@@ -146,6 +149,7 @@ impl Pipeline {
     fn stage_error(&self, id: u64, member: &Member, e: HookError) -> WireAnswer {
         WireAnswer::Error {
             id,
+            hook_nanos: 0,
             http_status: e.http_status(),
             container: (self.members.len() > 1).then(|| member.name.clone()),
             stage: e.stage,

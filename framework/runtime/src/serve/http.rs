@@ -129,28 +129,9 @@ pub(super) async fn invoke(
 
     let answer = match state.pool.call(request, deadline, lanes).await {
         Ok(answer) => answer,
-        Err(CallError::Unavailable) => {
-            let message = format!(
-                "stage {label} has no worker that can take requests (its model is loading, or no worker can load it); retry shortly"
-            );
-            return error(503, message).respond();
-        }
-        Err(CallError::TimedOut { started }) => {
-            let why = if started {
-                "its worker is being replaced"
-            } else {
-                "every worker thread was busy until then"
-            };
-            let message = format!(
-                "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT): {why}",
-                state.config.timeout.as_secs_f64()
-            );
-            log::warn!("rid={request_id} {message}");
-            return error(504, message).respond();
-        }
-        Err(CallError::Crashed(message)) => {
-            log::error!("rid={request_id} {message}");
-            return error(500, message).respond();
+        Err(failed) => {
+            let (status, message) = call_failure(failed, label, state.config.timeout, &request_id);
+            return error(status, message).respond();
         }
     };
     match answer {
@@ -198,6 +179,37 @@ pub(super) async fn invoke(
                     .request_id(request_id)
                     .respond(),
             }
+        }
+    }
+}
+
+/// The status and message of a request the pool could not run (logged
+/// when it is the endpoint's trouble rather than the client's): one wording
+/// for `/invocations` and the Open Inference Protocol's infer.
+pub fn call_failure(failed: CallError, label: &str, timeout: Duration, request_id: &str) -> (u16, String) {
+    match failed {
+        CallError::Unavailable => (
+            503,
+            format!(
+                "stage {label} has no worker that can take requests (its model is loading, or no worker can load it); retry shortly"
+            ),
+        ),
+        CallError::TimedOut { started } => {
+            let why = if started {
+                "its worker is being replaced"
+            } else {
+                "every worker thread was busy until then"
+            };
+            let message = format!(
+                "stage {label} did not answer within {} s (SAGEMAKER_MODEL_SERVER_TIMEOUT): {why}",
+                timeout.as_secs_f64()
+            );
+            log::warn!("rid={request_id} {message}");
+            (504, message)
+        }
+        CallError::Crashed(message) => {
+            log::error!("rid={request_id} {message}");
+            (500, message)
         }
     }
 }

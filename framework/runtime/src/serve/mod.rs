@@ -22,7 +22,9 @@ mod head_timer;
 mod http;
 mod lane;
 pub mod memory;
+mod metrics;
 pub mod mme;
+mod oip;
 mod pool;
 mod process;
 mod protocol;
@@ -253,6 +255,11 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     // Dropped last: the private model folders outlive the workers using them.
     let _models = unpack_model_data(&mut args).map_err(ServeError::Config)?;
     let settings = settings(&args).map_err(ServeError::Config)?;
+    let metrics_port = metrics::port().map_err(ServeError::Config)?;
+    if metrics::enabled() {
+        // Before the workers start, so that the first ones are counted.
+        metrics::init();
+    }
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
     let multi_model = mme::Settings::read().map_err(ServeError::Config)?;
@@ -282,6 +289,8 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     };
     let config = configure(settings, &described);
     let label = pool.label().to_string();
+    metrics::set_stage(&label);
+    let oip_model = web::Data::new(oip::OipModel::of_described(&described));
     log::info!(
         "serving {label} on port {} with {} worker(s) x {} thread(s) ({} threading), timeout {} s, max payload {} MB",
         config.port,
@@ -352,6 +361,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
             // Each HTTP thread has its own lanes to the workers (see `lane`).
             let api = api.clone();
             App::new()
+                .wrap(metrics::Record)
                 .app_data(std::rc::Rc::new(lane::Lanes::default()))
                 .app_data(state.clone())
                 .app_data(rules.clone())
@@ -363,13 +373,26 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
                         mme::routes::register(cfg);
                     }
                 })
+                .app_data(oip_model.clone())
+                .configure(oip::routes)
                 .route("/ping", web::get().to(http::ping))
                 .route("/ping", web::head().to(http::ping))
                 .route("/invocations", web::post().to(http::invocations))
                 .route("/invocations", web::route().to(http::method_not_allowed))
                 .route("/execution-parameters", web::get().to(http::execution_parameters))
+                .route("/metrics", web::get().to(metrics::exposition))
                 .default_service(web::route().to(http::not_found))
         })?;
+        if let Some(metrics_port) = metrics_port {
+            // Only /metrics, for scrapers kept off the serving port.
+            let scrape = actix_web::HttpServer::new(|| {
+                App::new().route("/metrics", web::get().to(metrics::exposition))
+            })
+            .workers(1)
+            .bind(("0.0.0.0", metrics_port))?
+            .run();
+            actix_web::rt::spawn(scrape);
+        }
         // No worker could load the stages: stop serving (the error is
         // returned below, once the server has stopped).
         let handle = server.handle();

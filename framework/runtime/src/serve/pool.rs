@@ -341,7 +341,10 @@ impl Pool {
             };
             let outcome = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx).await;
             match outcome {
-                Ok(Ok(LaneReply::Answered(answer))) => return Ok(answer),
+                Ok(Ok(LaneReply::Answered(answer))) => {
+                    super::metrics::stage_answered(self.label(), answer.hook_time());
+                    return Ok(answer);
+                }
                 Ok(Ok(LaneReply::Crashed(message))) => return Err(CallError::Crashed(message)),
                 Ok(Ok(LaneReply::Unstarted(back))) => {
                     returns += 1;
@@ -388,6 +391,7 @@ impl Pool {
             worker.pid,
             self.label()
         );
+        super::metrics::worker_timed_out(self.label());
         let _ = worker.events.send(SlotEvent::Retired(worker.id));
         if worker.inflight.load(Ordering::Relaxed) == 0 {
             worker.kill();
@@ -473,6 +477,7 @@ impl Pool {
             if worker.exit.lock().map(|e| e.is_none()).unwrap_or(true) {
                 self.board.install(slot, Arc::clone(&worker), worker.threads);
                 self.ever_ready.store(true, Ordering::SeqCst);
+                super::metrics::worker_started(self.label(), started.elapsed());
                 log::info!(
                     "worker {} of {} ready in {} ms",
                     worker.pid,
@@ -606,6 +611,10 @@ impl Pool {
         if !self.stopping.load(Ordering::SeqCst) {
             let held = worker.inflight.load(Ordering::Relaxed);
             if !worker.retiring.load(Ordering::Relaxed) {
+                super::metrics::worker_crashed(
+                    self.label(),
+                    status.and_then(|s| s.signal()).map(signal_name),
+                );
                 log::error!(
                     "worker {} of {} {how} while holding {held} request(s); starting a replacement",
                     worker.pid,

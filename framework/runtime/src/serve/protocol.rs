@@ -63,12 +63,16 @@ pub struct WireRequest {
 pub enum WireAnswer {
     Reply {
         id: u64,
+        /// Nanoseconds the worker spent in the stage's hooks (0 until the
+        /// worker sets it), for the metrics.
+        hook_nanos: u64,
         content_type: String,
         custom_attributes: Option<String>,
         body: Bytes,
     },
     Error {
         id: u64,
+        hook_nanos: u64,
         http_status: u16,
         /// The pipeline container that failed, in a fused pipeline.
         container: Option<String>,
@@ -95,6 +99,10 @@ pub struct StageDescription {
     pub max_payload_in_mb: u32,
     /// The optional hooks the library exports.
     pub hooks: Vec<String>,
+    /// The tensors the stage declares for the Open Inference Protocol (JSON,
+    /// `modelstage_signature_json`), `None` when it declares none.
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 impl StageDescription {
@@ -114,6 +122,7 @@ impl StageDescription {
                 .filter(|&(_, present)| present)
                 .map(|(hook, _)| hook.to_string())
                 .collect(),
+            signature: info.signature_json.clone(),
         }
     }
 
@@ -368,18 +377,39 @@ impl WireRequest {
 pub const LARGE_BODY: usize = 64 * 1024;
 
 impl WireAnswer {
+    /// Records the time the hooks took.
+    pub fn set_hook_time(&mut self, took: std::time::Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        match self {
+            WireAnswer::Reply { hook_nanos, .. } | WireAnswer::Error { hook_nanos, .. } => {
+                *hook_nanos = nanos
+            }
+        }
+    }
+
+    /// The time the hooks took, as the worker measured it.
+    pub fn hook_time(&self) -> std::time::Duration {
+        match self {
+            WireAnswer::Reply { hook_nanos, .. } | WireAnswer::Error { hook_nanos, .. } => {
+                std::time::Duration::from_nanos(*hook_nanos)
+            }
+        }
+    }
+
     /// Appends this answer's frame to `buf`, all but a large reply body,
     /// which it returns: the frame is whole once that follows it.
     pub fn encode_split(&self, buf: Vec<u8>) -> (Vec<u8>, Option<&Bytes>) {
         match self {
             WireAnswer::Reply {
                 id,
+                hook_nanos,
                 content_type,
                 custom_attributes,
                 body,
             } => {
                 let head = FrameWriter::onto(buf, REPLY)
                     .u64(*id)
+                    .u64(*hook_nanos)
                     .bytes(content_type.as_bytes())
                     .opt(custom_attributes.as_deref());
                 if body.len() >= LARGE_BODY {
@@ -390,6 +420,7 @@ impl WireAnswer {
             }
             WireAnswer::Error {
                 id,
+                hook_nanos,
                 http_status,
                 container,
                 stage,
@@ -399,6 +430,7 @@ impl WireAnswer {
             } => {
                 let frame = FrameWriter::onto(buf, ERROR)
                     .u64(*id)
+                    .u64(*hook_nanos)
                     .u16(*http_status)
                     .opt(container.as_deref())
                     .bytes(stage.as_bytes())
@@ -435,14 +467,18 @@ pub fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
         ),
         STARTED => FromWorker::Started { id: r.u64()? },
         LOAD_FAILED => FromWorker::LoadFailed { message: r.string()? },
+        // Fields are read in the order they are written (a struct
+        // expression evaluates its fields in source order).
         REPLY => FromWorker::Answer(WireAnswer::Reply {
             id: r.u64()?,
+            hook_nanos: r.u64()?,
             content_type: r.string()?,
             custom_attributes: r.opt()?,
             body: payload.slice_ref(r.bytes()?),
         }),
         ERROR => FromWorker::Answer(WireAnswer::Error {
             id: r.u64()?,
+            hook_nanos: r.u64()?,
             http_status: r.u16()?,
             container: r.opt()?,
             stage: r.string()?,
@@ -501,6 +537,7 @@ mod tests {
         for record in [None, Some(0), Some(7)] {
             let e = WireAnswer::Error {
                 id: 1,
+                hook_nanos: 1234,
                 http_status: 400,
                 container: Some("container-2".into()),
                 stage: "s".into(),
@@ -513,10 +550,12 @@ mod tests {
                 FromWorker::Answer(WireAnswer::Error {
                     record: r,
                     http_status,
+                    hook_nanos,
                     ..
                 }) => {
                     assert_eq!(r, record);
                     assert_eq!(http_status, 400);
+                    assert_eq!(hook_nanos, 1234);
                 }
                 other => panic!("unexpected {other:?}"),
             }
@@ -527,6 +566,7 @@ mod tests {
     fn a_large_reply_body_follows_its_frame_head() {
         let reply = |len: usize| WireAnswer::Reply {
             id: 9,
+            hook_nanos: 5,
             content_type: "text/csv".into(),
             custom_attributes: None,
             body: Bytes::from(vec![b'x'; len]),
@@ -541,8 +581,10 @@ mod tests {
         assert_eq!(frame, large.encode_onto(Vec::new()));
         let (kind, payload) = roundtrip(frame);
         match decode_from_worker(kind, &payload).unwrap() {
-            FromWorker::Answer(WireAnswer::Reply { id, body, .. }) => {
-                assert_eq!((id, body.len()), (9, LARGE_BODY));
+            FromWorker::Answer(WireAnswer::Reply {
+                id, hook_nanos, body, ..
+            }) => {
+                assert_eq!((id, hook_nanos, body.len()), (9, 5, LARGE_BODY));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -588,6 +630,7 @@ mod tests {
             batch_strategy: Some("SINGLE_RECORD".into()),
             max_payload_in_mb: 0,
             hooks: vec!["model_fn".into(), "transform_fn".into()],
+            signature: Some(r#"{"inputs":[],"outputs":[]}"#.into()),
         }];
         let (kind, payload) = roundtrip(StageDescription::frame(&stages));
         match decode_from_worker(kind, &payload).unwrap() {

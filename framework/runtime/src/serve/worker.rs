@@ -328,14 +328,16 @@ fn started_frame(id: u64) -> Vec<u8> {
 fn run_requests(lane: &LaneEnds, pipeline: &Handler, mut request: WireRequest) {
     send(&lane.writer, &started_frame(request.id));
     loop {
-        let answer = pipeline.handle(&request);
+        let started = std::time::Instant::now();
+        let mut answer = pipeline.handle(&request);
+        answer.set_hook_time(started.elapsed());
         let (mut frame, large_body) = answer.encode_split(Vec::new());
         let next = buffered_request(lane);
-        let started = next.as_ref().map(|n| started_frame(n.id)).unwrap_or_default();
+        let next_started = next.as_ref().map(|n| started_frame(n.id)).unwrap_or_default();
         match large_body {
-            Some(body) => send_parts(&lane.writer, &[&frame, body, &started]),
+            Some(body) => send_parts(&lane.writer, &[&frame, body, &next_started]),
             None => {
-                frame.extend_from_slice(&started);
+                frame.extend_from_slice(&next_started);
                 send(&lane.writer, &frame);
             }
         }

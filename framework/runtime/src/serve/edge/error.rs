@@ -134,7 +134,19 @@ impl ResponseError for EdgeError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = json_response(self.status, self.body(), &self.request_id);
+        self.render(self.body())
+    }
+}
+
+impl EdgeError {
+    /// The response with another JSON body (the Open Inference Protocol's
+    /// `{"error": ...}`), closing the connection as [`EdgeError::respond`] does.
+    pub fn respond_with_body(self, body: String) -> HttpResponse {
+        self.render(body)
+    }
+
+    fn render(&self, body: String) -> HttpResponse {
+        let mut response = json_response(self.status, body, &self.request_id);
         if let Some(methods) = self.allow {
             response
                 .headers_mut()

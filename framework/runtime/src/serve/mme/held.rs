@@ -81,6 +81,7 @@ impl Held {
                     self.name
                 ),
                 record: None,
+                hook_nanos: 0,
             },
         }
     }

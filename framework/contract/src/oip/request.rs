@@ -1,0 +1,632 @@
+//! Reading an inference request: the JSON object of the protocol (`id`,
+//! `parameters`, `inputs` with `data` flat or nested, `outputs`), and the
+//! binary tensor data extension's raw data after it.
+//!
+//! Every error is a message for a 400 answer that names the input (quoted,
+//! bounded) and what was wrong with it.
+
+use serde_json::{Map, Value};
+
+use super::binary;
+use super::datatype::{Datatype, Kind};
+use super::tensor::{check_float, Tensor, Values};
+use super::{elements, MAX_DIMS};
+use crate::excerpt::{excerpt, quoted};
+
+/// An inference request, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferRequest {
+    /// The client's `id`, echoed in the response.
+    pub id: Option<String>,
+    /// The request's `parameters`, as sent.
+    pub parameters: Option<Map<String, Value>>,
+    /// The input tensors, in the request's order.
+    pub inputs: Vec<Tensor>,
+    /// The outputs asked for by name; empty means all.
+    pub outputs: Vec<RequestedOutput>,
+}
+
+/// One entry of the request's `outputs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestedOutput {
+    /// The output's name.
+    pub name: String,
+    /// `parameters.binary_data` (binary tensor data extension).
+    pub binary_data: Option<bool>,
+}
+
+impl InferRequest {
+    /// `parameters.binary_data_output`: every output as binary data unless an
+    /// output says otherwise.
+    pub fn binary_data_output(&self) -> bool {
+        self.parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_output"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// Whether the output named `name` is to be sent as binary data.
+    pub fn wants_binary(&self, name: &str) -> bool {
+        self.outputs
+            .iter()
+            .find(|o| o.name == name)
+            .and_then(|o| o.binary_data)
+            .unwrap_or_else(|| self.binary_data_output())
+    }
+}
+
+fn field_error(what: &str, problem: &str) -> String {
+    format!("{what}: {problem}")
+}
+
+/// Reads a request body. `json_length` is the `Inference-Header-Content-Length`
+/// header: the JSON object is that many bytes and the binary tensor data
+/// follows it; without the header the whole body is the JSON object.
+pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferRequest, String> {
+    let (json, mut rest) = match json_length {
+        None => (body, &[][..]),
+        Some(n) if n <= body.len() => body.split_at(n),
+        Some(n) => {
+            return Err(format!(
+                "the {} header says the JSON object is {n} bytes, but the body has only {}",
+                super::HEADER_LENGTH,
+                body.len()
+            ))
+        }
+    };
+    let document: Value =
+        serde_json::from_slice(json).map_err(|e| format!("the inference request is not JSON: {e}"))?;
+    let Value::Object(mut object) = document else {
+        return Err("the inference request must be a JSON object with \"inputs\"".to_string());
+    };
+    let id = match object.remove("id") {
+        None => None,
+        Some(Value::String(id)) => Some(id),
+        Some(other) => {
+            return Err(field_error(
+                "\"id\"",
+                &format!("must be a string, got {}", json_excerpt(&other)),
+            ))
+        }
+    };
+    let parameters = optional_object(object.remove("parameters"), "\"parameters\"")?;
+    // A previous step's response (an InferenceGraph sequence passes it on
+    // as it is) carries its tensors as "outputs": they are this step's inputs.
+    let chained = !object.contains_key("inputs") && object.get("outputs").is_some_and(is_response_outputs);
+    let raw = if chained {
+        object.remove("outputs")
+    } else {
+        object.remove("inputs")
+    };
+    let Some(Value::Array(raw_inputs)) = raw else {
+        return Err("the inference request needs \"inputs\", a list of input tensors".to_string());
+    };
+    if raw_inputs.is_empty() {
+        return Err("\"inputs\" is empty; send at least one input tensor".to_string());
+    }
+    let mut inputs = Vec::with_capacity(raw_inputs.len());
+    for (i, raw) in raw_inputs.into_iter().enumerate() {
+        let input = parse_input(raw, i, &mut rest)?;
+        if inputs.iter().any(|t: &Tensor| t.name == input.name) {
+            return Err(format!("input {} is given twice", quoted(input.name.as_bytes())));
+        }
+        inputs.push(input);
+    }
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes of binary data follow the JSON object that no input's \"binary_data_size\" claims",
+            rest.len()
+        ));
+    }
+    let outputs = match object.remove("outputs").filter(|_| !chained) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(raw)) => raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| parse_output(o, i))
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(field_error(
+                "\"outputs\"",
+                &format!("must be a list, got {}", json_excerpt(&other)),
+            ))
+        }
+    };
+    Ok(InferRequest {
+        id,
+        parameters,
+        inputs,
+        outputs,
+    })
+}
+
+/// Whether `outputs` is a response's list of tensors (each with a datatype,
+/// a shape and data) rather than a request's list of wanted outputs.
+fn is_response_outputs(outputs: &Value) -> bool {
+    outputs.as_array().is_some_and(|list| {
+        !list.is_empty()
+            && list.iter().all(|t| {
+                t.get("datatype").is_some()
+                    && t.get("shape").is_some()
+                    && (t.get("data").is_some() || t.pointer("/parameters/binary_data_size").is_some())
+            })
+    })
+}
+
+fn optional_object(value: Option<Value>, what: &str) -> Result<Option<Map<String, Value>>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(field_error(
+            what,
+            &format!("must be an object, got {}", json_excerpt(&other)),
+        )),
+    }
+}
+
+fn parse_output(raw: Value, index: usize) -> Result<RequestedOutput, String> {
+    let Value::Object(mut object) = raw else {
+        return Err(format!("outputs[{index}] must be an object with a \"name\""));
+    };
+    let Some(Value::String(name)) = object.remove("name") else {
+        return Err(format!("outputs[{index}] needs a \"name\" (a string)"));
+    };
+    let parameters = optional_object(
+        object.remove("parameters"),
+        &format!("output {}: \"parameters\"", quoted(name.as_bytes())),
+    )?;
+    let binary_data = parameters
+        .as_ref()
+        .and_then(|p| p.get("binary_data"))
+        .and_then(Value::as_bool);
+    Ok(RequestedOutput { name, binary_data })
+}
+
+/// Reads one input; its binary data, if any, is taken from the front of `rest`.
+fn parse_input(raw: Value, index: usize, rest: &mut &[u8]) -> Result<Tensor, String> {
+    let Value::Object(mut object) = raw else {
+        return Err(format!(
+            "inputs[{index}] must be an object with name, shape, datatype and data"
+        ));
+    };
+    let name = match object.remove("name") {
+        Some(Value::String(name)) => name,
+        _ => return Err(format!("inputs[{index}] needs a \"name\" (a string)")),
+    };
+    let what = format!("input {}", quoted(name.as_bytes()));
+    let datatype = match object.remove("datatype") {
+        Some(Value::String(d)) => Datatype::parse(&d).ok_or_else(|| {
+            format!(
+                "{what}: unknown datatype {}; the protocol's are {}",
+                quoted(d.as_bytes()),
+                Datatype::ALL.map(Datatype::name).join(", ")
+            )
+        })?,
+        _ => return Err(format!("{what} needs a \"datatype\" (a string such as \"FP32\")")),
+    };
+    let shape = parse_shape(object.remove("shape"), &what)?;
+    let count = elements(&shape)
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| format!("{what}: shape {shape:?} has too many elements"))?;
+    let parameters = optional_object(object.remove("parameters"), &format!("{what}: \"parameters\""))?;
+    let binary_size = match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("{what}: \"binary_data_size\" must be a whole number of bytes"))?,
+        ),
+    };
+    let values = match (binary_size, object.remove("data")) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{what} has both \"data\" and \"binary_data_size\"; send one of them"
+            ))
+        }
+        (Some(size), None) => {
+            if size > rest.len() {
+                return Err(format!(
+                    "{what}: \"binary_data_size\" is {size} bytes but only {} bytes of binary data are left",
+                    rest.len()
+                ));
+            }
+            let (mine, others) = rest.split_at(size);
+            *rest = others;
+            binary::decode(mine, datatype, count).map_err(|e| format!("{what}: {e}"))?
+        }
+        (None, Some(data)) => {
+            parse_data(data, datatype, &shape, count).map_err(|e| format!("{what}: {e}"))?
+        }
+        (None, None) => return Err(format!("{what} has no \"data\"")),
+    };
+    Ok(Tensor {
+        name,
+        datatype,
+        shape,
+        values,
+    })
+}
+
+fn parse_shape(raw: Option<Value>, what: &str) -> Result<Vec<usize>, String> {
+    let Some(Value::Array(dims)) = raw else {
+        return Err(format!(
+            "{what} needs a \"shape\" (a list of sizes such as [1, 8])"
+        ));
+    };
+    if dims.len() > MAX_DIMS {
+        return Err(format!(
+            "{what}: shape has {} dimensions, more than {MAX_DIMS}",
+            dims.len()
+        ));
+    }
+    dims.iter()
+        .map(|d| {
+            d.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                format!(
+                    "{what}: shape {} must list sizes of 0 or more",
+                    json_excerpt(&Value::Array(dims.clone()))
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads `data`, flat or nested, into values of `datatype`, checking that it
+/// holds exactly the elements `shape` calls for, nested as the shape says.
+fn parse_data(data: Value, datatype: Datatype, shape: &[usize], count: usize) -> Result<Values, String> {
+    let mut values = Values::for_datatype(datatype, count.min(1 << 20));
+    let mut nesting = Nesting::default();
+    match data {
+        Value::Array(items) => nesting.walk(items, 0, datatype, &mut values)?,
+        scalar => {
+            nesting.leaf_depth = Some(0);
+            push_element(scalar, datatype, &mut values)?;
+        }
+    }
+    let found = values.len();
+    let flat = nesting.lengths.len() <= 1;
+    if found != count {
+        return Err(format!(
+            "shape {shape:?} calls for {count} elements but \"data\" holds {found}"
+        ));
+    }
+    if !flat && nesting.lengths != shape {
+        return Err(format!(
+            "\"data\" is nested as {:?} but the shape is {shape:?}; nest it as the shape or send it flat",
+            nesting.lengths
+        ));
+    }
+    Ok(values)
+}
+
+/// The lengths of nested lists seen at each depth, to check that `data` is
+/// regular.
+#[derive(Default)]
+struct Nesting {
+    lengths: Vec<usize>,
+    leaf_depth: Option<usize>,
+}
+
+impl Nesting {
+    fn walk(
+        &mut self,
+        items: Vec<Value>,
+        depth: usize,
+        datatype: Datatype,
+        out: &mut Values,
+    ) -> Result<(), String> {
+        if depth >= MAX_DIMS {
+            return Err(format!("\"data\" is nested deeper than {MAX_DIMS} lists"));
+        }
+        match self.lengths.get(depth) {
+            None => self.lengths.push(items.len()),
+            Some(&n) if n != items.len() => {
+                return Err(format!(
+                    "\"data\" is ragged: a list at depth {depth} has {} elements, another {n}",
+                    items.len()
+                ))
+            }
+            Some(_) => {}
+        }
+        for item in items {
+            match item {
+                Value::Array(inner) => {
+                    if self.leaf_depth.is_some_and(|d| d <= depth) {
+                        return Err(format!(
+                            "\"data\" is ragged: a list at depth {} sits beside values",
+                            depth + 1
+                        ));
+                    }
+                    self.walk(inner, depth + 1, datatype, out)?;
+                }
+                leaf => {
+                    match self.leaf_depth {
+                        None => self.leaf_depth = Some(depth),
+                        Some(d) if d != depth => {
+                            return Err(format!(
+                                "\"data\" is ragged: values sit at depths {d} and {depth}"
+                            ))
+                        }
+                        Some(_) => {}
+                    }
+                    push_element(leaf, datatype, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends one JSON element as a value of `datatype`.
+fn push_element(value: Value, datatype: Datatype, out: &mut Values) -> Result<(), String> {
+    let index = out.len();
+    let wrong = |value: &Value, expected: &str| {
+        format!(
+            "element {index} is {}, not {expected} ({datatype})",
+            json_excerpt(value)
+        )
+    };
+    match (out, datatype.kind()) {
+        (Values::Bool(v), Kind::Bool) => match value {
+            Value::Bool(b) => v.push(b),
+            other => return Err(wrong(&other, "true or false")),
+        },
+        (Values::Signed(v), Kind::Signed) => {
+            let (min, max) = datatype.signed_range();
+            match value.as_i64() {
+                Some(n) if (min..=max).contains(&n) => v.push(n),
+                Some(n) => return Err(format!("element {index} is {n}, out of the range of {datatype}")),
+                None => return Err(wrong(&value, "an integer")),
+            }
+        }
+        (Values::Unsigned(v), Kind::Unsigned) => match value.as_u64() {
+            Some(n) if n <= datatype.unsigned_max() => v.push(n),
+            Some(n) => return Err(format!("element {index} is {n}, out of the range of {datatype}")),
+            None => return Err(wrong(&value, "an integer of 0 or more")),
+        },
+        (Values::Float(v), Kind::Float) => match value.as_f64() {
+            Some(x) => v.push(check_float(datatype, x).map_err(|e| format!("element {index} is {e}"))?),
+            None => return Err(wrong(&value, "a number")),
+        },
+        (Values::Bytes(v), Kind::Bytes) => match value {
+            Value::String(s) => v.push(s.into_bytes()),
+            other => return Err(wrong(&other, "a string")),
+        },
+        _ => unreachable!("the storage is made for the datatype"),
+    }
+    Ok(())
+}
+
+/// A JSON value for an error message: bounded and escaped.
+fn json_excerpt(value: &Value) -> String {
+    let text = value.to_string();
+    excerpt(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(value: Value) -> Result<InferRequest, String> {
+        parse_request(value.to_string().as_bytes(), None)
+    }
+
+    fn one_input(datatype: &str, shape: Value, data: Value) -> Result<Tensor, String> {
+        request(json!({"inputs": [{"name": "x", "datatype": datatype, "shape": shape, "data": data}]}))
+            .map(|r| r.inputs.into_iter().next().unwrap())
+    }
+
+    #[test]
+    fn reads_id_parameters_inputs_and_outputs() {
+        let r = request(json!({
+            "id": "42",
+            "parameters": {"binary_data_output": true},
+            "inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1.5, 2]}],
+            "outputs": [{"name": "score", "parameters": {"binary_data": false}}, {"name": "label"}]
+        }))
+        .unwrap();
+        assert_eq!(r.id.as_deref(), Some("42"));
+        assert_eq!(r.inputs[0].values, Values::Float(vec![1.5, 2.0]));
+        assert!(!r.wants_binary("score"));
+        assert!(r.wants_binary("label"));
+        assert!(r.wants_binary("other"));
+    }
+
+    #[test]
+    fn every_datatype_from_json() {
+        let cases = [
+            ("BOOL", json!([true, false]), Values::Bool(vec![true, false])),
+            ("UINT8", json!([0, 255]), Values::Unsigned(vec![0, 255])),
+            ("UINT16", json!([0, 65535]), Values::Unsigned(vec![0, 65535])),
+            (
+                "UINT32",
+                json!([0, 4294967295u64]),
+                Values::Unsigned(vec![0, 4294967295]),
+            ),
+            (
+                "UINT64",
+                json!([0, u64::MAX]),
+                Values::Unsigned(vec![0, u64::MAX]),
+            ),
+            ("INT8", json!([-128, 127]), Values::Signed(vec![-128, 127])),
+            (
+                "INT16",
+                json!([-32768, 32767]),
+                Values::Signed(vec![-32768, 32767]),
+            ),
+            (
+                "INT32",
+                json!([i32::MIN, i32::MAX]),
+                Values::Signed(vec![i32::MIN as i64, i32::MAX as i64]),
+            ),
+            (
+                "INT64",
+                json!([i64::MIN, i64::MAX]),
+                Values::Signed(vec![i64::MIN, i64::MAX]),
+            ),
+            ("FP16", json!([0.5, -2]), Values::Float(vec![0.5, -2.0])),
+            ("FP32", json!([0.455, 1e30]), Values::Float(vec![0.455, 1e30])),
+            ("FP64", json!([0.1, 1e300]), Values::Float(vec![0.1, 1e300])),
+            (
+                "BYTES",
+                json!(["M", ""]),
+                Values::Bytes(vec![b"M".to_vec(), Vec::new()]),
+            ),
+        ];
+        for (datatype, data, expected) in cases {
+            let t = one_input(datatype, json!([2]), data).unwrap_or_else(|e| panic!("{datatype}: {e}"));
+            assert_eq!(t.values, expected, "{datatype}");
+            assert_eq!(t.datatype.name(), datatype);
+        }
+    }
+
+    #[test]
+    fn out_of_range_and_wrong_kinds_are_named() {
+        for (datatype, data, needle) in [
+            (
+                "UINT8",
+                json!([256]),
+                "element 0 is 256, out of the range of UINT8",
+            ),
+            (
+                "INT8",
+                json!([1, -129]),
+                "element 1 is -129, out of the range of INT8",
+            ),
+            (
+                "UINT32",
+                json!([-1]),
+                "element 0 is -1, not an integer of 0 or more (UINT32)",
+            ),
+            ("INT32", json!([1.5]), "element 0 is 1.5, not an integer (INT32)"),
+            ("FP32", json!([1e39]), "out of the range of FP32"),
+            ("FP16", json!([1e5]), "out of the range of FP16"),
+            (
+                "FP64",
+                json!(["x"]),
+                "element 0 is \\\"x\\\", not a number (FP64)",
+            ),
+            ("BOOL", json!([1]), "element 0 is 1, not true or false (BOOL)"),
+            ("BYTES", json!([1]), "element 0 is 1, not a string (BYTES)"),
+        ] {
+            let e = one_input(datatype, json!([1]), data).unwrap_err();
+            assert!(e.starts_with("input \"x\": "), "{e}");
+            assert!(e.contains(needle), "{datatype}: {e}");
+        }
+    }
+
+    #[test]
+    fn nested_and_flat_data() {
+        let nested = one_input("INT32", json!([2, 3]), json!([[1, 2, 3], [4, 5, 6]])).unwrap();
+        let flat = one_input("INT32", json!([2, 3]), json!([1, 2, 3, 4, 5, 6])).unwrap();
+        assert_eq!(nested, flat);
+        let e = one_input("INT32", json!([3, 2]), json!([[1, 2, 3], [4, 5, 6]])).unwrap_err();
+        assert!(e.contains("nested as [2, 3] but the shape is [3, 2]"), "{e}");
+        let e = one_input("INT32", json!([2, 3]), json!([1, 2, 3])).unwrap_err();
+        assert!(
+            e.contains("shape [2, 3] calls for 6 elements but \"data\" holds 3"),
+            "{e}"
+        );
+        let e = one_input("INT32", json!([2, 2]), json!([[1, 2], [3]])).unwrap_err();
+        assert!(e.contains("ragged"), "{e}");
+        let e = one_input("INT32", json!([2, 2]), json!([[1, 2], 3, 4])).unwrap_err();
+        assert!(e.contains("ragged"), "{e}");
+    }
+
+    #[test]
+    fn a_previous_response_is_a_request() {
+        let r = request(json!({"model_name": "featurizer", "id": "7", "outputs": [
+            {"name": "features", "datatype": "FP64", "shape": [1, 2], "data": [0.5, 1.0]}
+        ]}))
+        .unwrap();
+        assert_eq!(r.id.as_deref(), Some("7"));
+        assert_eq!(r.inputs[0].name, "features");
+        assert!(r.outputs.is_empty());
+        // Requested outputs are not tensors.
+        let e = request(json!({"outputs": [{"name": "score"}]})).unwrap_err();
+        assert!(e.contains("needs \"inputs\""), "{e}");
+    }
+
+    #[test]
+    fn malformed_requests() {
+        for (body, needle) in [
+            (json!([1]), "must be a JSON object"),
+            (json!({}), "needs \"inputs\""),
+            (json!({"inputs": []}), "\"inputs\" is empty"),
+            (json!({"id": 1, "inputs": []}), "\"id\": must be a string"),
+            (
+                json!({"inputs": [{"name": "x", "shape": [1], "data": [1]}]}),
+                "input \"x\" needs a \"datatype\"",
+            ),
+            (
+                json!({"inputs": [{"name": "x", "datatype": "FLOAT", "shape": [1], "data": [1]}]}),
+                "unknown datatype \"FLOAT\"",
+            ),
+            (
+                json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1], "data": [1]}]}),
+                "must list sizes of 0 or more",
+            ),
+            (
+                json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1]}]}),
+                "input \"x\" has no \"data\"",
+            ),
+            (json!({"inputs": [{"shape": [1]}]}), "inputs[0] needs a \"name\""),
+            (
+                json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]},
+                               {"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}),
+                "given twice",
+            ),
+            (
+                json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}], "outputs": [{}]}),
+                "outputs[0] needs a \"name\"",
+            ),
+        ] {
+            let e = request(body.clone()).unwrap_err();
+            assert!(e.contains(needle), "{body}: {e}");
+        }
+        assert!(parse_request(b"{", None).unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn hostile_names_are_quoted_and_bounded() {
+        let name = format!("a\nb{}", "x".repeat(10_000));
+        let e = request(json!({"inputs": [{"name": name, "datatype": "FP32", "shape": [1], "data": ["z"]}]}))
+            .unwrap_err();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.len() < 1000, "{}", e.len());
+    }
+
+    #[test]
+    fn binary_inputs_follow_the_json() {
+        let header = json!({"inputs": [
+            {"name": "a", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}},
+            {"name": "b", "datatype": "FP64", "shape": [1, 1], "data": [[0.25]]},
+            {"name": "c", "datatype": "FP64", "shape": [1], "parameters": {"binary_data_size": 8}}
+        ]})
+        .to_string();
+        let mut body = header.clone().into_bytes();
+        body.extend_from_slice(&1.5f32.to_le_bytes());
+        body.extend_from_slice(&(-2.0f32).to_le_bytes());
+        body.extend_from_slice(&0.1f64.to_le_bytes());
+        let r = parse_request(&body, Some(header.len())).unwrap();
+        assert_eq!(r.inputs[0].values, Values::Float(vec![1.5, -2.0]));
+        assert_eq!(r.inputs[1].values, Values::Float(vec![0.25]));
+        assert_eq!(r.inputs[2].values, Values::Float(vec![0.1]));
+        // One byte short, one byte over, a header past the body.
+        let e = parse_request(&body[..body.len() - 1], Some(header.len())).unwrap_err();
+        assert!(
+            e.contains("input \"c\": \"binary_data_size\" is 8 bytes but only 7"),
+            "{e}"
+        );
+        let mut over = body.clone();
+        over.push(0);
+        assert!(parse_request(&over, Some(header.len()))
+            .unwrap_err()
+            .contains("1 bytes of binary data"));
+        assert!(parse_request(&body, Some(body.len() + 1))
+            .unwrap_err()
+            .contains("the body has only"));
+    }
+}

@@ -1,0 +1,241 @@
+//! `POST /v2/models/{name}[/versions/{v}]/infer`: reads the request's
+//! tensors, runs the stage (every stage of a fused pipeline) on them as CSV
+//! records under the endpoint's bounds (payload limit, one deadline, the
+//! connections kept for `/ping`), and answers the stage's JSON as tensors.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use modelstage_contract::excerpt::{bounded, quoted};
+use modelstage_contract::oip::{self, InferRequest, Tensor};
+
+use super::model::OipModel;
+use super::routes::{error, find_model, ModelPath};
+use crate::loader::RequestMeta;
+use crate::serve::body;
+use crate::serve::edge::{request_id, EdgeRules, Invocation, REQUEST_ID_HEADER};
+use crate::serve::http::{call_failure, State, MESSAGE_MAX};
+use crate::serve::lane::Lanes;
+use crate::serve::protocol::{WireAnswer, WireRequest};
+
+/// What the stage is asked for and answers in.
+const RECORDS: &str = "text/csv";
+const ANSWER: &str = "application/json";
+
+pub async fn infer(
+    req: &HttpRequest,
+    path: &ModelPath,
+    payload: web::Payload,
+    model: &OipModel,
+    state: &State,
+) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let mut response = run(req, path, payload, model, state, &request_id).await;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(REQUEST_ID_HEADER),
+            value,
+        );
+    }
+    log::info!(
+        "rid={request_id} POST {} {} {:.2} ms",
+        bounded(req.path(), 200),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+async fn run(
+    req: &HttpRequest,
+    path: &ModelPath,
+    payload: web::Payload,
+    model: &OipModel,
+    state: &State,
+    request_id: &str,
+) -> HttpResponse {
+    let model = match find_model(path, model) {
+        Ok(model) => model,
+        Err(message) => return body::closing(error(404, &message), payload),
+    };
+    let (Some(rules), Some(lanes)) = (
+        req.app_data::<web::Data<EdgeRules>>(),
+        req.app_data::<Rc<Lanes>>(),
+    ) else {
+        return body::closing(
+            error(500, "the endpoint has no edge rules or lanes on this thread"),
+            payload,
+        );
+    };
+    let json_length = match json_length(req) {
+        Ok(n) => n,
+        Err(message) => return body::closing(error(400, &message), payload),
+    };
+    // The edge's bounds, as for /invocations: the connections kept for
+    // /ping, the payload limit, the body's time limit.
+    let invocation = match Invocation::read(req, payload, rules, request_id.to_string()).await {
+        Ok(invocation) => invocation,
+        Err(refused) => {
+            let body = serde_json::json!({ "error": refused.message() }).to_string();
+            return refused.respond_with_body(body);
+        }
+    };
+    let deadline = invocation.arrived + state.config.timeout;
+    let request = match oip::parse_request(&invocation.body, json_length) {
+        Ok(request) => request,
+        Err(message) => return error(400, &message),
+    };
+    let records = match records(model, &request) {
+        Ok(records) => records,
+        Err(message) => return error(400, &message),
+    };
+    let wire = WireRequest {
+        id: 0,
+        meta: RequestMeta {
+            request_id: request_id.to_string(),
+            content_type: RECORDS.to_string(),
+            accept: ANSWER.to_string(),
+            custom_attributes: None,
+        },
+        body: Bytes::from(records),
+        // The endpoint's one model (a multi-model endpoint's models are
+        // reached through SageMaker's routes).
+        model: None,
+    };
+    let label = &state.stage_label;
+    let (content_type, answer) = match state.pool.call(wire, deadline, lanes).await {
+        Ok(WireAnswer::Reply {
+            content_type, body, ..
+        }) => (content_type, body),
+        Ok(WireAnswer::Error {
+            http_status,
+            container,
+            stage,
+            hook,
+            message,
+            record,
+            ..
+        }) => {
+            let mut text = match container {
+                Some(container) => format!("{container} (stage {stage})"),
+                None => format!("stage {stage}"),
+            };
+            if !hook.is_empty() {
+                text.push_str(&format!(", {hook}"));
+            }
+            if let Some(record) = record {
+                text.push_str(&format!(", record {record}"));
+            }
+            let text = format!("{text}: {}", bounded(&message, MESSAGE_MAX));
+            log::info!("rid={request_id} {http_status} {text}");
+            return error(http_status, &text);
+        }
+        Err(failed) => {
+            let (status, message) = call_failure(failed, label, state.config.timeout, request_id);
+            return error(status, &message);
+        }
+    };
+    let outputs = match oip::answer_tensors(&answer, &content_type, &model.metadata.outputs) {
+        Ok(outputs) => outputs,
+        Err(message) => {
+            let message = format!("stage {label} answered what is not tensors: {message}");
+            log::error!("rid={request_id} {message}");
+            return error(500, &message);
+        }
+    };
+    let outputs = match oip::select_outputs(&request, outputs) {
+        Ok(outputs) => outputs,
+        Err(message) => return error(400, &message),
+    };
+    let who = oip::Model {
+        name: &model.name,
+        version: Some(&model.version),
+    };
+    match oip::write_response(&who, &request, &outputs) {
+        Ok(encoded) => {
+            let mut response = HttpResponse::Ok();
+            match encoded.json_length {
+                Some(n) => {
+                    response.insert_header((CONTENT_TYPE, "application/octet-stream"));
+                    response.insert_header((oip::HEADER_LENGTH, n.to_string()));
+                }
+                None => {
+                    response.insert_header((CONTENT_TYPE, "application/json"));
+                }
+            }
+            response.body(encoded.body)
+        }
+        Err(message) => error(500, &format!("stage {label}: {message}")),
+    }
+}
+
+/// The `Inference-Header-Content-Length` header, when sent.
+fn json_length(req: &HttpRequest) -> Result<Option<usize>, String> {
+    let Some(value) = req.headers().get(oip::HEADER_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "the {} header must be a number of bytes, got {}",
+                oip::HEADER_LENGTH,
+                quoted(value.as_bytes())
+            )
+        })
+}
+
+/// The inputs as the CSV records the stage reads. A stage that declares its
+/// inputs gets them in its order, and a request must match the declaration.
+fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> {
+    if !model.declared_inputs {
+        let inputs: Vec<&Tensor> = request.inputs.iter().collect();
+        return oip::to_csv(&inputs);
+    }
+    let declared = &model.metadata.inputs;
+    if let Some(extra) = request
+        .inputs
+        .iter()
+        .find(|t| !declared.iter().any(|d| d.name == t.name))
+    {
+        let names: Vec<String> = declared.iter().map(|d| quoted(d.name.as_bytes())).collect();
+        return Err(format!(
+            "input {} is not an input of model {}; its inputs are {}",
+            quoted(extra.name.as_bytes()),
+            quoted(model.name.as_bytes()),
+            names.join(", ")
+        ));
+    }
+    let mut ordered = Vec::with_capacity(declared.len());
+    for d in declared {
+        let what = quoted(d.name.as_bytes());
+        let Some(t) = request.inputs.iter().find(|t| t.name == d.name) else {
+            return Err(format!(
+                "input {what} is missing; model {} needs it",
+                quoted(model.name.as_bytes())
+            ));
+        };
+        if t.datatype.name() != d.datatype {
+            return Err(format!(
+                "input {what} is {}, but the model takes {}",
+                t.datatype, d.datatype
+            ));
+        }
+        if !d.accepts_shape(&t.shape) {
+            return Err(format!(
+                "input {what} has shape {:?}, but the model takes {:?} (-1: any size)",
+                t.shape, d.shape
+            ));
+        }
+        ordered.push(t);
+    }
+    oip::to_csv(&ordered)
+}

@@ -202,7 +202,11 @@ def test_one_endpoint_more_than_max_running_is_resource_limit_exceeded(tmp_path)
         sm.delete_endpoint(EndpointName="first")
         sm.get_waiter("endpoint_deleted").wait(EndpointName="first", WaiterConfig=WAIT)
         sm.create_endpoint(EndpointName="second", EndpointConfigName="echo")
-        sm.get_waiter("endpoint_in_service").wait(EndpointName="second", WaiterConfig=WAIT)
+        try:
+            sm.get_waiter("endpoint_in_service").wait(EndpointName="second", WaiterConfig=WAIT)
+        except Exception:
+            described = sm.describe_endpoint(EndpointName="second")
+            raise AssertionError(f"{described.get('FailureReason')}\n{limited.log()}")
     finally:
         assert limited.stop() == 0, limited.log()
 

@@ -255,6 +255,14 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     // Dropped last: the private model folders outlive the workers using them.
     let _models = unpack_model_data(&mut args).map_err(ServeError::Config)?;
     let settings = settings(&args).map_err(ServeError::Config)?;
+    // The port is taken before the workers start, so that nothing else can
+    // take it while they load (a platform picked it free for this server);
+    // connections wait in the backlog until the server accepts them.
+    let listener =
+        std::net::TcpListener::bind(("0.0.0.0", settings.port)).map_err(|error| ServeError::Http {
+            port: settings.port,
+            error,
+        })?;
     let metrics_port = metrics::port().map_err(ServeError::Config)?;
     if metrics::enabled() {
         // Before the workers start, so that the first ones are counted.
@@ -349,7 +357,6 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     });
     let watched = Arc::clone(&pool);
     let result = actix_web::rt::System::new().block_on(async move {
-        let listener = std::net::TcpListener::bind(("0.0.0.0", port))?;
         let options = server::ServerOptions {
             http_threads,
             max_connections_per_thread: budget.per_thread(http_threads),

@@ -256,13 +256,13 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     let _models = unpack_model_data(&mut args).map_err(ServeError::Config)?;
     let settings = settings(&args).map_err(ServeError::Config)?;
     let metrics_port = metrics::port().map_err(ServeError::Config)?;
+    let multi_model = mme::Settings::read().map_err(ServeError::Config)?;
     if metrics::enabled() {
         // Before the workers start, so that the first ones are counted.
-        metrics::init();
+        metrics::init(multi_model.is_some());
     }
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
-    let multi_model = mme::Settings::read().map_err(ServeError::Config)?;
     if multi_model.is_some() && settings.stages.len() > 1 {
         return Err(ServeError::Config(
             "a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) serves one stage, not a pipeline"

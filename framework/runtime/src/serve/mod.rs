@@ -95,7 +95,12 @@ pub enum ServeError {
     Setup(std::io::Error),
     /// The HTTP server could not bind or run.
     #[error("cannot serve on port {port}: {error}")]
-    Http { port: u16, error: std::io::Error },
+    Http {
+        /// The serving port.
+        port: u16,
+        /// Why it failed.
+        error: std::io::Error,
+    },
 }
 
 /// What the server knows before any stage library is opened: the flags and

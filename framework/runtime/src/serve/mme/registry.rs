@@ -37,10 +37,16 @@ pub enum LoadError {
     /// Any other failure, with its status: 400 when `model_fn` (or the
     /// model's files) failed, 500 when a worker died loading it, 504 past
     /// the time limit.
-    Failed { status: u16, message: String },
+    Failed {
+        /// The HTTP status it answers with.
+        status: u16,
+        /// Why, naming the model and the stage.
+        message: String,
+    },
 }
 
 impl LoadError {
+    /// The HTTP status it answers with.
     pub fn status(&self) -> u16 {
         match self {
             LoadError::Conflict(_) => 409,
@@ -49,6 +55,7 @@ impl LoadError {
         }
     }
 
+    /// Why, naming the model and the stage.
     pub fn message(&self) -> &str {
         match self {
             LoadError::Conflict(m) | LoadError::NoRoom(m) | LoadError::Failed { message: m, .. } => m,
@@ -68,8 +75,10 @@ pub enum Source {
 /// A model as `GET /models` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Listed {
+    /// The name it was loaded under.
     #[serde(rename = "modelName")]
     pub name: String,
+    /// Where it was loaded from, as the load named it.
     #[serde(rename = "modelUrl")]
     pub url: String,
 }
@@ -118,6 +127,7 @@ impl Inner {
     }
 }
 
+/// The table of models, shared by the routes and the workers' slots.
 pub struct Registry {
     inner: Mutex<Inner>,
     budget: Budget,
@@ -159,6 +169,7 @@ async fn gather(
 }
 
 impl Registry {
+    /// An empty table; `load_timeout` bounds each load in every worker.
     pub fn new(budget: Budget, evict_lru: bool, load_timeout: Duration) -> Registry {
         Registry {
             inner: Mutex::new(Inner {

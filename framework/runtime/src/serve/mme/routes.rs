@@ -42,6 +42,7 @@ const PAGE_DEFAULT: usize = 100;
 
 /// What the routes share.
 pub struct Api {
+    /// The table of models.
     pub registry: Arc<Registry>,
     /// `$SAGEMAKER_BASE_DIR/model`: where `/invocations` finds a target model.
     pub model_root: PathBuf,

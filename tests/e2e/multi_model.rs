@@ -501,6 +501,29 @@ fn mme_budget_answers_507_and_evicts_least_recently_used_when_asked() {
 }
 
 #[test]
+fn mme_eviction_that_cannot_make_room_unloads_nothing() {
+    // A budget of 100 MB: the worker's own few tens of MB and one model of
+    // 100 MB fit only while no model is loaded, so a second load is over it
+    // even with the first evicted: 507, and the first stays loaded.
+    let dir = tempdir();
+    let env = [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "1"),
+        ("MODELSTAGE_MME_MEMORY_MB", "100"),
+        ("MODELSTAGE_MME_EVICT", "lru"),
+    ];
+    let server = serve_mme("ballast", dir.path(), &env);
+    let url = &server.url;
+    let (status, body) = load(url, "m0", &ballast_model(dir.path(), "m0", 100));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = load(url, "m1", &ballast_model(dir.path(), "m1", 100));
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(listed(url, 10), ["m0"]);
+    assert_eq!(invoke(url, "m0", "x"), (200, "m0:text/plain:x".to_string()));
+    let text = scrape(url);
+    assert_eq!(mme_metrics(&text), [1.0, 1.0, 1.0, 0.0, 0.0], "{text}");
+}
+
+#[test]
 fn mme_a_crash_serving_one_model_costs_its_request_and_the_models_come_back() {
     let dir = tempdir();
     let server = serve_mme("ballast", dir.path(), &[("SAGEMAKER_MODEL_SERVER_WORKERS", "2")]);

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the Prometheus exposition of `modelstage serve` moves with requests, errors, a
 //! worker crash and a timeout, is served on `MODELSTAGE_METRICS_PORT` too, parses with the
 //! Prometheus project's own parser (python `prometheus_client`), and is off with
-//! `MODELSTAGE_METRICS=off`.
+//! `MODELSTAGE_METRICS=off`. (A multi-model endpoint's metrics are checked in `multi_model`.)
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 /// The value of the sample `name` whose labels include every `label="value"` of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find(|l| {
@@ -22,7 +22,7 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .map(|(_, v)| v.parse().unwrap())
 }
 
-fn scrape(url: &str) -> String {
+pub(crate) fn scrape(url: &str) -> String {
     let (status, body) = get(url, "/metrics");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     String::from_utf8(body).unwrap()
@@ -41,7 +41,7 @@ fn scrape_until(url: &str, check: impl Fn(&str) -> bool) -> String {
 }
 
 /// Parses the exposition with python's OpenMetrics parser and returns the family names.
-fn parse_with_prometheus_client(text: &str) -> Vec<String> {
+pub(crate) fn parse_with_prometheus_client(text: &str) -> Vec<String> {
     let script = r#"
 import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families

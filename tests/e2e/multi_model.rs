@@ -3,7 +3,8 @@
 //! featurizer models fitted on different data answering concurrently (each
 //! with its own answer), a load failing in `model_fn`, the memory budget
 //! (507, and LRU eviction when asked for), a crash while serving one model,
-//! and `/invocations` with `X-Amzn-SageMaker-Target-Model`.
+//! and `/invocations` with `X-Amzn-SageMaker-Target-Model`; the metrics
+//! of loads, unloads, 507s and the models loaded move with them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::featurizer::fit_featurizer;
+use crate::metrics::{parse_with_prometheus_client, sample, scrape};
 use crate::support::*;
 
 const TARGET: &str = "X-Amzn-SageMaker-Target-Model";
@@ -195,6 +197,46 @@ fn mme_api_answers_every_status_and_pages() {
     assert_eq!(invoke(url, "b", "x"), (200, "b:text/plain:x".to_string()));
     assert_eq!(listed(url, 100), ["b", "c", "d", "e", "f", "g"]);
 
+    // Metrics: 7 loads, 2 failed (the 409 is no load), 1 unload, 6 models;
+    // the routes are labelled by pattern, not by model name.
+    let scraped = scrape(url);
+    let stage = "stage=\"ballast\"";
+    let loads = |outcome: &str| {
+        let outcome = format!("outcome=\"{outcome}\"");
+        sample(&scraped, "modelstage_mme_model_loads_total", &[stage, &outcome])
+    };
+    assert_eq!(loads("loaded"), Some(7.0), "{scraped}");
+    assert_eq!(loads("failed"), Some(2.0), "{scraped}");
+    assert_eq!(loads("insufficient_storage"), Some(0.0), "{scraped}");
+    assert_eq!(
+        sample(
+            &scraped,
+            "modelstage_mme_model_load_duration_seconds_count",
+            &[stage]
+        ),
+        Some(7.0)
+    );
+    assert_eq!(
+        sample(
+            &scraped,
+            "modelstage_mme_model_unloads_total",
+            &["reason=\"request\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&scraped, "modelstage_mme_models_loaded", &[stage]),
+        Some(6.0)
+    );
+    let requests = |route: &str, status: &str| {
+        let (route, status) = (format!("route=\"{route}\""), format!("status=\"{status}\""));
+        sample(&scraped, "modelstage_http_requests_total", &[&route, &status])
+    };
+    assert_eq!(requests("/models", "409"), Some(1.0), "{scraped}");
+    // GET /models/nope, GET /models/broken, and the second DELETE.
+    assert_eq!(requests("/models/{name}", "404"), Some(3.0), "{scraped}");
+    assert_eq!(requests("/models/{name}/invoke", "200"), Some(2.0), "{scraped}");
+
     // A multi-model endpoint's /invocations needs the target header.
     let (status, _, body) = call("POST", url, "/invocations", &[], b"x");
     assert_eq!(status, 400);
@@ -372,6 +414,22 @@ fn mme_featurizers_fitted_on_different_data_each_answer_their_own() {
     assert_eq!(listed(url, 5).len(), MODELS * 2);
 }
 
+/// The multi-model metrics of a scrape: models loaded, loads that loaded,
+/// loads answered 507, unloads asked for, unloads to make room.
+fn mme_metrics(text: &str) -> [f64; 5] {
+    let value = |name: &str, label: &str| sample(text, name, &[label]).unwrap_or(f64::NAN);
+    [
+        value("modelstage_mme_models_loaded", "stage=\"ballast\""),
+        value("modelstage_mme_model_loads_total", "outcome=\"loaded\""),
+        value(
+            "modelstage_mme_model_loads_total",
+            "outcome=\"insufficient_storage\"",
+        ),
+        value("modelstage_mme_model_unloads_total", "reason=\"request\""),
+        value("modelstage_mme_model_unloads_total", "reason=\"evicted\""),
+    ]
+}
+
 #[test]
 fn mme_budget_answers_507_and_evicts_least_recently_used_when_asked() {
     // One worker, models of 100 MB, a budget of 350 MB: with the worker's
@@ -397,10 +455,31 @@ fn mme_budget_answers_507_and_evicts_least_recently_used_when_asked() {
         assert!(body.contains("InsufficientStorage"), "{body}");
         // Nothing was unloaded to make room: that is the platform's call.
         assert_eq!(listed(url, 10), ["m0", "m1", "m2"]);
+        let text = scrape(url);
+        assert_eq!(mme_metrics(&text), [3.0, 3.0, 1.0, 0.0, 0.0], "{text}");
         // Room made by the platform: the load fits again.
         assert_eq!(call("DELETE", url, "/models/m1", &[], b"").0, 200);
+        assert_eq!(mme_metrics(&scrape(url)), [2.0, 3.0, 1.0, 1.0, 0.0]);
         let (status, body) = load(url, "m3", &models[3]);
         assert_eq!(status, 200, "{body}");
+        let text = scrape(url);
+        assert_eq!(mme_metrics(&text), [3.0, 4.0, 1.0, 1.0, 0.0], "{text}");
+        assert_eq!(
+            sample(&text, "modelstage_mme_model_load_duration_seconds_count", &[]),
+            Some(4.0)
+        );
+        let families = parse_with_prometheus_client(&text);
+        for family in [
+            "modelstage_mme_models_loaded gauge",
+            "modelstage_mme_model_loads counter",
+            "modelstage_mme_model_unloads counter",
+            "modelstage_mme_model_load_duration_seconds histogram",
+        ] {
+            assert!(
+                families.iter().any(|f| f == family),
+                "{family} missing from {families:?}"
+            );
+        }
     }
     let mut lru_env = env.to_vec();
     lru_env.push(("MODELSTAGE_MME_EVICT", "lru"));
@@ -414,9 +493,34 @@ fn mme_budget_answers_507_and_evicts_least_recently_used_when_asked() {
     let (status, body) = load(url, "m3", &models[3]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(listed(url, 10), ["m0", "m2", "m3"]);
+    let text = scrape(url);
+    assert_eq!(mme_metrics(&text), [3.0, 4.0, 0.0, 0.0, 1.0], "{text}");
     assert_eq!(invoke(url, "m1", "x").0, 404);
     assert_eq!(invoke(url, "m3", "x"), (200, "m3:text/plain:x".to_string()));
     server.wait_for_log(r#"unloading model "m1" of ballast, the least recently used"#);
+}
+
+#[test]
+fn mme_eviction_that_cannot_make_room_unloads_nothing() {
+    // A budget of 100 MB: the worker's own few tens of MB and one model of
+    // 100 MB fit only while no model is loaded, so a second load is over it
+    // even with the first evicted: 507, and the first stays loaded.
+    let dir = tempdir();
+    let env = [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "1"),
+        ("MODELSTAGE_MME_MEMORY_MB", "100"),
+        ("MODELSTAGE_MME_EVICT", "lru"),
+    ];
+    let server = serve_mme("ballast", dir.path(), &env);
+    let url = &server.url;
+    let (status, body) = load(url, "m0", &ballast_model(dir.path(), "m0", 100));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = load(url, "m1", &ballast_model(dir.path(), "m1", 100));
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(listed(url, 10), ["m0"]);
+    assert_eq!(invoke(url, "m0", "x"), (200, "m0:text/plain:x".to_string()));
+    let text = scrape(url);
+    assert_eq!(mme_metrics(&text), [1.0, 1.0, 1.0, 0.0, 0.0], "{text}");
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //! - [`logging`]: installs the contract's logger (`modelstage_contract::logging`:
 //!   level from `SAGEMAKER_CONTAINER_LOG_LEVEL`, text or `MODELSTAGE_LOG_FORMAT=json`).
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod inspect;
 // The loader is where the host calls into stage code; its `unsafe` is

@@ -32,41 +32,67 @@ const DESCRIPTOR_SIZES: [u32; abi::MODELSTAGE_ABI_MINOR as usize + 1] =
 /// Why a library cannot be used as a stage. Every message says what to do.
 #[derive(Debug)]
 pub enum LoadError {
+    /// The dynamic loader could not open the library.
     Open {
+        /// The library as given.
         path: PathBuf,
+        /// The dynamic loader's message.
         reason: String,
     },
+    /// The library exports no `modelstage_abi_descriptor`: not a stage.
     NoDescriptor {
+        /// The library's file name.
         file: String,
     },
+    /// Built against another major version of the ABI.
     WrongMajor {
+        /// The library's file name.
         file: String,
+        /// The major version the library declares.
         found: u32,
     },
+    /// Built against a newer minor version than this runtime speaks.
     NewerMinor {
+        /// The library's file name.
         file: String,
+        /// The minor version the library declares.
         found: u32,
         /// The runtime's own minor.
         speaks: u32,
     },
+    /// The descriptor is smaller than its own minor version defines.
     DescriptorTooSmall {
+        /// The library's file name.
         file: String,
+        /// The minor version the library declares.
         minor: u32,
+        /// The descriptor's declared `struct_size`.
         size: u32,
         /// The size that minor defines.
         needed: u32,
     },
+    /// The descriptor's threading model is none the ABI defines.
     BadThreading {
+        /// The library's file name.
         file: String,
+        /// The value found.
         value: u32,
     },
+    /// A hook the stage needs is not exported.
     MissingHook {
+        /// The library's file name.
         file: String,
+        /// The hook's symbol.
         hook: &'static str,
+        /// Why it is needed.
         why: &'static str,
     },
+    /// `transform_fn` exported with some of the hooks it replaces, which
+    /// would never be called.
     TransformWithHooks {
+        /// The library's file name.
         file: String,
+        /// The hooks `transform_fn` makes dead.
         others: Vec<&'static str>,
     },
 }
@@ -135,11 +161,14 @@ impl std::error::Error for LoadError {}
 /// How the runtime may call into one model (from the descriptor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threading {
+    /// One model, called from many threads at once.
     Shared,
+    /// One model per worker thread; each is called from its thread only.
     PerInstance,
 }
 
 impl Threading {
+    /// The name logs, `inspect` and the execution parameters use.
     pub fn as_str(self) -> &'static str {
         match self {
             Threading::Shared => "shared",
@@ -151,16 +180,25 @@ impl Threading {
 /// What the descriptor says about the stage.
 #[derive(Debug, Clone)]
 pub struct StageInfo {
+    /// The library's file name, as messages name it.
     pub file: String,
+    /// Where the library was loaded from.
     pub path: PathBuf,
+    /// The ABI major version the library was built against.
     pub abi_major: u32,
+    /// The ABI minor version the library was built against.
     pub abi_minor: u32,
+    /// The stage's declared name.
     pub name: String,
+    /// The stage's declared version.
     pub version: String,
+    /// How the runtime may call into one model.
     pub threading: Threading,
+    /// The stage's preferred `MaxConcurrentTransforms` (0: not declared).
     pub max_concurrent_transforms: u32,
     /// `MULTI_RECORD`, `SINGLE_RECORD`, or `None` when not declared.
     pub batch_strategy: Option<&'static str>,
+    /// The stage's preferred `MaxPayloadInMB` (0: not declared).
     pub max_payload_in_mb: u32,
     /// The tensors the stage declares for the Open Inference Protocol, as
     /// JSON (the optional `modelstage_signature_json`), `None` when it
@@ -189,10 +227,15 @@ pub struct LoadedStage {
 /// runtime needs to answer: the ABI status, the hook and the record.
 #[derive(Debug, Clone)]
 pub struct HookError {
+    /// The stage's name.
     pub stage: String,
+    /// The hook that failed (`input_fn`, ...).
     pub hook: &'static str,
+    /// The ABI status the hook returned.
     pub status: i32,
+    /// The stage's message.
     pub message: String,
+    /// The record (0-based) the error applies to, when the stage named one.
     pub record: Option<u64>,
 }
 
@@ -216,10 +259,13 @@ impl fmt::Display for HookError {
 /// Request metadata, as the runtime hands it to the hooks.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
+    /// The request's id, for the stage's log lines.
     pub request_id: String,
+    /// The request's Content-Type, as the client sent it.
     pub content_type: String,
     /// Already resolved (default applied).
     pub accept: String,
+    /// `X-Amzn-SageMaker-Custom-Attributes`, when sent.
     pub custom_attributes: Option<String>,
 }
 
@@ -229,7 +275,9 @@ pub struct Reply {
     /// The stage's own buffer, released through the library when the last
     /// reference drops: a response body is not copied on its way out.
     pub body: Bytes,
+    /// The answer's Content-Type.
     pub content_type: String,
+    /// `X-Amzn-SageMaker-Custom-Attributes` for the client, when set.
     pub custom_attributes: Option<String>,
 }
 
@@ -552,6 +600,7 @@ impl LoadedStage {
         })))
     }
 
+    /// What the descriptor says about the stage.
     pub fn info(&self) -> &StageInfo {
         &self.info
     }
@@ -569,6 +618,7 @@ impl LoadedStage {
         ]
     }
 
+    /// Whether the stage can train (`train_fn` exported).
     pub fn has_train(&self) -> bool {
         self.hooks.train_fn.is_some()
     }
@@ -659,6 +709,7 @@ impl Drop for Owned {
 }
 
 impl LoadedModel {
+    /// The stage the model was loaded by.
     pub fn stage(&self) -> &'static LoadedStage {
         self.stage
     }

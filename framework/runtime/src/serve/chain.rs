@@ -11,6 +11,7 @@ use crate::loader::{HookError, LoadedModel, LoadedStage, RequestMeta};
 /// SageMaker's limit on what one container of a serial pipeline may pass to
 /// the next: 5 MB per hop (docs/contract.md (Serial pipelines)).
 pub const HOP_LIMIT_MB: usize = 5;
+/// [`HOP_LIMIT_MB`] in bytes.
 pub const HOP_LIMIT_BYTES: usize = HOP_LIMIT_MB * 1024 * 1024;
 
 /// SageMaker's message for a hop over the limit; `size` is e.g. "6000000 bytes".

@@ -41,7 +41,9 @@ pub fn base_dir() -> PathBuf {
 pub struct StagePlan {
     /// The name used in errors and logs (the container name in a pipeline).
     pub name: String,
+    /// The stage library.
     pub library: PathBuf,
+    /// The folder `model_fn` loads the stage's model from.
     pub model_dir: PathBuf,
     /// The Accept this stage gets when it is not the last of a pipeline.
     pub default_accept: String,
@@ -50,6 +52,7 @@ pub struct StagePlan {
 /// What a worker process needs to know: handed over as JSON in its environment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerPlan {
+    /// The stages every worker loads, in pipeline order.
     pub stages: Vec<StagePlan>,
     /// Request threads in this worker when its stages may be called from
     /// several threads at once (one otherwise: the worker decides from the
@@ -66,7 +69,9 @@ pub struct WorkerPlan {
 /// Everything `modelstage serve` runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// `--port`, else `SAGEMAKER_BIND_TO_PORT`, else 8080.
     pub port: u16,
+    /// The stages served, in pipeline order.
     pub stages: Vec<StagePlan>,
     /// `SAGEMAKER_MODEL_SERVER_WORKERS`, default the CPU count.
     pub workers: usize,
@@ -111,8 +116,11 @@ impl Default for EdgeLimits {
 }
 
 impl EdgeLimits {
+    /// `header_timeout` when `MODELSTAGE_HEADER_TIMEOUT_SECS` is unset.
     pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+    /// `body_timeout` when `MODELSTAGE_BODY_TIMEOUT_SECS` is unset.
     pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+    /// `max_connections` when `MODELSTAGE_MAX_CONNECTIONS` is unset.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
     /// The limits the `MODELSTAGE_*` variables set (the defaults for those
@@ -136,24 +144,38 @@ impl EdgeLimits {
     }
 }
 
+/// The Accept a request without one gets: `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`,
+/// else the contract's default.
 pub fn default_accept() -> String {
     env_var(settings::DEFAULT_INVOCATIONS_ACCEPT).unwrap_or_else(|| settings::DEFAULT_ACCEPT.to_string())
 }
 
 /// Reads the `SAGEMAKER_*` serving variables, and the `MODELSTAGE_*` bounds.
+/// Each is `None` when its variable is unset.
 pub struct EnvSettings {
+    /// `SAGEMAKER_BIND_TO_PORT`.
     pub port: Option<u16>,
+    /// `SAGEMAKER_MODEL_SERVER_WORKERS`.
     pub workers: Option<usize>,
+    /// `SAGEMAKER_MODEL_SERVER_TIMEOUT`.
     pub timeout_secs: Option<u64>,
+    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB`.
     pub max_payload_in_mb: Option<u64>,
+    /// `SAGEMAKER_BATCH_STRATEGY`.
     pub batch_strategy: Option<BatchStrategy>,
+    /// `SAGEMAKER_MAX_CONCURRENT_TRANSFORMS`.
     pub max_concurrent_transforms: Option<u32>,
+    /// `MODELSTAGE_HEADER_TIMEOUT_SECS`.
     pub header_timeout_secs: Option<u64>,
+    /// `MODELSTAGE_BODY_TIMEOUT_SECS`.
     pub body_timeout_secs: Option<u64>,
+    /// `MODELSTAGE_MAX_CONNECTIONS`.
     pub max_connections: Option<usize>,
 }
 
 impl EnvSettings {
+    /// Reads the variables; an error names a value that is not a number
+    /// (or not a batch strategy).
     pub fn read() -> Result<EnvSettings, String> {
         let batch_strategy = match env_var("SAGEMAKER_BATCH_STRATEGY") {
             None => None,

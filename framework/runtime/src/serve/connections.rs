@@ -75,6 +75,7 @@ static OPEN: AtomicUsize = AtomicUsize::new(0);
 pub struct Counted(());
 
 impl Counted {
+    /// Counts a connection that just opened.
     pub fn new() -> Counted {
         OPEN.fetch_add(1, Ordering::Relaxed);
         Counted(())

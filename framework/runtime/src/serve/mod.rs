@@ -95,7 +95,12 @@ pub enum ServeError {
     Setup(std::io::Error),
     /// The HTTP server could not bind or run.
     #[error("cannot serve on port {port}: {error}")]
-    Http { port: u16, error: std::io::Error },
+    Http {
+        /// The serving port.
+        port: u16,
+        /// Why it failed.
+        error: std::io::Error,
+    },
 }
 
 /// What the server knows before any stage library is opened: the flags and
@@ -264,13 +269,13 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
             error,
         })?;
     let metrics_port = metrics::port().map_err(ServeError::Config)?;
+    let multi_model = mme::Settings::read().map_err(ServeError::Config)?;
     if metrics::enabled() {
         // Before the workers start, so that the first ones are counted.
-        metrics::init();
+        metrics::init(multi_model.is_some());
     }
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
-    let multi_model = mme::Settings::read().map_err(ServeError::Config)?;
     if multi_model.is_some() && settings.stages.len() > 1 {
         return Err(ServeError::Config(
             "a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) serves one stage, not a pipeline"

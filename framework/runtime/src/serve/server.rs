@@ -1,6 +1,6 @@
 //! The HTTP server `serve` and the router run their actix-web app on: what
 //! `actix_web::HttpServer` does, with each accepted connection wrapped in a
-//! [`HeadTimed`], so that every request head on a kept-alive connection,
+//! `HeadTimed`, so that every request head on a kept-alive connection,
 //! not only the first, must arrive within `MODELSTAGE_HEADER_TIMEOUT_SECS`
 //! (`HttpServer` offers no way to wrap its connections).
 
@@ -20,6 +20,7 @@ use super::head_timer::HeadTimed;
 
 /// How a server runs, besides its app.
 pub struct ServerOptions {
+    /// actix-web worker threads, each with its lanes to every worker.
     pub http_threads: usize,
     /// Open connections each HTTP thread accepts.
     pub max_connections_per_thread: usize,

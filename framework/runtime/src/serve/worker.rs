@@ -47,6 +47,7 @@ impl Handler {
 
 /// Environment variables the server hands a worker.
 pub const ENV_SOCKET: &str = "MODELSTAGE_WORKER_SOCKET";
+/// The worker's [`WorkerPlan`], as JSON.
 pub const ENV_PLAN: &str = "MODELSTAGE_WORKER_PLAN";
 /// The server's process id: the worker's parent must still be it once the
 /// parent-death signal is set, or the server died first.

@@ -8,10 +8,15 @@ use std::process::{Command, Stdio};
 /// What the environment reports about this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostFacts {
+    /// CPUs online (`SM_NUM_CPUS`).
     pub num_cpus: usize,
+    /// NVIDIA GPUs (`SM_NUM_GPUS`).
     pub num_gpus: usize,
+    /// Neuron cores of the instance type (`SM_NUM_NEURONS`).
     pub num_neurons: usize,
+    /// Whether the `smddpmprun` launcher is on `PATH`.
     pub smddpmprun_installed: bool,
+    /// Whether the `smddprun` launcher is on `PATH`.
     pub smddprun_installed: bool,
 }
 

@@ -12,14 +12,23 @@ pub const DEFAULT_BASE_DIR: &str = "/opt/ml";
 /// Every path of the training tree the runtime reads or reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
+    /// The root: `SAGEMAKER_BASE_DIR`, else `/opt/ml`.
     pub base_dir: String,
+    /// `code`: where the training script's files are, unless the job says otherwise.
     pub code_dir: String,
+    /// `model`: what training leaves for the model artifact (`SM_MODEL_DIR`).
     pub model_dir: String,
+    /// `input`.
     pub input_dir: String,
+    /// `input/data`: one folder per channel.
     pub input_data_dir: String,
+    /// `input/config`: the job's JSON files (`SM_INPUT_CONFIG_DIR`).
     pub input_config_dir: String,
+    /// `output`: the failure and success files.
     pub output_dir: String,
+    /// `output/data`: extra output (`SM_OUTPUT_DATA_DIR`).
     pub output_data_dir: String,
+    /// `output/intermediate`: uploaded while training runs (`SM_OUTPUT_INTERMEDIATE_DIR`).
     pub output_intermediate_dir: String,
 }
 
@@ -33,6 +42,7 @@ pub fn join(a: &str, b: &str) -> String {
 }
 
 impl Paths {
+    /// The tree under `base_dir`, joined as the toolkit joins it.
     pub fn new(base_dir: &str) -> Paths {
         let input_dir = join(base_dir, "input");
         let output_dir = join(base_dir, "output");
@@ -59,10 +69,12 @@ impl Paths {
         PathBuf::from(join(&self.input_config_dir, file))
     }
 
+    /// `output/failure`: the reason a job failed, which SageMaker shows.
     pub fn failure_file(&self) -> PathBuf {
         PathBuf::from(join(&self.output_dir, "failure"))
     }
 
+    /// `output/success`: written when training succeeds.
     pub fn success_file(&self) -> PathBuf {
         PathBuf::from(join(&self.output_dir, "success"))
     }

@@ -77,6 +77,7 @@ impl EdgeError {
         self
     }
 
+    /// The HTTP status it answers with.
     pub fn status(&self) -> u16 {
         self.status
     }
@@ -86,6 +87,7 @@ impl EdgeError {
         &self.request_id
     }
 
+    /// What the JSON body's `message` says.
     pub fn message(&self) -> &str {
         &self.message
     }

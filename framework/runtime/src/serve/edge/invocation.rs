@@ -40,6 +40,7 @@ pub struct EdgeRules {
 }
 
 impl EdgeRules {
+    /// The rules of an endpoint named `label` (see the fields).
     pub fn new(
         label: String,
         default_accept: Option<String>,
@@ -56,10 +57,12 @@ impl EdgeRules {
         }
     }
 
+    /// `SAGEMAKER_MAX_PAYLOAD_IN_MB` as known now.
     pub fn max_payload_in_mb(&self) -> u64 {
         self.max_payload_in_mb.load(Ordering::Relaxed)
     }
 
+    /// Sets the payload limit (a router, once it learns its first container's).
     pub fn set_max_payload_in_mb(&self, mb: u64) {
         self.max_payload_in_mb.store(mb, Ordering::Relaxed);
     }
@@ -102,10 +105,12 @@ pub struct Invocation {
     /// When the request arrived: its deadline counts from here, the time
     /// its body took included.
     pub arrived: Instant,
+    /// The correlation id: the one a router sent (if safe to log), else a new one.
     pub request_id: String,
     /// The resolved metadata; `None` where the rules leave the head as
     /// sent (a router).
     pub meta: Option<RequestMeta>,
+    /// The whole body, read within the payload limit.
     pub body: Bytes,
 }
 

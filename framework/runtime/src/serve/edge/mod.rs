@@ -20,6 +20,7 @@ pub use invocation::{EdgeRules, Invocation};
 /// The header that carries one correlation id through every container of a
 /// pipeline and into every log line.
 pub const REQUEST_ID_HEADER: &str = "x-modelstage-request-id";
+/// SageMaker's opaque metadata header, passed to the stage and back as it is.
 pub const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);

@@ -6,10 +6,13 @@
 //! The HTTP side is recorded by one middleware (`record`), the workers' life
 //! by the pool ([`worker_started`], [`worker_crashed`], [`worker_timed_out`]),
 //! and the time in the stage's hooks, which the worker measures and sends
-//! with each answer, by the pool too ([`stage_answered`]).
+//! with each answer, by the pool too ([`stage_answered`]). A multi-model
+//! endpoint's table of models records its loads, unloads and loaded models
+//! (`mme`).
 //! Names follow Prometheus' conventions: base units (`_seconds`, `_bytes`),
 //! `_total` on counters, `# HELP` on every family.
 
+mod mme;
 mod record;
 
 use std::sync::OnceLock;
@@ -24,6 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+pub use mme::{model_loaded, model_not_loaded, model_unloaded, models_loaded, LoadOutcome, UnloadReason};
 pub use record::Record;
 
 use super::config::env_var;
@@ -65,7 +69,7 @@ pub struct CrashLabels {
     pub signal: &'static str,
 }
 
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+pub(crate) type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric, registered once.
 pub struct Metrics {
@@ -83,6 +87,9 @@ pub struct Metrics {
     pub worker_timeouts: Family<StageLabels, Counter>,
     pub model_load: Histograms<StageLabels>,
     pub hooks: Histograms<StageLabels>,
+    /// A multi-model endpoint's families; `None` on other endpoints, which
+    /// do not show them.
+    pub mme: Option<mme::MmeMetrics>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -95,7 +102,7 @@ fn size_buckets() -> Histogram {
     Histogram::new(exponential_buckets(64.0, 4.0, 11))
 }
 
-fn load_buckets() -> Histogram {
+pub(crate) fn load_buckets() -> Histogram {
     // 10 ms to about 10 minutes.
     Histogram::new(exponential_buckets(0.01, 3.0, 11))
 }
@@ -125,9 +132,10 @@ pub fn port() -> Result<Option<u16>, String> {
     }
 }
 
-/// Registers the metrics (before the workers start).
-pub fn init() {
-    METRICS.get_or_init(Metrics::new);
+/// Registers the metrics (before the workers start); `multi_model` adds
+/// the families of a multi-model endpoint.
+pub fn init(multi_model: bool) {
+    METRICS.get_or_init(|| Metrics::new(multi_model));
 }
 
 /// Sets the `stage` label every series carries (the first call wins), and
@@ -138,6 +146,9 @@ pub fn set_stage(label: &str) {
         let labels = StageLabels { stage };
         m.worker_starts.get_or_create(&labels).inc_by(0);
         m.worker_timeouts.get_or_create(&labels).inc_by(0);
+        if let Some(mme) = &m.mme {
+            mme.start_at_zero(&labels);
+        }
     }
 }
 
@@ -158,7 +169,7 @@ impl Metrics {
         self.stage.get().copied().unwrap_or("")
     }
 
-    fn new() -> Metrics {
+    fn new(multi_model: bool) -> Metrics {
         let mut registry = Registry::with_prefix("modelstage");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -226,6 +237,7 @@ impl Metrics {
             Unit::Seconds,
             hooks.clone(),
         );
+        let mme = multi_model.then(|| mme::MmeMetrics::register(&mut registry));
         Metrics {
             registry,
             stage: OnceLock::new(),
@@ -239,6 +251,7 @@ impl Metrics {
             worker_timeouts,
             model_load,
             hooks,
+            mme,
         }
     }
 

@@ -23,8 +23,9 @@ use super::{get, Metrics, RequestLabels, Route, RouteLabels};
 /// The fixed routes of the endpoint: a label without an allocation or a
 /// walk of the router's patterns per request. Paths with placeholders set
 /// their label themselves ([`Route`]); any other path is `unmatched`.
-const FIXED_ROUTES: [&str; 7] = [
+const FIXED_ROUTES: [&str; 8] = [
     "/invocations",
+    "/models",
     "/ping",
     "/execution-parameters",
     "/metrics",

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::super::config::env_var;
 
+/// The variable that sets the budget in MB (`0`: no budget; unset: a
+/// share of the container's memory).
 pub const ENV_MEMORY: &str = "MODELSTAGE_MME_MEMORY_MB";
 
 const MB: u64 = 1024 * 1024;
@@ -26,7 +28,9 @@ const DEFAULT_SHARE_PERCENT: u64 = 70;
 /// the start-up log line.
 #[derive(Debug, Clone)]
 pub struct Budget {
+    /// Bytes the workers may hold in all; `None`: no budget.
     pub limit: Option<u64>,
+    /// Where the limit came from, as the log line and the 507 say it.
     pub source: String,
 }
 
@@ -58,6 +62,7 @@ impl Budget {
         }
     }
 
+    /// The limit in MB, for the start-up log line.
     pub fn limit_mb(&self) -> Option<u64> {
         self.limit.map(|b| b / MB)
     }

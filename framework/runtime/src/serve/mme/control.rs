@@ -33,6 +33,7 @@ pub struct Control {
 }
 
 impl Control {
+    /// The operations over `writer`, the worker's control connection.
     pub fn new(writer: Option<UnixStream>) -> Control {
         Control {
             writer: Mutex::new(writer),

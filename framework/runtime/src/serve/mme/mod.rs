@@ -22,12 +22,16 @@ use super::config::env_var;
 pub use control::Control;
 pub use registry::Registry;
 
+/// `true` makes the endpoint a multi-model one, as SageMaker sets it.
 pub const ENV_MULTI_MODEL: &str = "SAGEMAKER_MULTI_MODEL";
+/// `lru` unloads the least recently used models to make room; `none`
+/// (the default) answers 507.
 pub const ENV_EVICT: &str = "MODELSTAGE_MME_EVICT";
 
 /// How a multi-model endpoint runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// How much memory the workers' models may take.
     pub budget: budget::Budget,
     /// `MODELSTAGE_MME_EVICT=lru`.
     pub evict_lru: bool,

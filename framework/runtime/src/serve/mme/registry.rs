@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use modelstage_contract::excerpt::quoted;
 use tokio::sync::{oneshot, watch};
 
+use super::super::metrics::{self, LoadOutcome, UnloadReason};
 use super::super::process::WorkerProcess as Worker;
 use super::budget::{self, Budget};
 use super::control::Outcome;
@@ -36,10 +37,16 @@ pub enum LoadError {
     /// Any other failure, with its status: 400 when `model_fn` (or the
     /// model's files) failed, 500 when a worker died loading it, 504 past
     /// the time limit.
-    Failed { status: u16, message: String },
+    Failed {
+        /// The HTTP status it answers with.
+        status: u16,
+        /// Why, naming the model and the stage.
+        message: String,
+    },
 }
 
 impl LoadError {
+    /// The HTTP status it answers with.
     pub fn status(&self) -> u16 {
         match self {
             LoadError::Conflict(_) => 409,
@@ -48,6 +55,7 @@ impl LoadError {
         }
     }
 
+    /// Why, naming the model and the stage.
     pub fn message(&self) -> &str {
         match self {
             LoadError::Conflict(m) | LoadError::NoRoom(m) | LoadError::Failed { message: m, .. } => m,
@@ -67,8 +75,10 @@ pub enum Source {
 /// A model as `GET /models` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Listed {
+    /// The name it was loaded under.
     #[serde(rename = "modelName")]
     pub name: String,
+    /// Where it was loaded from, as the load named it.
     #[serde(rename = "modelUrl")]
     pub url: String,
 }
@@ -105,6 +115,19 @@ struct Inner {
     clock: u64,
 }
 
+impl Inner {
+    /// Sets the loaded-models gauge from the table (after every change).
+    fn count_loaded(&self) {
+        let loaded = self
+            .models
+            .values()
+            .filter(|e| matches!(e.state, State::Loaded))
+            .count();
+        metrics::models_loaded(loaded);
+    }
+}
+
+/// The table of models, shared by the routes and the workers' slots.
 pub struct Registry {
     inner: Mutex<Inner>,
     budget: Budget,
@@ -146,6 +169,7 @@ async fn gather(
 }
 
 impl Registry {
+    /// An empty table; `load_timeout` bounds each load in every worker.
     pub fn new(budget: Budget, evict_lru: bool, load_timeout: Duration) -> Registry {
         Registry {
             inner: Mutex::new(Inner {
@@ -215,8 +239,17 @@ impl Registry {
     }
 
     async fn load_here(&self, name: &str, url: &str, source: Source) -> Result<(), LoadError> {
-        let (done, evicted) = self.admit(name, url)?;
+        let (done, evicted) = match self.admit(name, url) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                if let LoadError::NoRoom(_) = e {
+                    metrics::model_not_loaded(LoadOutcome::InsufficientStorage);
+                }
+                return Err(e);
+            }
+        };
         for (victim, workers) in evicted {
+            metrics::model_unloaded(UnloadReason::Evicted);
             log::info!(
                 "unloading model {} of {}, the least recently used, to make room for {} (MODELSTAGE_MME_EVICT=lru)",
                 quoted(victim.as_bytes()),
@@ -227,6 +260,10 @@ impl Registry {
         }
         let started = Instant::now();
         let outcome = self.run_load(name, source).await;
+        match &outcome {
+            Ok(_) => metrics::model_loaded(started.elapsed()),
+            Err(_) => metrics::model_not_loaded(LoadOutcome::Failed),
+        }
         if let Ok(cost) = &outcome {
             let shown = match self.budget.limit {
                 Some(_) => format!(" (+{} KiB resident)", cost / 1024),
@@ -252,6 +289,7 @@ impl Registry {
                 inner.models.remove(name);
             }
         }
+        inner.count_loaded();
         drop(inner);
         let outcome = outcome.map(drop);
         let _ = done.send(Some(outcome.clone()));
@@ -299,26 +337,37 @@ impl Registry {
                 loaded.iter().sum::<u64>() / loaded.len() as u64
             };
             let in_flight: u64 = inner.models.values().map(|e| e.reserved).sum();
-            let mut held = resident + in_flight;
+            let held = resident + in_flight;
+            // The least recently used models that make room, chosen first
+            // and taken out only if they are enough: a load that cannot fit
+            // anyway unloads nothing.
+            let mut victims = Vec::new();
+            let mut freed = 0;
             if held + estimate > limit && self.evict_lru {
-                let mut by_age: Vec<(u64, String)> = inner
+                let mut by_age: Vec<(u64, &String, u64)> = inner
                     .models
                     .iter()
                     .filter(|(_, e)| matches!(e.state, State::Loaded))
-                    .map(|(n, e)| (e.last_used, n.clone()))
+                    .map(|(n, e)| (e.last_used, n, e.cost))
                     .collect();
                 by_age.sort();
-                for (_, victim) in by_age {
-                    if held + estimate <= limit {
+                for (_, victim, cost) in by_age {
+                    if held.saturating_sub(freed) + estimate <= limit {
                         break;
                     }
-                    if let Some(entry) = inner.models.remove(&victim) {
-                        held = held.saturating_sub(entry.cost);
+                    freed += cost;
+                    victims.push(victim.clone());
+                }
+            }
+            if held.saturating_sub(freed) + estimate <= limit {
+                for victim in victims {
+                    if inner.models.remove(&victim).is_some() {
                         evicted.push((victim, inner.workers.clone()));
                     }
                 }
+                inner.count_loaded();
             }
-            if held + estimate > limit {
+            if held.saturating_sub(freed) + estimate > limit {
                 const MB: u64 = 1024 * 1024;
                 return Err(LoadError::NoRoom(format!(
                     "cannot load model {} in stage {}: the workers hold {} MB and a model costs about {} MB, \
@@ -515,6 +564,8 @@ impl Registry {
                     Some(State::Loading(rx)) => rx.clone(),
                     Some(State::Loaded) => {
                         let entry = inner.models.remove(name);
+                        inner.count_loaded();
+                        metrics::model_unloaded(UnloadReason::Request);
                         break (entry, inner.workers.clone());
                     }
                 }
@@ -695,6 +746,8 @@ impl Registry {
                 let mut inner = self.lock();
                 if matches!(inner.models.get(&name).map(|e| &e.state), Some(State::Loaded)) {
                     inner.models.remove(&name);
+                    inner.count_loaded();
+                    metrics::model_unloaded(UnloadReason::ReloadFailed);
                 }
                 inner.workers.clone()
             };

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use modelstage_contract::excerpt::quoted;
 use serde::Deserialize;
 
@@ -26,6 +26,7 @@ use super::super::body;
 use super::super::edge::{json_response, request_id, text_header, EdgeError, EdgeRules, Invocation};
 use super::super::http::{self, State};
 use super::super::lane::Lanes;
+use super::super::metrics::Route;
 use super::registry::{target_problem, LoadError, Registry, Source};
 
 /// The header naming the model of a request, as `InvokeEndpoint`'s
@@ -41,6 +42,7 @@ const PAGE_DEFAULT: usize = 100;
 
 /// What the routes share.
 pub struct Api {
+    /// The table of models.
     pub registry: Arc<Registry>,
     /// `$SAGEMAKER_BASE_DIR/model`: where `/invocations` finds a target model.
     pub model_root: PathBuf,
@@ -55,6 +57,13 @@ pub fn register(cfg: &mut web::ServiceConfig) {
         .route("/models/{name}", web::get().to(describe))
         .route("/models/{name}", web::delete().to(unload))
         .route("/models/{name}/invoke", web::post().to(invoke));
+}
+
+/// The model's name from the path, and the route's label for the metrics
+/// (the pattern, so that names do not grow the series).
+fn model_name(req: &HttpRequest, route: &'static str) -> String {
+    req.extensions_mut().insert(Route(route));
+    req.match_info().query("name").to_string()
 }
 
 fn json(status: u16, value: serde_json::Value, rid: &str) -> HttpResponse {
@@ -232,7 +241,7 @@ async fn list(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) ->
 /// `GET /models/{name}`.
 async fn describe(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) -> HttpResponse {
     let rid = request_id(req.headers());
-    let name = req.match_info().query("name").to_string();
+    let name = model_name(&req, "/models/{name}");
     match api.registry.describe(&name) {
         Some(listed) => json(200, serde_json::json!(listed), &rid),
         None => not_loaded(&state, &name, &rid).respond(),
@@ -243,7 +252,7 @@ async fn describe(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>
 async fn unload(req: HttpRequest, state: web::Data<State>, api: web::Data<Api>) -> HttpResponse {
     let started = Instant::now();
     let rid = request_id(req.headers());
-    let name = req.match_info().query("name").to_string();
+    let name = model_name(&req, "/models/{name}");
     let response = if api.registry.unload(&name).await {
         json(
             200,
@@ -266,7 +275,7 @@ async fn invoke(
 ) -> HttpResponse {
     let started = Instant::now();
     let rid = request_id(req.headers());
-    let name = req.match_info().query("name").to_string();
+    let name = model_name(&req, "/models/{name}/invoke");
     let deadline = Instant::now() + state.config.timeout;
     let response = match api.registry.ready(&name, deadline).await {
         Ok(true) => run_on(&req, payload, &state, &rules, &rid, name).await,

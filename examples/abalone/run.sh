@@ -12,7 +12,9 @@
 #
 # The documents use file:// URIs with two placeholders, rendered into a fresh work folder before
 # use: @ROOT@ (this repository) and @WORK@ (the work folder, removed at the end unless KEEP_WORK=1).
-# PORT chooses the endpoint's port (default 8080); PROFILE=debug uses the debug build (the tests do).
+# PORT chooses the endpoint's port (default 8080); PROFILE=debug uses the debug build (the tests do);
+# SKIP_BUILD=1 uses the build as it is (the tests do: rebuilding would replace the binary that
+# other tests are running).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,10 +22,13 @@ cd "$root"
 port=${PORT:-8080}
 
 profile=${PROFILE:-release}
-echo "== building modelstage and the stages ($profile)"
-if [[ "$profile" == release ]]; then
+if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
+    echo "== using the $profile build of modelstage and the stages as it is"
+elif [[ "$profile" == release ]]; then
+    echo "== building modelstage and the stages ($profile)"
     cargo build --release -q -p modelstage -p featurizer -p linear_learner
 else
+    echo "== building modelstage and the stages ($profile)"
     cargo build -q -p modelstage -p featurizer -p linear_learner
 fi
 target_dir=${CARGO_TARGET_DIR:-$root/target}

@@ -22,6 +22,15 @@ cargo test --workspace
 # dependency between them resolves. Add a crate here when it becomes public.
 PUBLISHABLE=(modelstage-abi modelstage-contract modelstage-sdk modelstage-runtime modelstage-testing)
 echo "== cargo package ${PUBLISHABLE[*]}"
+# cargo treats a packaged crate like a registry crate, which never changes
+# for a given version: it reuses an unpacked copy under $CARGO_HOME/registry/src
+# and its build from an earlier run. Remove the copies and verify in a target
+# folder of its own, so that the crates are verified as they are now.
+for crate in "${PUBLISHABLE[@]}"; do
+    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$crate"-[0-9]*
+done
+verify_target="${CARGO_TARGET_DIR:-target}/package-verify"
+rm -rf "$verify_target"
 package_args=()
 for crate in "${PUBLISHABLE[@]}"; do package_args+=(-p "$crate"); done
-cargo package --allow-dirty "${package_args[@]}"
+CARGO_TARGET_DIR="$verify_target" cargo package --allow-dirty "${package_args[@]}"

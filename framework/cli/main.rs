@@ -132,9 +132,15 @@ fn main() -> ExitCode {
             local(modelstage_local::transform::run(args))
         }
         Command::Deploy(args) => local(modelstage_local::deploy::run(args)),
-        Command::Api(args) => modelstage_local::api::run(args),
-        Command::Invoke(args) => modelstage_local::invoke::run(args),
-        Command::Inspect(args) => code(modelstage_runtime::inspect::run(args)),
+        Command::Api(args) => local(modelstage_local::api::run(args)),
+        Command::Invoke(args) => local(modelstage_local::invoke::run(args)),
+        Command::Inspect(args) => match modelstage_runtime::inspect::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check(args) => {
             modelstage_runtime::logging::init("modelstage");
             local(modelstage_local::check::run(args))

@@ -29,6 +29,16 @@ pub enum CommandError {
     /// The job ran and failed; the message says why (the job's own words).
     #[error("{0}")]
     JobFailed(String),
+    /// `invoke` was answered with a status that is not a success: the answer's
+    /// head (its status line, and its headers with `--verbose`) and body, as
+    /// the endpoint sent them.
+    #[error("{head}\n{body}")]
+    Answered {
+        /// `HTTP 415 Unsupported Media Type` and any header lines.
+        head: String,
+        /// The body, as text.
+        body: String,
+    },
     /// Stopped by a signal before it finished; the message says what was left.
     #[error("{message}")]
     Stopped {

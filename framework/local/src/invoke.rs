@@ -5,8 +5,9 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
+
+use crate::CommandError;
 
 /// Arguments of `modelstage invoke`.
 #[derive(clap::Args, Debug)]
@@ -44,43 +45,103 @@ pub struct InvokeArgs {
     pub verbose: bool,
 }
 
-/// `modelstage invoke`.
-pub fn run(args: InvokeArgs) -> ExitCode {
+/// `modelstage invoke`: the body of a successful answer on stdout (and, with `--verbose`, its
+/// status line and headers on stderr); any other outcome is the `Err` for `main` to print.
+pub fn run(args: InvokeArgs) -> Result<(), CommandError> {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     invoke(&args, &mut stdout.lock(), &mut stderr.lock())
 }
 
-/// Sends the request and reports it on `out` / `err`.
-pub fn invoke(args: &InvokeArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
-    match send(args) {
-        Ok(answer) => {
-            if args.verbose || !answer.success() {
-                let _ = writeln!(err, "HTTP {} {}", answer.status, answer.reason);
-            }
-            if args.verbose {
-                for (name, value) in &answer.headers {
-                    let _ = writeln!(err, "{name}: {value}");
-                }
-            }
-            if answer.success() {
-                if out.write_all(&answer.body).and_then(|_| out.flush()).is_err() {
-                    return ExitCode::FAILURE;
-                }
-                ExitCode::SUCCESS
-            } else {
-                let _ = err.write_all(&answer.body);
-                if !answer.body.ends_with(b"\n") {
-                    let _ = writeln!(err);
-                }
-                ExitCode::FAILURE
-            }
+/// Sends the request and writes a successful answer to `out` (and its head to `err` with
+/// `--verbose`). An answer that is not a success is [`CommandError::Answered`], which shows its
+/// head and body as the endpoint sent them.
+pub fn invoke(args: &InvokeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CommandError> {
+    let answer = send(args).map_err(|e| CommandError::failed("invoke", e))?;
+    let head = answer.head(args.verbose);
+    if !answer.success() {
+        let mut body = String::from_utf8_lossy(&answer.body).into_owned();
+        // `main` ends the message with its own line break.
+        if body.ends_with('\n') {
+            body.pop();
         }
-        Err(message) => {
-            let _ = writeln!(err, "error: {message}");
-            ExitCode::FAILURE
-        }
+        return Err(CommandError::Answered { head, body });
     }
+    if args.verbose {
+        // The report of a verbose run; a terminal that is gone leaves nothing to tell.
+        let _ = writeln!(err, "{head}");
+    }
+    out.write_all(&answer.body)
+        .and_then(|_| out.flush())
+        .map_err(|e| CommandError::failed("invoke", InvokeError::Output(e)))
+}
+
+/// Why `modelstage invoke` got no answer to show.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The endpoint given is not a URL.
+    #[error("'{url}' is not a URL: {error}")]
+    NotAUrl {
+        /// As given.
+        url: String,
+        /// Why it does not parse.
+        error: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    /// Neither `--body` nor `--body-file` was given.
+    #[error("give the request body: --body TEXT or --body-file FILE")]
+    NoBody,
+    /// The body file (or stdin, `-`) cannot be read.
+    #[error("cannot read {what}: {error}")]
+    ReadBody {
+        /// `stdin` or the file's path.
+        what: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A `--header` without `=` or `:`.
+    #[error("--header '{0}' must look like NAME=VALUE")]
+    BadHeader(String),
+    /// The HTTP client could not be built.
+    #[error("cannot create the HTTP client: {0}")]
+    Client(reqwest::Error),
+    /// Nothing listens at the URL.
+    #[error("cannot connect to {url}: is the endpoint running? ({error})")]
+    Connect {
+        /// Where the request went.
+        url: reqwest::Url,
+        /// The client's words.
+        error: reqwest::Error,
+    },
+    /// No answer within `--timeout`.
+    #[error("no answer from {url} within {seconds} s")]
+    Timeout {
+        /// Where the request went.
+        url: reqwest::Url,
+        /// `--timeout`.
+        seconds: u64,
+    },
+    /// The request cannot be built (a header name or value HTTP does not allow).
+    #[error("invalid request: {0}")]
+    InvalidRequest(reqwest::Error),
+    /// The request failed on the way.
+    #[error("request to {url} failed: {error}")]
+    Request {
+        /// Where the request went.
+        url: reqwest::Url,
+        /// The client's words.
+        error: reqwest::Error,
+    },
+    /// The answer's body broke off.
+    #[error("reading the answer from {url} failed: {error}")]
+    ReadAnswer {
+        /// Where the request went.
+        url: reqwest::Url,
+        /// The client's words.
+        error: reqwest::Error,
+    },
+    /// The body cannot be written to stdout.
+    #[error("cannot write the answer: {0}")]
+    Output(std::io::Error),
 }
 
 /// An endpoint's answer.
@@ -96,46 +157,66 @@ impl Answer {
     pub fn success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// `HTTP 415 Unsupported Media Type`, and with `headers` one `name: value` line per header.
+    pub fn head(&self, headers: bool) -> String {
+        let mut head = format!("HTTP {} {}", self.status, self.reason);
+        if headers {
+            for (name, value) in &self.headers {
+                head.push_str(&format!("\n{name}: {value}"));
+            }
+        }
+        head
+    }
 }
 
 /// The URL requests go to: `http://host:port` becomes
 /// `http://host:port/invocations`; a URL with a path is used as given.
-pub fn invocations_url(url: &str) -> Result<reqwest::Url, String> {
+pub fn invocations_url(url: &str) -> Result<reqwest::Url, InvokeError> {
     let text = if url.contains("://") {
         url.to_string()
     } else {
         format!("http://{url}")
     };
-    let mut parsed = reqwest::Url::parse(&text).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    let mut parsed = reqwest::Url::parse(&text).map_err(|error| InvokeError::NotAUrl {
+        url: url.to_string(),
+        error,
+    })?;
     if parsed.path().is_empty() || parsed.path() == "/" {
         parsed.set_path("/invocations");
     }
     Ok(parsed)
 }
 
-fn body(args: &InvokeArgs) -> Result<Vec<u8>, String> {
+fn body(args: &InvokeArgs) -> Result<Vec<u8>, InvokeError> {
     match (&args.body, &args.body_file) {
         (Some(text), _) => Ok(text.as_bytes().to_vec()),
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut bytes = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut bytes)
-                .map_err(|e| format!("cannot read stdin: {e}"))?;
+                .map_err(|error| InvokeError::ReadBody {
+                    what: "stdin".into(),
+                    error,
+                })?;
             Ok(bytes)
         }
-        (None, Some(path)) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())),
-        (None, None) => Err("give the request body: --body TEXT or --body-file FILE".into()),
+        (None, Some(path)) => std::fs::read(path).map_err(|error| InvokeError::ReadBody {
+            what: path.display().to_string(),
+            error,
+        }),
+        (None, None) => Err(InvokeError::NoBody),
     }
 }
 
 /// Sends the request; `Err` when no answer came.
-pub fn send(args: &InvokeArgs) -> Result<Answer, String> {
+pub fn send(args: &InvokeArgs) -> Result<Answer, InvokeError> {
     let url = invocations_url(&args.url)?;
     let body = body(args)?;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(args.timeout))
         .build()
-        .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
+        .map_err(InvokeError::Client)?;
     let content_type = args.content_type.as_deref().unwrap_or("application/octet-stream");
     let mut request = client
         .post(url.clone())
@@ -151,18 +232,22 @@ pub fn send(args: &InvokeArgs) -> Result<Answer, String> {
         let (name, value) = header
             .split_once('=')
             .or_else(|| header.split_once(':'))
-            .ok_or_else(|| format!("--header '{header}' must look like NAME=VALUE"))?;
+            .ok_or_else(|| InvokeError::BadHeader(header.clone()))?;
         request = request.header(name.trim(), value.trim());
     }
-    let response = request.send().map_err(|e| {
-        if e.is_connect() {
-            format!("cannot connect to {url}: is the endpoint running? ({e})")
-        } else if e.is_timeout() {
-            format!("no answer from {url} within {} s", args.timeout)
-        } else if e.is_builder() {
-            format!("invalid request: {e}")
+    let response = request.send().map_err(|error| {
+        let url = url.clone();
+        if error.is_connect() {
+            InvokeError::Connect { url, error }
+        } else if error.is_timeout() {
+            InvokeError::Timeout {
+                url,
+                seconds: args.timeout,
+            }
+        } else if error.is_builder() {
+            InvokeError::InvalidRequest(error)
         } else {
-            format!("request to {url} failed: {e}")
+            InvokeError::Request { url, error }
         }
     })?;
     let status = response.status();
@@ -173,7 +258,7 @@ pub fn send(args: &InvokeArgs) -> Result<Answer, String> {
         .collect();
     let body = response
         .bytes()
-        .map_err(|e| format!("reading the answer from {url} failed: {e}"))?
+        .map_err(|error| InvokeError::ReadAnswer { url, error })?
         .to_vec();
     Ok(Answer {
         status: status.as_u16(),
@@ -247,12 +332,12 @@ mod tests {
     fn prints_the_body_and_sends_the_headers() {
         let (url, server) = one_shot("200 OK", "{\"score\": 1}");
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = invoke(
+        invoke(
             &args(&url, vec!["X-Amzn-SageMaker-Custom-Attributes=trace=1".into()]),
             &mut out,
             &mut err,
-        );
-        assert_eq!(code, ExitCode::SUCCESS);
+        )
+        .unwrap();
         assert_eq!(out, b"{\"score\": 1}");
         assert!(err.is_empty());
         let (head, body) = server.join().unwrap();
@@ -273,7 +358,7 @@ mod tests {
         let mut request = args(&url, vec![]);
         request.target_model = Some("a.tar.gz".into());
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        assert_eq!(invoke(&request, &mut out, &mut err), ExitCode::SUCCESS);
+        invoke(&request, &mut out, &mut err).unwrap();
         let (head, _) = server.join().unwrap();
         assert!(
             head.to_ascii_lowercase()
@@ -283,28 +368,29 @@ mod tests {
     }
 
     #[test]
-    fn an_error_status_goes_to_stderr_and_fails() {
+    fn an_error_status_is_the_error_with_status_line_and_body() {
         let (url, server) = one_shot("415 Unsupported Media Type", "{\"error\": \"text/csv only\"}");
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = invoke(&args(&url, vec![]), &mut out, &mut err);
-        assert_eq!(code, ExitCode::FAILURE);
-        assert!(out.is_empty());
+        let failure = invoke(&args(&url, vec![]), &mut out, &mut err).unwrap_err();
+        assert!(out.is_empty() && err.is_empty());
+        // `main` prints it with a line break after it.
         assert_eq!(
-            String::from_utf8(err).unwrap(),
-            "HTTP 415 Unsupported Media Type\n{\"error\": \"text/csv only\"}\n"
+            failure.to_string(),
+            "HTTP 415 Unsupported Media Type\n{\"error\": \"text/csv only\"}"
         );
+        assert_eq!(failure.exit_code(), std::process::ExitCode::FAILURE);
         server.join().unwrap();
     }
 
     #[test]
     fn no_endpoint_is_a_clear_error() {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = invoke(&args("http://127.0.0.1:9", vec![]), &mut out, &mut err);
-        assert_eq!(code, ExitCode::FAILURE);
-        let err = String::from_utf8(err).unwrap();
+        let failure = invoke(&args("http://127.0.0.1:9", vec![]), &mut out, &mut err).unwrap_err();
+        assert!(out.is_empty() && err.is_empty());
+        let message = failure.to_string();
         assert!(
-            err.starts_with("error: cannot connect to http://127.0.0.1:9/invocations"),
-            "{err}"
+            message.starts_with("modelstage invoke: cannot connect to http://127.0.0.1:9/invocations"),
+            "{message}"
         );
     }
 
@@ -328,6 +414,7 @@ mod tests {
     #[test]
     fn a_malformed_header_is_refused() {
         let err = send(&args("http://127.0.0.1:9", vec!["NoSeparator".into()])).unwrap_err();
-        assert!(err.contains("NAME=VALUE"), "{err}");
+        assert!(matches!(err, InvokeError::BadHeader(_)), "{err}");
+        assert!(err.to_string().contains("NAME=VALUE"), "{err}");
     }
 }

@@ -28,9 +28,162 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-use anyhow::{anyhow, bail, Context};
 use flate2::read::GzDecoder;
 use tar::{Archive, EntryType};
+
+/// Why an archive was not unpacked. Every message names the archive (or the setting) and says
+/// what was refused or failed; a limit's message names the variable that raises it.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// A `MODELSTAGE_UNPACK_MAX_*` variable that is not a whole number.
+    #[error("{var} must be a whole number (0 for no limit), got '{text}'")]
+    BadLimit {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        text: String,
+    },
+    /// A file or folder operation failed; `context` says which, on which path.
+    #[error("{context}: {error}")]
+    Io {
+        /// `cannot open model.tar.gz`, `model.tar.gz: cannot read entry 3`, ...
+        context: String,
+        /// The system's reason.
+        error: std::io::Error,
+    },
+    /// An entry that would not stay inside the target folder, or of a kind not unpacked.
+    #[error("{archive}: refusing entry '{entry}': {why}")]
+    Refused {
+        /// The archive.
+        archive: String,
+        /// The entry's name, as messages show names from an archive.
+        entry: String,
+        /// Why.
+        why: Refusal,
+    },
+    /// More entries than [`Limits::max_entries`].
+    #[error(
+        "{archive}: refusing an archive of more than {max} entries ({MAX_ENTRIES_VAR}; set it \
+         higher, or to 0 for no limit, to unpack it)"
+    )]
+    TooManyEntries {
+        /// The archive.
+        archive: String,
+        /// The limit.
+        max: u64,
+    },
+    /// More bytes than [`Limits::max_bytes`].
+    #[error(
+        "{archive}: refusing to unpack more than {max} bytes ({MAX_BYTES_VAR}; set it \
+         higher, or to 0 for no limit, to unpack a larger model)"
+    )]
+    TooManyBytes {
+        /// The archive.
+        archive: String,
+        /// The limit.
+        max: u64,
+    },
+    /// More unpacked bytes per compressed byte than [`Limits::max_ratio`].
+    #[error(
+        "{archive}: refusing to unpack more than {max} bytes per compressed byte (a \
+         gzip bomb?) ({MAX_RATIO_VAR}; set it higher, or to 0 for no limit, if the model \
+         really compresses this well)"
+    )]
+    TooHighRatio {
+        /// The archive.
+        archive: String,
+        /// The limit.
+        max: u64,
+    },
+}
+
+/// Why one entry is refused. Paths in it are shown as messages show names from an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// A name with `..`.
+    #[error("it contains '..'")]
+    ParentDir,
+    /// An absolute name.
+    #[error("it is an absolute path")]
+    Absolute,
+    /// An entry named like the target folder itself (`.`) that is not a folder.
+    #[error("it names the target folder itself")]
+    TargetFolder,
+    /// A name through a link entry of the same archive.
+    #[error("it goes through '{0}', a symbolic link of the same archive")]
+    ThroughArchiveLink(String),
+    /// A name through a link already on disk.
+    #[error("it goes through '{0}', a symbolic link")]
+    ThroughLink(String),
+    /// A folder of the name that is a link on disk.
+    #[error("'{0}' is a symbolic link, not a folder")]
+    LinkNotFolder(String),
+    /// A folder of the name that is a file on disk.
+    #[error("'{0}' is a file, not a folder")]
+    FileNotFolder(String),
+    /// A file where a folder was unpacked before.
+    #[error("a folder of that name was unpacked before it")]
+    FolderBefore,
+    /// A file operation on the way failed (`cannot create …`).
+    #[error("{context}: {error}")]
+    Io {
+        /// What was done on which path.
+        context: String,
+        /// The system's reason.
+        error: std::io::Error,
+    },
+    /// A symbolic link without a target.
+    #[error("a symbolic link without a target")]
+    SymlinkWithoutTarget,
+    /// A symbolic link to an absolute path.
+    #[error("a symbolic link to the absolute path '{0}'")]
+    AbsoluteSymlink(String),
+    /// A symbolic link whose resolution leaves the folder, loops or turns absolute.
+    #[error("a symbolic link to '{target}', which {why}")]
+    Symlink {
+        /// The link's target.
+        target: String,
+        /// Why it is refused.
+        why: Box<Refusal>,
+    },
+    /// A hard link without a target.
+    #[error("a hard link without a target")]
+    HardLinkWithoutTarget,
+    /// A hard link to something other than a file unpacked before it.
+    #[error("a hard link to '{target}', which {why}")]
+    HardLink {
+        /// The link's target.
+        target: String,
+        /// Why it is refused.
+        why: Box<Refusal>,
+    },
+    /// (A link target that) is a symbolic link.
+    #[error("is a symbolic link")]
+    IsSymlink,
+    /// (A hard link target that) is not a file unpacked before it.
+    #[error("is not a file unpacked before it")]
+    NotUnpackedBefore,
+    /// (A link target that) leads outside the target folder.
+    #[error("leads outside the target folder")]
+    LeadsOutside,
+    /// (A link target that) goes round a cycle of links.
+    #[error("goes through a cycle of symbolic links")]
+    LinkCycle,
+    /// (A link target that) leads to an absolute path.
+    #[error("leads to an absolute path")]
+    LeadsToAbsolute,
+    /// A device, FIFO or other kind of entry.
+    #[error("entries of type {0} are not unpacked")]
+    Kind(String),
+}
+
+/// `error` with the context `context` makes (only on the error path), for [`ArchiveError::Io`].
+fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    move |error| ArchiveError::Io {
+        context: context(),
+        error,
+    }
+}
 
 /// The variable that caps the bytes an archive may unpack to.
 pub const MAX_BYTES_VAR: &str = "MODELSTAGE_UNPACK_MAX_BYTES";
@@ -71,7 +224,7 @@ impl Default for Limits {
 
 impl Limits {
     /// The defaults with `MODELSTAGE_UNPACK_MAX_BYTES`, `_MAX_ENTRIES` and `_MAX_RATIO` applied.
-    pub fn from_env() -> anyhow::Result<Limits> {
+    pub fn from_env() -> Result<Limits, ArchiveError> {
         let mut limits = Limits::default();
         for (var, field) in [
             (MAX_BYTES_VAR, &mut limits.max_bytes),
@@ -82,28 +235,28 @@ impl Limits {
             if text.trim().is_empty() {
                 continue;
             }
-            *field = text
-                .trim()
-                .parse()
-                .map_err(|_| anyhow!("{var} must be a whole number (0 for no limit), got '{text}'"))?;
+            *field = text.trim().parse().map_err(|_| ArchiveError::BadLimit {
+                var,
+                text: text.clone(),
+            })?;
         }
         Ok(limits)
     }
 }
 
 /// Unpacks `tar_gz` into `dest` (created if needed) within the limits of [`Limits::from_env`].
-pub fn unpack(tar_gz: &Path, dest: &Path) -> anyhow::Result<()> {
+pub fn unpack(tar_gz: &Path, dest: &Path) -> Result<(), ArchiveError> {
     unpack_with(tar_gz, dest, &Limits::from_env()?)
 }
 
 /// Unpacks `tar_gz` into `dest` (created if needed) within `limits`.
-pub fn unpack_with(tar_gz: &Path, dest: &Path, limits: &Limits) -> anyhow::Result<()> {
-    let file = File::open(tar_gz).with_context(|| format!("cannot open {}", tar_gz.display()))?;
+pub fn unpack_with(tar_gz: &Path, dest: &Path, limits: &Limits) -> Result<(), ArchiveError> {
+    let file = File::open(tar_gz).map_err(io(|| format!("cannot open {}", tar_gz.display())))?;
     let created = !dest.exists();
-    fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    fs::create_dir_all(dest).map_err(io(|| format!("cannot create {}", dest.display())))?;
     let result = dest
         .canonicalize()
-        .with_context(|| format!("cannot resolve {}", dest.display()))
+        .map_err(io(|| format!("cannot resolve {}", dest.display())))
         .and_then(|root| {
             let mut unpacker = Unpacker {
                 root,
@@ -132,7 +285,7 @@ pub struct PrivateModel {
 impl PrivateModel {
     /// Unpacks `tar_gz` as SageMaker does before a container starts, into a new private folder
     /// under the system's temporary folder.
-    pub fn unpack(tar_gz: &Path) -> anyhow::Result<PrivateModel> {
+    pub fn unpack(tar_gz: &Path) -> Result<PrivateModel, ArchiveError> {
         let base = std::env::temp_dir();
         let folder = (0..1000)
             .find_map(|attempt| {
@@ -144,7 +297,9 @@ impl PrivateModel {
                 }
             })
             .unwrap_or_else(|| Err(ErrorKind::AlreadyExists.into()))
-            .with_context(|| format!("cannot create a private folder under {}", base.display()))?;
+            .map_err(io(|| {
+                format!("cannot create a private folder under {}", base.display())
+            }))?;
         let private = PrivateModel {
             model_dir: folder.join("model"),
             folder,
@@ -180,7 +335,7 @@ struct Unpacker<'a> {
 }
 
 impl Unpacker<'_> {
-    fn run(&mut self, file: File) -> anyhow::Result<()> {
+    fn run(&mut self, file: File) -> Result<(), ArchiveError> {
         let counted = Counted {
             inner: file,
             count: Rc::clone(&self.compressed),
@@ -189,29 +344,30 @@ impl Unpacker<'_> {
         let what = self.what.clone();
         let entries = archive
             .entries()
-            .with_context(|| format!("{what} is not a readable tar.gz"))?;
+            .map_err(io(|| format!("{what} is not a readable tar.gz")))?;
         for (index, entry) in entries.enumerate() {
-            let entry = entry.with_context(|| format!("{what}: cannot read entry {}", index + 1))?;
+            let entry = entry.map_err(io(|| format!("{what}: cannot read entry {}", index + 1)))?;
             self.entries += 1;
             if self.limits.max_entries > 0 && self.entries > self.limits.max_entries {
-                bail!(
-                    "{what}: refusing an archive of more than {} entries ({MAX_ENTRIES_VAR}; set it \
-                     higher, or to 0 for no limit, to unpack it)",
-                    self.limits.max_entries
-                );
+                return Err(ArchiveError::TooManyEntries {
+                    archive: what,
+                    max: self.limits.max_entries,
+                });
             }
             self.entry(entry, index)?;
         }
         self.create_links()
     }
 
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>, index: usize) -> anyhow::Result<()> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>, index: usize) -> Result<(), ArchiveError> {
         let what = self.what.clone();
         let name = entry
             .path()
-            .with_context(|| format!("{what}: entry {} has an unreadable name", index + 1))?
+            .map_err(io(|| {
+                format!("{what}: entry {} has an unreadable name", index + 1)
+            }))?
             .into_owned();
-        let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", shown(&name));
+        let refuse = |why: Refusal| refused(&what, &name, why);
         let rel = relative(&name).map_err(refuse)?;
         let kind = entry.header().entry_type();
         if matches!(
@@ -224,7 +380,7 @@ impl Unpacker<'_> {
         if rel.as_os_str().is_empty() {
             return match kind {
                 EntryType::Directory => Ok(()),
-                _ => Err(refuse("it names the target folder itself".into())),
+                _ => Err(refuse(Refusal::TargetFolder)),
             };
         }
         self.through_no_link(&rel).map_err(refuse)?;
@@ -245,13 +401,10 @@ impl Unpacker<'_> {
                     .ok()
                     .flatten()
                     .filter(|t| !t.as_os_str().is_empty())
-                    .ok_or_else(|| refuse("a symbolic link without a target".into()))?
+                    .ok_or_else(|| refuse(Refusal::SymlinkWithoutTarget))?
                     .into_owned();
                 if target.has_root() {
-                    return Err(refuse(format!(
-                        "a symbolic link to the absolute path '{}'",
-                        shown(&target)
-                    )));
+                    return Err(refuse(Refusal::AbsoluteSymlink(shown(&target))));
                 }
                 if let Some(parent) = rel.parent() {
                     self.make_dirs(parent).map_err(refuse)?;
@@ -264,31 +417,36 @@ impl Unpacker<'_> {
                     .link_name()
                     .ok()
                     .flatten()
-                    .ok_or_else(|| refuse("a hard link without a target".into()))?
+                    .ok_or_else(|| refuse(Refusal::HardLinkWithoutTarget))?
                     .into_owned();
-                let hard = |why: String| refuse(format!("a hard link to '{}', which {why}", shown(&target)));
+                let hard = |why: Refusal| {
+                    refuse(Refusal::HardLink {
+                        target: shown(&target),
+                        why: Box::new(why),
+                    })
+                };
                 let target_rel = relative(&target).map_err(hard)?;
                 if self.links.contains_key(&target_rel) {
-                    return Err(hard("is a symbolic link".into()));
+                    return Err(hard(Refusal::IsSymlink));
                 }
                 self.through_no_link(&target_rel).map_err(hard)?;
                 let source = self.root.join(&target_rel);
                 match fs::symlink_metadata(&source) {
                     Ok(meta) if meta.is_file() => {}
-                    _ => return Err(hard("is not a file unpacked before it".into())),
+                    _ => return Err(hard(Refusal::NotUnpackedBefore)),
                 }
                 self.links.remove(&rel);
                 let path = self.free_name(&rel).map_err(refuse)?;
                 fs::hard_link(&source, &path)
-                    .with_context(|| format!("{what}: cannot unpack entry '{}'", shown(&name)))
+                    .map_err(io(|| format!("{what}: cannot unpack entry '{}'", shown(&name))))
             }
-            other => Err(refuse(format!("entries of type {other:?} are not unpacked"))),
+            other => Err(refuse(Refusal::Kind(format!("{other:?}")))),
         }
     }
 
     /// Refuses a name that passes through a symbolic link: a link entry of this archive, or a
     /// link already on disk.
-    fn through_no_link(&self, rel: &Path) -> Result<(), String> {
+    fn through_no_link(&self, rel: &Path) -> Result<(), Refusal> {
         let mut prefix = PathBuf::new();
         let mut components = rel.components().peekable();
         while let Some(component) = components.next() {
@@ -297,123 +455,124 @@ impl Unpacker<'_> {
             }
             prefix.push(component);
             if self.links.contains_key(&prefix) {
-                return Err(format!(
-                    "it goes through '{}', a symbolic link of the same archive",
-                    shown(&prefix)
-                ));
+                return Err(Refusal::ThroughArchiveLink(shown(&prefix)));
             }
             if fs::symlink_metadata(self.root.join(&prefix)).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(format!("it goes through '{}', a symbolic link", shown(&prefix)));
+                return Err(Refusal::ThroughLink(shown(&prefix)));
             }
         }
         Ok(())
     }
 
     /// Creates the folders of `rel` one at a time, never following a link.
-    fn make_dirs(&self, rel: &Path) -> Result<(), String> {
+    fn make_dirs(&self, rel: &Path) -> Result<(), Refusal> {
         let mut path = self.root.clone();
         for component in rel.components() {
             path.push(component);
             match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(format!("'{}' is a symbolic link, not a folder", shown(&path)))
+                    return Err(Refusal::LinkNotFolder(shown(&path)))
                 }
-                Ok(_) => return Err(format!("'{}' is a file, not a folder", shown(&path))),
+                Ok(_) => return Err(Refusal::FileNotFolder(shown(&path))),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", shown(&path)))?
+                    fs::create_dir(&path).map_err(refusal_io("cannot create", &path))?
                 }
-                Err(e) => return Err(format!("cannot read {}: {e}", shown(&path))),
+                Err(e) => return Err(refusal_io("cannot read", &path)(e)),
             }
         }
         Ok(())
     }
 
     /// The path of `rel`, its folders created and whatever had the name (not a folder) removed.
-    fn free_name(&self, rel: &Path) -> Result<PathBuf, String> {
+    fn free_name(&self, rel: &Path) -> Result<PathBuf, Refusal> {
         if let Some(parent) = rel.parent() {
             self.make_dirs(parent)?;
         }
         let path = self.root.join(rel);
         match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => Err("a folder of that name was unpacked before it".into()),
-            Ok(_) => fs::remove_file(&path).map_err(|e| format!("cannot replace {}: {e}", shown(&path))),
+            Ok(meta) if meta.is_dir() => Err(Refusal::FolderBefore),
+            Ok(_) => fs::remove_file(&path).map_err(refusal_io("cannot replace", &path)),
             Err(_) => Ok(()),
         }
         .map(|()| path)
     }
 
     /// A new file at `rel`: `create_new` (`O_EXCL`) never follows a link.
-    fn fresh_file(&self, rel: &Path, mode: u32) -> Result<File, String> {
+    fn fresh_file(&self, rel: &Path, mode: u32) -> Result<File, Refusal> {
         let path = self.free_name(rel)?;
         OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode | 0o600)
             .open(&path)
-            .map_err(|e| format!("cannot create {}: {e}", shown(&path)))
+            .map_err(refusal_io("cannot create", &path))
     }
 
     /// Copies one file's data, checking the byte and ratio caps as it streams.
-    fn copy(&mut self, from: &mut impl Read, to: &mut File, name: &Path) -> anyhow::Result<()> {
+    fn copy(&mut self, from: &mut impl Read, to: &mut File, name: &Path) -> Result<(), ArchiveError> {
         let what = self.what.clone();
-        let failed = || format!("{what}: cannot unpack entry '{}'", shown(name));
+        let failed = |error| ArchiveError::Io {
+            context: format!("{what}: cannot unpack entry '{}'", shown(name)),
+            error,
+        };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = from.read(&mut buf).with_context(failed)?;
+            let n = from.read(&mut buf).map_err(failed)?;
             if n == 0 {
                 return Ok(());
             }
             self.bytes += n as u64;
             self.check_size()?;
-            to.write_all(&buf[..n]).with_context(failed)?;
+            to.write_all(&buf[..n]).map_err(failed)?;
         }
     }
 
-    fn check_size(&self) -> anyhow::Result<()> {
+    fn check_size(&self) -> Result<(), ArchiveError> {
         let Limits {
             max_bytes, max_ratio, ..
         } = *self.limits;
-        let what = &self.what;
+        let archive = || self.what.clone();
         if max_bytes > 0 && self.bytes > max_bytes {
-            bail!(
-                "{what}: refusing to unpack more than {max_bytes} bytes ({MAX_BYTES_VAR}; set it \
-                 higher, or to 0 for no limit, to unpack a larger model)"
-            );
+            return Err(ArchiveError::TooManyBytes {
+                archive: archive(),
+                max: max_bytes,
+            });
         }
         let compressed = self.compressed.get().max(1);
         if max_ratio > 0 && self.bytes > RATIO_FLOOR_BYTES && self.bytes / compressed > max_ratio {
-            bail!(
-                "{what}: refusing to unpack more than {max_ratio} bytes per compressed byte (a \
-                 gzip bomb?) ({MAX_RATIO_VAR}; set it higher, or to 0 for no limit, if the model \
-                 really compresses this well)"
-            );
+            return Err(ArchiveError::TooHighRatio {
+                archive: archive(),
+                max: max_ratio,
+            });
         }
         Ok(())
     }
 
     /// Checks every recorded link against the whole tree, then creates them all.
-    fn create_links(&mut self) -> anyhow::Result<()> {
+    fn create_links(&mut self) -> Result<(), ArchiveError> {
         let what = &self.what;
         for (name, target) in &self.links {
-            let refuse = |why: String| anyhow!("{what}: refusing entry '{}': {why}", shown(name));
+            let refuse = |why: Refusal| refused(what, name, why);
             self.through_no_link(name).map_err(refuse)?;
-            self.resolve(name, target)
-                .map_err(|why| refuse(format!("a symbolic link to '{}', which {why}", shown(target))))?;
+            self.resolve(name, target).map_err(|why| {
+                refuse(Refusal::Symlink {
+                    target: shown(target),
+                    why: Box::new(why),
+                })
+            })?;
         }
         for (name, target) in &self.links {
-            let path = self
-                .free_name(name)
-                .map_err(|why| anyhow!("{what}: refusing entry '{}': {why}", shown(name)))?;
+            let path = self.free_name(name).map_err(|why| refused(what, name, why))?;
             std::os::unix::fs::symlink(target, &path)
-                .with_context(|| format!("{what}: cannot unpack entry '{}'", shown(name)))?;
+                .map_err(io(|| format!("{what}: cannot unpack entry '{}'", shown(name))))?;
         }
         Ok(())
     }
 
     /// Follows `target` from the folder of the link `name`, one component at a time, through
     /// the archive's links and any link on disk; fails if any step leaves the target folder.
-    fn resolve(&self, name: &Path, target: &Path) -> Result<(), String> {
+    fn resolve(&self, name: &Path, target: &Path) -> Result<(), Refusal> {
         let mut at: Vec<OsString> = match name.parent() {
             Some(parent) => parent.iter().map(OsString::from).collect(),
             None => Vec::new(),
@@ -423,7 +582,7 @@ impl Unpacker<'_> {
         while let Some(step) = pending.pop_front() {
             let Some(part) = step else {
                 if at.pop().is_none() {
-                    return Err("leads outside the target folder".into());
+                    return Err(Refusal::LeadsOutside);
                 }
                 continue;
             };
@@ -436,7 +595,7 @@ impl Unpacker<'_> {
             if let Some(next) = next {
                 hops += 1;
                 if hops > MAX_LINK_HOPS {
-                    return Err("goes through a cycle of symbolic links".into());
+                    return Err(Refusal::LinkCycle);
                 }
                 // The link's target takes the place of its name in the walk.
                 at.pop();
@@ -450,16 +609,33 @@ impl Unpacker<'_> {
 }
 
 /// A link target as steps: `Some(name)` goes down, `None` goes up; `.` is dropped.
-fn steps(target: &Path) -> Result<VecDeque<Option<OsString>>, String> {
+fn steps(target: &Path) -> Result<VecDeque<Option<OsString>>, Refusal> {
     target
         .components()
         .filter(|c| *c != Component::CurDir)
         .map(|c| match c {
             Component::Normal(part) => Ok(Some(part.to_owned())),
             Component::ParentDir => Ok(None),
-            _ => Err("leads to an absolute path".to_string()),
+            _ => Err(Refusal::LeadsToAbsolute),
         })
         .collect()
+}
+
+/// Entry `name` of archive `what` refused for `why`.
+fn refused(what: &str, name: &Path, why: Refusal) -> ArchiveError {
+    ArchiveError::Refused {
+        archive: what.to_string(),
+        entry: shown(name),
+        why,
+    }
+}
+
+/// `error` of `action` (`cannot create`) on `path`, for [`Refusal::Io`].
+fn refusal_io<'a>(action: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Refusal + 'a {
+    move |error| Refusal::Io {
+        context: format!("{action} {}", shown(path)),
+        error,
+    }
 }
 
 /// How many characters of a name from the archive a message shows.
@@ -484,14 +660,14 @@ fn shown(path: &Path) -> String {
 }
 
 /// An entry name as a relative path of plain components; `..` and absolute names are refused.
-fn relative(name: &Path) -> Result<PathBuf, String> {
+fn relative(name: &Path) -> Result<PathBuf, Refusal> {
     let mut out = PathBuf::new();
     for component in name.components() {
         match component {
             Component::Normal(part) => out.push(part),
             Component::CurDir => {}
-            Component::ParentDir => return Err("it contains '..'".into()),
-            Component::RootDir | Component::Prefix(_) => return Err("it is an absolute path".into()),
+            Component::ParentDir => return Err(Refusal::ParentDir),
+            Component::RootDir | Component::Prefix(_) => return Err(Refusal::Absolute),
         }
     }
     Ok(out)

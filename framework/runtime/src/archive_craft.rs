@@ -10,11 +10,11 @@ use flate2::Compression;
 use tar::{Builder, EntryType, Header};
 
 /// One raw entry: name, type, link target, data.
-pub type Raw<'a> = (&'a str, EntryType, &'a str, &'a [u8]);
+pub(crate) type Raw<'a> = (&'a str, EntryType, &'a str, &'a [u8]);
 
 /// A tar.gz of raw entries. The names are written byte by byte, so that names the `tar` crate's
 /// setters refuse (`..`, absolute) can be produced.
-pub fn craft(path: &Path, entries: &[Raw]) {
+pub(crate) fn craft(path: &Path, entries: &[Raw]) {
     let mut builder = Builder::new(GzEncoder::new(
         File::create(path).unwrap(),
         Compression::default(),
@@ -38,7 +38,7 @@ pub fn craft(path: &Path, entries: &[Raw]) {
 }
 
 /// A gzip bomb: a tar.gz of one file, `name`, of `size` zeros, about a thousandth of that on disk.
-pub fn zeros(path: &Path, name: &str, size: u64) {
+pub(crate) fn zeros(path: &Path, name: &str, size: u64) {
     let mut builder = Builder::new(GzEncoder::new(File::create(path).unwrap(), Compression::fast()));
     let mut header = Header::new_gnu();
     header.set_size(size);

@@ -32,20 +32,33 @@ pub struct InspectArgs {
     pub library: PathBuf,
 }
 
-/// Prints the descriptor and hooks; returns the exit code.
-pub fn run(args: InspectArgs) -> i32 {
-    let stage = match LoadedStage::open(&args.library) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("modelstage inspect: {e}");
-            if matches!(e, LoadError::MissingHook { .. } | LoadError::NoDescriptor { .. }) {
-                if let Some(hint) = cxx_hint(&args.library) {
-                    eprintln!("modelstage inspect: {hint}");
-                }
-            }
-            return 1;
-        }
-    };
+/// Why `inspect` refused a library: the loader's reason, and for a missing hook or descriptor
+/// the C++ hint when the hooks are there under mangled names. `main` prints it.
+#[derive(Debug, thiserror::Error)]
+#[error("modelstage inspect: {load}{}", hint_line(.hint))]
+pub struct InspectError {
+    /// Why the loader refused the library.
+    pub load: LoadError,
+    /// How to fix hooks that only have C++ names.
+    pub hint: Option<String>,
+}
+
+/// The hint as a second line of the message, or nothing.
+fn hint_line(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|hint| format!("\nmodelstage inspect: {hint}"))
+        .unwrap_or_default()
+}
+
+/// Prints the descriptor and hooks; `Err` says why the library is not a usable stage.
+pub fn run(args: InspectArgs) -> Result<(), InspectError> {
+    let stage = LoadedStage::open(&args.library).map_err(|load| {
+        let hint = match load {
+            LoadError::MissingHook { .. } | LoadError::NoDescriptor { .. } => cxx_hint(&args.library),
+            _ => None,
+        };
+        InspectError { load, hint }
+    })?;
     let info = stage.info();
     println!("library:    {}", info.path.display());
     println!("stage:      {} {}", info.name, info.version);
@@ -76,7 +89,7 @@ pub fn run(args: InspectArgs) -> i32 {
         .map(|(name, present)| format!("{name} {}", if present { "yes" } else { "no" }))
         .collect();
     println!("hooks:      {}", hooks.join(", "));
-    0
+    Ok(())
 }
 
 /// When a hook the loader missed is exported under a C++ (Itanium-mangled)

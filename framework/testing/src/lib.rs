@@ -31,12 +31,14 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod error;
 pub mod library;
 mod request;
 mod server;
 mod stage;
 mod training;
 
+pub use error::Error;
 pub use library::{built_library, profile_dir};
 pub use modelstage_runtime::loader::{HookError as Failure, StageInfo};
 pub use request::{Answer, Request};

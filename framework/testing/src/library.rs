@@ -11,13 +11,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::Error;
+
 /// `<target>/<profile>/`: the folder cargo puts the libraries of this test build in, found from
 /// the running test binary (`<target>/<profile>/deps/<test>-<hash>`).
-pub fn profile_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
-    let deps = exe
-        .parent()
-        .ok_or_else(|| format!("{} has no parent folder", exe.display()))?;
+pub fn profile_dir() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(Error::TestBinary)?;
+    let deps = exe.parent().ok_or_else(|| Error::NoProfileDir(exe.clone()))?;
     let dir = if deps.file_name().is_some_and(|n| n == "deps") {
         deps.parent().unwrap_or(deps)
     } else {
@@ -38,7 +38,7 @@ pub fn library_file_name(lib_name: &str) -> String {
 
 /// The built stage library `lib_name` of the package at `manifest_dir`, building it with
 /// `cargo build --lib` when this test build has not (see the module documentation).
-pub fn built_library(manifest_dir: &Path, lib_name: &str) -> Result<PathBuf, String> {
+pub fn built_library(manifest_dir: &Path, lib_name: &str) -> Result<PathBuf, Error> {
     let dir = profile_dir()?;
     let file = library_file_name(lib_name);
     if let Some(found) = newest(&[dir.join("deps").join(&file), dir.join(&file)]) {
@@ -56,16 +56,15 @@ pub fn built_library(manifest_dir: &Path, lib_name: &str) -> Result<PathBuf, Str
     if let Some(target) = dir.parent() {
         cargo.env("CARGO_TARGET_DIR", target);
     }
-    let status = cargo
-        .status()
-        .map_err(|e| format!("{} is not built and cargo cannot run: {e}", path.display()))?;
+    let status = cargo.status().map_err(|error| Error::Cargo {
+        library: path.clone(),
+        error,
+    })?;
     if !status.success() || !path.is_file() {
-        return Err(format!(
-            "{} is not built and `cargo build --lib` did not make it ({status}): the package needs \
-             `crate-type = [\"cdylib\", \"rlib\"]` under [lib] (a C stage: a build.rs that puts \
-             lib<name>.so in the profile folder)",
-            path.display()
-        ));
+        return Err(Error::NotBuilt {
+            library: path,
+            status,
+        });
     }
     Ok(path)
 }

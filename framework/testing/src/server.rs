@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::request::Request;
+use crate::Error;
 
 /// How long `serve` may take to answer its first `/ping` (a loaded machine is slow).
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -50,7 +51,7 @@ impl ServerResponse {
 }
 
 /// The `modelstage` binary: `MODELSTAGE_BIN`, else the profile folder's, else `PATH`'s.
-fn binary() -> Result<PathBuf, String> {
+fn binary() -> Result<PathBuf, Error> {
     if let Some(bin) = std::env::var_os("MODELSTAGE_BIN").filter(|b| !b.is_empty()) {
         return Ok(PathBuf::from(bin));
     }
@@ -60,24 +61,20 @@ fn binary() -> Result<PathBuf, String> {
         .chain(std::env::var_os("PATH").iter().flat_map(std::env::split_paths))
         .map(|dir| dir.join("modelstage"))
         .find(|candidate| candidate.is_file())
-        .ok_or_else(|| {
-            "the modelstage binary is not on PATH: install it (`cargo install modelstage`) or set \
-             MODELSTAGE_BIN to its path"
-                .to_string()
-        })
+        .ok_or(Error::NoBinary)
 }
 
-fn free_port() -> Result<u16, String> {
+fn free_port() -> Result<u16, Error> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
+        .map_err(Error::FreePort)
 }
 
 impl Server {
     /// Starts `modelstage serve --stage LIB --model-dir DIR` with extra environment `env` and
     /// waits for `/ping` to answer 200.
-    pub fn start(stage: &Path, model_dir: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
+    pub fn start(stage: &Path, model_dir: &Path, env: &[(&str, &str)]) -> Result<Server, Error> {
         let bin = binary()?;
         let port = free_port()?;
         let mut command = Command::new(&bin);
@@ -94,11 +91,11 @@ impl Server {
         }
         let child = command
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|error| Error::Start { binary: bin, error })?;
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+            .map_err(Error::HttpClient)?;
         let mut server = Server {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -110,15 +107,11 @@ impl Server {
                 return Ok(server);
             }
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!(
-                    "modelstage serve exited ({status}) before /ping answered; its log is above"
-                ));
+                return Err(Error::ServeExited(status));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!(
-            "modelstage serve did not answer /ping within {START_LIMIT:?}"
-        ))
+        Err(Error::ServeTimeout(START_LIMIT))
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -137,7 +130,7 @@ impl Server {
     }
 
     /// `POST /invocations` with the request's body and headers.
-    pub fn invoke(&self, request: &Request) -> Result<ServerResponse, String> {
+    pub fn invoke(&self, request: &Request) -> Result<ServerResponse, Error> {
         let mut builder = self
             .client
             .post(format!("{}/invocations", self.url))
@@ -147,7 +140,7 @@ impl Server {
         if let Some(attributes) = &request.custom_attributes {
             builder = builder.header("X-Amzn-SageMaker-Custom-Attributes", attributes);
         }
-        let response = builder.send().map_err(|e| format!("POST /invocations: {e}"))?;
+        let response = builder.send().map_err(Error::Request)?;
         let header = |name: &str| {
             response
                 .headers()
@@ -158,10 +151,7 @@ impl Server {
         let status = response.status().as_u16();
         let content_type = header("content-type");
         let custom_attributes = header("x-amzn-sagemaker-custom-attributes");
-        let body = response
-            .bytes()
-            .map_err(|e| format!("reading the response of /invocations: {e}"))?
-            .to_vec();
+        let body = response.bytes().map_err(Error::ReadResponse)?.to_vec();
         Ok(ServerResponse {
             status,
             content_type,

@@ -9,6 +9,7 @@ use crate::library::built_library;
 use crate::request::{Answer, Request};
 use crate::server::Server;
 use crate::training::{Trained, TrainingJob};
+use crate::Error;
 
 /// A stage library opened by `modelstage_runtime::loader`, as `serve` and `train` open it.
 /// Libraries stay loaded for the rest of the test process (the loader never unloads them).
@@ -42,8 +43,8 @@ impl TestStage {
     }
 
     /// Opens the library at `path`; the error is the loader's, which says what to do.
-    pub fn load(path: &Path) -> Result<TestStage, String> {
-        let stage = LoadedStage::open(path).map_err(|e| e.to_string())?;
+    pub fn load(path: &Path) -> Result<TestStage, Error> {
+        let stage = LoadedStage::open(path).map_err(Error::Load)?;
         Ok(TestStage {
             stage,
             path: path.to_path_buf(),
@@ -73,14 +74,15 @@ impl TestStage {
     }
 
     /// Runs the training hook on a temporary `/opt/ml` tree laid out from `job`, as
-    /// `modelstage train` runs it (see [`TrainingJob`]).
+    /// `modelstage train` runs it (see [`TrainingJob`]). `Err` is the job's failure reason, the
+    /// text `output/failure` received (a test looks for its words).
     pub fn train(&self, job: &TrainingJob) -> Result<Trained, String> {
         job.run(&self.path)
     }
 
     /// Starts `modelstage serve` for this stage and `model_dir` on a free port of 127.0.0.1 and
     /// waits until `/ping` answers 200 (see [`Server`]).
-    pub fn serve(&self, model_dir: &Path) -> Result<Server, String> {
+    pub fn serve(&self, model_dir: &Path) -> Result<Server, Error> {
         Server::start(&self.path, model_dir, &[])
     }
 }

@@ -98,7 +98,7 @@ impl TrainingJob {
                 std::env::remove_var(name);
             }
         }
-        run_job(stage, &paths)?;
+        run_job(stage, &paths).map_err(|reason| reason.to_string())?;
         Ok(Trained { tree, paths })
     }
 

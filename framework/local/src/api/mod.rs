@@ -31,7 +31,6 @@ mod wire;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,15 +86,9 @@ pub struct ApiArgs {
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
-pub fn run(args: ApiArgs) -> ExitCode {
+pub fn run(args: ApiArgs) -> Result<(), crate::CommandError> {
     modelstage_runtime::logging::init("modelstage");
-    match serve(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("modelstage api: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    serve(args).map_err(|e| crate::CommandError::failed("api", e))
 }
 
 fn default_state_dir() -> anyhow::Result<PathBuf> {

@@ -45,6 +45,22 @@ impl Answer {
     }
 }
 
+/// Why a request of the checks got no answer to judge; checks quote it as evidence.
+#[derive(Debug, thiserror::Error)]
+pub enum NoAnswer {
+    /// The request failed: the error and its causes on one line.
+    #[error("{0}")]
+    Request(String),
+    /// The head came, the body did not.
+    #[error("status {status}, but the body could not be read: {cause}")]
+    Body {
+        /// The status the head carried.
+        status: u16,
+        /// Why the body broke off, with its causes.
+        cause: String,
+    },
+}
+
 /// A client for one endpoint (`http://host:port`).
 pub struct Client {
     base: String,
@@ -67,18 +83,23 @@ impl Client {
         &self.base
     }
 
-    pub fn get(&self, path: &str) -> Result<Answer, String> {
+    pub fn get(&self, path: &str) -> Result<Answer, NoAnswer> {
         answer(self.http.get(format!("{}{path}", self.base)).send())
     }
 
     /// `GET /ping` within SageMaker's ping timeout.
-    pub fn ping(&self) -> Result<Answer, String> {
+    pub fn ping(&self) -> Result<Answer, NoAnswer> {
         let request = self.http.get(format!("{}/ping", self.base)).timeout(PING_TIMEOUT);
         answer(request.send())
     }
 
     /// `POST /invocations` with `content_type` and, when given, `accept`.
-    pub fn invoke(&self, content_type: &str, accept: Option<&str>, body: Vec<u8>) -> Result<Answer, String> {
+    pub fn invoke(
+        &self,
+        content_type: &str,
+        accept: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, NoAnswer> {
         let mut request = self
             .http
             .post(format!("{}/invocations", self.base))
@@ -91,8 +112,8 @@ impl Client {
     }
 }
 
-fn answer(sent: reqwest::Result<reqwest::blocking::Response>) -> Result<Answer, String> {
-    let response = sent.map_err(|e| describe_error(&e))?;
+fn answer(sent: reqwest::Result<reqwest::blocking::Response>) -> Result<Answer, NoAnswer> {
+    let response = sent.map_err(|e| NoAnswer::Request(describe_error(&e)))?;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -103,11 +124,9 @@ fn answer(sent: reqwest::Result<reqwest::blocking::Response>) -> Result<Answer, 
     response
         .take(MAX_BODY as u64 + 1)
         .read_to_end(&mut body)
-        .map_err(|e| {
-            format!(
-                "status {status}, but the body could not be read: {}",
-                describe_error(&e)
-            )
+        .map_err(|e| NoAnswer::Body {
+            status,
+            cause: describe_error(&e),
         })?;
     let truncated = body.len() > MAX_BODY;
     body.truncate(MAX_BODY);

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::http::{accepts, excerpt, Answer, Client};
+use super::http::{accepts, excerpt, Answer, Client, NoAnswer};
 use super::ids;
 use super::report::{Report, Verdict};
 
@@ -119,7 +119,7 @@ fn unsupported_accept(client: &Client, requests: &Requests, report: &mut Report)
 }
 
 /// `expected` with a readable body passes; anything else fails with what came back.
-fn expect_status(sent: Result<Answer, String>, expected: u16, what: &str) -> Verdict {
+fn expect_status(sent: Result<Answer, NoAnswer>, expected: u16, what: &str) -> Verdict {
     match sent {
         Ok(answer) if answer.status == expected && answer.readable() => Verdict::Pass(answer.describe()),
         Ok(answer) if answer.status == expected => Verdict::Fail(format!(

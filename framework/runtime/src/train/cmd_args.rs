@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 /// `[name1, value1, name2, value2, ...]` with the keys sorted; `--key` for names longer than one
 /// character, `-k` for one character, `""` for an empty name; values as Python's `str()`, a mapping
 /// as `k1=v1,k2=v2` with its keys sorted, `None` as `""`.
-pub fn to_cmd_args(hyperparameters: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn to_cmd_args(hyperparameters: &Map<String, Value>) -> Vec<String> {
     let mut keys: Vec<&String> = hyperparameters.keys().collect();
     // UTF-8 byte order is code-point order, which is how Python sorts strings.
     keys.sort();

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::paths::Paths;
+use super::JobError;
 
 /// The job configuration as the platform wrote it.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +25,7 @@ impl JobConfig {
     /// a missing `resourceconfig.json` means one host, `algo-1`. Unreadable or malformed files are
     /// errors, and so is a missing `inputdataconfig.json` beside channel data in `input/data/`: the
     /// data would silently be left out, so the error names the file and shows its shape.
-    pub fn read(paths: &Paths) -> Result<JobConfig, String> {
+    pub fn read(paths: &Paths) -> Result<JobConfig, JobError> {
         let resource_config = read_object(&paths.config_file("resourceconfig.json"))?.unwrap_or_else(|| {
             log::warn!("no resourceconfig.json: training as the single host algo-1");
             let mut single = Map::new();
@@ -46,7 +47,7 @@ impl JobConfig {
 /// The channels when `inputdataconfig.json` is missing: none, unless `input/data/` holds channel
 /// directories, which only that file can declare; then an error that names the file, shows its
 /// shape for the channels found and points to a tree laid out by `modelstage fit`.
-fn no_input_data_config(paths: &Paths) -> Result<Map<String, Value>, String> {
+fn no_input_data_config(paths: &Paths) -> Result<Map<String, Value>, JobError> {
     let mut found: Vec<String> = std::fs::read_dir(&paths.input_data_dir)
         .map(|entries| {
             entries
@@ -79,32 +80,36 @@ fn no_input_data_config(paths: &Paths) -> Result<Map<String, Value>, String> {
             (name.clone(), settings)
         })
         .collect();
-    Err(format!(
-        "{} is missing, so no channel is configured, but {} holds data for {}. SageMaker writes this \
-         file for every job; by hand, write it as {} (each channel's name mapped to its settings), or \
-         let `modelstage fit` lay out the tree (`modelstage fit --keep-tree` keeps it to look at)",
-        paths.config_file("inputdataconfig.json").display(),
-        paths.input_data_dir,
+    Err(JobError::NoInputDataConfig {
+        file: paths.config_file("inputdataconfig.json"),
+        data_dir: paths.input_data_dir.clone(),
         names,
-        Value::Object(shape)
-    ))
+        shape: Value::Object(shape),
+    })
 }
 
 /// A JSON object file; `None` when the file does not exist.
-fn read_object(path: &Path) -> Result<Option<Map<String, Value>>, String> {
+fn read_object(path: &Path) -> Result<Option<Map<String, Value>>, JobError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(error) => {
+            return Err(JobError::ReadConfig {
+                path: path.to_path_buf(),
+                error,
+            })
+        }
     };
     match serde_json::from_str(&text) {
         Ok(Value::Object(map)) => Ok(Some(map)),
-        Ok(other) => Err(format!(
-            "{} must hold a JSON object, not {}",
-            path.display(),
-            kind_of(&other)
-        )),
-        Err(e) => Err(format!("{} is not valid JSON: {e}", path.display())),
+        Ok(other) => Err(JobError::NotAnObject {
+            path: path.to_path_buf(),
+            kind: kind_of(&other),
+        }),
+        Err(error) => Err(JobError::InvalidJson {
+            path: path.to_path_buf(),
+            error,
+        }),
     }
 }
 
@@ -135,7 +140,7 @@ pub fn decode_hyperparameters(raw: &Map<String, Value>) -> Map<String, Value> {
 
 /// The fixed list of special hyperparameters the toolkit removes from the user's
 /// (`params.SAGEMAKER_HYPERPARAMETERS`).
-pub const SAGEMAKER_HYPERPARAMETERS: [&str; 9] = [
+pub(crate) const SAGEMAKER_HYPERPARAMETERS: [&str; 9] = [
     "sagemaker_program",
     "sagemaker_submit_directory",
     "sagemaker_enable_cloudwatch_metrics",
@@ -149,7 +154,7 @@ pub const SAGEMAKER_HYPERPARAMETERS: [&str; 9] = [
 
 /// Decoded hyperparameters split as the toolkit splits them.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SplitHyperparameters {
+pub(crate) struct SplitHyperparameters {
     /// What the user's code sees (`SM_HPS`, `SM_HP_*`, the command-line arguments).
     pub user: Map<String, Value>,
     /// Every `sagemaker_*` key and the fixed special keys.
@@ -159,7 +164,7 @@ pub struct SplitHyperparameters {
 }
 
 /// `mapping.split_by_criteria(hps, keys=SAGEMAKER_HYPERPARAMETERS, prefix="sagemaker_")`.
-pub fn split(decoded: Map<String, Value>) -> SplitHyperparameters {
+pub(crate) fn split(decoded: Map<String, Value>) -> SplitHyperparameters {
     let mut out = SplitHyperparameters::default();
     for (key, value) in decoded {
         let fixed = SAGEMAKER_HYPERPARAMETERS.contains(&key.as_str());
@@ -206,7 +211,7 @@ mod tests {
         for channel in ["train", "validation"] {
             std::fs::create_dir_all(paths.channel_dir(channel)).unwrap();
         }
-        let err = JobConfig::read(&paths).unwrap_err();
+        let err = JobConfig::read(&paths).unwrap_err().to_string();
         std::fs::remove_dir_all(&dir).unwrap();
         let file = paths.config_file("inputdataconfig.json");
         assert!(

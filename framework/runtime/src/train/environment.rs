@@ -9,6 +9,7 @@ use super::cmd_args::to_cmd_args;
 use super::config::{decode_hyperparameters, split, JobConfig};
 use super::host::HostFacts;
 use super::paths::Paths;
+use super::JobError;
 
 /// The `sagemaker_*` switches that make the toolkit put the current instance group into
 /// `distribution_instance_groups` on a homogeneous cluster.
@@ -40,20 +41,20 @@ impl TrainingEnvironment {
         config: &JobConfig,
         facts: &HostFacts,
         var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<TrainingEnvironment, String> {
+    ) -> Result<TrainingEnvironment, JobError> {
         let rc = &config.resource_config;
         let hosts = rc
             .get("hosts")
-            .ok_or("resourceconfig.json has no 'hosts'")?
+            .ok_or_else(|| resource_config(" has no 'hosts'"))?
             .as_array()
             .filter(|h| !h.is_empty() && h.iter().all(Value::is_string))
-            .ok_or("resourceconfig.json: 'hosts' must be a non-empty list of host names")?
+            .ok_or_else(|| resource_config(": 'hosts' must be a non-empty list of host names"))?
             .clone();
         let current_host = rc
             .get("current_host")
-            .ok_or("resourceconfig.json has no 'current_host'")?
+            .ok_or_else(|| resource_config(" has no 'current_host'"))?
             .as_str()
-            .ok_or("resourceconfig.json: 'current_host' must be a host name")?
+            .ok_or_else(|| resource_config(": 'current_host' must be a host name"))?
             .to_string();
         let current_instance_type = rc.get("current_instance_type").cloned().unwrap_or(json!("local"));
         let current_instance_group = rc
@@ -299,7 +300,7 @@ impl TrainingEnvironment {
 
 /// The toolkit's value rendering: a string as it is, `None` as empty, anything else as compact
 /// JSON with sorted keys and ASCII escapes.
-pub fn render(value: &Value) -> String {
+pub(crate) fn render(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -313,13 +314,18 @@ struct InstanceGroup {
     raw: Value,
 }
 
-fn instance_groups(rc: &Map<String, Value>) -> Result<Vec<InstanceGroup>, String> {
+/// `resourceconfig.json`'s error; `problem` follows the file's name.
+fn resource_config(problem: &str) -> JobError {
+    JobError::ResourceConfig(problem.to_string())
+}
+
+fn instance_groups(rc: &Map<String, Value>) -> Result<Vec<InstanceGroup>, JobError> {
     let Some(groups) = rc.get("instance_groups").filter(|g| !g.is_null()) else {
         return Ok(Vec::new());
     };
     let groups = groups
         .as_array()
-        .ok_or("resourceconfig.json: 'instance_groups' must be a list")?;
+        .ok_or_else(|| resource_config(": 'instance_groups' must be a list"))?;
     groups
         .iter()
         .enumerate()
@@ -328,12 +334,12 @@ fn instance_groups(rc: &Map<String, Value>) -> Result<Vec<InstanceGroup>, String
                 .get("instance_group_name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
-                    format!("resourceconfig.json: instance_groups[{i}] has no 'instance_group_name'")
+                    resource_config(&format!(": instance_groups[{i}] has no 'instance_group_name'"))
                 })?;
             let hosts = g
                 .get("hosts")
                 .and_then(Value::as_array)
-                .ok_or_else(|| format!("resourceconfig.json: instance_groups[{i}] has no 'hosts' list"))?;
+                .ok_or_else(|| resource_config(&format!(": instance_groups[{i}] has no 'hosts' list")))?;
             Ok(InstanceGroup {
                 name: name.to_string(),
                 hosts: hosts.clone(),

@@ -35,7 +35,7 @@ impl HostFacts {
 
 /// Python's `multiprocessing.cpu_count()`: the CPUs online (sysconf `_SC_NPROCESSORS_ONLN`,
 /// which glibc reads from `/sys/devices/system/cpu/online`), not the affinity mask.
-pub fn num_cpus() -> usize {
+pub(crate) fn num_cpus() -> usize {
     std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|text| count_cpu_list(&text))
@@ -43,7 +43,7 @@ pub fn num_cpus() -> usize {
 }
 
 /// Counts a kernel CPU list such as `0-3,8,10-11`.
-pub fn count_cpu_list(text: &str) -> Option<usize> {
+pub(crate) fn count_cpu_list(text: &str) -> Option<usize> {
     let mut total = 0;
     for part in text.trim().split(',').filter(|p| !p.is_empty()) {
         total += match part.split_once('-') {
@@ -68,7 +68,7 @@ fn num_gpus() -> usize {
     }
 }
 
-pub fn count_gpu_lines(text: &str) -> usize {
+pub(crate) fn count_gpu_lines(text: &str) -> usize {
     text.lines().filter(|l| l.starts_with("GPU ")).count()
 }
 
@@ -83,7 +83,7 @@ fn num_neurons(instance_type: &str) -> usize {
         .unwrap_or(0)
 }
 
-pub fn sum_neuron_cores(json: &str) -> Option<usize> {
+pub(crate) fn sum_neuron_cores(json: &str) -> Option<usize> {
     let devices: serde_json::Value = serde_json::from_str(json).ok()?;
     devices
         .as_array()?

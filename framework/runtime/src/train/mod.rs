@@ -11,6 +11,7 @@
 mod cmd_args;
 mod config;
 mod environment;
+mod error;
 mod host;
 pub mod job_files;
 mod outcome;
@@ -25,6 +26,7 @@ use crate::loader::LoadedStage;
 
 pub use config::{decode_hyperparameters, JobConfig};
 pub use environment::TrainingEnvironment;
+pub use error::JobError;
 pub use host::HostFacts;
 pub use outcome::FAILURE_REASON_CHARS;
 pub use paths::{Paths, DEFAULT_BASE_DIR};
@@ -64,13 +66,13 @@ pub enum TrainError {
     NoTree(String),
     /// The job failed; the reason is also in `output/failure`.
     #[error("Training failed: {0}")]
-    Failed(String),
+    Failed(JobError),
 }
 
 /// One training job on an existing tree, as `train` runs it but without signal handling: reads
 /// the job, calls the stage's training hook, and writes `output/success` or `output/failure`
-/// (whose text is also the `Err`). `modelstage-testing` runs jobs in-process through this.
-pub fn run_job(stage_path: &Path, paths: &Paths) -> Result<(), String> {
+/// (whose text is the `Err`'s message). `modelstage-testing` runs jobs in-process through this.
+pub fn run_job(stage_path: &Path, paths: &Paths) -> Result<(), JobError> {
     outcome::clear_stale(&paths.success_file());
     outcome::clear_stale(&paths.failure_file());
     match train(stage_path, paths) {
@@ -81,14 +83,14 @@ pub fn run_job(stage_path: &Path, paths: &Paths) -> Result<(), String> {
             Ok(())
         }
         Err(reason) => {
-            outcome::write_failure(&paths.failure_file(), &reason);
+            outcome::write_failure(&paths.failure_file(), &reason.to_string());
             Err(reason)
         }
     }
 }
 
 /// Everything between reading the tree and the hook's return; `Err` is the failure reason.
-fn train(stage_path: &Path, paths: &Paths) -> Result<(), String> {
+fn train(stage_path: &Path, paths: &Paths) -> Result<(), JobError> {
     let config = JobConfig::read(paths)?;
     let instance_type = config
         .resource_config
@@ -99,33 +101,33 @@ fn train(stage_path: &Path, paths: &Paths) -> Result<(), String> {
     let env = TrainingEnvironment::build(paths, &config, &facts, &|name| std::env::var(name).ok())?;
     check_channel_data(paths, &config)?;
     for dir in [&paths.model_dir, &paths.output_data_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+        std::fs::create_dir_all(dir).map_err(|error| JobError::CreateDir {
+            dir: dir.clone(),
+            error,
+        })?;
     }
 
-    let stage = LoadedStage::open(stage_path).map_err(|e| e.to_string())?;
+    let stage = LoadedStage::open(stage_path).map_err(JobError::Load)?;
     let info = stage.info();
     if !stage.has_train() {
-        return Err(format!(
-            "stage '{}' {} ({}) has no training hook: it can serve but not train \
-             (a Rust stage gets one with `impl Train` and `export_stage!({}, train)`)",
-            info.name,
-            info.version,
-            stage_path.display(),
-            "MyStage"
-        ));
+        return Err(JobError::NoTrainHook {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            library: stage_path.to_path_buf(),
+        });
     }
 
     export(&env)?;
     let training_env = env.training_env_json();
     log::info!("Training Env: {training_env}");
     log::info!("Invoking train_fn of stage '{}' {}", info.name, info.version);
-    stage.train(&training_env).map_err(|e| e.to_string())
+    stage.train(&training_env).map_err(JobError::Hook)
 }
 
 /// Data channels in File or FastFile mode are directories the platform fills before training
 /// starts; a missing one means the job cannot see its data, so it fails here with the channel's
 /// name rather than later inside the stage. Pipe-mode channels are FIFOs named `<channel>_<epoch>`.
-fn check_channel_data(paths: &Paths, config: &JobConfig) -> Result<(), String> {
+fn check_channel_data(paths: &Paths, config: &JobConfig) -> Result<(), JobError> {
     for (name, settings) in &config.input_data_config {
         let mode = settings
             .get("TrainingInputMode")
@@ -133,9 +135,10 @@ fn check_channel_data(paths: &Paths, config: &JobConfig) -> Result<(), String> {
             .unwrap_or("File");
         let dir = paths.channel_dir(name);
         if mode != "Pipe" && !Path::new(&dir).is_dir() {
-            return Err(format!(
-                "channel '{name}' is in inputdataconfig.json but its data directory {dir} does not exist"
-            ));
+            return Err(JobError::MissingChannelData {
+                name: name.clone(),
+                dir,
+            });
         }
     }
     Ok(())
@@ -143,7 +146,7 @@ fn check_channel_data(paths: &Paths, config: &JobConfig) -> Result<(), String> {
 
 /// Sets every `SM_*` variable and the toolkit's other variables in this process, so the hook and
 /// anything it starts see them. A name or value the OS cannot hold is an error naming it.
-fn export(env: &TrainingEnvironment) -> Result<(), String> {
+fn export(env: &TrainingEnvironment) -> Result<(), JobError> {
     let vars: Vec<(String, String)> = env
         .sm_vars()
         .into_iter()
@@ -151,15 +154,10 @@ fn export(env: &TrainingEnvironment) -> Result<(), String> {
         .collect();
     for (name, value) in &vars {
         if name.contains(['=', '\0']) {
-            return Err(format!(
-                "cannot export {name}: an environment variable name cannot contain '=' or NUL \
-                 (rename the hyperparameter or channel it comes from)"
-            ));
+            return Err(JobError::VariableName(name.clone()));
         }
         if value.contains('\0') {
-            return Err(format!(
-                "cannot export {name}: its value contains a NUL character"
-            ));
+            return Err(JobError::VariableValue(name.clone()));
         }
     }
     for (name, value) in vars {

@@ -9,7 +9,7 @@ pub const FAILURE_REASON_CHARS: usize = 1024;
 
 /// Writes `reason` to the failure file unless it already exists: a reason the training code wrote
 /// itself wins, as in sagemaker-training-toolkit.
-pub fn write_failure(path: &Path, reason: &str) {
+pub(crate) fn write_failure(path: &Path, reason: &str) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -31,7 +31,7 @@ pub fn write_failure(path: &Path, reason: &str) {
 }
 
 /// Writes the empty success file.
-pub fn write_success(path: &Path) -> std::io::Result<()> {
+pub(crate) fn write_success(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -40,7 +40,7 @@ pub fn write_success(path: &Path) -> std::io::Result<()> {
 
 /// Removes a success or failure file left by an earlier run in the same tree, so that the files
 /// describe this run only.
-pub fn clear_stale(path: &Path) {
+pub(crate) fn clear_stale(path: &Path) {
     if path.exists() {
         log::warn!("removing {} left by an earlier run", path.display());
         let _ = std::fs::remove_file(path);

@@ -33,7 +33,7 @@ pub struct Paths {
 }
 
 /// Python's `os.path.join(a, b)` for a relative `b`.
-pub fn join(a: &str, b: &str) -> String {
+pub(crate) fn join(a: &str, b: &str) -> String {
     if a.is_empty() || a.ends_with('/') {
         format!("{a}{b}")
     } else {

@@ -11,7 +11,7 @@ use signal_hook::iterator::Signals;
 use super::outcome::write_failure;
 
 /// Starts the watcher. Failing to install it only costs the failure message, so it is logged.
-pub fn watch(failure_file: PathBuf) {
+pub(crate) fn watch(failure_file: PathBuf) {
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(signals) => signals,
         Err(e) => {

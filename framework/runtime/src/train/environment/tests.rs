@@ -288,7 +288,9 @@ fn bad_resource_config_is_refused() {
             resource_config: object(rc),
             ..JobConfig::default()
         };
-        let err = TrainingEnvironment::build(&Paths::new("/opt/ml"), &config, &FACTS, &no_vars).unwrap_err();
+        let err = TrainingEnvironment::build(&Paths::new("/opt/ml"), &config, &FACTS, &no_vars)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(needle), "{err}");
     }
 }

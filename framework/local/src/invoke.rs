@@ -383,6 +383,33 @@ mod tests {
     }
 
     #[test]
+    fn verbose_shows_the_headers_of_a_success_and_of_an_error() {
+        let (url, server) = one_shot("200 OK", "fine");
+        let mut request = args(&url, vec![]);
+        request.verbose = true;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        invoke(&request, &mut out, &mut err).unwrap();
+        server.join().unwrap();
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.starts_with("HTTP 200 OK\n"), "{err}");
+        assert!(err.contains("content-type: text/plain\n"), "{err}");
+        assert_eq!(out, b"fine");
+
+        let (url, server) = one_shot("500 Internal Server Error", "broken\n");
+        request.url = url;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let message = invoke(&request, &mut out, &mut err).unwrap_err().to_string();
+        server.join().unwrap();
+        assert!(out.is_empty() && err.is_empty());
+        assert!(
+            message.starts_with("HTTP 500 Internal Server Error\n"),
+            "{message}"
+        );
+        assert!(message.contains("\ncontent-type: text/plain\n"), "{message}");
+        assert!(message.ends_with("\nbroken"), "{message}");
+    }
+
+    #[test]
     fn no_endpoint_is_a_clear_error() {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let failure = invoke(&args("http://127.0.0.1:9", vec![]), &mut out, &mut err).unwrap_err();

@@ -65,11 +65,11 @@ fn broken_fixture_stages_are_refused_with_their_reason() {
         ),
         (
             "wrong_major",
-            "was built for stage ABI 2.x but this modelstage speaks ABI 1.0",
+            "was built for stage ABI 2.x but this modelstage speaks ABI 1.1",
         ),
         (
             "newer_minor",
-            "needs stage ABI 1.99 but this modelstage only speaks ABI 1.0",
+            "needs stage ABI 1.99 but this modelstage only speaks ABI 1.1",
         ),
         ("missing_predict", "does not export predict_fn"),
     ];

@@ -19,7 +19,7 @@ fn inspect_shows_the_descriptor_and_hooks_of_a_rust_stage() {
     let (ok, out, err) = inspect(&stage_lib("echo"));
     assert!(ok, "{err}");
     assert!(out.contains("stage:      echo 0.1.0"), "{out}");
-    assert!(out.contains("abi:        1.0"), "{out}");
+    assert!(out.contains("abi:        1.1"), "{out}");
     assert!(out.contains("threading:  shared"), "{out}");
     assert!(
         out.contains(

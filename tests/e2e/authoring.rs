@@ -116,7 +116,12 @@ fn author(name: &str, lang: &str) {
     assert_eq!(labels[containers::BIND_TO_PORT_LABEL], "true");
     assert_eq!(labels["com.modelstage.stage.name"], name);
     assert_eq!(labels["com.modelstage.stage.version"], "0.1.0");
-    assert_eq!(labels["com.modelstage.abi.version"], "1.0");
+    let abi = format!(
+        "{}.{}",
+        modelstage_abi::MODELSTAGE_ABI_MAJOR,
+        modelstage_abi::MODELSTAGE_ABI_MINOR
+    );
+    assert_eq!(labels["com.modelstage.abi.version"], abi);
 
     // Train in the image, as a SageMaker training job would.
     let data = root.path().join("train.csv");

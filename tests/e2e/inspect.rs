@@ -19,7 +19,7 @@ fn inspect_shows_the_descriptor_and_hooks_of_a_rust_stage() {
     let (ok, out, err) = inspect(&stage_lib("echo"));
     assert!(ok, "{err}");
     assert!(out.contains("stage:      echo 0.1.0"), "{out}");
-    assert!(out.contains("abi:        1.0"), "{out}");
+    assert!(out.contains("abi:        1.1"), "{out}");
     assert!(out.contains("threading:  shared"), "{out}");
     assert!(
         out.contains(
@@ -65,11 +65,11 @@ fn broken_fixture_stages_are_refused_with_their_reason() {
         ),
         (
             "wrong_major",
-            "was built for stage ABI 2.x but this modelstage speaks ABI 1.0",
+            "was built for stage ABI 2.x but this modelstage speaks ABI 1.1",
         ),
         (
             "newer_minor",
-            "needs stage ABI 1.99 but this modelstage only speaks ABI 1.0",
+            "needs stage ABI 1.99 but this modelstage only speaks ABI 1.1",
         ),
         ("missing_predict", "does not export predict_fn"),
     ];

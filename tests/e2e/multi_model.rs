@@ -3,7 +3,8 @@
 //! featurizer models fitted on different data answering concurrently (each
 //! with its own answer), a load failing in `model_fn`, the memory budget
 //! (507, and LRU eviction when asked for), a crash while serving one model,
-//! and `/invocations` with `X-Amzn-SageMaker-Target-Model`; the metrics
+//! and `/invocations` with `X-Amzn-SageMaker-Target-Model` (which the
+//! hooks see, as on `/models/{name}/invoke`); the metrics
 //! of loads, unloads, 507s and the models loaded move with them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -290,6 +291,61 @@ fn mme_invocations_load_the_target_model_on_first_use() {
     assert_eq!(status, 404, "{body}");
     let message = json(body.as_bytes())["message"].as_str().unwrap().to_string();
     assert!(message.contains(r#""absent.tar.gz""#), "{message}");
+}
+
+/// `POST {path}` of the body `target` with `headers`: what the ballast
+/// stage's hooks saw as the target model.
+fn target_seen(url: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut all = vec![("content-type", "text/plain")];
+    all.extend_from_slice(headers);
+    let (status, _, body) = call("POST", url, path, &all, b"target");
+    (status, text(&body))
+}
+
+#[test]
+fn mme_hooks_see_the_target_model() {
+    let dir = tempdir();
+    let models = dir.path().join("model");
+    std::fs::create_dir_all(&models).unwrap();
+    ballast_model(&models, "folder", 0);
+    let server = serve_mme("ballast", dir.path(), &[]);
+    let url = &server.url;
+
+    // The SDK's local mode: /invocations naming the model.
+    assert_eq!(
+        target_seen(url, "/invocations", &[(TARGET, "folder")]),
+        (200, "folder:target=folder".to_string())
+    );
+    // The platform's call: the header as the client sent it, else the model's name.
+    assert_eq!(load(url, "a", &ballast_model(dir.path(), "a", 0)).0, 200);
+    assert_eq!(
+        target_seen(url, "/models/a/invoke", &[]),
+        (200, "a:target=a".to_string())
+    );
+    assert_eq!(
+        target_seen(url, "/models/a/invoke", &[(TARGET, "a.tar.gz")]),
+        (200, "a:target=a.tar.gz".to_string())
+    );
+    // A header past its bound is refused, naming it.
+    let long = "m".repeat(1025);
+    for path in ["/models/a/invoke", "/invocations"] {
+        let (status, body) = target_seen(url, path, &[(TARGET, &long)]);
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = json(body.as_bytes())["message"].as_str().unwrap().to_string();
+        assert!(message.contains(TARGET), "{path}: {message}");
+        assert!(message.len() < 600, "the value is excerpted: {message}");
+    }
+
+    // A single-model endpoint passes the header through too, and none when absent.
+    let single = serve(&stage_lib("ballast"), &ballast_model(dir.path(), "one", 0), &[]);
+    assert_eq!(
+        target_seen(&single.url, "/invocations", &[(TARGET, "x.tar.gz")]),
+        (200, "one:target=x.tar.gz".to_string())
+    );
+    assert_eq!(
+        target_seen(&single.url, "/invocations", &[]),
+        (200, "one:target=-".to_string())
+    );
 }
 
 /// Fits `n` featurizer models, each on a different slice of abalone, and
@@ -591,14 +647,7 @@ fn mme_local_deploy_loads_on_first_use_and_evicts_on_507() {
     std::fs::write(&request, document.to_string()).unwrap();
     let deploy = crate::pipeline::Deploy::start(&["--request", request.to_str().unwrap()]);
     let url = &deploy.url;
-    let invoke_cli = |target: &str, body: &str| {
-        let out = std::process::Command::new(bin())
-            .args(["invoke", url, "--content-type", "text/plain", "--body", body])
-            .args(["--target-model", target])
-            .output()
-            .unwrap();
-        (out.status.success(), text(&out.stdout), text(&out.stderr))
-    };
+    let invoke_cli = |target: &str, body: &str| invoke_target(url, target, body);
 
     // Concurrent first requests for one model: one load, every answer its own.
     let answers: Vec<(bool, String, String)> = std::thread::scope(|s| {
@@ -650,6 +699,105 @@ fn mme_local_deploy_loads_on_first_use_and_evicts_on_507() {
     assert_eq!(status, 400);
     let (status, _, body) = call("POST", url, "/invocations", &[(TARGET, "zz.tar.gz")], b"x");
     assert_eq!(status, 404, "{}", text(&body));
+}
+
+/// `modelstage invoke URL --target-model TARGET` of a text body: success, stdout, stderr.
+fn invoke_target(url: &str, target: &str, body: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(["invoke", url, "--content-type", "text/plain", "--body", body])
+        .args(["--target-model", target])
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn mme_upstream_router_loads_each_target_into_a_running_container() {
+    let dir = tempdir();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for tag in ["a", "b"] {
+        ballast_tarball(&models, tag, 0);
+    }
+    let server = serve_mme("ballast", dir.path(), &[]);
+    let unpacked = dir.path().join("unpacked");
+    let upstream = crate::pipeline::Deploy::spawn(&[
+        "--upstream",
+        &server.url,
+        "--mode",
+        "MultiModel",
+        "--model-data",
+        models.to_str().unwrap(),
+        "--models-dir",
+        unpacked.to_str().unwrap(),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ping(&upstream.url) != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "{}", upstream.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Each target answers with its own model, the first use and the next.
+    for round in ["first", "again"] {
+        for tag in ["a", "b"] {
+            let (ok, out, err) = invoke_target(&upstream.url, &format!("{tag}.tar.gz"), round);
+            assert!(ok, "{err}\n{}", upstream.log_text());
+            assert_eq!(out, format!("{tag}:text/plain:{round}"));
+        }
+    }
+    // The router unpacked each where it said, and the running container loaded each once.
+    assert_eq!(listed(&server.url, 10), ["a.tar.gz", "b.tar.gz"]);
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("b.tar.gz/model/tag")).unwrap(),
+        "b"
+    );
+    let log = upstream.log_text();
+    assert_eq!(
+        log.matches(r#"loaded model "a.tar.gz" as a.tar.gz"#).count(),
+        1,
+        "{log}"
+    );
+    // The hooks see the target model the client named.
+    let (status, body) = target_seen(&upstream.url, "/invocations", &[(TARGET, "b.tar.gz")]);
+    assert_eq!((status, body.as_str()), (200, "b:target=b.tar.gz"));
+    // A model that is not in --model-data.
+    let (status, _, body) = call(
+        "POST",
+        &upstream.url,
+        "/invocations",
+        &[(TARGET, "zz.tar.gz")],
+        b"x",
+    );
+    assert_eq!(status, 404, "{}", text(&body));
+
+    // The flags say what is missing.
+    let refused = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args([
+                "deploy",
+                "--upstream",
+                &server.url,
+                "--mode",
+                "MultiModel",
+                "--port",
+                "0",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        text(&out.stderr)
+    };
+    assert!(refused(&[]).contains("needs --model-data DIR"));
+    let err = refused(&[
+        "--upstream",
+        &server.url,
+        "--model-data",
+        models.to_str().unwrap(),
+    ]);
+    assert!(err.contains("give one --upstream, got 2"), "{err}");
+    let err = refused(&["--model-data", dir.path().join("absent").to_str().unwrap()]);
+    assert!(err.contains("is not a folder"), "{err}");
 }
 
 #[test]

@@ -29,7 +29,7 @@ impl Deploy {
         deploy
     }
 
-    fn spawn(args: &[&str]) -> Deploy {
+    pub(crate) fn spawn(args: &[&str]) -> Deploy {
         let port = free_port();
         let mut child = Command::new(bin())
             .arg("deploy")

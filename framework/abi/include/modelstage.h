@@ -56,7 +56,7 @@
  Minor version of this ABI. A library built for a newer minor than the
  runtime's is refused; an older minor is accepted (minor changes only append).
  */
-#define MODELSTAGE_ABI_MINOR 0
+#define MODELSTAGE_ABI_MINOR 1
 
 /*
  Threading mode: one model per worker process, shared by that process's
@@ -255,6 +255,13 @@ typedef struct ModelstageRequest {
    `X-Amzn-SageMaker-Custom-Attributes`; `len` 0 when absent.
    */
   struct ModelstageBytes custom_attributes;
+  /*
+   ABI 1.1: `X-Amzn-SageMaker-Target-Model`, the model of a multi-model
+   endpoint the request is for; `len` 0 when absent. Read it only when
+   `struct_size` covers it: a runtime of ABI 1.0 passes a request
+   that ends before this field.
+   */
+  struct ModelstageBytes target_model;
 } ModelstageRequest;
 
 /*

@@ -25,7 +25,7 @@ use core::ffi::{c_char, c_void};
 pub const MODELSTAGE_ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI. A library built for a newer minor than the
 /// runtime's is refused; an older minor is accepted (minor changes only append).
-pub const MODELSTAGE_ABI_MINOR: u32 = 0;
+pub const MODELSTAGE_ABI_MINOR: u32 = 1;
 
 /// Name of the descriptor symbol every stage exports (a `ModelstageAbiDescriptor`).
 pub const SYMBOL_DESCRIPTOR: &str = "modelstage_abi";
@@ -140,6 +140,11 @@ pub struct ModelstageRequest {
     pub accept: ModelstageBytes,
     /// `X-Amzn-SageMaker-Custom-Attributes`; `len` 0 when absent.
     pub custom_attributes: ModelstageBytes,
+    /// ABI 1.1: `X-Amzn-SageMaker-Target-Model`, the model of a multi-model
+    /// endpoint the request is for; `len` 0 when absent. Read it only when
+    /// `struct_size` covers it: a runtime of ABI 1.0 passes a request
+    /// that ends before this field.
+    pub target_model: ModelstageBytes,
 }
 
 /// The response a stage produces in `output_fn` or `transform_fn`. The runtime

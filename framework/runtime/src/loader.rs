@@ -26,8 +26,12 @@ use modelstage_abi::{
 /// only from a library whose `struct_size` reaches `DESCRIPTOR_SIZES[k]`. The
 /// array is as long as the current minor is high: raising the minor does not
 /// compile until its size is added here (docs/abi.md, "Versioning").
-const DESCRIPTOR_SIZES: [u32; abi::MODELSTAGE_ABI_MINOR as usize + 1] =
-    [std::mem::size_of::<ModelstageAbiDescriptor>() as u32];
+/// Minor 1 grew `ModelstageRequest` (the runtime's struct, sized by its
+/// own `struct_size`), not the descriptor, so both minors share one size.
+const DESCRIPTOR_SIZES: [u32; abi::MODELSTAGE_ABI_MINOR as usize + 1] = [
+    std::mem::size_of::<ModelstageAbiDescriptor>() as u32,
+    std::mem::size_of::<ModelstageAbiDescriptor>() as u32,
+];
 
 /// Why a library cannot be used as a stage. Every message says what to do.
 #[derive(Debug)]
@@ -267,6 +271,9 @@ pub struct RequestMeta {
     pub accept: String,
     /// `X-Amzn-SageMaker-Custom-Attributes`, when sent.
     pub custom_attributes: Option<String>,
+    /// `X-Amzn-SageMaker-Target-Model` (ABI 1.1): the model of a
+    /// multi-model endpoint the request is for, when known.
+    pub target_model: Option<String>,
 }
 
 /// A stage's answer.
@@ -718,12 +725,16 @@ impl LoadedModel {
     /// `output_fn` with the pass-through defaults of the ABI.
     pub fn invoke(&self, body: &[u8], meta: &RequestMeta) -> Result<Reply, HookError> {
         let attrs = meta.custom_attributes.as_deref().unwrap_or("");
+        let target = meta.target_model.as_deref().unwrap_or("");
+        // Always the whole request of this runtime's minor: a stage of an
+        // older minor reads only the fields it knows.
         let request = ModelstageRequest {
             struct_size: std::mem::size_of::<ModelstageRequest>() as u32,
             request_id: bytes(meta.request_id.as_bytes()),
             content_type: bytes(meta.content_type.as_bytes()),
             accept: bytes(meta.accept.as_bytes()),
             custom_attributes: bytes(attrs.as_bytes()),
+            target_model: bytes(target.as_bytes()),
         };
         let model = self.model.ptr as *const c_void;
         let hooks = &self.stage.hooks;
@@ -896,6 +907,19 @@ mod tests {
                 size: SIZE_1_0,
                 needed: SIZE_1_0 + 8
             }
+        );
+    }
+
+    #[test]
+    fn this_runtime_loads_1_0_and_1_1_stages_and_refuses_1_2() {
+        assert_eq!(abi::MODELSTAGE_ABI_MINOR, 1);
+        for minor in [0, 1] {
+            let d = read(&descriptor(minor, SIZE_1_0), 1, &DESCRIPTOR_SIZES).unwrap();
+            assert_eq!((d.abi_minor, d.max_payload_in_mb), (minor, 7));
+        }
+        assert_eq!(
+            read(&descriptor(2, SIZE_1_0), 1, &DESCRIPTOR_SIZES).unwrap_err(),
+            DescriptorError::NewerMinor { found: 2, speaks: 1 }
         );
     }
 

@@ -15,6 +15,11 @@ pub struct Context<'a> {
     pub accept: &'a str,
     /// `X-Amzn-SageMaker-Custom-Attributes`, when the client sent it.
     pub custom_attributes: Option<&'a str>,
+    /// `X-Amzn-SageMaker-Target-Model`: the model of a multi-model endpoint
+    /// the request is for (`InvokeEndpoint`'s `TargetModel`), when known.
+    /// `None` on a single-model endpoint that got no such header, and under
+    /// a runtime older than stage ABI 1.1, which does not pass it.
+    pub target_model: Option<&'a str>,
 }
 
 impl<'a> Context<'a> {

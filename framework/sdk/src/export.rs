@@ -134,34 +134,55 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, StageError> {
     std::str::from_utf8(bytes).map_err(|_| StageError::bad_request(format!("{what} is not valid UTF-8")))
 }
 
-/// Builds the SDK context from the ABI request.
+/// The bytes of the request that the ABI 1.1 field `target_model` ends at:
+/// a request whose `struct_size` is smaller comes from a runtime of ABI 1.0
+/// and has no such field.
+const REQUEST_SIZE_1_1: usize =
+    std::mem::offset_of!(ModelstageRequest, target_model) + std::mem::size_of::<ModelstageBytes>();
+
+/// Builds the SDK context from the ABI request. Fields a later minor
+/// appended are read only when the request's `struct_size` covers them, and
+/// each field is read in place, so nothing past what the runtime allocated
+/// is touched.
 ///
 /// # Safety
-/// `request` must point to a valid `ModelstageRequest` whose slices outlive `'a`.
+/// `request` must point to a valid `ModelstageRequest` of at least ABI 1.0's
+/// fields and of `struct_size` bytes, whose slices outlive `'a`.
 unsafe fn context<'a>(request: *const ModelstageRequest) -> Result<Context<'a>, StageError> {
-    // SAFETY: guaranteed by the caller.
-    let r = unsafe { &*request };
-    // SAFETY: as above.
-    let request_id = unsafe { r.request_id.as_slice() };
-    crate::logging::set_request_id(std::str::from_utf8(request_id).ok());
-    // SAFETY: the runtime borrows these slices for the whole call.
-    let (id, ct, accept, attrs) = unsafe {
+    use std::ptr::addr_of;
+    // SAFETY: the fields of ABI 1.0 are in every request (the caller's
+    // contract); each is read without making a reference to the whole,
+    // possibly shorter, struct. The runtime borrows the slices for the call.
+    let (id, ct, accept, attrs, size) = unsafe {
         (
-            r.request_id.as_slice(),
-            r.content_type.as_slice(),
-            r.accept.as_slice(),
-            r.custom_attributes.as_slice(),
+            addr_of!((*request).request_id).read().as_slice(),
+            addr_of!((*request).content_type).read().as_slice(),
+            addr_of!((*request).accept).read().as_slice(),
+            addr_of!((*request).custom_attributes).read().as_slice(),
+            addr_of!((*request).struct_size).read() as usize,
         )
+    };
+    let target = if size >= REQUEST_SIZE_1_1 {
+        // SAFETY: read only when the runtime's `struct_size` says the field
+        // is there; borrowed for the call like the others.
+        unsafe { addr_of!((*request).target_model).read().as_slice() }
+    } else {
+        &[]
+    };
+    crate::logging::set_request_id(std::str::from_utf8(id).ok());
+    let optional = |bytes: &'a [u8], header: &str| -> Result<Option<&'a str>, StageError> {
+        if bytes.is_empty() {
+            Ok(None)
+        } else {
+            utf8(bytes, header).map(Some)
+        }
     };
     Ok(Context {
         request_id: utf8(id, "the request id")?,
         content_type: utf8(ct, "Content-Type")?,
         accept: utf8(accept, "Accept")?,
-        custom_attributes: if attrs.is_empty() {
-            None
-        } else {
-            Some(utf8(attrs, "X-Amzn-SageMaker-Custom-Attributes")?)
-        },
+        custom_attributes: optional(attrs, "X-Amzn-SageMaker-Custom-Attributes")?,
+        target_model: optional(target, "X-Amzn-SageMaker-Target-Model")?,
     })
 }
 
@@ -496,4 +517,61 @@ macro_rules! __export_train {
             unsafe { $crate::export::train_fn::<$stage>(env!("CARGO_PKG_NAME"), training_env_json, error) }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request of this SDK's minor, with `struct_size` as a runtime
+    /// declares it.
+    fn request(struct_size: usize, target: &'static [u8]) -> ModelstageRequest {
+        ModelstageRequest {
+            struct_size: struct_size as u32,
+            request_id: ModelstageBytes::from_slice(b"r-1"),
+            content_type: ModelstageBytes::from_slice(b"text/csv"),
+            accept: ModelstageBytes::from_slice(b"text/csv"),
+            custom_attributes: ModelstageBytes::EMPTY,
+            target_model: ModelstageBytes::from_slice(target),
+        }
+    }
+
+    #[test]
+    fn a_1_1_request_names_its_target_model() {
+        let r = request(std::mem::size_of::<ModelstageRequest>(), b"a.tar.gz");
+        // SAFETY: a whole request whose slices are static.
+        let ctx = unsafe { context(&r) }.unwrap();
+        assert_eq!(
+            (ctx.target_model, ctx.custom_attributes),
+            (Some("a.tar.gz"), None)
+        );
+        let r = request(std::mem::size_of::<ModelstageRequest>(), b"");
+        // SAFETY: as above.
+        assert_eq!(unsafe { context(&r) }.unwrap().target_model, None);
+    }
+
+    #[test]
+    fn a_1_0_sized_request_has_no_target_model_whatever_lies_past_it() {
+        // A runtime of ABI 1.0 allocates the request without the field; what
+        // follows it in memory must never be taken for one.
+        let size_1_0 = std::mem::offset_of!(ModelstageRequest, target_model);
+        let r = request(size_1_0, b"not-the-runtime's");
+        // SAFETY: the request is whole; the test is that the field past
+        // `struct_size` is left alone.
+        let ctx = unsafe { context(&r) }.unwrap();
+        assert_eq!(ctx.target_model, None);
+        assert_eq!(ctx.request_id, "r-1");
+    }
+
+    #[test]
+    fn a_target_model_that_is_not_utf8_is_a_bad_request() {
+        let r = request(std::mem::size_of::<ModelstageRequest>(), b"\xff");
+        // SAFETY: a whole request whose slices are static.
+        let err = unsafe { context(&r) }.unwrap_err();
+        assert!(
+            err.message.contains("X-Amzn-SageMaker-Target-Model"),
+            "{}",
+            err.message
+        );
+    }
 }

@@ -60,6 +60,7 @@ impl Request {
             content_type: self.content_type.clone(),
             accept: self.accept.clone(),
             custom_attributes: self.custom_attributes.clone(),
+            target_model: None,
         }
     }
 }

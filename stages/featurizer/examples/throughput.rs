@@ -62,6 +62,7 @@ fn main() -> Result<(), String> {
             content_type: "text/csv",
             accept,
             custom_attributes: None,
+            target_model: None,
         };
         let run = |body: &[u8]| -> usize {
             let input = featurizer.input_fn(body, &ctx).unwrap();

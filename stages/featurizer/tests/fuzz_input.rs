@@ -46,6 +46,7 @@ fn run(body: &[u8], accept: &str) -> Result<Vec<u8>, StageError> {
         content_type: "text/csv",
         accept,
         custom_attributes: None,
+        target_model: None,
     };
     let f = featurizer();
     let batch = f.input_fn(body, &ctx)?;

@@ -83,6 +83,7 @@ fn ctx<'a>(content_type: &'a str, accept: &'a str) -> Context<'a> {
         content_type,
         accept,
         custom_attributes: None,
+        target_model: None,
     }
 }
 

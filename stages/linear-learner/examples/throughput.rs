@@ -154,6 +154,7 @@ fn main() {
             content_type,
             accept,
             custom_attributes: None,
+            target_model: None,
         };
         let t = Instant::now();
         let mut bytes = 0;

@@ -52,6 +52,7 @@ fn run(body: &[u8], content_type: &str, accept: &str) -> Result<Vec<u8>, StageEr
         content_type,
         accept,
         custom_attributes: None,
+        target_model: None,
     };
     let m = model();
     let input = m.input_fn(body, &ctx)?;

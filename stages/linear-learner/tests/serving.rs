@@ -27,6 +27,7 @@ fn invoke(m: &LinearLearner, body: &[u8], content_type: &str, accept: &str) -> R
         content_type,
         accept,
         custom_attributes: None,
+        target_model: None,
     };
     let input = m.input_fn(body, &ctx)?;
     let out = m.predict_fn(input, &ctx)?;

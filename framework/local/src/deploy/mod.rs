@@ -67,10 +67,29 @@ pub struct DeployArgs {
         conflicts_with_all = ["request", "stages", "models", "fused"]
     )]
     pub upstreams: Vec<String>,
-    /// How --upstream endpoints answer: Serial (a pipeline, the default) or Direct (by
-    /// X-Amzn-SageMaker-Target-Container-Hostname).
-    #[arg(long, value_name = "MODE", requires = "upstreams", value_parser = ["Serial", "Direct"])]
+    /// How --upstream endpoints answer: Serial (a pipeline, the default), Direct (by
+    /// X-Amzn-SageMaker-Target-Container-Hostname) or MultiModel (one multi-model container; each
+    /// request's X-Amzn-SageMaker-Target-Model names a model.tar.gz of --model-data, loaded into
+    /// it on first use).
+    #[arg(
+        long,
+        value_name = "MODE",
+        requires = "upstreams",
+        value_parser = ["Serial", "Direct", "MultiModel"]
+    )]
     pub mode: Option<String>,
+    /// With --mode MultiModel: the folder of model.tar.gz files (path or file:// URI), as a
+    /// MultiModel ModelDataUrl.
+    #[arg(long, value_name = "DIR", requires = "upstreams")]
+    pub model_data: Option<String>,
+    /// With --mode MultiModel: where the models are unpacked, a folder the upstream container
+    /// also reads (its /opt/ml/models); default a temporary folder, for an upstream on this machine.
+    #[arg(long, value_name = "DIR", requires = "model_data")]
+    pub models_dir: Option<PathBuf>,
+    /// With --models-dir: the same folder as the upstream container sees it (e.g. /opt/ml/models);
+    /// default --models-dir itself.
+    #[arg(long, value_name = "PATH", requires = "models_dir")]
+    pub container_models_dir: Option<PathBuf>,
     /// The address the router listens on (0.0.0.0 in a container); default 127.0.0.1. A lone
     /// container or a fused server listens on every address, as `serve` does.
     #[arg(long, value_name = "ADDR")]
@@ -106,12 +125,15 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<Option<String>> {
     }
     let bind = args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     if !args.upstreams.is_empty() {
+        let mode = match args.mode.as_deref() {
+            Some("Direct") => Mode::Direct,
+            Some("MultiModel") => Mode::MultiModel,
+            _ => Mode::Serial,
+        };
         let options = UpstreamOptions {
             targets: upstream::parse(&args.upstreams)?,
-            mode: match args.mode.as_deref() {
-                Some("Direct") => Mode::Direct,
-                _ => Mode::Serial,
-            },
+            models: upstream::models(mode, args)?,
+            mode,
             bind,
             port: args.port,
         };

@@ -1,9 +1,11 @@
 //! `modelstage deploy --upstream [NAME=]URL ...`: the router alone, in front of endpoints that
 //! already run (the containers of a Compose project or of a Kubernetes pod). It starts nothing: it
-//! chains the upstreams in order (`Serial`, an inference pipeline) or routes each request to the
-//! one its `X-Amzn-SageMaker-Target-Container-Hostname` names (`Direct`), with the same answers as
-//! the router of a pipeline `deploy` starts itself: errors name the upstream, `/ping` is 200 only
-//! when every upstream answers 200.
+//! chains the upstreams in order (`Serial`, an inference pipeline), routes each request to the
+//! one its `X-Amzn-SageMaker-Target-Container-Hostname` names (`Direct`), or plays the platform in
+//! front of one multi-model container (`MultiModel`: the model a request's
+//! `X-Amzn-SageMaker-Target-Model` names is unpacked from `--model-data` and loaded on first use),
+//! with the same answers as the router `deploy` starts itself: errors name the upstream, `/ping`
+//! is 200 only when every upstream answers 200.
 //!
 //! The upstreams may come up after the router (Compose starts services in parallel): until they
 //! answer, `/ping` says which do not. The request size limit is the first upstream's
@@ -12,14 +14,18 @@
 use modelstage_contract::payload::DEFAULT_MAX_PAYLOAD_IN_MB;
 use modelstage_contract::settings;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 
 use super::health::{max_payload_in_mb, ping, PING_TIMEOUT};
 use super::request::{check_hostname, Mode, MAX_CONTAINERS};
+use super::router::multi::Models;
 use super::router::{Router, RouterConfig, Target};
+use super::DeployArgs;
+use crate::tarball::model_data_url_to_path;
 
 /// How often the upstreams' health is looked at, to report changes on our output.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -77,11 +83,85 @@ fn parse_one(argument: &str, index: usize) -> anyhow::Result<Target> {
     })
 }
 
+/// Where the models of a multi-model upstream come from and are unpacked (`--mode MultiModel`).
+#[derive(Debug, Clone)]
+pub struct UpstreamModels {
+    /// `--model-data`: the folder of `*.tar.gz`, as a MultiModel `ModelDataUrl`.
+    pub source: PathBuf,
+    /// `--models-dir`: where they are unpacked; `None`: a temporary folder.
+    pub local_root: Option<PathBuf>,
+    /// `--container-models-dir`: that folder as the upstream sees it; `None`: the same path.
+    pub container_root: Option<PathBuf>,
+}
+
+/// The models of `--mode MultiModel`, from the flags; `None` for the other modes, whose
+/// upstreams hold their own models.
+pub fn models(mode: Mode, args: &DeployArgs) -> anyhow::Result<Option<UpstreamModels>> {
+    if mode != Mode::MultiModel {
+        if args.model_data.is_some() {
+            bail!("--model-data is for --mode MultiModel: the upstreams of the other modes hold their own models");
+        }
+        return Ok(None);
+    }
+    if args.upstreams.len() != 1 {
+        bail!(
+            "--mode MultiModel routes to one multi-model container: give one --upstream, got {}",
+            args.upstreams.len()
+        );
+    }
+    let Some(data) = &args.model_data else {
+        bail!(
+            "--mode MultiModel needs --model-data DIR: the folder of the model.tar.gz files that the \
+             requests' X-Amzn-SageMaker-Target-Model names"
+        );
+    };
+    let source = model_data_url_to_path(data).with_context(|| format!("--model-data '{data}'"))?;
+    if !source.is_dir() {
+        bail!(
+            "--model-data '{}' is not a folder: give the folder holding the model.tar.gz files",
+            source.display()
+        );
+    }
+    Ok(Some(UpstreamModels {
+        source,
+        local_root: args.models_dir.clone(),
+        container_root: args.container_models_dir.clone(),
+    }))
+}
+
+impl UpstreamModels {
+    /// The router's table of models, and the temporary folder they are unpacked into when no
+    /// `--models-dir` was given (removed when dropped).
+    fn open(&self) -> anyhow::Result<(Models, Option<tempfile::TempDir>)> {
+        let (local, temporary) = match &self.local_root {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create --models-dir {}", dir.display()))?;
+                // The container is told absolute paths: its working folder is not ours.
+                let dir = std::path::absolute(dir)
+                    .with_context(|| format!("cannot resolve --models-dir {}", dir.display()))?;
+                (dir, None)
+            }
+            None => {
+                let temporary = tempfile::Builder::new()
+                    .prefix("modelstage-models-")
+                    .tempdir()
+                    .context("cannot make a temporary folder for the models")?;
+                (temporary.path().to_path_buf(), Some(temporary))
+            }
+        };
+        let seen = self.container_root.clone().unwrap_or_else(|| local.clone());
+        Ok((Models::new(self.source.clone(), local, seen), temporary))
+    }
+}
+
 /// What the router of running endpoints needs.
 #[derive(Debug, Clone)]
 pub struct UpstreamOptions {
     pub targets: Vec<Target>,
     pub mode: Mode,
+    /// The models of a multi-model upstream (`Mode::MultiModel`).
+    pub models: Option<UpstreamModels>,
     pub bind: IpAddr,
     pub port: u16,
 }
@@ -110,10 +190,19 @@ pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Opti
         ),
         env_number(settings::MAX_PAYLOAD_IN_MB).unwrap_or(DEFAULT_MAX_PAYLOAD_IN_MB.into()),
     );
+    // Kept until the router stops: the unpacked models, when in a temporary folder.
+    let (config, _unpacked) = match &options.models {
+        Some(models) => {
+            let (models, unpacked) = models.open()?;
+            (config.with_models(models), unpacked)
+        }
+        None => (config, None),
+    };
     let http_threads = modelstage_contract::settings::http_threads();
     let router = Router::start(config, options.bind, options.port, http_threads)?;
     let how = match options.mode {
         Mode::Direct => "Direct mode",
+        Mode::MultiModel => "multi-model endpoint",
         _ => "serial pipeline",
     };
     eprintln!(
@@ -122,6 +211,13 @@ pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Opti
     );
     for t in &options.targets {
         eprintln!("modelstage deploy: upstream {} at {}", t.name, t.base_url);
+    }
+    if let Some(models) = &options.models {
+        eprintln!(
+            "modelstage deploy: models from {}, loaded into {} on first use",
+            models.source.display(),
+            options.targets[0].name
+        );
     }
     watch(&options.targets, &router, stop);
     eprintln!("modelstage deploy: stopping");

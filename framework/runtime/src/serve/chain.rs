@@ -112,6 +112,7 @@ impl Pipeline {
                     member.default_accept.clone()
                 },
                 custom_attributes: custom_attributes.take(),
+                target_model: request.meta.target_model.clone(),
             };
             match member.model.invoke(&body, &meta) {
                 Ok(reply) if i < last && reply.body.len() > HOP_LIMIT_BYTES => {

@@ -350,6 +350,7 @@ impl WireRequest {
             .bytes(self.meta.content_type.as_bytes())
             .bytes(self.meta.accept.as_bytes())
             .opt(self.meta.custom_attributes.as_deref())
+            .opt(self.meta.target_model.as_deref())
             .opt(self.model.as_deref())
             .bytes(&self.body)
             .finish()
@@ -365,6 +366,7 @@ impl WireRequest {
                 content_type: r.string()?,
                 accept: r.string()?,
                 custom_attributes: r.opt()?,
+                target_model: r.opt()?,
             },
             model: r.opt()?,
             body: payload.slice_ref(r.bytes()?),
@@ -517,6 +519,7 @@ mod tests {
                 content_type: "text/csv; charset=utf-8".into(),
                 accept: "application/json".into(),
                 custom_attributes: Some(String::new()),
+                target_model: Some("b.tar.gz".into()),
             },
             model: Some("a.tar.gz".into()),
             body: Bytes::from_static(b"1,2\n3,4\n"),
@@ -528,6 +531,7 @@ mod tests {
         assert_eq!(back.meta.request_id, "r-1");
         assert_eq!(back.meta.content_type, "text/csv; charset=utf-8");
         assert_eq!(back.meta.custom_attributes.as_deref(), Some(""));
+        assert_eq!(back.meta.target_model.as_deref(), Some("b.tar.gz"));
         assert_eq!(back.model.as_deref(), Some("a.tar.gz"));
         assert_eq!(&back.body[..], b"1,2\n3,4\n");
     }

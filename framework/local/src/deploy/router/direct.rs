@@ -66,6 +66,7 @@ pub async fn invocations(
         content_type: headers.get(CONTENT_TYPE),
         accept: headers.get(ACCEPT),
         custom_attributes: headers.get(CUSTOM_ATTRIBUTES_HEADER),
+        target_model: None,
         request_id: &request_id,
         body,
     };

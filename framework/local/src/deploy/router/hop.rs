@@ -6,6 +6,8 @@ use actix_web::web::Bytes;
 use awc::error::{PayloadError, SendRequestError};
 use modelstage_runtime::serve::REQUEST_ID_HEADER;
 
+use super::multi::TARGET_MODEL_HEADER;
+
 use super::inbound::CUSTOM_ATTRIBUTES_HEADER;
 use modelstage_contract::payload::HARD_LIMIT_BYTES as HARD_LIMIT;
 
@@ -16,6 +18,9 @@ pub struct HopRequest<'a> {
     /// their own default (`SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`) applies.
     pub accept: Option<&'a HeaderValue>,
     pub custom_attributes: Option<&'a HeaderValue>,
+    /// `X-Amzn-SageMaker-Target-Model`: only a multi-model container is sent one, as SageMaker
+    /// sends it with each invocation of such an endpoint.
+    pub target_model: Option<&'a HeaderValue>,
     pub request_id: &'a str,
     pub body: Bytes,
 }
@@ -81,6 +86,9 @@ pub async fn send(
     }
     if let Some(attrs) = request.custom_attributes {
         outgoing = outgoing.insert_header((CUSTOM_ATTRIBUTES_HEADER, attrs.clone()));
+    }
+    if let Some(target) = request.target_model {
+        outgoing = outgoing.insert_header((TARGET_MODEL_HEADER, target.clone()));
     }
     let mut response = outgoing.send_body(request.body).await.map_err(|e| match e {
         SendRequestError::Timeout => HopError::TimedOut,

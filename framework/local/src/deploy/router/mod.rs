@@ -196,9 +196,10 @@ impl Router {
         })
     }
 
-    /// Sets the request size limit of a serial pipeline (the first container's `MaxPayloadInMB`).
+    /// Sets the request size limit of a serial pipeline (the first container's `MaxPayloadInMB`);
+    /// in the other modes each container enforces its own.
     pub fn set_max_payload_in_mb(&self, mb: u64) {
-        if self.config.mode != Mode::Direct {
+        if matches!(self.config.mode, Mode::Serial | Mode::Single) {
             self.rules.set_max_payload_in_mb(mb);
         }
     }

@@ -3,7 +3,8 @@
 //! `*.tar.gz` under the model's `ModelDataUrl` folder. On first use the router unpacks it
 //! (safely, with the `MODELSTAGE_UNPACK_*` bounds) into the container's models folder
 //! (`/opt/ml/models/{name}/model`), asks the container to load it (`POST /models`), then
-//! invokes it (`POST /models/{name}/invoke`). When the container answers 507 (no room), the
+//! invokes it (`POST /models/{name}/invoke`, with the target header, which the stage's hooks
+//! see as `Context::target_model`). When the container answers 507 (no room), the
 //! least recently used model is unloaded (`DELETE /models/{name}`) and the load retried.
 //! Concurrent first requests for one model load it once: the others wait for that load.
 
@@ -174,6 +175,7 @@ pub async fn invocations(
             content_type: headers.get(CONTENT_TYPE),
             accept: headers.get(ACCEPT),
             custom_attributes: headers.get(CUSTOM_ATTRIBUTES_HEADER),
+            target_model: headers.get(TARGET_MODEL_HEADER),
             request_id: &request_id,
             body: body.clone(),
         };
@@ -336,6 +338,7 @@ async fn load(
             content_type: Some(&json),
             accept: None,
             custom_attributes: None,
+            target_model: None,
             request_id,
             body: document.clone().into(),
         };

@@ -41,6 +41,7 @@ pub async fn invocations(
             content_type: content_type.as_ref(),
             accept: if i == last { accept } else { None },
             custom_attributes: custom_attributes.as_ref(),
+            target_model: None,
             request_id: &request_id,
             body,
         };

@@ -12,7 +12,7 @@ use actix_web::dev::Payload;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
 
-use super::{request_id, text_header, EdgeError};
+use super::{request_id, target_model, text_header, EdgeError};
 use crate::loader::RequestMeta;
 use modelstage_contract::payload;
 
@@ -78,7 +78,7 @@ impl EdgeRules {
 /// travels to the stage unchanged), or a 400 message naming a header that
 /// is not text: the client's Content-Type, else `application/json` (as the
 /// legacy toolkit assumes); the client's Accept, else (also for `*/*`) the
-/// endpoint's default; the custom attributes.
+/// endpoint's default; the custom attributes and the target model.
 fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<RequestMeta, String> {
     let headers = req.headers();
     let content_type = text_header(headers, "Content-Type")?
@@ -91,11 +91,13 @@ fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<
         Some(a) => a.to_string(),
     };
     let custom_attributes = text_header(headers, "X-Amzn-SageMaker-Custom-Attributes")?.map(str::to_string);
+    let target_model = target_model(headers)?.map(str::to_string);
     Ok(RequestMeta {
         request_id: request_id.to_string(),
         content_type,
         accept,
         custom_attributes,
+        target_model,
     })
 }
 

@@ -22,6 +22,11 @@ pub use invocation::{EdgeRules, Invocation};
 pub const REQUEST_ID_HEADER: &str = "x-modelstage-request-id";
 /// SageMaker's opaque metadata header, passed to the stage and back as it is.
 pub const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
+/// The header naming the model of a multi-model endpoint a request is for,
+/// as `InvokeEndpoint`'s `TargetModel` sets it; passed to the stage.
+pub const TARGET_MODEL_HEADER: &str = "X-Amzn-SageMaker-Target-Model";
+/// The longest target model name, as SageMaker bounds `TargetModel`.
+pub const TARGET_MODEL_MAX: usize = 1024;
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -57,6 +62,21 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .and_then(|id| std::str::from_utf8(id).ok())
         .map(str::to_string)
         .unwrap_or_else(new_request_id)
+}
+
+/// `X-Amzn-SageMaker-Target-Model` as text, `None` when absent or empty;
+/// an error naming the header for a value that is not visible ASCII or is
+/// longer than [`TARGET_MODEL_MAX`] bytes.
+pub fn target_model(headers: &HeaderMap) -> Result<Option<&str>, String> {
+    match text_header(headers, TARGET_MODEL_HEADER)? {
+        None | Some("") => Ok(None),
+        Some(t) if t.len() > TARGET_MODEL_MAX || t.contains('\t') => Err(format!(
+            "the {TARGET_MODEL_HEADER} header must be 1 to {TARGET_MODEL_MAX} bytes of visible text, got {} bytes: {}",
+            t.len(),
+            quoted(t.as_bytes())
+        )),
+        Some(t) => Ok(Some(t)),
+    }
 }
 
 /// A header's value as text. A value with a byte that is not visible ASCII

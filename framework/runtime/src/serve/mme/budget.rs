@@ -1,13 +1,15 @@
-//! The memory budget of a multi-model endpoint: how much the worker
-//! processes may hold, and what they hold now.
+//! The memory budget of a multi-model endpoint: how much the server and its
+//! worker processes may hold, and what they hold now.
 //!
 //! The budget is `MODELSTAGE_MME_MEMORY_MB`, else a share of the memory the
 //! container may use: its cgroup's limit (v2 `memory.max`, v1
-//! `memory.limit_in_bytes`), else the machine's memory. What the workers hold
-//! is their resident memory, read from `/proc/<pid>/status` (what the
-//! kernel's out-of-memory killer weighs). A model's cost is what its load
-//! added to the workers' resident memory; a load is admitted when what the
-//! workers hold now plus the average cost of a model fits.
+//! `memory.limit_in_bytes`), else the machine's memory. What the endpoint
+//! holds is the resident memory of the server process and of every worker,
+//! read from `/proc/<pid>/status` (what the kernel's out-of-memory killer
+//! weighs, and what the container's limit counts: the server's request
+//! bodies share it with the models). A model's cost is what its load added to
+//! that; a load is admitted when what is held now plus the average cost of a
+//! model fits.
 
 use std::path::{Path, PathBuf};
 
@@ -19,16 +21,15 @@ pub const ENV_MEMORY: &str = "MODELSTAGE_MME_MEMORY_MB";
 
 const MB: u64 = 1024 * 1024;
 
-/// The share of the container's memory the workers' models may use by
-/// default: the rest is the server's, the request bodies' and the page
-/// cache's.
+/// The share of the container's memory the server and its workers may use
+/// by default: the rest is the page cache's and the headroom's.
 const DEFAULT_SHARE_PERCENT: u64 = 70;
 
 /// The budget in bytes (`None`: no budget), and where it came from, for
 /// the start-up log line.
 #[derive(Debug, Clone)]
 pub struct Budget {
-    /// Bytes the workers may hold in all; `None`: no budget.
+    /// Bytes the server and its workers may hold in all; `None`: no budget.
     pub limit: Option<u64>,
     /// Where the limit came from, as the log line and the 507 say it.
     pub source: String,

@@ -31,7 +31,7 @@ pub const ENV_EVICT: &str = "MODELSTAGE_MME_EVICT";
 /// How a multi-model endpoint runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How much memory the workers' models may take.
+    /// How much memory the server and its workers (their models) may take.
     pub budget: budget::Budget,
     /// `MODELSTAGE_MME_EVICT=lru`.
     pub evict_lru: bool,

@@ -216,10 +216,12 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What the workers hold now, in bytes.
+    /// What the endpoint holds now, in bytes: the server process's own
+    /// resident memory (request bodies, the tables of models) and its
+    /// workers' (the models).
     pub fn resident(&self) -> u64 {
         let pids: Vec<u32> = self.lock().workers.iter().map(|w| w.pid).collect();
-        pids.into_iter().map(budget::resident).sum()
+        budget::resident(std::process::id()) + pids.into_iter().map(budget::resident).sum::<u64>()
     }
 
     /// Loads `name` in every worker; 409 while it is loaded or loading. The
@@ -370,7 +372,7 @@ impl Registry {
             if held.saturating_sub(freed) + estimate > limit {
                 const MB: u64 = 1024 * 1024;
                 return Err(LoadError::NoRoom(format!(
-                    "cannot load model {} in stage {}: the workers hold {} MB and a model costs about {} MB, \
+                    "cannot load model {} in stage {}: the server and its workers hold {} MB and a model costs about {} MB, \
                      over the budget of {} MB ({}); unload a model and retry",
                     quoted(name.as_bytes()),
                     self.stage(),

@@ -23,15 +23,13 @@ use modelstage_contract::excerpt::quoted;
 use serde::Deserialize;
 
 use super::super::body;
-use super::super::edge::{json_response, request_id, text_header, EdgeError, EdgeRules, Invocation};
+use super::super::edge::{
+    json_response, request_id, target_model, EdgeError, EdgeRules, Invocation, TARGET_MODEL_HEADER,
+};
 use super::super::http::{self, State};
 use super::super::lane::Lanes;
 use super::super::metrics::Route;
 use super::registry::{target_problem, LoadError, Registry, Source};
-
-/// The header naming the model of a request, as `InvokeEndpoint`'s
-/// `TargetModel` sets it.
-pub const TARGET_MODEL_HEADER: &str = "X-Amzn-SageMaker-Target-Model";
 
 /// The largest `POST /models` body.
 const LOAD_BODY_MAX: usize = 64 * 1024;
@@ -112,7 +110,9 @@ fn name_problem(name: &str) -> Option<String> {
 }
 
 /// Reads the invocation's head and body under the endpoint's bounds, then
-/// runs it on `model`.
+/// runs it on `model`. The hooks see `X-Amzn-SageMaker-Target-Model` as the
+/// client sent it, else `model`, as SageMaker sends the target model with
+/// every invocation of a multi-model endpoint.
 async fn run_on(
     req: &HttpRequest,
     payload: web::Payload,
@@ -121,10 +121,13 @@ async fn run_on(
     rid: &str,
     model: String,
 ) -> HttpResponse {
-    let invocation = match Invocation::read(req, payload, rules, rid.to_string()).await {
+    let mut invocation = match Invocation::read(req, payload, rules, rid.to_string()).await {
         Ok(invocation) => invocation,
         Err(refused) => return refused.respond(),
     };
+    if let Some(meta) = invocation.meta.as_mut() {
+        meta.target_model.get_or_insert_with(|| model.clone());
+    }
     match req.app_data::<Rc<Lanes>>() {
         Some(lanes) => http::invoke(invocation, state, lanes, Some(model)).await,
         None => refuse(
@@ -314,7 +317,7 @@ async fn invocations(
     let started = Instant::now();
     let rid = request_id(req.headers());
     let label = &state.stage_label;
-    let target = match text_header(req.headers(), TARGET_MODEL_HEADER) {
+    let target = match target_model(req.headers()) {
         Ok(Some(t)) => Ok(t.to_string()),
         Ok(None) => Err(format!(
             "stage {label} serves many models (SAGEMAKER_MULTI_MODEL=true): name the model in the {TARGET_MODEL_HEADER} header"

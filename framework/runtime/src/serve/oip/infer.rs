@@ -101,6 +101,7 @@ async fn run(
             content_type: RECORDS.to_string(),
             accept: ANSWER.to_string(),
             custom_attributes: None,
+            target_model: None,
         },
         body: Bytes::from(records),
         // The endpoint's one model (a multi-model endpoint's models are

@@ -77,12 +77,11 @@ impl NumberCache {
         };
         let hash = (key.words[0] ^ key.words[1].rotate_left(21) ^ key.words[2].rotate_left(43) ^ key.len)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // Two ways: a text may sit in its slot or that slot's neighbour, and
-        // a new text pushes the slot's old one there, so two texts in use
-        // that hash alike do not evict each other (with one way, a tenth of
-        // the lookups of an abalone batch missed).
-        let first = (hash >> self.shift) as usize;
-        let second = first ^ 1;
+        // Two ways: a text may sit in either slot of its pair, and a new
+        // text goes first, pushing the first one second, so two texts in use
+        // that hash alike do not evict each other.
+        let first = (hash >> self.shift) as usize & !1;
+        let second = first + 1;
         if self.slots[first].key == key {
             return Some(self.slots[first].value);
         }
@@ -173,6 +172,28 @@ mod tests {
                 assert_eq!(got, parse_f64(t.as_bytes()).map(f64::to_bits), "{t}");
             }
         }
+    }
+
+    #[test]
+    fn two_texts_of_one_pair_both_stay() {
+        // One pair of slots: every text hashes to it.
+        let mut cache = NumberCache::new(2);
+        let calls = std::cell::Cell::new(0);
+        let counting = |t: &[u8]| {
+            calls.set(calls.get() + 1);
+            parse_f64(t)
+        };
+        assert_eq!(cache.get_or_parse(b"1.5", counting), Some(1.5));
+        assert_eq!(cache.get_or_parse(b"2.5", counting), Some(2.5));
+        for _ in 0..3 {
+            assert_eq!(cache.get_or_parse(b"1.5", counting), Some(1.5));
+            assert_eq!(cache.get_or_parse(b"2.5", counting), Some(2.5));
+        }
+        assert_eq!(calls.get(), 2);
+        // A third text evicts the one inserted first.
+        assert_eq!(cache.get_or_parse(b"3.5", counting), Some(3.5));
+        assert_eq!(cache.get_or_parse(b"2.5", counting), Some(2.5));
+        assert_eq!(calls.get(), 3);
     }
 
     #[test]

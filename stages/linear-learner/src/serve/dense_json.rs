@@ -20,9 +20,8 @@ use super::input::Batch;
 
 /// Entries of the per-thread cache of parsed numbers (40 bytes each). The
 /// featurizer's features repeat: abalone's give about 6,000 distinct texts,
-/// which 16,384 slots hold all but about 7% of lookups of (pairs of slots
-/// that three texts in use hash to keep evicting each other), 32,768 all
-/// but about 1%.
+/// of which a warm cache of 16,384 slots misses 2.8% of lookups (three texts
+/// in use hashing to one pair keep evicting each other), of 32,768 slots 0.8%.
 const CACHE_SLOTS: usize = 32 * 1024;
 
 thread_local! {

@@ -35,22 +35,16 @@ pub fn decode(body: &[u8], dim: usize, batch: &mut Batch) -> bool {
     // What the featurizer writes per value is about 20 bytes; reserving
     // from the body keeps the vector from regrowing on large requests.
     batch.reserve_dense(body.len() / 16);
+    with_numbers(|numbers| Scanner { body, at: 0, numbers }.body(dim, batch).is_some())
+}
+
+/// Runs `f` with this thread's cache of parsed numbers, which the CSV
+/// decoder shares.
+pub fn with_numbers<R>(f: impl FnOnce(&mut NumberCache) -> R) -> R {
     NUMBERS.with(|cache| match cache.try_borrow_mut() {
-        Ok(mut numbers) => Scanner {
-            body,
-            at: 0,
-            numbers: &mut numbers,
-        }
-        .body(dim, batch)
-        .is_some(),
+        Ok(mut numbers) => f(&mut numbers),
         // Only reachable if decoding re-entered itself; parse uncached.
-        Err(_) => Scanner {
-            body,
-            at: 0,
-            numbers: &mut NumberCache::new(2),
-        }
-        .body(dim, batch)
-        .is_some(),
+        Err(_) => f(&mut NumberCache::new(2)),
     })
 }
 

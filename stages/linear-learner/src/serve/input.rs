@@ -5,6 +5,8 @@
 //! is a 400 naming the record).
 
 use modelstage_sdk::codecs::csv::{plain_lines, split_fields};
+use modelstage_sdk::codecs::number_cache::NumberCache;
+use modelstage_sdk::number::parse_f64;
 use modelstage_sdk::{excerpt, StageError};
 use prost::Message;
 use serde_json::Value;
@@ -219,6 +221,12 @@ fn wrong_count(record: usize, got: usize, dim: usize) -> StageError {
 }
 
 fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
+    super::dense_json::with_numbers(|numbers| csv_with(body, dim, batch, numbers))
+}
+
+/// The CSV decoder, with numbers parsed once per distinct text (a
+/// featurizer's features repeat).
+fn csv_with(body: &[u8], dim: usize, batch: &mut Batch, numbers: &mut NumberCache) -> Result<(), StageError> {
     // A short number and its comma are about four bytes; the estimate is
     // bounded by the body, whatever the model's dimension.
     batch.dense.reserve(body.len() / 4 + dim.min(body.len()));
@@ -228,7 +236,7 @@ fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
         split_fields(line, &mut fields);
         let start = batch.dense.len();
         for (column, field) in fields.iter().enumerate() {
-            let v = modelstage_sdk::number::parse_f64(field).ok_or_else(|| {
+            let v = numbers.get_or_parse(field, parse_f64).ok_or_else(|| {
                 StageError::bad_request(format!(
                     "record {record}, column {}: '{}' is not a number",
                     column + 1,

@@ -7,7 +7,9 @@
 //! cargo run --release -p featurizer --example featurizer-fit-large -- big.csv
 //! ```
 
-use std::collections::BTreeMap;
+#[path = "support/abalone.rs"]
+mod abalone;
+
 use std::time::Instant;
 
 use featurizer::{fit_files, Config};
@@ -17,17 +19,7 @@ fn main() -> Result<(), String> {
     if files.is_empty() {
         return Err("usage: featurizer-fit-large FILE.csv...".to_string());
     }
-    let hp: BTreeMap<String, String> = [
-        (
-            "columns",
-            "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight",
-        ),
-        ("categorical", "sex"),
-        ("label", "rings"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let hp = abalone::hyperparameters();
     let bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())

@@ -8,7 +8,9 @@
 //!
 //! The default data path is the repository's `examples/abalone/data/abalone.csv`.
 
-use std::collections::BTreeMap;
+#[path = "support/abalone.rs"]
+mod abalone;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,22 +20,13 @@ use modelstage_sdk::{Context, Stage};
 const ROWS: usize = 10_000;
 
 fn main() -> Result<(), String> {
-    let path = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/abalone/data/abalone.csv")
-    });
+    let path = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(abalone::data_path);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
 
-    let hp: BTreeMap<String, String> = [
-        (
-            "columns",
-            "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight",
-        ),
-        ("categorical", "sex"),
-        ("label", "rings"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let hp = abalone::hyperparameters();
     let started = Instant::now();
     let mut fitter = Fitter::new(Config::from_hyperparameters(&hp)?);
     fitter.read(text.as_bytes(), "abalone.csv")?;

@@ -92,18 +92,42 @@ pub fn split_fields<'a>(line: &'a [u8], fields: &mut Vec<&'a [u8]>) {
         fields.push(&line[field_start..i]);
         field_start = i + 1;
     };
-    // Measured in instructions: a plain loop is cheaper on short lines
-    // (abalone's records), memchr's vector search on long ones (rows of
-    // full-precision features) by about 40%.
+    // Measured in instructions: eight bytes at a time is cheaper than a
+    // byte loop on short lines (abalone's records), memchr's vector search
+    // on long ones (rows of full-precision features) by about 40%.
     if line.len() < 64 {
-        line.iter()
-            .enumerate()
-            .filter(|&(_, &b)| b == b',')
-            .for_each(|(i, _)| cut(i));
+        let mut chunks = line.chunks_exact(8);
+        let mut at = 0;
+        for chunk in chunks.by_ref() {
+            let mut commas = comma_bytes(chunk);
+            while commas != 0 {
+                cut(at + (commas.trailing_zeros() / 8) as usize);
+                commas &= commas - 1;
+            }
+            at += 8;
+        }
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            if b == b',' {
+                cut(at + i);
+            }
+        }
     } else {
         memchr::memchr_iter(b',', line).for_each(cut);
     }
     fields.push(&line[field_start..]);
+}
+
+/// The top bit of each byte of `chunk` (8 bytes, little-endian order) that
+/// is a `,`, and no other bit set.
+#[inline]
+fn comma_bytes(chunk: &[u8]) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(chunk);
+    // Zero where the byte is a comma; the sum below cannot carry between
+    // bytes (at most 0x7f + 0x7f), so no other byte is flagged.
+    let x = u64::from_le_bytes(w) ^ 0x2C2C_2C2C_2C2C_2C2C;
+    let low = 0x7F7F_7F7F_7F7F_7F7F;
+    !(((x & low) + low) | x) & 0x8080_8080_8080_8080
 }
 
 /// Checks the body is UTF-8, as the toolkits decode it.
@@ -311,6 +335,29 @@ mod tests {
         let long = [&b"0.30000000000000004"[..]; 8].join(&b',');
         split_fields(&long, &mut fields);
         assert_eq!(fields, vec![&b"0.30000000000000004"[..]; 8]);
+    }
+
+    #[test]
+    fn split_fields_agrees_with_a_plain_split() {
+        // Commas next to the bytes a word-wide search could confuse with
+        // them (`-` and `+` differ from `,` by one bit), high bytes, and
+        // every line length around the chunk size and the vector threshold.
+        let alphabet = b",,-+.0\x80\xff\x2c\x2d\x01 ";
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for len in 0..80 {
+            for _ in 0..200 {
+                let mut fields = Vec::new();
+                let line: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        alphabet[(state >> 33) as usize % alphabet.len()]
+                    })
+                    .collect();
+                split_fields(&line, &mut fields);
+                let expected: Vec<&[u8]> = line.split(|&b| b == b',').collect();
+                assert_eq!(fields, expected, "{line:?}");
+            }
+        }
     }
 
     fn records(body: &str) -> Result<Vec<Vec<String>>, StageError> {

@@ -27,6 +27,7 @@ pub mod csv;
 pub mod json;
 pub mod jsonlines;
 pub mod npy;
+pub mod number_cache;
 pub mod oip;
 
 pub use self::csv::write_row as write_csv_row;

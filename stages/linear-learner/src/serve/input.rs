@@ -5,6 +5,8 @@
 //! is a 400 naming the record).
 
 use modelstage_sdk::codecs::csv::{plain_lines, split_fields};
+use modelstage_sdk::codecs::number_cache::NumberCache;
+use modelstage_sdk::number::parse_f64;
 use modelstage_sdk::{excerpt, StageError};
 use prost::Message;
 use serde_json::Value;
@@ -92,6 +94,12 @@ impl Batch {
     /// The number of dense values held.
     pub(super) fn dense_len(&self) -> usize {
         self.dense.len()
+    }
+
+    /// Makes room for `values` more dense values, bounded by what the body
+    /// can hold (the caller derives it from the body's length).
+    pub(super) fn reserve_dense(&mut self, values: usize) {
+        self.dense.reserve(values);
     }
 
     /// Pushes one value of the dense record being parsed (ended by [`Batch::end_dense`]).
@@ -213,6 +221,12 @@ fn wrong_count(record: usize, got: usize, dim: usize) -> StageError {
 }
 
 fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
+    super::dense_json::with_numbers(|numbers| csv_with(body, dim, batch, numbers))
+}
+
+/// The CSV decoder, with numbers parsed once per distinct text (a
+/// featurizer's features repeat).
+fn csv_with(body: &[u8], dim: usize, batch: &mut Batch, numbers: &mut NumberCache) -> Result<(), StageError> {
     // A short number and its comma are about four bytes; the estimate is
     // bounded by the body, whatever the model's dimension.
     batch.dense.reserve(body.len() / 4 + dim.min(body.len()));
@@ -222,7 +236,7 @@ fn csv(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
         split_fields(line, &mut fields);
         let start = batch.dense.len();
         for (column, field) in fields.iter().enumerate() {
-            let v = modelstage_sdk::number::parse_f64(field).ok_or_else(|| {
+            let v = numbers.get_or_parse(field, parse_f64).ok_or_else(|| {
                 StageError::bad_request(format!(
                     "record {record}, column {}: '{}' is not a number",
                     column + 1,
@@ -412,10 +426,42 @@ mod tests {
             r#"{"instances": [{"features": [1, 2, 1e999]}]}"#,
             r#"{"instances": [{"features": [1, 2, 3]}]} trailing"#,
             r#"[1, 2, 3]"#,
+            // Numbers at the edges of JSON's grammar and of doubles.
+            r#"{"instances": [{"features": [-0, 0.0e0, 1E+2]}]}"#,
+            r#"{"instances": [{"features": [12345678901234567890123, -9223372036854775809, 2.2250738585072011e-308]}]}"#,
+            r#"{"instances": [{"features": [1e-400, 4.9e-324, 1.7976931348623157e308]}]}"#,
+            r#"{"instances": [{"features": [0.30000000000000004, 9007199254740993, -1.5e-7]}]}"#,
+            "{\"instances\":[{\"features\":[1,2,3]} ,\n\t{\"features\" : [4 , 5,6 ]}]}\r\n ",
+            r#"{"instances": [{"features": [01, 2, 3]}]}"#,
+            r#"{"instances": [{"features": [1., 2, 3]}]}"#,
+            r#"{"instances": [{"features": [.5, 2, 3]}]}"#,
+            r#"{"instances": [{"features": [+1, 2, 3]}]}"#,
+            r#"{"instances": [{"features": [1e, 2, 3]}]}"#,
+            r#"{"instances": [{"features": [1, 2, 3,]}]}"#,
+            r#"{"instances": [{"features": [1, 2, 3]},]}"#,
+            r#"{"instances": [{"features": [NaN, 2, 3]}]}"#,
+            r#"{"instances": [{"features": [1, 2, 3]}"#,
+            r#"{"instances": [{"features": [1, 2, 3]}]}}"#,
+            r#"{"instances": [{"features": [1, 2, -]}]}"#,
+            "",
         ] {
             let (decoded, general) = both(body, 3);
             assert_eq!(decoded, general, "{body}");
         }
+        // Bit for bit, signed zeros and last digits included.
+        let body = r#"{"instances": [{"features": [-0, -0.0, 0.1]}, {"features": [1e-320, 123456789012345678901, 2.675e-3]}]}"#;
+        let bits = |b: Batch| -> Vec<u64> {
+            b.rows(3)
+                .flat_map(|r| match r {
+                    Features::Dense(v) => v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    Features::Sparse(..) => panic!("sparse"),
+                })
+                .collect()
+        };
+        let mut fast = Batch::default();
+        assert!(super::super::dense_json::decode(body.as_bytes(), 3, &mut fast));
+        let (_, general) = both(body, 3);
+        assert_eq!(bits(fast), bits(general.unwrap()));
         let (decoded, _) = both(r#"{"instances": [{"features": [1, 2.5, -3e-2]}]}"#, 3);
         let batch = decoded.unwrap();
         assert_eq!(

@@ -24,7 +24,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// `modelstage serve` of `stage` as a multi-model endpoint whose
 /// `/opt/ml` is `base`.
-fn serve_mme(stage: &str, base: &Path, env: &[(&str, &str)]) -> Server {
+pub(crate) fn serve_mme(stage: &str, base: &Path, env: &[(&str, &str)]) -> Server {
     let lib = stage_lib(stage);
     let base = base.to_str().unwrap();
     let mut all = vec![("SAGEMAKER_MULTI_MODEL", "true"), ("SAGEMAKER_BASE_DIR", base)];
@@ -294,7 +294,7 @@ fn mme_invocations_load_the_target_model_on_first_use() {
 
 /// Fits `n` featurizer models, each on a different slice of abalone, and
 /// returns their `model.tar.gz` files.
-fn fit_featurizers(dir: &Path, n: usize) -> Vec<PathBuf> {
+pub(crate) fn fit_featurizers(dir: &Path, n: usize) -> Vec<PathBuf> {
     let rows: Vec<String> = std::fs::read_to_string(abalone_csv())
         .unwrap()
         .lines()

@@ -14,7 +14,7 @@ use modelstage_contract::excerpt::{bounded, quoted};
 use modelstage_contract::oip::{self, InferRequest, Tensor};
 
 use super::model::OipModel;
-use super::routes::{error, find_model, ModelPath};
+use super::routes::{error, find_model, registry, ModelPath};
 use crate::loader::RequestMeta;
 use crate::serve::body;
 use crate::serve::edge::{request_id, EdgeRules, Invocation, REQUEST_ID_HEADER};
@@ -59,10 +59,20 @@ async fn run(
     state: &State,
     request_id: &str,
 ) -> HttpResponse {
-    let model = match find_model(path, model) {
-        Ok(model) => model,
+    let many = registry(req);
+    if let Some(registry) = many {
+        // A model still loading is waited for, up to the request's deadline
+        // (and marked used), as `POST /models/{name}/invoke` does.
+        let deadline = Instant::now() + state.config.timeout;
+        if let Err(e) = registry.ready(&path.name, deadline).await {
+            return body::closing(error(e.status(), e.message()), payload);
+        }
+    }
+    let found = match find_model(path, model, many) {
+        Ok(found) => found,
         Err(message) => return body::closing(error(404, &message), payload),
     };
+    let model = found.model;
     let (Some(rules), Some(lanes)) = (
         req.app_data::<web::Data<EdgeRules>>(),
         req.app_data::<Rc<Lanes>>(),
@@ -103,9 +113,7 @@ async fn run(
             custom_attributes: None,
         },
         body: Bytes::from(records),
-        // The endpoint's one model (a multi-model endpoint's models are
-        // reached through SageMaker's routes).
-        model: None,
+        model: found.loaded.map(str::to_string),
     };
     let label = &state.stage_label;
     let (content_type, answer) = match state.pool.call(wire, deadline, lanes).await {
@@ -153,7 +161,7 @@ async fn run(
         Err(message) => return error(400, &message),
     };
     let who = oip::Model {
-        name: &model.name,
+        name: found.name,
         version: Some(&model.version),
     };
     match oip::write_response(&who, &request, &outputs) {

@@ -224,23 +224,29 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> 
     }
     let mut ordered = Vec::with_capacity(declared.len());
     for d in declared {
-        let what = quoted(d.name.as_bytes());
+        // Quoted only for an error: this runs on every request.
+        let what = || quoted(d.name.as_bytes());
         let Some(t) = request.inputs.iter().find(|t| t.name == d.name) else {
             return Err(format!(
-                "input {what} is missing; model {} needs it",
+                "input {} is missing; model {} needs it",
+                what(),
                 quoted(model.name.as_bytes())
             ));
         };
         if t.datatype.name() != d.datatype {
             return Err(format!(
-                "input {what} is {}, but the model takes {}",
-                t.datatype, d.datatype
+                "input {} is {}, but the model takes {}",
+                what(),
+                t.datatype,
+                d.datatype
             ));
         }
         if !d.accepts_shape(&t.shape) {
             return Err(format!(
-                "input {what} has shape {:?}, but the model takes {:?} (-1: any size)",
-                t.shape, d.shape
+                "input {} has shape {:?}, but the model takes {:?} (-1: any size)",
+                what(),
+                t.shape,
+                d.shape
             ));
         }
         ordered.push(t);

@@ -5,8 +5,10 @@ featurizer, and what /metrics costs, all in one run.
    tensors: sex BYTES [1, 1], measurements FP64 [1, 7]) and through
    `POST /invocations` (text/csv), at 1, 8 and 64 connections, alternating
    run by run on the same server.
-2. `/invocations` at 64 connections on two servers of the same stage, one with
-   metrics on (the default) and one with MODELSTAGE_METRICS=off, alternating.
+2. `/invocations` at 64 connections on three servers of the same stage,
+   alternating: metrics on and text logs (the defaults), MODELSTAGE_METRICS=off,
+   and MODELSTAGE_LOG_FORMAT=json (metrics on). Metrics cost on / off; JSON
+   logs cost json / text.
 
 Run: python3 bench/oip.py [seconds per run] [runs]
 """
@@ -53,16 +55,19 @@ def main():
     accept = {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json"}
     on, on_port = serve(model_dir, accept)
     off, off_port = serve(model_dir, dict(accept, MODELSTAGE_METRICS="off"))
+    logs, logs_port = serve(model_dir, dict(accept, MODELSTAGE_LOG_FORMAT="json"))
     try:
         protocol = {}
         for c in (1, 8, 64):
             protocol[c] = alternate([(on_port, "/invocations", RECORD, "text/csv"),
                                      (on_port, INFER, TENSORS, "application/json")], c)
         metrics = alternate([(on_port, "/invocations", RECORD, "text/csv"),
-                             (off_port, "/invocations", RECORD, "text/csv")], 64)
+                             (off_port, "/invocations", RECORD, "text/csv"),
+                             (logs_port, "/invocations", RECORD, "text/csv")], 64)
     finally:
         h.stop(on)
         h.stop(off)
+        h.stop(logs)
     print(f"wrk on loopback, median of {RUNS} runs of {SECONDS} s, {os.cpu_count()} CPUs, "
           "answers as JSON\n")
     print("| route | req/s 1 / 8 / 64 conn. | p99 ms at 64 |")
@@ -76,9 +81,10 @@ def main():
     print()
     print("| /invocations at 64 conn. | req/s | p99 ms |")
     print("| --- | --- | --- |")
-    for name, r in zip(["metrics on", "metrics off"], metrics):
+    for name, r in zip(["metrics on, text logs", "metrics off, text logs", "metrics on, JSON logs"], metrics):
         print(f"| {name} | {r[0]:,.0f} | {r[2]:.2f} |")
-    print(f"\nmetrics on / off: {metrics[0][0] / metrics[1][0]:.1%}")
+    print(f"\nmetrics on / off: {metrics[0][0] / metrics[1][0]:.1%}; "
+          f"JSON logs / text logs: {metrics[2][0] / metrics[0][0]:.1%}")
 
 
 if __name__ == "__main__":

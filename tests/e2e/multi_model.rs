@@ -25,7 +25,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// `modelstage serve` of `stage` as a multi-model endpoint whose
 /// `/opt/ml` is `base`.
-fn serve_mme(stage: &str, base: &Path, env: &[(&str, &str)]) -> Server {
+pub(crate) fn serve_mme(stage: &str, base: &Path, env: &[(&str, &str)]) -> Server {
     let lib = stage_lib(stage);
     let base = base.to_str().unwrap();
     let mut all = vec![("SAGEMAKER_MULTI_MODEL", "true"), ("SAGEMAKER_BASE_DIR", base)];
@@ -350,7 +350,7 @@ fn mme_hooks_see_the_target_model() {
 
 /// Fits `n` featurizer models, each on a different slice of abalone, and
 /// returns their `model.tar.gz` files.
-fn fit_featurizers(dir: &Path, n: usize) -> Vec<PathBuf> {
+pub(crate) fn fit_featurizers(dir: &Path, n: usize) -> Vec<PathBuf> {
     let rows: Vec<String> = std::fs::read_to_string(abalone_csv())
         .unwrap()
         .lines()

@@ -680,3 +680,75 @@ fn tritonclient_drives_the_protocol() {
     );
     assert!(!stdout.contains("SKIPPED"), "a test skipped itself:\n{stdout}");
 }
+
+/// On a multi-model endpoint the protocol's model is one of the loaded
+/// models: infer runs on the model the path names (two featurizers fitted
+/// on different data each answer the blog's record as their own
+/// `POST /models/{name}/invoke` does), and metadata and readiness describe
+/// it; a model not loaded is a 404 in the protocol's error body.
+#[test]
+fn a_multi_model_endpoint_serves_its_loaded_models() {
+    use crate::multi_model::{fit_featurizers, serve_mme};
+    let dir = tempdir();
+    let tarballs = fit_featurizers(dir.path(), 2);
+    let server = serve_mme("featurizer", &dir.path().join("opt-ml"), &[]);
+    let url = &server.url;
+
+    // The stage's own name is no model here.
+    for path in ["/v2/models/f0", "/v2/models/f0/ready", "/v2/models/featurizer"] {
+        let (status, body) = get_json(url, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(error_of(&body).contains("is not loaded"), "{body}");
+    }
+    let (status, body) = infer(url, "f0", &blog_request("FP64"));
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        error_of(&body).contains("model \"f0\" is not loaded on this multi-model endpoint"),
+        "{body}"
+    );
+
+    let mut answers = Vec::new();
+    for (i, tar_gz) in tarballs.iter().enumerate() {
+        let name = format!("f{i}");
+        let folder = dir.path().join(&name);
+        untar_model(tar_gz, &folder);
+        let load = json!({"model_name": name, "url": folder.to_str().unwrap()}).to_string();
+        let (status, _, body) = post_to(url, "/models", &[], load.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+        let invoke = format!("/models/{name}/invoke");
+        let headers = [("content-type", "text/csv"), ("accept", "application/json")];
+        let (status, _, body) = post_to(url, &invoke, &headers, BLOG_CSV);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let expected = floats(&json(&body)["instances"][0]["features"]);
+        let (status, body) = infer(url, &name, &blog_request("FP64"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["model_name"], name.as_str());
+        assert_eq!(floats(&body["outputs"][0]["data"]), expected, "{name}");
+        answers.push(expected);
+
+        let (status, body) = get_json(url, &format!("/v2/models/{name}/ready"));
+        assert_eq!((status, body), (200, json!({"name": name, "ready": true})));
+        let (status, body) = get_json(url, &format!("/v2/models/{name}"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (body["name"].as_str(), body["platform"].as_str()),
+            (Some(name.as_str()), Some("modelstage"))
+        );
+    }
+    assert_ne!(
+        answers[0], answers[1],
+        "the two models were fitted on different data"
+    );
+    let (status, body) = get_json(url, "/v2/models/f0/versions/9/ready");
+    assert_eq!(status, 404, "{body}");
+    assert!(error_of(&body).contains("model \"f0\" version \"9\""), "{body}");
+
+    // Unloaded, it is gone from the protocol too; the other stays.
+    let (status, _, body) = request("DELETE", &format!("{url}/models/f0"), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = infer(url, "f0", &blog_request("FP64"));
+    assert_eq!(status, 404, "{body}");
+    assert!(error_of(&body).contains("is not loaded"), "{body}");
+    assert_eq!(infer(url, "f1", &blog_request("FP64")).0, 200);
+}

@@ -134,50 +134,85 @@ impl<W: Write> fmt::Write for Escaping<'_, W> {
     }
 }
 
-/// Appends to a `String` up to a number of bytes (cut at a character
-/// boundary), counting what did not fit: a JSON record's message, bounded
-/// like a text line's.
-struct Bounded {
-    text: String,
+/// An `fmt::Write` over a JSON record's buffer that writes the message as
+/// the inside of a JSON string, escaped as it goes and cut at [`LINE_MAX`]
+/// bytes of message (at a character boundary), counting what did not fit:
+/// a record is formatted once, with no allocation.
+struct JsonEscaping<'a, W: Write> {
+    out: &'a mut W,
     room: usize,
     cut: usize,
 }
 
-impl fmt::Write for Bounded {
+impl<W: Write> fmt::Write for JsonEscaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut end = s.len().min(self.room);
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        self.text.push_str(&s[..end]);
+        write_json_str(self.out, &s[..end]).map_err(|_| fmt::Error)?;
         self.room -= end;
         self.cut += s.len() - end;
         Ok(())
     }
 }
 
-/// One record in the JSON format.
-#[derive(serde::Serialize)]
-struct JsonRecord<'a> {
-    timestamp: &'a str,
-    level: &'a str,
-    component: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
-    message: &'a str,
+/// Writes `s` as the inside of a JSON string: `"`, `\` and the control
+/// characters escaped (as `serde_json` escapes them), the rest as it is.
+fn write_json_str(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.write_all(&bytes[start..i])?;
+        if escaped.is_empty() {
+            write!(out, "\\u{:04x}", b)?;
+        } else {
+            out.write_all(escaped)?;
+        }
+        start = i + 1;
+    }
+    out.write_all(&bytes[start..])
 }
 
 /// Writes one JSON record and its newline to `out`, with this thread's
-/// request id.
+/// request id: `{"timestamp":…,"level":…,"component":…,"request_id":…,"message":…}`
+/// (`request_id` only when set). `timestamp` and `level` are the logger's own
+/// text, which needs no escaping.
 fn write_json(
     out: &mut impl Write,
-    timestamp: &str,
+    timestamp: impl fmt::Display,
     level: log::Level,
     component: &str,
     args: fmt::Arguments<'_>,
 ) -> std::io::Result<()> {
-    let mut message = Bounded {
-        text: String::new(),
+    write!(
+        out,
+        "{{\"timestamp\":\"{timestamp}\",\"level\":\"{}\",\"component\":\"",
+        level.as_str()
+    )?;
+    write_json_str(out, component)?;
+    out.write_all(b"\",")?;
+    REQUEST_ID_RAW.with(|rid| {
+        let rid = rid.borrow();
+        if rid.is_empty() {
+            return Ok(());
+        }
+        out.write_all(b"\"request_id\":\"")?;
+        write_json_str(out, &rid)?;
+        out.write_all(b"\",")
+    })?;
+    out.write_all(b"\"message\":\"")?;
+    let mut message = JsonEscaping {
+        out: &mut *out,
         room: LINE_MAX,
         cut: 0,
     };
@@ -186,20 +221,9 @@ fn write_json(
         .map_err(|_| std::io::Error::other("cannot format a log line"))?;
     if message.cut > 0 {
         let cut = message.cut;
-        let _ = write!(message.text, "… ({cut} more bytes cut)");
+        write!(out, "… ({cut} more bytes cut)")?;
     }
-    REQUEST_ID_RAW.with(|rid| {
-        let rid = rid.borrow();
-        let line = JsonRecord {
-            timestamp,
-            level: level.as_str(),
-            component,
-            request_id: (!rid.is_empty()).then_some(rid.as_str()),
-            message: &message.text,
-        };
-        serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)
-    })?;
-    out.write_all(b"\n")
+    out.write_all(b"\"}\n")
 }
 
 /// Installs the logger (once per library; later calls do nothing).
@@ -220,8 +244,8 @@ pub fn init(component: &str) {
     }
     builder.format(move |buf, record| {
         if format == LogFormat::Json {
-            let timestamp = buf.timestamp_millis().to_string();
-            return write_json(buf, &timestamp, record.level(), &raw_component, *record.args());
+            let timestamp = buf.timestamp_millis();
+            return write_json(buf, timestamp, record.level(), &raw_component, *record.args());
         }
         let ts = buf.timestamp_millis();
         write!(buf, "{ts} {:<5} {component} ", record.level())?;

@@ -20,6 +20,7 @@ mod records;
 mod request;
 mod response;
 mod signature;
+mod streamed;
 mod tensor;
 
 pub use answer::answer_tensors;

@@ -5,6 +5,8 @@
 //! Every error is a message for a 400 answer that names the input (quoted,
 //! bounded) and what was wrong with it.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::binary;
@@ -64,7 +66,7 @@ fn field_error(what: &str, problem: &str) -> String {
 /// header: the JSON object is that many bytes and the binary tensor data
 /// follows it; without the header the whole body is the JSON object.
 pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferRequest, String> {
-    let (json, mut rest) = match json_length {
+    let (json, rest) = match json_length {
         None => (body, &[][..]),
         Some(n) if n <= body.len() => body.split_at(n),
         Some(n) => {
@@ -75,6 +77,17 @@ pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferReq
             ))
         }
     };
+    // The usual request, read without a tree; any other, and every error,
+    // read by the tree.
+    match super::streamed::parse(json, rest) {
+        Some(request) => Ok(request),
+        None => parse_tree(json, rest),
+    }
+}
+
+/// Reads the JSON object through a `serde_json::Value` tree, with the
+/// message of every error.
+pub(super) fn parse_tree(json: &[u8], mut rest: &[u8]) -> Result<InferRequest, String> {
     let document: Value =
         serde_json::from_slice(json).map_err(|e| format!("the inference request is not JSON: {e}"))?;
     let Value::Object(mut object) = document else {
@@ -210,14 +223,8 @@ fn parse_input(raw: Value, index: usize, rest: &mut &[u8]) -> Result<Tensor, Str
         .filter(|&n| n <= isize::MAX as usize)
         .ok_or_else(|| format!("{what}: shape {shape:?} has too many elements"))?;
     let parameters = optional_object(object.remove("parameters"), &format!("{what}: \"parameters\""))?;
-    let binary_size = match parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
-        None => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| format!("{what}: \"binary_data_size\" must be a whole number of bytes"))?,
-        ),
-    };
+    let binary_size = binary_data_size(parameters.as_ref())
+        .ok_or_else(|| format!("{what}: \"binary_data_size\" must be a whole number of bytes"))?;
     let values = match (binary_size, object.remove("data")) {
         (Some(_), Some(_)) => {
             return Err(format!(
@@ -361,41 +368,115 @@ impl Nesting {
 /// Appends one JSON element as a value of `datatype`.
 fn push_element(value: Value, datatype: Datatype, out: &mut Values) -> Result<(), String> {
     let index = out.len();
-    let wrong = |value: &Value, expected: &str| {
-        format!(
-            "element {index} is {}, not {expected} ({datatype})",
-            json_excerpt(value)
-        )
+    let leaf = match &value {
+        Value::Bool(b) => Leaf::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Leaf::Unsigned(u),
+            (None, Some(i)) => Leaf::integer(i),
+            (None, None) => Leaf::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Leaf::Text(Cow::Borrowed(s.as_str())),
+        _ => Leaf::Other,
     };
+    match push_leaf(leaf, datatype, out) {
+        Ok(()) => Ok(()),
+        Err(Refused::Kind(expected)) => Err(format!(
+            "element {index} is {}, not {expected} ({datatype})",
+            json_excerpt(&value)
+        )),
+        Err(Refused::Range(why)) => Err(format!("element {index} is {why}")),
+    }
+}
+
+/// One scalar of a tensor's `data`, as JSON gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Leaf<'a> {
+    Bool(bool),
+    /// A whole number of 0 or more.
+    Unsigned(u64),
+    /// A negative whole number.
+    Negative(i64),
+    /// A number with a point or an exponent.
+    Float(f64),
+    Text(Cow<'a, str>),
+    /// `null`, or an object.
+    Other,
+}
+
+impl Leaf<'_> {
+    /// A whole number, kept as JSON's reader would (0 or more is unsigned).
+    pub(super) fn integer(n: i64) -> Leaf<'static> {
+        match u64::try_from(n) {
+            Ok(u) => Leaf::Unsigned(u),
+            Err(_) => Leaf::Negative(n),
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Leaf::Unsigned(u) => i64::try_from(u).ok(),
+            Leaf::Negative(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Leaf::Unsigned(u) => Some(u as f64),
+            Leaf::Negative(n) => Some(n as f64),
+            Leaf::Float(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
+/// Why an element does not fit its datatype: the kind it should have been,
+/// or the value out of the type's range.
+pub(super) enum Refused {
+    Kind(&'static str),
+    Range(String),
+}
+
+/// Appends one scalar as a value of `datatype`, checking its kind and range.
+pub(super) fn push_leaf(leaf: Leaf<'_>, datatype: Datatype, out: &mut Values) -> Result<(), Refused> {
     match (out, datatype.kind()) {
-        (Values::Bool(v), Kind::Bool) => match value {
-            Value::Bool(b) => v.push(b),
-            other => return Err(wrong(&other, "true or false")),
+        (Values::Bool(v), Kind::Bool) => match leaf {
+            Leaf::Bool(b) => v.push(b),
+            _ => return Err(Refused::Kind("true or false")),
         },
         (Values::Signed(v), Kind::Signed) => {
             let (min, max) = datatype.signed_range();
-            match value.as_i64() {
+            match leaf.as_i64() {
                 Some(n) if (min..=max).contains(&n) => v.push(n),
-                Some(n) => return Err(format!("element {index} is {n}, out of the range of {datatype}")),
-                None => return Err(wrong(&value, "an integer")),
+                Some(n) => return Err(Refused::Range(format!("{n}, out of the range of {datatype}"))),
+                None => return Err(Refused::Kind("an integer")),
             }
         }
-        (Values::Unsigned(v), Kind::Unsigned) => match value.as_u64() {
-            Some(n) if n <= datatype.unsigned_max() => v.push(n),
-            Some(n) => return Err(format!("element {index} is {n}, out of the range of {datatype}")),
-            None => return Err(wrong(&value, "an integer of 0 or more")),
+        (Values::Unsigned(v), Kind::Unsigned) => match leaf {
+            Leaf::Unsigned(n) if n <= datatype.unsigned_max() => v.push(n),
+            Leaf::Unsigned(n) => return Err(Refused::Range(format!("{n}, out of the range of {datatype}"))),
+            _ => return Err(Refused::Kind("an integer of 0 or more")),
         },
-        (Values::Float(v), Kind::Float) => match value.as_f64() {
-            Some(x) => v.push(check_float(datatype, x).map_err(|e| format!("element {index} is {e}"))?),
-            None => return Err(wrong(&value, "a number")),
+        (Values::Float(v), Kind::Float) => match leaf.as_f64() {
+            Some(x) => v.push(check_float(datatype, x).map_err(Refused::Range)?),
+            None => return Err(Refused::Kind("a number")),
         },
-        (Values::Bytes(v), Kind::Bytes) => match value {
-            Value::String(s) => v.push(s.into_bytes()),
-            other => return Err(wrong(&other, "a string")),
+        (Values::Bytes(v), Kind::Bytes) => match leaf {
+            Leaf::Text(s) => v.push(s.into_owned().into_bytes()),
+            _ => return Err(Refused::Kind("a string")),
         },
         _ => unreachable!("the storage is made for the datatype"),
     }
     Ok(())
+}
+
+/// An input's `parameters.binary_data_size`: `Some(None)` when not given,
+/// `None` when it is not a whole number of bytes.
+pub(super) fn binary_data_size(parameters: Option<&Map<String, Value>>) -> Option<Option<usize>> {
+    match parameters.and_then(|p| p.get("binary_data_size")) {
+        None => Some(None),
+        Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some),
+    }
 }
 
 /// A JSON value for an error message: bounded and escaped.

@@ -14,6 +14,7 @@
 
 mod mme;
 mod record;
+mod sharded;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use mme::{model_loaded, model_not_loaded, model_unloaded, models_loaded, LoadOutcome, UnloadReason};
 pub use record::Record;
+use sharded::Sharded;
 
 use super::config::env_var;
 
@@ -70,6 +72,8 @@ pub struct CrashLabels {
 }
 
 pub(crate) type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+/// The request path's histograms: one shard per HTTP thread (`sharded`).
+pub(crate) type ShardedHistograms<L> = Family<L, Sharded, fn() -> Sharded>;
 
 /// Every metric, registered once.
 pub struct Metrics {
@@ -78,28 +82,39 @@ pub struct Metrics {
     /// stages (before any model loads).
     stage: OnceLock<&'static str>,
     pub requests: Family<RequestLabels, Counter>,
-    pub duration: Histograms<RouteLabels>,
-    pub request_size: Histograms<RouteLabels>,
-    pub response_size: Histograms<RouteLabels>,
+    pub duration: ShardedHistograms<RouteLabels>,
+    pub request_size: ShardedHistograms<RouteLabels>,
+    pub response_size: ShardedHistograms<RouteLabels>,
     pub in_flight: Gauge,
     pub worker_starts: Family<StageLabels, Counter>,
     pub worker_crashes: Family<CrashLabels, Counter>,
     pub worker_timeouts: Family<StageLabels, Counter>,
     pub model_load: Histograms<StageLabels>,
     pub hooks: Histograms<StageLabels>,
+    /// The one series of `hooks` (every series carries the one stage
+    /// label), resolved once rather than looked up in the family per answer.
+    stage_hooks: OnceLock<Histogram>,
     /// A multi-model endpoint's families; `None` on other endpoints, which
     /// do not show them.
     pub mme: Option<mme::MmeMetrics>,
 }
 
-fn latency_buckets() -> Histogram {
-    // 0.5 ms to about 65 s.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+/// 0.5 ms to about 65 s.
+fn latency_bounds() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0005, 2.0, 18)
 }
 
-fn size_buckets() -> Histogram {
+fn latency_buckets() -> Histogram {
+    Histogram::new(latency_bounds())
+}
+
+fn latency_sharded() -> Sharded {
+    Sharded::new(latency_bounds())
+}
+
+fn size_sharded() -> Sharded {
     // 64 bytes to 64 MiB.
-    Histogram::new(exponential_buckets(64.0, 4.0, 11))
+    Sharded::new(exponential_buckets(64.0, 4.0, 11))
 }
 
 pub(crate) fn load_buckets() -> Histogram {
@@ -177,14 +192,16 @@ impl Metrics {
             "HTTP requests answered, by route, stage and status",
             requests.clone(),
         );
-        let duration = Histograms::<RouteLabels>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let duration =
+            ShardedHistograms::<RouteLabels>::new_with_constructor(latency_sharded as fn() -> Sharded);
         registry.register_with_unit(
             "http_request_duration",
             "Time from a request's arrival to its answer in the server, by route and stage",
             Unit::Seconds,
             duration.clone(),
         );
-        let request_size = Histograms::<RouteLabels>::new_with_constructor(size_buckets as fn() -> Histogram);
+        let request_size =
+            ShardedHistograms::<RouteLabels>::new_with_constructor(size_sharded as fn() -> Sharded);
         registry.register_with_unit(
             "http_request_size",
             "Request body sizes as declared in Content-Length, by route and stage",
@@ -192,7 +209,7 @@ impl Metrics {
             request_size.clone(),
         );
         let response_size =
-            Histograms::<RouteLabels>::new_with_constructor(size_buckets as fn() -> Histogram);
+            ShardedHistograms::<RouteLabels>::new_with_constructor(size_sharded as fn() -> Sharded);
         registry.register_with_unit(
             "http_response_size",
             "Response body sizes, by route and stage",
@@ -251,6 +268,7 @@ impl Metrics {
             worker_timeouts,
             model_load,
             hooks,
+            stage_hooks: OnceLock::new(),
             mme,
         }
     }
@@ -289,9 +307,12 @@ pub fn worker_crashed(label: &str, signal: Option<&'static str>) {
 /// A worker answered a request after `hooks` in the stage's hooks.
 pub fn stage_answered(label: &str, hooks: Duration) {
     if let Some(m) = get() {
-        m.hooks
-            .get_or_create(&StageLabels {
-                stage: m.stage_of(label),
+        m.stage_hooks
+            .get_or_init(|| {
+                let stage = StageLabels {
+                    stage: m.stage_of(label),
+                };
+                m.hooks.get_or_create(&stage).clone()
             })
             .observe(hooks.as_secs_f64());
     }

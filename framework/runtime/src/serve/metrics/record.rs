@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{BodySize, MessageBody};
@@ -16,8 +17,8 @@ use actix_web::Error;
 
 use actix_web::HttpMessage;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 
+use super::sharded::Shard;
 use super::{get, Metrics, RequestLabels, Route, RouteLabels};
 
 /// The fixed routes of the endpoint: a label without an allocation or a
@@ -42,14 +43,14 @@ fn fixed_route(path: &str) -> &'static str {
         .unwrap_or("unmatched")
 }
 
-/// One route's series, cloned out of the families once per HTTP thread (a
-/// series is a shared handle), so that a request takes no family lock and
-/// hashes no labels.
+/// One route's series, taken out of the families once per HTTP thread (a
+/// counter is a shared handle, a histogram this thread's own shard), so that
+/// a request takes no lock and hashes no labels.
 struct Series {
     labels: RouteLabels,
-    duration: Histogram,
-    request_size: Histogram,
-    response_size: Histogram,
+    duration: Arc<Shard>,
+    request_size: Arc<Shard>,
+    response_size: Arc<Shard>,
     requests: Vec<(u16, Counter)>,
 }
 
@@ -86,9 +87,9 @@ impl Handles {
             None => {
                 self.0.push(Series {
                     labels,
-                    duration: metrics.duration.get_or_create(&labels).clone(),
-                    request_size: metrics.request_size.get_or_create(&labels).clone(),
-                    response_size: metrics.response_size.get_or_create(&labels).clone(),
+                    duration: metrics.duration.get_or_create(&labels).shard(),
+                    request_size: metrics.request_size.get_or_create(&labels).shard(),
+                    response_size: metrics.response_size.get_or_create(&labels).shard(),
                     requests: Vec::new(),
                 });
                 self.0.len() - 1

@@ -14,7 +14,7 @@ use modelstage_contract::excerpt::{bounded, quoted};
 use modelstage_contract::oip::{self, InferRequest, Tensor};
 
 use super::model::OipModel;
-use super::routes::{error, find_model, ModelPath};
+use super::routes::{error, find_model, registry, ModelPath};
 use crate::loader::RequestMeta;
 use crate::serve::body;
 use crate::serve::edge::{request_id, EdgeRules, Invocation, REQUEST_ID_HEADER};
@@ -59,10 +59,20 @@ async fn run(
     state: &State,
     request_id: &str,
 ) -> HttpResponse {
-    let model = match find_model(path, model) {
-        Ok(model) => model,
+    let many = registry(req);
+    if let Some(registry) = many {
+        // A model still loading is waited for, up to the request's deadline
+        // (and marked used), as `POST /models/{name}/invoke` does.
+        let deadline = Instant::now() + state.config.timeout;
+        if let Err(e) = registry.ready(&path.name, deadline).await {
+            return body::closing(error(e.status(), e.message()), payload);
+        }
+    }
+    let found = match find_model(path, model, many) {
+        Ok(found) => found,
         Err(message) => return body::closing(error(404, &message), payload),
     };
+    let model = found.model;
     let (Some(rules), Some(lanes)) = (
         req.app_data::<web::Data<EdgeRules>>(),
         req.app_data::<Rc<Lanes>>(),
@@ -104,9 +114,7 @@ async fn run(
             target_model: None,
         },
         body: Bytes::from(records),
-        // The endpoint's one model (a multi-model endpoint's models are
-        // reached through SageMaker's routes).
-        model: None,
+        model: found.loaded.map(str::to_string),
     };
     let label = &state.stage_label;
     let (content_type, answer) = match state.pool.call(wire, deadline, lanes).await {
@@ -154,7 +162,7 @@ async fn run(
         Err(message) => return error(400, &message),
     };
     let who = oip::Model {
-        name: &model.name,
+        name: found.name,
         version: Some(&model.version),
     };
     match oip::write_response(&who, &request, &outputs) {
@@ -217,23 +225,29 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> 
     }
     let mut ordered = Vec::with_capacity(declared.len());
     for d in declared {
-        let what = quoted(d.name.as_bytes());
+        // Quoted only for an error: this runs on every request.
+        let what = || quoted(d.name.as_bytes());
         let Some(t) = request.inputs.iter().find(|t| t.name == d.name) else {
             return Err(format!(
-                "input {what} is missing; model {} needs it",
+                "input {} is missing; model {} needs it",
+                what(),
                 quoted(model.name.as_bytes())
             ));
         };
         if t.datatype.name() != d.datatype {
             return Err(format!(
-                "input {what} is {}, but the model takes {}",
-                t.datatype, d.datatype
+                "input {} is {}, but the model takes {}",
+                what(),
+                t.datatype,
+                d.datatype
             ));
         }
         if !d.accepts_shape(&t.shape) {
             return Err(format!(
-                "input {what} has shape {:?}, but the model takes {:?} (-1: any size)",
-                t.shape, d.shape
+                "input {} has shape {:?}, but the model takes {:?} (-1: any size)",
+                what(),
+                t.shape,
+                d.shape
             ));
         }
         ordered.push(t);

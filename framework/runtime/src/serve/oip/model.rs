@@ -66,10 +66,11 @@ impl OipModel {
         name == self.name && version.is_none_or(|v| v == self.version)
     }
 
-    /// The model metadata document.
-    pub fn metadata_json(&self) -> String {
+    /// The model metadata document, for the model `name` (this one, or a
+    /// multi-model endpoint's model of this stage).
+    pub fn metadata_json(&self, name: &str) -> String {
         serde_json::json!({
-            "name": self.name,
+            "name": name,
             "versions": [self.version],
             "platform": "modelstage",
             "inputs": self.metadata.inputs,

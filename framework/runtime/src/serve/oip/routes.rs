@@ -17,6 +17,8 @@ use super::infer;
 use super::model::OipModel;
 use crate::serve::http::State;
 use crate::serve::metrics::Route;
+use crate::serve::mme::routes::Api;
+use crate::serve::mme::Registry;
 
 /// Registers the routes under `/v2`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -117,14 +119,25 @@ pub(super) fn error(status: u16, message: &str) -> HttpResponse {
     json(status, serde_json::json!({ "error": message }).to_string())
 }
 
-/// The model a path names, or the 404 message that says which one this
-/// server serves.
-pub(super) fn find_model<'a>(path: &ModelPath, model: &'a OipModel) -> Result<&'a OipModel, String> {
+/// A model a path names that this endpoint serves.
+pub(super) struct Found<'a> {
+    /// Its name (a multi-model endpoint's models share the stage's tensors
+    /// and version).
+    pub name: &'a str,
+    pub model: &'a OipModel,
+    /// On a multi-model endpoint, the loaded model to run requests on.
+    pub loaded: Option<&'a str>,
+}
+
+/// The model a path names (on a multi-model endpoint, one of its loaded
+/// models), or the 404 message that says which this server serves.
+pub(super) fn find_model<'a>(
+    path: &'a ModelPath,
+    model: &'a OipModel,
+    many: Option<&Registry>,
+) -> Result<Found<'a>, String> {
     let version = path.version.as_deref();
-    if model.matches(&path.name, version) {
-        return Ok(model);
-    }
-    let what = match version {
+    let what = || match version {
         Some(v) => format!(
             "model {} version {}",
             quoted(path.name.as_bytes()),
@@ -132,11 +145,44 @@ pub(super) fn find_model<'a>(path: &ModelPath, model: &'a OipModel) -> Result<&'
         ),
         None => format!("model {}", quoted(path.name.as_bytes())),
     };
-    Err(format!(
-        "unknown {what}: this server serves model {} version {}",
-        quoted(model.name.as_bytes()),
-        quoted(model.version.as_bytes())
-    ))
+    let Some(registry) = many else {
+        if model.matches(&path.name, version) {
+            return Ok(Found {
+                name: &model.name,
+                model,
+                loaded: None,
+            });
+        }
+        return Err(format!(
+            "unknown {}: this server serves model {} version {}",
+            what(),
+            quoted(model.name.as_bytes()),
+            quoted(model.version.as_bytes())
+        ));
+    };
+    if version.is_some_and(|v| v != model.version) {
+        return Err(format!(
+            "unknown {}: the models of this multi-model endpoint have version {}",
+            what(),
+            quoted(model.version.as_bytes())
+        ));
+    }
+    if registry.describe(&path.name).is_none() {
+        return Err(format!(
+            "{} is not loaded on this multi-model endpoint (load it with POST /models)",
+            what()
+        ));
+    }
+    Ok(Found {
+        name: &path.name,
+        model,
+        loaded: Some(&path.name),
+    })
+}
+
+/// A multi-model endpoint's table of models, `None` on other endpoints.
+pub(super) fn registry(req: &HttpRequest) -> Option<&Registry> {
+    req.app_data::<web::Data<Api>>().map(|api| api.registry.as_ref())
 }
 
 async fn server_metadata() -> HttpResponse {
@@ -195,16 +241,16 @@ async fn models(
     }
     match path.action {
         Action::Infer => infer::infer(&req, &path, payload, &model, &state).await,
-        Action::Metadata => match find_model(&path, &model) {
-            Ok(model) => json(200, model.metadata_json()),
+        Action::Metadata => match find_model(&path, &model, registry(&req)) {
+            Ok(found) => json(200, found.model.metadata_json(found.name)),
             Err(message) => error(404, &message),
         },
-        Action::Ready => match find_model(&path, &model) {
-            Ok(model) => {
+        Action::Ready => match find_model(&path, &model, registry(&req)) {
+            Ok(found) => {
                 let ready = state.pool.is_ready();
                 json(
                     if ready { 200 } else { 400 },
-                    serde_json::json!({ "name": model.name, "ready": ready }).to_string(),
+                    serde_json::json!({ "name": found.name, "ready": ready }).to_string(),
                 )
             }
             Err(message) => error(404, &message),

@@ -20,8 +20,5 @@ pub mod inspect;
 #[allow(unsafe_code)]
 pub mod loader;
 pub mod logging;
-// Not yet held to `unreachable_pub`: a number of its modules' items are `pub` but reachable only
-// inside the crate, and are to become `pub(crate)`.
-#[allow(unreachable_pub)]
 pub mod serve;
 pub mod train;

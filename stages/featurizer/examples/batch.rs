@@ -60,6 +60,7 @@ fn main() -> Result<(), String> {
         content_type: "text/csv",
         accept: &hop,
         custom_attributes: None,
+        target_model: None,
     };
     let started = Instant::now();
     let mut last = Vec::new();

@@ -49,6 +49,7 @@ fn main() -> Result<(), String> {
         content_type: &hop,
         accept: "text/csv",
         custom_attributes: None,
+        target_model: None,
     };
     let started = Instant::now();
     let (mut records, mut out) = (0, 0);

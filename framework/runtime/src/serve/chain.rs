@@ -29,7 +29,7 @@ struct Member {
 }
 
 /// The loaded stages of one worker.
-pub struct Pipeline {
+pub(super) struct Pipeline {
     members: Vec<Member>,
     /// `container-1 -> container-2`: how errors of the pipeline as a whole name it.
     label: String,
@@ -38,7 +38,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Opens every library (which runs its initialisers: only a worker
     /// process does this). The error says which library failed and why.
-    pub fn open(plans: &[StagePlan]) -> Result<Vec<&'static LoadedStage>, String> {
+    pub(super) fn open(plans: &[StagePlan]) -> Result<Vec<&'static LoadedStage>, String> {
         plans
             .iter()
             .map(|plan| LoadedStage::open(&plan.library).map_err(|e| e.to_string()))
@@ -47,7 +47,7 @@ impl Pipeline {
 
     /// Calls every `model_fn` of the libraries `open` returned for `plans`.
     /// The error says which stage failed and why.
-    pub fn load(plans: &[StagePlan], stages: &[&'static LoadedStage]) -> Result<Pipeline, String> {
+    pub(super) fn load(plans: &[StagePlan], stages: &[&'static LoadedStage]) -> Result<Pipeline, String> {
         let mut members = Vec::with_capacity(plans.len());
         for (plan, stage) in plans.iter().zip(stages) {
             let model = stage.load_model(&plan.model_dir).map_err(|e| {
@@ -72,7 +72,7 @@ impl Pipeline {
 
     /// A pipeline of one stage around a model already loaded: one model of a
     /// multi-model endpoint (`mme`).
-    pub fn of_model(name: &str, default_accept: &str, model: LoadedModel) -> Pipeline {
+    pub(super) fn of_model(name: &str, default_accept: &str, model: LoadedModel) -> Pipeline {
         Pipeline {
             members: vec![Member {
                 name: name.to_string(),
@@ -84,7 +84,7 @@ impl Pipeline {
     }
 
     /// Runs one request through every stage.
-    pub fn handle(&self, request: &WireRequest) -> WireAnswer {
+    pub(super) fn handle(&self, request: &WireRequest) -> WireAnswer {
         // A single stage gets the request's metadata as the edge resolved it.
         if let [member] = self.members.as_slice() {
             return match member.model.invoke(&request.body, &request.meta) {

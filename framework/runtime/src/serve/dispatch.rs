@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::process::WorkerProcess;
 
 /// The workers that take requests, and the requests waiting for a thread.
-pub struct Board {
+pub(super) struct Board {
     inner: Mutex<Inner>,
 }
 
@@ -81,7 +81,7 @@ impl Inner {
 }
 
 impl Board {
-    pub fn new(slots: usize) -> Board {
+    pub(super) fn new(slots: usize) -> Board {
         Board {
             inner: Mutex::new(Inner {
                 slots: vec![None; slots],
@@ -99,7 +99,7 @@ impl Board {
 
     /// Puts `worker` in `slot` with `credits` credits, which go first to
     /// the requests waiting.
-    pub fn install(&self, slot: usize, worker: Arc<WorkerProcess>, credits: usize) {
+    pub(super) fn install(&self, slot: usize, worker: Arc<WorkerProcess>, credits: usize) {
         let mut inner = self.lock();
         inner.slots[slot] = Some((worker, 0));
         for _ in 0..credits {
@@ -109,7 +109,7 @@ impl Board {
 
     /// Takes `worker` off the board (it died or was retired); its credits
     /// go with it. False if it was not on the board.
-    pub fn remove(&self, worker: &Arc<WorkerProcess>) -> bool {
+    pub(super) fn remove(&self, worker: &Arc<WorkerProcess>) -> bool {
         let mut inner = self.lock();
         match inner.slot_of(worker) {
             Some(slot) => {
@@ -121,7 +121,7 @@ impl Board {
     }
 
     /// Takes every worker off the board.
-    pub fn drain(&self) -> Vec<Arc<WorkerProcess>> {
+    pub(super) fn drain(&self) -> Vec<Arc<WorkerProcess>> {
         let mut inner = self.lock();
         inner
             .slots
@@ -132,12 +132,12 @@ impl Board {
     }
 
     /// True while `worker` takes requests.
-    pub fn holds(&self, worker: &Arc<WorkerProcess>) -> bool {
+    pub(super) fn holds(&self, worker: &Arc<WorkerProcess>) -> bool {
         self.lock().slot_of(worker).is_some()
     }
 
     /// One of `worker`'s threads is free again.
-    pub fn release(&self, worker: &Arc<WorkerProcess>) {
+    pub(super) fn release(&self, worker: &Arc<WorkerProcess>) {
         let mut inner = self.lock();
         if let Some(slot) = inner.slot_of(worker) {
             inner.give(slot);
@@ -146,7 +146,7 @@ impl Board {
 
     /// A credit: a worker with a free thread for one request, waiting for
     /// one up to `deadline`. `None` once the deadline has passed.
-    pub async fn acquire(&self, deadline: Instant) -> Option<Arc<WorkerProcess>> {
+    pub(super) async fn acquire(&self, deadline: Instant) -> Option<Arc<WorkerProcess>> {
         let (seq, mut rx) = {
             let mut inner = self.lock();
             if let Some(worker) = inner.take(http_thread_number()) {

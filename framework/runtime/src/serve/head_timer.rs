@@ -26,7 +26,7 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 ";
 
 /// A connection whose request heads after the first must each arrive within
 /// a time limit (the first is actix-http's to time).
-pub struct HeadTimed<S> {
+pub(super) struct HeadTimed<S> {
     inner: S,
     timeout: Duration,
     /// A response was written since the last head ended: the next byte read
@@ -39,7 +39,7 @@ pub struct HeadTimed<S> {
 }
 
 impl<S> HeadTimed<S> {
-    pub fn new(inner: S, timeout: Duration) -> Self {
+    pub(super) fn new(inner: S, timeout: Duration) -> Self {
         HeadTimed {
             inner,
             timeout,

@@ -17,7 +17,7 @@ use super::lane::Lanes;
 use super::pool::{CallError, Pool};
 use super::protocol::{WireAnswer, WireRequest};
 
-pub struct State {
+pub(super) struct State {
     pub config: ServeConfig,
     pub pool: Arc<Pool>,
     pub stage_label: String,
@@ -25,9 +25,9 @@ pub struct State {
 }
 
 /// The longest stage error message an answer or a log line carries whole.
-pub const MESSAGE_MAX: usize = 4096;
+pub(super) const MESSAGE_MAX: usize = 4096;
 
-pub async fn ping(state: web::Data<State>) -> HttpResponse {
+pub(super) async fn ping(state: web::Data<State>) -> HttpResponse {
     if state.pool.is_ready() {
         HttpResponse::Ok().finish()
     } else {
@@ -39,13 +39,13 @@ pub async fn ping(state: web::Data<State>) -> HttpResponse {
     }
 }
 
-pub async fn execution_parameters(state: web::Data<State>) -> HttpResponse {
+pub(super) async fn execution_parameters(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(state.execution_parameters_json.clone())
 }
 
-pub async fn not_found(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+pub(super) async fn not_found(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let message = format!(
         "no route for {} {}: the endpoint serves GET /ping, POST /invocations and GET /execution-parameters",
         req.method(),
@@ -54,7 +54,7 @@ pub async fn not_found(req: HttpRequest, state: web::Data<State>) -> HttpRespons
     EdgeError::new(404, state.stage_label.as_str(), message).respond()
 }
 
-pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+pub(super) async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let message = format!(
         "{} is not allowed on {}",
         req.method(),
@@ -71,7 +71,7 @@ pub async fn method_not_allowed(req: HttpRequest, state: web::Data<State>) -> Ht
 }
 
 /// `POST /invocations`, with one access-log line per request carrying its id.
-pub async fn invocations(
+pub(super) async fn invocations(
     req: HttpRequest,
     invocation: Result<Invocation, EdgeError>,
     state: web::Data<State>,
@@ -186,7 +186,12 @@ pub(super) async fn invoke(
 /// The status and message of a request the pool could not run (logged
 /// when it is the endpoint's trouble rather than the client's): one wording
 /// for `/invocations` and the Open Inference Protocol's infer.
-pub fn call_failure(failed: CallError, label: &str, timeout: Duration, request_id: &str) -> (u16, String) {
+pub(super) fn call_failure(
+    failed: CallError,
+    label: &str,
+    timeout: Duration,
+    request_id: &str,
+) -> (u16, String) {
     match failed {
         CallError::Unavailable => (
             503,
@@ -216,6 +221,6 @@ pub fn call_failure(failed: CallError, label: &str, timeout: Duration, request_i
 
 /// The `/execution-parameters` document: the `SAGEMAKER_*` variables win over
 /// the stage's declaration, which wins over the defaults.
-pub fn timeout_of(secs: u64) -> Duration {
+pub(super) fn timeout_of(secs: u64) -> Duration {
     Duration::from_secs(secs.max(1))
 }

@@ -31,13 +31,13 @@ use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
 /// HTTP thread makes its own (in the app factory) and hands it to the pool
 /// with each request.
 #[derive(Default)]
-pub struct Lanes {
+pub(super) struct Lanes {
     open: RefCell<HashMap<u64, Rc<Lane>>>,
 }
 
 /// What comes back over a lane for a request sent on it.
 #[derive(Debug)]
-pub enum LaneReply {
+pub(super) enum LaneReply {
     Answered(WireAnswer),
     /// The worker died while running the request.
     Crashed(String),
@@ -57,7 +57,7 @@ struct Pending {
 /// their memory back.
 const KEEP_BYTES: usize = 1024 * 1024;
 
-pub struct Lane {
+pub(super) struct Lane {
     worker: Arc<WorkerProcess>,
     /// The lanes of its HTTP thread, which it leaves when it closes.
     lanes: Rc<Lanes>,
@@ -72,7 +72,7 @@ pub struct Lane {
 impl Lanes {
     /// This thread's lane to `worker`, opened on first use. `None` when the
     /// worker has no lane left for this thread or the lane is closed.
-    pub fn to(self: &Rc<Self>, worker: &Arc<WorkerProcess>, board: &Arc<Board>) -> Option<Rc<Lane>> {
+    pub(super) fn to(self: &Rc<Self>, worker: &Arc<WorkerProcess>, board: &Arc<Board>) -> Option<Rc<Lane>> {
         if let Some(lane) = self.open.borrow().get(&worker.id).cloned() {
             return (!lane.closed.get()).then_some(lane);
         }
@@ -106,7 +106,10 @@ impl Lanes {
 impl Lane {
     /// Queues `request` (its `id` already set) and returns where its outcome
     /// will arrive; the request back if the lane has closed.
-    pub fn send(&self, request: WireRequest) -> Result<oneshot::Receiver<LaneReply>, Box<WireRequest>> {
+    pub(super) fn send(
+        &self,
+        request: WireRequest,
+    ) -> Result<oneshot::Receiver<LaneReply>, Box<WireRequest>> {
         if self.closed.get() {
             return Err(Box::new(request));
         }
@@ -129,13 +132,13 @@ impl Lane {
 
     /// Stops waiting for request `id`: whether the worker had started it,
     /// or `None` if its outcome was already delivered.
-    pub fn forget(&self, id: u64) -> Option<bool> {
+    pub(super) fn forget(&self, id: u64) -> Option<bool> {
         let pending = self.pending.borrow_mut().remove(&id)?;
         self.worker.request_done();
         Some(pending.unstarted.is_none())
     }
 
-    pub fn worker(&self) -> &Arc<WorkerProcess> {
+    pub(super) fn worker(&self) -> &Arc<WorkerProcess> {
         &self.worker
     }
 

@@ -44,7 +44,7 @@ type Waiting = Arc<Mutex<HashMap<u32, mpsc::Sender<UnixStream>>>>;
 
 /// Why a request got no answer from a stage.
 #[derive(Debug)]
-pub enum CallError {
+pub(super) enum CallError {
     /// No worker can take requests: the model is still loading, or no
     /// worker can load it.
     Unavailable,
@@ -76,7 +76,7 @@ struct Startup {
     fatal: Option<PoolError>,
 }
 
-pub struct Pool {
+pub(super) struct Pool {
     board: Arc<Board>,
     slots: usize,
     /// Request threads per worker when its stages may share one model
@@ -161,7 +161,7 @@ impl Pool {
     /// In a multi-model endpoint (`models`), each worker, the first ones
     /// and every replacement, loads the models of the registry before it
     /// takes requests.
-    pub fn start(
+    pub(super) fn start(
         workers: usize,
         plan: &WorkerPlan,
         models: Option<Arc<mme::Registry>>,
@@ -224,7 +224,7 @@ impl Pool {
 
     /// Blocks until a worker has described the stages, or the pool failed
     /// before one could.
-    pub fn described(&self) -> Result<Arc<Vec<StageDescription>>, PoolError> {
+    pub(super) fn described(&self) -> Result<Arc<Vec<StageDescription>>, PoolError> {
         let mut startup = self.startup.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(fatal) = &startup.fatal {
@@ -242,7 +242,7 @@ impl Pool {
 
     /// Resolves once the pool has failed for good (no worker ever loaded
     /// the model): the server must stop.
-    pub async fn fatal(&self) -> PoolError {
+    pub(super) async fn fatal(&self) -> PoolError {
         loop {
             let notified = self.fatal_notify.notified();
             if let Some(fatal) = self.fatal_error() {
@@ -253,7 +253,7 @@ impl Pool {
     }
 
     /// The failure that stopped the pool, if one did.
-    pub fn fatal_error(&self) -> Option<PoolError> {
+    pub(super) fn fatal_error(&self) -> Option<PoolError> {
         self.startup
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -263,7 +263,7 @@ impl Pool {
 
     /// How logs and errors name the stages: the stage's declared name, or
     /// the container names of a fused pipeline.
-    pub fn label(&self) -> &str {
+    pub(super) fn label(&self) -> &str {
         self.label.get().unwrap_or(&self.provisional_label)
     }
 
@@ -296,7 +296,7 @@ impl Pool {
 
     /// True once a worker has loaded the model, as long as some slot has a
     /// worker or is starting one that is not failing to load.
-    pub fn is_ready(&self) -> bool {
+    pub(super) fn is_ready(&self) -> bool {
         self.ever_ready.load(Ordering::SeqCst) && self.failing.load(Ordering::SeqCst) < self.slots
     }
 
@@ -304,7 +304,7 @@ impl Pool {
     /// Waits for a thread up to `deadline`; a request whose worker dies
     /// before starting it is sent to another worker (or the replacement).
     /// `lanes`: the calling HTTP thread's lanes.
-    pub async fn call(
+    pub(super) async fn call(
         &self,
         mut request: WireRequest,
         deadline: Instant,
@@ -401,7 +401,7 @@ impl Pool {
     /// Stops every worker (after the HTTP server has drained). Retired
     /// workers still running end with their slot's thread (parent-death
     /// signal).
-    pub fn shutdown(&self) {
+    pub(super) fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         for w in self.board.drain() {
             w.kill();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// How long a lane waits, after its worker's socket closed, to learn from
 /// the worker's slot how the process ended.
-pub const EXIT_WAIT: Duration = Duration::from_secs(2);
+pub(super) const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// One running worker process.
 pub struct WorkerProcess {

@@ -13,39 +13,39 @@ use bytes::Bytes;
 use crate::loader::RequestMeta;
 
 /// A worker's first frame on its control connection.
-pub const HELLO: u8 = 1;
-pub const READY: u8 = 2;
-pub const LOAD_FAILED: u8 = 3;
-pub const REQUEST: u8 = 4;
-pub const REPLY: u8 = 5;
-pub const ERROR: u8 = 6;
+pub(super) const HELLO: u8 = 1;
+pub(super) const READY: u8 = 2;
+pub(super) const LOAD_FAILED: u8 = 3;
+pub(super) const REQUEST: u8 = 4;
+pub(super) const REPLY: u8 = 5;
+pub(super) const ERROR: u8 = 6;
 /// A worker opening one of its data connections (its lanes).
-pub const LANE: u8 = 7;
+pub(super) const LANE: u8 = 7;
 /// A request thread of the worker is about to run a request (`u64 id`): from here on, a
 /// crash of the process costs that request. A request that crashes with
 /// its worker before this frame arrived is handed to another worker.
-pub const STARTED: u8 = 8;
+pub(super) const STARTED: u8 = 8;
 /// A worker's description of the stages it opened (JSON, see
 /// [`StageDescription`]): sent once the libraries are loaded, before
 /// `model_fn`. The server configures itself from the first one, so the
 /// server process never loads a stage library itself.
-pub const DESCRIBED: u8 = 9;
+pub(super) const DESCRIBED: u8 = 9;
 /// Multi-model endpoints (`serve/mme`), on the control connection. From the
 /// server: load a model (`u64 op | name | model dir`), unload one
 /// (`u64 op | name`). From the worker: the outcome of an operation
 /// (`u64 op`, and the message of a failed load).
-pub const LOAD_MODEL: u8 = 10;
-pub const UNLOAD_MODEL: u8 = 11;
-pub const MODEL_LOADED: u8 = 12;
-pub const MODEL_LOAD_FAILED: u8 = 13;
-pub const MODEL_UNLOADED: u8 = 14;
+pub(super) const LOAD_MODEL: u8 = 10;
+pub(super) const UNLOAD_MODEL: u8 = 11;
+pub(super) const MODEL_LOADED: u8 = 12;
+pub(super) const MODEL_LOAD_FAILED: u8 = 13;
+pub(super) const MODEL_UNLOADED: u8 = 14;
 
 /// The size of a frame's length prefix.
-pub const PREFIX: usize = 8;
+pub(super) const PREFIX: usize = 8;
 
 /// The most a reader reserves ahead of the bytes a frame length announces:
 /// a corrupt or hostile length costs an error, not a huge allocation.
-pub const READ_CHUNK: usize = 8 * 1024 * 1024;
+pub(super) const READ_CHUNK: usize = 8 * 1024 * 1024;
 
 /// A request as it travels to a worker: its metadata in the form the
 /// loader hands to the hooks, as the edge resolved it.
@@ -86,7 +86,7 @@ pub enum WireAnswer {
 /// What a worker read from one stage library's descriptor: everything the
 /// server configures itself from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StageDescription {
+pub(super) struct StageDescription {
     pub name: String,
     pub version: String,
     /// Whether one model may be called from several threads at once.
@@ -107,7 +107,7 @@ pub struct StageDescription {
 
 impl StageDescription {
     /// The description of an opened library.
-    pub fn of(stage: &crate::loader::LoadedStage) -> StageDescription {
+    pub(super) fn of(stage: &crate::loader::LoadedStage) -> StageDescription {
         let info = stage.info();
         StageDescription {
             name: info.name.clone(),
@@ -128,7 +128,7 @@ impl StageDescription {
 
     /// The request threads of a worker running `stages`: one when any of
     /// them must not be called from two threads at once, else `shared`.
-    pub fn threads(stages: &[StageDescription], shared: usize) -> usize {
+    pub(super) fn threads(stages: &[StageDescription], shared: usize) -> usize {
         if stages.iter().any(|s| s.per_instance) {
             1
         } else {
@@ -137,7 +137,7 @@ impl StageDescription {
     }
 
     /// The frame that carries `stages`.
-    pub fn frame(stages: &[StageDescription]) -> Vec<u8> {
+    pub(super) fn frame(stages: &[StageDescription]) -> Vec<u8> {
         let json = serde_json::to_vec(stages).expect("descriptions serialize");
         FrameWriter::new(DESCRIBED, json.len()).bytes(&json).finish()
     }
@@ -145,7 +145,7 @@ impl StageDescription {
 
 /// Any frame a worker sends.
 #[derive(Debug)]
-pub enum FromWorker {
+pub(super) enum FromWorker {
     Hello,
     Lane,
     Described(Vec<StageDescription>),
@@ -156,7 +156,7 @@ pub enum FromWorker {
 }
 
 /// Builds one frame; `finish` patches in the length.
-pub struct FrameWriter {
+pub(super) struct FrameWriter {
     buf: Vec<u8>,
     /// Where this frame starts in `buf` (frames can be appended to a batch).
     start: usize,
@@ -165,12 +165,12 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    pub fn new(kind: u8, capacity: usize) -> Self {
+    pub(super) fn new(kind: u8, capacity: usize) -> Self {
         Self::onto(Vec::with_capacity(capacity + PREFIX + 1), kind)
     }
 
     /// A frame appended to `buf`, which may already hold other frames.
-    pub fn onto(mut buf: Vec<u8>, kind: u8) -> Self {
+    pub(super) fn onto(mut buf: Vec<u8>, kind: u8) -> Self {
         let start = buf.len();
         buf.extend_from_slice(&[0; PREFIX]);
         buf.push(kind);
@@ -181,17 +181,17 @@ impl FrameWriter {
         }
     }
 
-    pub fn u64(mut self, v: u64) -> Self {
+    pub(super) fn u64(mut self, v: u64) -> Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
         self
     }
 
-    pub fn u16(mut self, v: u16) -> Self {
+    pub(super) fn u16(mut self, v: u16) -> Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
         self
     }
 
-    pub fn bytes(mut self, v: &[u8]) -> Self {
+    pub(super) fn bytes(mut self, v: &[u8]) -> Self {
         self.buf.extend_from_slice(&wire_len(v.len()).to_le_bytes());
         self.buf.extend_from_slice(v);
         self
@@ -199,13 +199,13 @@ impl FrameWriter {
 
     /// The length of a last field whose `len` bytes the caller writes right
     /// after the frame, instead of copying them into it.
-    pub fn external(mut self, len: usize) -> Self {
+    pub(super) fn external(mut self, len: usize) -> Self {
         self.buf.extend_from_slice(&wire_len(len).to_le_bytes());
         self.external = len;
         self
     }
 
-    pub fn opt(self, v: Option<&str>) -> Self {
+    pub(super) fn opt(self, v: Option<&str>) -> Self {
         match v {
             // u64::MAX marks "absent", which an empty string is not.
             None => self.u64(ABSENT),
@@ -213,7 +213,7 @@ impl FrameWriter {
         }
     }
 
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(super) fn finish(mut self) -> Vec<u8> {
         let len = wire_len(self.buf.len() - self.start - PREFIX + self.external);
         self.buf[self.start..self.start + PREFIX].copy_from_slice(&len.to_le_bytes());
         self.buf
@@ -240,7 +240,7 @@ fn local_len(len: u64) -> io::Result<usize> {
 }
 
 /// Reads the fields of one frame.
-pub struct FrameReader<'a> {
+pub(super) struct FrameReader<'a> {
     data: &'a [u8],
 }
 
@@ -249,7 +249,7 @@ fn truncated() -> io::Error {
 }
 
 impl<'a> FrameReader<'a> {
-    pub fn new(data: &'a [u8]) -> Self {
+    pub(super) fn new(data: &'a [u8]) -> Self {
         FrameReader { data }
     }
 
@@ -262,28 +262,28 @@ impl<'a> FrameReader<'a> {
         Ok(head)
     }
 
-    pub fn u64(&mut self) -> io::Result<u64> {
+    pub(super) fn u64(&mut self) -> io::Result<u64> {
         Ok(u64::from_le_bytes(
             self.take(8)?.try_into().map_err(|_| truncated())?,
         ))
     }
 
-    pub fn u16(&mut self) -> io::Result<u16> {
+    pub(super) fn u16(&mut self) -> io::Result<u16> {
         Ok(u16::from_le_bytes(
             self.take(2)?.try_into().map_err(|_| truncated())?,
         ))
     }
 
-    pub fn bytes(&mut self) -> io::Result<&'a [u8]> {
+    pub(super) fn bytes(&mut self) -> io::Result<&'a [u8]> {
         let n = local_len(self.u64()?)?;
         self.take(n)
     }
 
-    pub fn string(&mut self) -> io::Result<String> {
+    pub(super) fn string(&mut self) -> io::Result<String> {
         Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
     }
 
-    pub fn opt(&mut self) -> io::Result<Option<String>> {
+    pub(super) fn opt(&mut self) -> io::Result<Option<String>> {
         let n = self.u64()?;
         if n == ABSENT {
             return Ok(None);
@@ -295,7 +295,7 @@ impl<'a> FrameReader<'a> {
 }
 
 /// Reads one frame: its kind and payload. `Ok(None)` at a clean end of stream.
-pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<u8>> {
+pub(super) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<u8>> {
     let mut len = [0u8; PREFIX];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -321,7 +321,7 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Option<u8>
 
 /// Takes the first whole frame (length prefix included) off the front of
 /// `buf`, if it holds one. `Err` for a zero length, which no frame has.
-pub fn split_frame(buf: &mut bytes::BytesMut) -> io::Result<Option<bytes::BytesMut>> {
+pub(super) fn split_frame(buf: &mut bytes::BytesMut) -> io::Result<Option<bytes::BytesMut>> {
     let Some(total) = frame_size(buf)? else {
         return Ok(None);
     };
@@ -330,7 +330,7 @@ pub fn split_frame(buf: &mut bytes::BytesMut) -> io::Result<Option<bytes::BytesM
 
 /// The size of the frame at the front of `buf` (length prefix included), once
 /// its prefix has arrived.
-pub fn frame_size(buf: &[u8]) -> io::Result<Option<usize>> {
+pub(super) fn frame_size(buf: &[u8]) -> io::Result<Option<usize>> {
     let Some(prefix) = buf.get(..PREFIX) else {
         return Ok(None);
     };
@@ -376,7 +376,7 @@ impl WireRequest {
 
 /// Reply bodies at least this large are written after their frame rather
 /// than copied into it.
-pub const LARGE_BODY: usize = 64 * 1024;
+pub(super) const LARGE_BODY: usize = 64 * 1024;
 
 impl WireAnswer {
     /// Records the time the hooks took.
@@ -458,7 +458,7 @@ impl WireAnswer {
 
 /// Decodes a frame a worker sent (`kind` and payload from `read_frame`); a
 /// reply's body shares the payload's memory.
-pub fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
+pub(super) fn decode_from_worker(kind: u8, payload: &Bytes) -> io::Result<FromWorker> {
     let mut r = FrameReader::new(payload);
     Ok(match kind {
         HELLO => FromWorker::Hello,

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 const PREFIX: &str = "modelstage-";
 /// The one file a socket directory holds.
-pub const SOCKET: &str = "workers.sock";
+pub(super) const SOCKET: &str = "workers.sock";
 
 /// Creates this server's directory, then sweeps those of dead servers.
-pub fn create() -> std::io::Result<PathBuf> {
+pub(super) fn create() -> std::io::Result<PathBuf> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -18,7 +18,7 @@ use super::{get, load_buckets, Histograms, StageLabels};
 /// How a load ended (`outcome`). A name already loaded (409) is not a load:
 /// `POST /models` counts it in `modelstage_http_requests_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoadOutcome {
+pub(crate) enum LoadOutcome {
     /// Every worker loaded it.
     Loaded,
     /// 507: past the memory budget.
@@ -30,7 +30,7 @@ pub enum LoadOutcome {
 
 /// Why a loaded model left the endpoint (`reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnloadReason {
+pub(crate) enum UnloadReason {
     /// `DELETE /models/{name}`.
     Request,
     /// The least recently used, to make room (`MODELSTAGE_MME_EVICT=lru`).
@@ -61,20 +61,20 @@ impl UnloadReason {
 
 /// `stage` and `outcome`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LoadLabels {
+pub(super) struct LoadLabels {
     stage: &'static str,
     outcome: &'static str,
 }
 
 /// `stage` and `reason`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UnloadLabels {
+pub(super) struct UnloadLabels {
     stage: &'static str,
     reason: &'static str,
 }
 
 /// The families of a multi-model endpoint.
-pub struct MmeMetrics {
+pub(crate) struct MmeMetrics {
     loaded: Family<StageLabels, Gauge>,
     loads: Family<LoadLabels, Counter>,
     unloads: Family<UnloadLabels, Counter>,
@@ -155,7 +155,7 @@ fn mme() -> Option<(&'static MmeMetrics, &'static str)> {
 }
 
 /// The number of models loaded now.
-pub fn models_loaded(count: usize) {
+pub(crate) fn models_loaded(count: usize) {
     if let Some((mme, stage)) = mme() {
         let count = i64::try_from(count).unwrap_or(i64::MAX);
         mme.loaded.get_or_create(&StageLabels { stage }).set(count);
@@ -163,7 +163,7 @@ pub fn models_loaded(count: usize) {
 }
 
 /// A load succeeded after `took`.
-pub fn model_loaded(took: Duration) {
+pub(crate) fn model_loaded(took: Duration) {
     if let Some((mme, stage)) = mme() {
         let outcome = LoadOutcome::Loaded.label();
         mme.loads.get_or_create(&LoadLabels { stage, outcome }).inc();
@@ -174,7 +174,7 @@ pub fn model_loaded(took: Duration) {
 }
 
 /// A load did not happen, for `outcome`.
-pub fn model_not_loaded(outcome: LoadOutcome) {
+pub(crate) fn model_not_loaded(outcome: LoadOutcome) {
     if let Some((mme, stage)) = mme() {
         let outcome = outcome.label();
         mme.loads.get_or_create(&LoadLabels { stage, outcome }).inc();
@@ -182,7 +182,7 @@ pub fn model_not_loaded(outcome: LoadOutcome) {
 }
 
 /// A loaded model left every worker, for `reason`.
-pub fn model_unloaded(reason: UnloadReason) {
+pub(crate) fn model_unloaded(reason: UnloadReason) {
     if let Some((mme, stage)) = mme() {
         let reason = reason.label();
         mme.unloads.get_or_create(&UnloadLabels { stage, reason }).inc();

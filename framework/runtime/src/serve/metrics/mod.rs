@@ -28,25 +28,27 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-pub use mme::{model_loaded, model_not_loaded, model_unloaded, models_loaded, LoadOutcome, UnloadReason};
-pub use record::Record;
+pub(super) use mme::{
+    model_loaded, model_not_loaded, model_unloaded, models_loaded, LoadOutcome, UnloadReason,
+};
+pub(super) use record::Record;
 use sharded::Sharded;
 
 use super::config::env_var;
 
 /// The variable that turns the metrics off.
-pub const METRICS_VAR: &str = "MODELSTAGE_METRICS";
+pub(super) const METRICS_VAR: &str = "MODELSTAGE_METRICS";
 /// The variable of the extra port that serves only `/metrics`.
-pub const METRICS_PORT_VAR: &str = "MODELSTAGE_METRICS_PORT";
+pub(super) const METRICS_PORT_VAR: &str = "MODELSTAGE_METRICS_PORT";
 
 /// The route label a handler sets for a path it matched by itself (the
 /// request extension the middleware reads before the matched pattern).
 #[derive(Clone, Copy, Debug)]
-pub struct Route(pub &'static str);
+pub(super) struct Route(pub &'static str);
 
 /// `route`, `stage` and `status` of an answered request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(super) struct RequestLabels {
     pub route: &'static str,
     pub stage: &'static str,
     pub status: u16,
@@ -54,18 +56,18 @@ pub struct RequestLabels {
 
 /// `route` and `stage`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
+pub(super) struct RouteLabels {
     pub route: &'static str,
     pub stage: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StageLabels {
+pub(super) struct StageLabels {
     pub stage: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CrashLabels {
+pub(super) struct CrashLabels {
     pub stage: &'static str,
     /// `SIGABRT`, `SIGSEGV`, …, or `exit` for a worker that exited.
     pub signal: &'static str,
@@ -76,7 +78,7 @@ pub(crate) type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 pub(crate) type ShardedHistograms<L> = Family<L, Sharded, fn() -> Sharded>;
 
 /// Every metric, registered once.
-pub struct Metrics {
+pub(super) struct Metrics {
     registry: Registry,
     /// The stage's label, known once the first worker described the
     /// stages (before any model loads).
@@ -125,7 +127,7 @@ pub(crate) fn load_buckets() -> Histogram {
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
 /// Whether `MODELSTAGE_METRICS` leaves the metrics on (the default).
-pub fn enabled() -> bool {
+pub(super) fn enabled() -> bool {
     !matches!(
         env_var(METRICS_VAR)
             .map(|v| v.trim().to_ascii_lowercase())
@@ -135,7 +137,7 @@ pub fn enabled() -> bool {
 }
 
 /// `MODELSTAGE_METRICS_PORT`, or an error naming a value that is not a port.
-pub fn port() -> Result<Option<u16>, String> {
+pub(super) fn port() -> Result<Option<u16>, String> {
     match env_var(METRICS_PORT_VAR) {
         None => Ok(None),
         Some(v) => v.trim().parse().map(Some).map_err(|_| {
@@ -149,13 +151,13 @@ pub fn port() -> Result<Option<u16>, String> {
 
 /// Registers the metrics (before the workers start); `multi_model` adds
 /// the families of a multi-model endpoint.
-pub fn init(multi_model: bool) {
+pub(super) fn init(multi_model: bool) {
     METRICS.get_or_init(|| Metrics::new(multi_model));
 }
 
 /// Sets the `stage` label every series carries (the first call wins), and
 /// starts the worker counters at 0 so that a scraper sees the first increase.
-pub fn set_stage(label: &str) {
+pub(super) fn set_stage(label: &str) {
     if let Some(m) = get() {
         let stage = m.stage_of(label);
         let labels = StageLabels { stage };
@@ -168,7 +170,7 @@ pub fn set_stage(label: &str) {
 }
 
 /// The metrics, when on and initialised.
-pub fn get() -> Option<&'static Metrics> {
+pub(super) fn get() -> Option<&'static Metrics> {
     METRICS.get()
 }
 
@@ -274,7 +276,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn encode(&self) -> String {
+    pub(super) fn encode(&self) -> String {
         let mut out = String::with_capacity(8192);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -283,7 +285,7 @@ impl Metrics {
 }
 
 /// A worker of the stage `label` loaded its model after `load`.
-pub fn worker_started(label: &str, load: Duration) {
+pub(super) fn worker_started(label: &str, load: Duration) {
     if let Some(m) = get() {
         let stage = StageLabels {
             stage: m.stage_of(label),
@@ -294,7 +296,7 @@ pub fn worker_started(label: &str, load: Duration) {
 }
 
 /// A worker ended on its own: killed by `signal` (its name), or exited.
-pub fn worker_crashed(label: &str, signal: Option<&'static str>) {
+pub(super) fn worker_crashed(label: &str, signal: Option<&'static str>) {
     if let Some(m) = get() {
         let labels = CrashLabels {
             stage: m.stage_of(label),
@@ -305,7 +307,7 @@ pub fn worker_crashed(label: &str, signal: Option<&'static str>) {
 }
 
 /// A worker answered a request after `hooks` in the stage's hooks.
-pub fn stage_answered(label: &str, hooks: Duration) {
+pub(super) fn stage_answered(label: &str, hooks: Duration) {
     if let Some(m) = get() {
         m.stage_hooks
             .get_or_init(|| {
@@ -319,7 +321,7 @@ pub fn stage_answered(label: &str, hooks: Duration) {
 }
 
 /// A worker was retired for a request past the timeout.
-pub fn worker_timed_out(label: &str) {
+pub(super) fn worker_timed_out(label: &str) {
     if let Some(m) = get() {
         m.worker_timeouts
             .get_or_create(&StageLabels {
@@ -330,7 +332,7 @@ pub fn worker_timed_out(label: &str) {
 }
 
 /// `GET /metrics`.
-pub async fn exposition() -> HttpResponse {
+pub(super) async fn exposition() -> HttpResponse {
     match get() {
         Some(m) => HttpResponse::Ok()
             .insert_header((

@@ -104,7 +104,7 @@ thread_local! {
 }
 
 /// Wraps the app: `App::new().wrap(Record)`.
-pub struct Record;
+pub(crate) struct Record;
 
 impl<S, B> Transform<S, ServiceRequest> for Record
 where
@@ -123,7 +123,7 @@ where
     }
 }
 
-pub struct RecordService<S> {
+pub(crate) struct RecordService<S> {
     service: S,
 }
 

@@ -12,7 +12,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// One series: its bucket bounds and every thread's shard of it.
 #[derive(Clone, Debug)]
-pub struct Sharded {
+pub(crate) struct Sharded {
     /// The buckets' upper bounds, the last one `f64::MAX` (`+Inf`).
     bounds: Arc<[f64]>,
     shards: Arc<Mutex<Vec<Arc<Shard>>>>,
@@ -20,7 +20,7 @@ pub struct Sharded {
 
 /// One thread's observations of a series.
 #[derive(Debug)]
-pub struct Shard {
+pub(crate) struct Shard {
     bounds: Arc<[f64]>,
     /// The sum's `f64` bits.
     sum: AtomicU64,
@@ -30,7 +30,7 @@ pub struct Shard {
 
 impl Sharded {
     /// A series with these buckets' upper bounds (and `+Inf`).
-    pub fn new(bounds: impl IntoIterator<Item = f64>) -> Sharded {
+    pub(crate) fn new(bounds: impl IntoIterator<Item = f64>) -> Sharded {
         let bounds: Arc<[f64]> = bounds.into_iter().chain([f64::MAX]).collect();
         Sharded {
             bounds,
@@ -39,7 +39,7 @@ impl Sharded {
     }
 
     /// A new shard for the calling thread to keep and observe into.
-    pub fn shard(&self) -> Arc<Shard> {
+    pub(crate) fn shard(&self) -> Arc<Shard> {
         let shard = Arc::new(Shard {
             bounds: Arc::clone(&self.bounds),
             sum: AtomicU64::new(0f64.to_bits()),
@@ -74,7 +74,7 @@ impl Sharded {
 impl Shard {
     /// Records `v`. Only the thread that owns the shard calls this, so a
     /// load and a store cannot lose an update.
-    pub fn observe(&self, v: f64) {
+    pub(crate) fn observe(&self, v: f64) {
         let sum = f64::from_bits(self.sum.load(Relaxed)) + v;
         self.sum.store(sum.to_bits(), Relaxed);
         // `+Inf` (f64::MAX) takes what no bound does, NaN included.

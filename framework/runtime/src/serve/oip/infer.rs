@@ -26,7 +26,7 @@ use crate::serve::protocol::{WireAnswer, WireRequest};
 const RECORDS: &str = "text/csv";
 const ANSWER: &str = "application/json";
 
-pub async fn infer(
+pub(super) async fn infer(
     req: &HttpRequest,
     path: &ModelPath,
     payload: web::Payload,

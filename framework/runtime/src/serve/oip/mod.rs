@@ -9,5 +9,5 @@ mod infer;
 mod model;
 mod routes;
 
-pub use model::OipModel;
-pub use routes::routes;
+pub(super) use model::OipModel;
+pub(super) use routes::routes;

@@ -8,11 +8,11 @@ use crate::serve::config::env_var;
 use crate::serve::protocol::StageDescription;
 
 /// The variable that names the model in the protocol's paths.
-pub const MODEL_NAME_VAR: &str = "MODELSTAGE_MODEL_NAME";
+pub(super) const MODEL_NAME_VAR: &str = "MODELSTAGE_MODEL_NAME";
 
 /// What `GET /v2/models/{name}` describes.
 #[derive(Debug, Clone)]
-pub struct OipModel {
+pub(crate) struct OipModel {
     pub name: String,
     pub version: String,
     pub metadata: Metadata,
@@ -27,7 +27,7 @@ impl OipModel {
     /// `+` in a fused pipeline); the inputs are the first stage's, the
     /// outputs the last one's. A declaration that does not read is logged
     /// and taken as none.
-    pub fn of_described(stages: &[StageDescription]) -> OipModel {
+    pub(crate) fn of_described(stages: &[StageDescription]) -> OipModel {
         let declared: Vec<Option<Metadata>> = stages
             .iter()
             .map(|stage| {
@@ -62,13 +62,13 @@ impl OipModel {
     }
 
     /// Whether a path's name and version (if any) are this model's.
-    pub fn matches(&self, name: &str, version: Option<&str>) -> bool {
+    pub(crate) fn matches(&self, name: &str, version: Option<&str>) -> bool {
         name == self.name && version.is_none_or(|v| v == self.version)
     }
 
     /// The model metadata document, for the model `name` (this one, or a
     /// multi-model endpoint's model of this stage).
-    pub fn metadata_json(&self, name: &str) -> String {
+    pub(crate) fn metadata_json(&self, name: &str) -> String {
         serde_json::json!({
             "name": name,
             "versions": [self.version],

@@ -21,7 +21,7 @@ use crate::serve::mme::routes::Api;
 use crate::serve::mme::Registry;
 
 /// Registers the routes under `/v2`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v2")
             .route("", web::get().to(server_metadata))

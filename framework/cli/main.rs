@@ -73,10 +73,6 @@ fn version() -> &'static str {
     })
 }
 
-fn code(c: i32) -> ExitCode {
-    ExitCode::from(c.clamp(0, 255) as u8)
-}
-
 /// The one place a local command's failure is printed and its exit code picked.
 fn local(result: Result<(), modelstage_local::CommandError>) -> ExitCode {
     match result {
@@ -147,6 +143,14 @@ fn main() -> ExitCode {
         }
         Command::New(args) => local(modelstage_local::new::run(args)),
         Command::Image(args) => local(modelstage_local::image::run(args)),
-        Command::Worker => code(modelstage_runtime::serve::worker::run()),
+        Command::Worker => match modelstage_runtime::serve::worker::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                if !e.reported_to_the_server() {
+                    eprintln!("{e}");
+                }
+                ExitCode::from(e.exit_code())
+            }
+        },
     }
 }

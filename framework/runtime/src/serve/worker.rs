@@ -104,29 +104,50 @@ fn cap_memory(mb: u64) -> Result<(), String> {
         .map_err(|e| format!("cannot cap the worker's memory at {mb} MB ({ENV_MEMORY}): {e}"))
 }
 
-/// Runs the worker until the server closes its lanes. Returns the exit code.
-pub fn run() -> i32 {
+/// Why a worker process ended before it served: `main` prints it and picks
+/// the exit code ([`WorkerError::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// It could not take its place beside its server (started by hand, the
+    /// server gone, a bad plan).
+    #[error("modelstage worker: {0}")]
+    Setup(String),
+    /// Its stages failed to open or load; the server was told (`LOAD_FAILED`)
+    /// and reports it, so this is not printed again.
+    #[error("modelstage worker: {0}")]
+    LoadFailed(String),
+}
+
+impl WorkerError {
+    /// 2 when the worker could not set up, 1 when its stages failed to load.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WorkerError::Setup(_) => 2,
+            WorkerError::LoadFailed(_) => 1,
+        }
+    }
+
+    /// Whether the server already has this error: only then is printing it
+    /// again noise in the container's log.
+    pub fn reported_to_the_server(&self) -> bool {
+        matches!(self, WorkerError::LoadFailed(_))
+    }
+}
+
+/// Runs the worker until the server closes its lanes.
+pub fn run() -> Result<(), WorkerError> {
     let (Some(socket), Some(plan), Some(server)) = (
         std::env::var_os(ENV_SOCKET),
         std::env::var(ENV_PLAN).ok(),
         std::env::var(ENV_PARENT).ok().and_then(|p| p.parse::<u32>().ok()),
     ) else {
-        eprintln!(
-            "modelstage worker: started without its server (this command is internal to `modelstage serve`)"
-        );
-        return 2;
+        return Err(WorkerError::Setup(
+            "started without its server (this command is internal to `modelstage serve`)".into(),
+        ));
     };
-    if let Err(e) = die_with_the_server(server) {
-        eprintln!("modelstage worker: {e}");
-        return 2;
-    }
-    let plan: WorkerPlan = match serde_json::from_str(&plan) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("modelstage worker: bad plan: {e}");
-            return 2;
-        }
-    };
+    die_with_the_server(server).map_err(|e| WorkerError::Setup(e.to_string()))?;
+    let plan: WorkerPlan =
+        serde_json::from_str(&plan).map_err(|e| WorkerError::Setup(format!("bad plan: {e}")))?;
     let component = plan
         .stages
         .iter()
@@ -144,13 +165,9 @@ pub fn run() -> i32 {
     // The control connection: HELLO, DESCRIBED once the libraries are open,
     // then READY (or LOAD_FAILED at any point). The server
     // learns that this process ended when it closes.
-    let control = match UnixStream::connect(&socket) {
-        Ok(s) => Mutex::new(s),
-        Err(e) => {
-            eprintln!("modelstage worker: cannot reach the server: {e}");
-            return 2;
-        }
-    };
+    let control = UnixStream::connect(&socket)
+        .map(Mutex::new)
+        .map_err(|e| WorkerError::Setup(format!("cannot reach the server: {e}")))?;
     send(&control, &FrameWriter::new(protocol::HELLO, 0).finish());
     let load_failed = |message: &str| {
         send(
@@ -159,17 +176,14 @@ pub fn run() -> i32 {
                 .bytes(message.as_bytes())
                 .finish(),
         );
-        1
+        WorkerError::LoadFailed(message.to_string())
     };
 
     match memory_limit_mb().and_then(|limit| limit.map_or(Ok(()), cap_memory)) {
         Ok(()) => {}
-        Err(message) => return load_failed(&message),
+        Err(message) => return Err(load_failed(&message)),
     }
-    let stages = match Pipeline::open(&plan.stages) {
-        Ok(stages) => stages,
-        Err(message) => return load_failed(&message),
-    };
+    let stages = Pipeline::open(&plan.stages).map_err(|message| load_failed(&message))?;
     let described: Vec<StageDescription> = stages.iter().map(|s| StageDescription::of(s)).collect();
     send(&control, &StageDescription::frame(&described));
     let threads = StageDescription::threads(&described, plan.threads);
@@ -178,7 +192,7 @@ pub fn run() -> i32 {
         (true, Some(plan), Some(&stage)) => Handler::Models(Arc::new(Held::new(plan, stage))),
         _ => match Pipeline::load(&plan.stages, &stages) {
             Ok(p) => Handler::Pipeline(p),
-            Err(message) => return load_failed(&message),
+            Err(message) => return Err(load_failed(&message)),
         },
     };
     let pipeline = Arc::new(handler);
@@ -188,13 +202,9 @@ pub fn run() -> i32 {
             lane.write_all(&FrameWriter::new(protocol::LANE, 0).finish())?;
             Ok(lane)
         });
-        match lane {
-            Ok(lane) => lanes.push(lane),
-            Err(e) => {
-                eprintln!("modelstage worker: cannot open a connection to the server: {e}");
-                return 2;
-            }
-        }
+        let lane =
+            lane.map_err(|e| WorkerError::Setup(format!("cannot open a connection to the server: {e}")))?;
+        lanes.push(lane);
     }
     send(&control, &FrameWriter::new(protocol::READY, 0).finish());
     if let Handler::Models(held) = &*pipeline {
@@ -208,12 +218,13 @@ pub fn run() -> i32 {
                 .spawn(move || held::serve_control(held, stream))
         });
         if !matches!(spawned, Some(Ok(_))) {
-            eprintln!("modelstage worker: cannot take the server's model operations");
-            return 2;
+            return Err(WorkerError::Setup(
+                "cannot take the server's model operations".into(),
+            ));
         }
     }
     serve_lanes(lanes, threads, pipeline);
-    0
+    Ok(())
 }
 
 /// A lane's two ends: requests arrive on the reader, answers leave by the

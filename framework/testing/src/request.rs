@@ -5,7 +5,7 @@ use modelstage_runtime::loader::{Reply, RequestMeta};
 /// The default Accept of `serve` (`SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT` unset).
 const DEFAULT_ACCEPT: &str = "application/json";
 
-/// One request: body, Content-Type, Accept and custom attributes.
+/// One request: body, Content-Type, Accept, custom attributes and target model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The request body.
@@ -16,6 +16,8 @@ pub struct Request {
     pub accept: String,
     /// `X-Amzn-SageMaker-Custom-Attributes`, if any.
     pub custom_attributes: Option<String>,
+    /// `X-Amzn-SageMaker-Target-Model`, if any: what a hook reads as `Context::target_model`.
+    pub target_model: Option<String>,
 }
 
 impl Request {
@@ -27,6 +29,7 @@ impl Request {
             content_type: "application/json".into(),
             accept: DEFAULT_ACCEPT.into(),
             custom_attributes: None,
+            target_model: None,
         }
     }
 
@@ -53,6 +56,13 @@ impl Request {
         self
     }
 
+    /// The `X-Amzn-SageMaker-Target-Model` header (on a multi-model endpoint, the model
+    /// invoked).
+    pub fn target_model(mut self, target_model: &str) -> Request {
+        self.target_model = Some(target_model.into());
+        self
+    }
+
     /// The metadata the runtime hands to the hooks, with this request id.
     pub(crate) fn meta(&self, request_id: String) -> RequestMeta {
         RequestMeta {
@@ -60,7 +70,7 @@ impl Request {
             content_type: self.content_type.clone(),
             accept: self.accept.clone(),
             custom_attributes: self.custom_attributes.clone(),
-            target_model: None,
+            target_model: self.target_model.clone(),
         }
     }
 }

@@ -140,6 +140,9 @@ impl Server {
         if let Some(attributes) = &request.custom_attributes {
             builder = builder.header("X-Amzn-SageMaker-Custom-Attributes", attributes);
         }
+        if let Some(target_model) = &request.target_model {
+            builder = builder.header("X-Amzn-SageMaker-Target-Model", target_model);
+        }
         let response = builder.send().map_err(Error::Request)?;
         let header = |name: &str| {
             response

@@ -13,7 +13,8 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::state::Api;
+use super::multi;
+use super::state::{Api, LiveVariant};
 use super::store::Kind;
 use super::validate::is_name;
 use super::wire::{excerpt, quote, region, ApiError};
@@ -28,6 +29,8 @@ const FORWARDED: [HeaderName; 6] = [
     HeaderName::from_static("x-amzn-sagemaker-target-container-hostname"),
 ];
 const CUSTOM_ATTRIBUTES: HeaderName = HeaderName::from_static("x-amzn-sagemaker-custom-attributes");
+/// The model of a multi-model endpoint a request names (`TargetModel`).
+const TARGET_MODEL: HeaderName = HeaderName::from_static("x-amzn-sagemaker-target-model");
 /// The production variant a request names (`TargetVariant`), instead of one chosen by weight.
 const TARGET_VARIANT: HeaderName = HeaderName::from_static("x-amzn-sagemaker-target-variant");
 const INVOKED_VARIANT: HeaderName = HeaderName::from_static("x-amzn-invoked-production-variant");
@@ -77,10 +80,40 @@ pub async fn invoke(
         ))
         .response();
     }
-    match forward(&request, body, name, &api, &client, **limits).await {
+    match forward(&request, body, name, api.get_ref(), &client, **limits).await {
         Ok(response) => response,
         Err(e) => e.response(),
     }
+}
+
+/// `TargetModel` names a model of a multi-model variant, and only of one; the model is fetched
+/// from S3 first if that is where it is and it is not here yet.
+async fn check_target_model(
+    request: &HttpRequest,
+    name: &str,
+    api: &Arc<Api>,
+    variant: &LiveVariant,
+) -> Result<(), ApiError> {
+    let target = request.headers().get(TARGET_MODEL);
+    let Some(models) = &variant.multi else {
+        return match target {
+            None => Ok(()),
+            Some(_) => Err(multi::not_multi_model(name)),
+        };
+    };
+    let target = target
+        .ok_or_else(|| multi::missing_target(name))?
+        .to_str()
+        .map_err(|_| ApiError::runtime_validation("X-Amzn-SageMaker-Target-Model is not visible ASCII"))?
+        .to_string();
+    if models.ready(&target)? {
+        return Ok(());
+    }
+    let (models, api) = (Arc::clone(models), Arc::clone(api));
+    // A download from S3: off the server's threads.
+    web::block(move || models.fetch(&target, &api.artifacts))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// The `{EndpointName}` of `/endpoints/{EndpointName}/invocations`.
@@ -98,7 +131,7 @@ async fn forward(
     request: &HttpRequest,
     body: web::Bytes,
     name: &str,
-    api: &Api,
+    api: &Arc<Api>,
     client: &awc::Client,
     limits: Limits,
 ) -> Result<HttpResponse, ApiError> {
@@ -134,6 +167,7 @@ async fn forward(
             api.account
         )));
     };
+    check_target_model(request, name, api, variant).await?;
     let mut outbound = client.request(Method::POST, variant.invocations.clone());
     for header in &FORWARDED {
         if let Some(value) = request.headers().get(header) {

@@ -17,6 +17,7 @@ import time
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import WaiterError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -181,3 +182,13 @@ def wait_until(predicate, what, seconds=600):
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def failed_job(sm, kind, name):
+    """Waits for the `training` or `transform` job `name` to fail; returns its FailureReason."""
+    member = f"{kind.capitalize()}JobName"
+    with pytest.raises(WaiterError):
+        sm.get_waiter(f"{kind}_job_completed_or_stopped").wait(**{member: name}, WaiterConfig=WAIT)
+    described = getattr(sm, f"describe_{kind}_job")(**{member: name})
+    assert described[f"{kind.capitalize()}JobStatus"] == "Failed", described
+    return described["FailureReason"]

@@ -7,9 +7,9 @@ import datetime
 import json
 
 import pytest
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import ClientError
 
-from conftest import REGION, ROOT, WAIT, ApiServer, render, stage_lib
+from conftest import REGION, ROOT, WAIT, ApiServer, failed_job, render, stage_lib
 
 ABALONE = b"M, 0.44, 0.365, 0.125, 0.516, 0.2155, 0.114, 0.155"
 DATA = ROOT / "examples/abalone/data/abalone.csv"
@@ -59,11 +59,8 @@ def test_the_seed_workflow_on_s3(s3_server, tmp_path):
         )
         empty["OutputDataConfig"]["S3OutputPath"] = "s3://abalone/jobs"
         sm.create_training_job(**empty)
-        with pytest.raises(WaiterError):
-            sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="empty", WaiterConfig=WAIT)
-        failed = sm.describe_training_job(TrainingJobName="empty")
-        assert failed["TrainingJobStatus"] == "Failed"
-        assert "no S3 objects found under s3://abalone/nothing/" in failed["FailureReason"], failed["FailureReason"]
+        reason = failed_job(sm, "training", "empty")
+        assert "no S3 objects found under s3://abalone/nothing/" in reason, reason
         # The staging folder is emptied as each job and endpoint is done with it.
         assert not any((tmp_path / "state/staging").rglob("*.*")), list((tmp_path / "state/staging").rglob("*"))
     finally:

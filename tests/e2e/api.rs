@@ -1,6 +1,7 @@
 //! `modelstage api` driven by boto3 and the AWS CLI, as a user's own code drives SageMaker: the
 //! pytest suite in `tests/api` (the seed's whole workflow with file:// and with s3:// URIs, the
-//! SageMaker Python SDK in its normal mode, the refusals, a restart, the CLI), run against the
+//! SageMaker Python SDK in its normal mode, multi-model endpoints, manifests and sharded data on
+//! S3, the refusals, a restart, the CLI), run against the
 //! binary and the stage libraries of this build, with moto's S3-compatible server started by the
 //! tests. Python with boto3, pytest, the AWS CLI, the SageMaker SDK and moto's server is a
 //! requirement of the test suite (`ci/setup.sh` installs the pinned versions of
@@ -65,6 +66,9 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
         "test_workflow.py::test_the_seed_workflow",
         "test_workflow.py::test_the_seed_workflow_on_s3",
         "test_sdk.py::test_the_sagemaker_sdk_fits_transforms_deploys_and_predicts",
+        "test_multi_model.py::test_a_multi_model_endpoint_answers_with_the_model_each_request_names",
+        "test_multi_model.py::test_a_multi_model_endpoint_on_s3_fetches_each_model_on_its_first_request",
+        "test_s3_data.py::test_manifests_and_sharded_channels_on_s3",
     ] {
         assert!(
             stdout

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use serde_json::{Map, Value};
 
+use crate::request_shapes::{Member, Shape};
+
 /// An optional string field.
 pub fn opt_str(obj: &Map<String, Value>, key: &str, at: &str) -> anyhow::Result<Option<String>> {
     match obj.get(key) {
@@ -54,29 +56,6 @@ pub fn string_map(obj: &Map<String, Value>, key: &str, at: &str) -> anyhow::Resu
         .collect()
 }
 
-/// What a part of a request document may hold, for [`check_members`].
-#[derive(Debug)]
-pub enum Shape {
-    /// A JSON object with these members and no others.
-    Object(&'static [Member]),
-    /// A list of values of one shape.
-    List(&'static Shape),
-    /// An object whose keys are the user's (`HyperParameters`, `Environment`).
-    Map,
-    /// A string, number or boolean (its type is checked where it is read), or a part of the
-    /// document no local job reads and whose members we do not list.
-    Value,
-}
-
-/// One member of an object.
-#[derive(Debug)]
-pub struct Member {
-    pub name: &'static str,
-    /// The API refuses the object without it.
-    pub required: bool,
-    pub shape: &'static Shape,
-}
-
 /// How many problems one check reports before it stops listing them.
 const MAX_PROBLEMS: usize = 20;
 
@@ -107,7 +86,7 @@ pub fn check_members(document: &Value, shape: &Shape, origin: &str) -> Result<()
 
 fn walk(value: &Value, shape: &Shape, path: &str, problems: &mut Vec<String>) {
     match (shape, value) {
-        (Shape::Object(members), Value::Object(map)) => {
+        (Shape::Struct(members), Value::Object(map)) => {
             let at = |name: &str| {
                 if path.is_empty() {
                     name.to_string()
@@ -125,18 +104,19 @@ fn walk(value: &Value, shape: &Shape, path: &str, problems: &mut Vec<String>) {
                     )),
                 }
             }
-            for member in members.iter().filter(|m| m.required) {
+            for member in members.iter().filter(|m| m.required_locally()) {
                 if !matches!(map.get(member.name), Some(v) if !v.is_null()) {
                     problems.push(format!("{}: missing; this object needs it", at(member.name)));
                 }
             }
         }
-        (Shape::List(item), Value::Array(items)) => {
+        (Shape::List(item, _), Value::Array(items)) => {
             for (i, child) in items.iter().enumerate() {
                 walk(child, item, &format!("{path}[{i}]"), problems);
             }
         }
-        // Wrong types are left to the code that reads the value: it says what it expected.
+        // Wrong types are left to the code that reads the value: it says what it expected (the
+        // constraints of the other shapes are `modelstage api`'s to check).
         _ => {}
     }
 }

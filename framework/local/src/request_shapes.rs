@@ -1,340 +1,450 @@
-//! The members of the three SageMaker API requests local mode reads (CreateTrainingJob,
-//! CreateModel, CreateTransformJob), as the API reference lists them, for
-//! [`crate::request_doc::check_members`].
+//! The members of the SageMaker API requests modelstage reads (CreateTrainingJob, CreateModel,
+//! CreateTransformJob), as the API reference lists them, with the constraints the service
+//! checks. One table serves both readers: [`crate::request_doc::check_members`] checks the
+//! request documents of `fit`, `deploy` and `transform` (member names at every depth, and the
+//! members local mode requires), and `modelstage api` checks requests as the service does
+//! (also types, name patterns, lengths, enums, and every member the service requires).
 //!
 //! Every member the API accepts is listed, including the ones a local job ignores (roles, VPCs,
 //! tags, debugger and profiler settings), so that a document written for SageMaker loads
-//! unchanged. A member is marked required when the API refuses its object without it, except
-//! where local mode has a default or a flag for it: the top-level members (`--stage`,
-//! `--output-path`, `--input`, `--output` and generated job names stand in for them),
-//! `S3DataType` (`S3Prefix`), `TrainingInputMode` (`File`) and the transform job's
-//! `DataSource` and `S3OutputPath`. Parts no local job reads and whose members vary by release
-//! (`InstancePlacementConfig`) are accepted whole.
+//! unchanged. A member the service requires is [`Need::Service`] where local mode has a default
+//! or a flag for it: the top-level members (`--stage`, `--output-path`, `--input`, `--output`
+//! and generated job names stand in for them), `S3DataType` (`S3Prefix`), `TrainingInputMode`
+//! (`File`) and the transform job's `DataSource` and `S3OutputPath`. Parts no local job reads and
+//! whose members vary by release (`InstancePlacementConfig`) are accepted whole.
 
-use crate::request_doc::{Member, Shape};
+/// What a value must look like.
+#[derive(Debug)]
+pub enum Shape {
+    /// An object with these members; any other member is refused.
+    Struct(&'static [Member]),
+    /// A list of values of one shape, with at most this many entries.
+    List(&'static Shape, usize),
+    /// A string → string map (`Environment`, `HyperParameters`), with at most this many entries.
+    Map(usize),
+    /// A string of at most this many bytes.
+    Str(usize),
+    /// A resource name: `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`.
+    Name,
+    /// One of these strings.
+    Enum(&'static [&'static str]),
+    Int,
+    Bool,
+    /// Accepted as it is: settings that only matter to the cloud.
+    Any,
+}
 
-const fn opt(name: &'static str, shape: &'static Shape) -> Member {
+/// Who refuses an object without a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nobody.
+    Optional,
+    /// The service; local mode has a default or a flag for it.
+    Service,
+    /// The service and local mode.
+    Always,
+}
+
+/// One member of a [`Shape::Struct`].
+#[derive(Debug)]
+pub struct Member {
+    pub name: &'static str,
+    pub need: Need,
+    pub shape: &'static Shape,
+}
+
+impl Member {
+    /// The service refuses the object without it.
+    pub fn required_by_service(&self) -> bool {
+        self.need != Need::Optional
+    }
+
+    /// A local request document needs it.
+    pub fn required_locally(&self) -> bool {
+        self.need == Need::Always
+    }
+}
+
+/// An optional member.
+pub const fn opt(name: &'static str, shape: &'static Shape) -> Member {
     Member {
         name,
-        required: false,
+        need: Need::Optional,
         shape,
     }
 }
 
-const fn req(name: &'static str, shape: &'static Shape) -> Member {
+/// A member the service and local mode require.
+pub const fn req(name: &'static str, shape: &'static Shape) -> Member {
     Member {
         name,
-        required: true,
+        need: Need::Always,
         shape,
     }
 }
 
-use Shape::{List, Map, Object, Value};
+/// A member the service requires and local mode has a default or a flag for.
+pub const fn svc(name: &'static str, shape: &'static Shape) -> Member {
+    Member {
+        name,
+        need: Need::Service,
+        shape,
+    }
+}
+
+pub const NAME: Shape = Shape::Name;
+pub const ANY: Shape = Shape::Any;
+pub const INT: Shape = Shape::Int;
+pub const BOOL: Shape = Shape::Bool;
+pub const ARN: Shape = Shape::Str(2048);
+pub const URI: Shape = Shape::Str(1024);
+pub const TEXT: Shape = Shape::Str(256);
+pub const ENV: Shape = Shape::Map(100);
+const COMPRESSION: Shape = Shape::Enum(&["None", "Gzip"]);
+const INPUT_MODE: Shape = Shape::Enum(&["Pipe", "File", "FastFile"]);
+const S3_DATA_TYPE: Shape = Shape::Enum(&["ManifestFile", "S3Prefix", "AugmentedManifestFile", "Converse"]);
+/// Lists whose bound the service documents differently by release: bounded all the same.
+const MANY: usize = 100;
 
 // Shared by the three requests.
 
-static TAG: Shape = Object(&[req("Key", &Value), req("Value", &Value)]);
+static TAG: Shape = Shape::Struct(&[req("Key", &Shape::Str(128)), req("Value", &TEXT)]);
+static TAGS: Shape = Shape::List(&TAG, 50);
 
-static VPC_CONFIG: Shape = Object(&[
-    req("SecurityGroupIds", &List(&Value)),
-    req("Subnets", &List(&Value)),
+static VPC_CONFIG: Shape = Shape::Struct(&[
+    req("SecurityGroupIds", &Shape::List(&TEXT, 5)),
+    req("Subnets", &Shape::List(&TEXT, 16)),
 ]);
 
-static EXPERIMENT_CONFIG: Shape = Object(&[
-    opt("ExperimentName", &Value),
-    opt("TrialName", &Value),
-    opt("TrialComponentDisplayName", &Value),
-    opt("RunName", &Value),
+static EXPERIMENT_CONFIG: Shape = Shape::Struct(&[
+    opt("ExperimentName", &ANY),
+    opt("TrialName", &ANY),
+    opt("TrialComponentDisplayName", &ANY),
+    opt("RunName", &ANY),
 ]);
 
-static MODEL_ACCESS_CONFIG: Shape = Object(&[req("AcceptEula", &Value)]);
+static MODEL_ACCESS_CONFIG: Shape = Shape::Struct(&[req("AcceptEula", &BOOL)]);
 
-static HUB_ACCESS_CONFIG: Shape = Object(&[req("HubContentArn", &Value)]);
+static HUB_ACCESS_CONFIG: Shape = Shape::Struct(&[req("HubContentArn", &ARN)]);
 
 // CreateTrainingJob.
 
-static METRIC_DEFINITION: Shape = Object(&[req("Name", &Value), req("Regex", &Value)]);
+static METRIC_DEFINITION: Shape = Shape::Struct(&[req("Name", &ANY), req("Regex", &ANY)]);
 
-static ALGORITHM_SPECIFICATION: Shape = Object(&[
-    opt("TrainingImage", &Value),
-    opt("AlgorithmName", &Value),
-    opt("TrainingInputMode", &Value),
-    opt("MetricDefinitions", &List(&METRIC_DEFINITION)),
-    opt("EnableSageMakerMetricsTimeSeries", &Value),
-    opt("ContainerEntrypoint", &List(&Value)),
-    opt("ContainerArguments", &List(&Value)),
+static ALGORITHM_SPECIFICATION: Shape = Shape::Struct(&[
+    opt("TrainingImage", &Shape::Str(255)),
+    opt("AlgorithmName", &ARN),
+    svc("TrainingInputMode", &INPUT_MODE),
+    opt("MetricDefinitions", &Shape::List(&METRIC_DEFINITION, 40)),
+    opt("EnableSageMakerMetricsTimeSeries", &BOOL),
+    opt("ContainerEntrypoint", &Shape::List(&ANY, MANY)),
+    opt("ContainerArguments", &Shape::List(&ANY, MANY)),
     opt(
         "TrainingImageConfig",
-        &Object(&[
-            req("TrainingRepositoryAccessMode", &Value),
+        &Shape::Struct(&[
+            req("TrainingRepositoryAccessMode", &ANY),
             opt(
                 "TrainingRepositoryAuthConfig",
-                &Object(&[req("TrainingRepositoryCredentialsProviderArn", &Value)]),
+                &Shape::Struct(&[req("TrainingRepositoryCredentialsProviderArn", &ANY)]),
             ),
         ]),
     ),
 ]);
 
-static TRAINING_S3_DATA_SOURCE: Shape = Object(&[
-    opt("S3DataType", &Value),
-    req("S3Uri", &Value),
-    opt("S3DataDistributionType", &Value),
-    opt("AttributeNames", &List(&Value)),
-    opt("InstanceGroupNames", &List(&Value)),
+static TRAINING_S3_DATA_SOURCE: Shape = Shape::Struct(&[
+    svc("S3DataType", &S3_DATA_TYPE),
+    req("S3Uri", &URI),
+    opt(
+        "S3DataDistributionType",
+        &Shape::Enum(&["FullyReplicated", "ShardedByS3Key"]),
+    ),
+    opt("AttributeNames", &Shape::List(&ANY, 16)),
+    opt("InstanceGroupNames", &Shape::List(&ANY, 5)),
     opt("ModelAccessConfig", &MODEL_ACCESS_CONFIG),
     opt("HubAccessConfig", &HUB_ACCESS_CONFIG),
 ]);
 
-static CHANNEL: Shape = Object(&[
-    req("ChannelName", &Value),
+static CHANNEL: Shape = Shape::Struct(&[
+    req("ChannelName", &Shape::Str(64)),
     req(
         "DataSource",
-        &Object(&[
+        &Shape::Struct(&[
             opt("S3DataSource", &TRAINING_S3_DATA_SOURCE),
             opt(
                 "FileSystemDataSource",
-                &Object(&[
-                    req("FileSystemId", &Value),
-                    req("FileSystemAccessMode", &Value),
-                    req("FileSystemType", &Value),
-                    req("DirectoryPath", &Value),
+                &Shape::Struct(&[
+                    req("FileSystemId", &ANY),
+                    req("FileSystemAccessMode", &ANY),
+                    req("FileSystemType", &ANY),
+                    req("DirectoryPath", &ANY),
                 ]),
             ),
+            opt("DatasetSource", &ANY),
         ]),
     ),
-    opt("ContentType", &Value),
-    opt("CompressionType", &Value),
-    opt("RecordWrapperType", &Value),
-    opt("InputMode", &Value),
-    opt("ShuffleConfig", &Object(&[req("Seed", &Value)])),
+    opt("ContentType", &TEXT),
+    opt("CompressionType", &COMPRESSION),
+    opt("RecordWrapperType", &Shape::Enum(&["None", "RecordIO"])),
+    opt("InputMode", &INPUT_MODE),
+    opt("ShuffleConfig", &Shape::Struct(&[req("Seed", &INT)])),
 ]);
 
-static RULE_CONFIGURATION: Shape = Object(&[
-    req("RuleConfigurationName", &Value),
-    opt("LocalPath", &Value),
-    opt("S3OutputPath", &Value),
-    req("RuleEvaluatorImage", &Value),
-    opt("InstanceType", &Value),
-    opt("VolumeSizeInGB", &Value),
-    opt("RuleParameters", &Map),
+static RULE_CONFIGURATION: Shape = Shape::Struct(&[
+    req("RuleConfigurationName", &ANY),
+    opt("LocalPath", &ANY),
+    opt("S3OutputPath", &ANY),
+    req("RuleEvaluatorImage", &ANY),
+    opt("InstanceType", &ANY),
+    opt("VolumeSizeInGB", &ANY),
+    opt("RuleParameters", &ENV),
 ]);
 
 /// CreateTrainingJob.
-pub static CREATE_TRAINING_JOB: Shape = Object(&[
-    opt("TrainingJobName", &Value),
-    opt("HyperParameters", &Map),
+pub static CREATE_TRAINING_JOB: Shape = Shape::Struct(&[
+    svc("TrainingJobName", &NAME),
+    opt("HyperParameters", &ENV),
     opt("AlgorithmSpecification", &ALGORITHM_SPECIFICATION),
-    opt("RoleArn", &Value),
-    opt("InputDataConfig", &List(&CHANNEL)),
-    opt(
+    svc("RoleArn", &ARN),
+    opt("InputDataConfig", &Shape::List(&CHANNEL, 20)),
+    svc(
         "OutputDataConfig",
-        &Object(&[
-            opt("KmsKeyId", &Value),
-            req("S3OutputPath", &Value),
-            opt("CompressionType", &Value),
+        &Shape::Struct(&[
+            opt("KmsKeyId", &ANY),
+            req("S3OutputPath", &URI),
+            opt("CompressionType", &Shape::Enum(&["GZIP", "NONE"])),
         ]),
     ),
     opt(
         "ResourceConfig",
-        &Object(&[
-            opt("InstanceType", &Value),
-            opt("InstanceCount", &Value),
-            opt("VolumeSizeInGB", &Value),
-            opt("VolumeKmsKeyId", &Value),
-            opt("KeepAlivePeriodInSeconds", &Value),
+        &Shape::Struct(&[
+            opt("InstanceType", &TEXT),
+            opt("InstanceCount", &INT),
+            opt("VolumeSizeInGB", &INT),
+            opt("VolumeKmsKeyId", &ANY),
+            opt("KeepAlivePeriodInSeconds", &INT),
             opt(
                 "InstanceGroups",
-                &List(&Object(&[
-                    req("InstanceType", &Value),
-                    req("InstanceCount", &Value),
-                    req("InstanceGroupName", &Value),
-                ])),
+                &Shape::List(
+                    &Shape::Struct(&[
+                        req("InstanceType", &TEXT),
+                        req("InstanceCount", &INT),
+                        req("InstanceGroupName", &TEXT),
+                    ]),
+                    5,
+                ),
             ),
-            opt("TrainingPlanArn", &Value),
-            opt("InstancePlacementConfig", &Value),
+            opt("TrainingPlanArn", &ARN),
+            opt("InstancePlacementConfig", &ANY),
         ]),
     ),
     opt("VpcConfig", &VPC_CONFIG),
     opt(
         "StoppingCondition",
-        &Object(&[
-            opt("MaxRuntimeInSeconds", &Value),
-            opt("MaxWaitTimeInSeconds", &Value),
-            opt("MaxPendingTimeInSeconds", &Value),
+        &Shape::Struct(&[
+            opt("MaxRuntimeInSeconds", &INT),
+            opt("MaxWaitTimeInSeconds", &INT),
+            opt("MaxPendingTimeInSeconds", &INT),
         ]),
     ),
-    opt("Tags", &List(&TAG)),
-    opt("EnableNetworkIsolation", &Value),
-    opt("EnableInterContainerTrafficEncryption", &Value),
-    opt("EnableManagedSpotTraining", &Value),
+    opt("Tags", &TAGS),
+    opt("EnableNetworkIsolation", &BOOL),
+    opt("EnableInterContainerTrafficEncryption", &BOOL),
+    opt("EnableManagedSpotTraining", &BOOL),
     opt(
         "CheckpointConfig",
-        &Object(&[req("S3Uri", &Value), opt("LocalPath", &Value)]),
+        &Shape::Struct(&[req("S3Uri", &URI), opt("LocalPath", &ANY)]),
     ),
     opt(
         "DebugHookConfig",
-        &Object(&[
-            opt("LocalPath", &Value),
-            req("S3OutputPath", &Value),
-            opt("HookParameters", &Map),
+        &Shape::Struct(&[
+            opt("LocalPath", &ANY),
+            req("S3OutputPath", &URI),
+            opt("HookParameters", &ENV),
             opt(
                 "CollectionConfigurations",
-                &List(&Object(&[
-                    opt("CollectionName", &Value),
-                    opt("CollectionParameters", &Map),
-                ])),
+                &Shape::List(
+                    &Shape::Struct(&[opt("CollectionName", &ANY), opt("CollectionParameters", &ENV)]),
+                    MANY,
+                ),
             ),
         ]),
     ),
-    opt("DebugRuleConfigurations", &List(&RULE_CONFIGURATION)),
+    opt("DebugRuleConfigurations", &Shape::List(&RULE_CONFIGURATION, 20)),
     opt(
         "TensorBoardOutputConfig",
-        &Object(&[opt("LocalPath", &Value), req("S3OutputPath", &Value)]),
+        &Shape::Struct(&[opt("LocalPath", &ANY), req("S3OutputPath", &URI)]),
     ),
     opt("ExperimentConfig", &EXPERIMENT_CONFIG),
     opt(
         "ProfilerConfig",
-        &Object(&[
-            opt("S3OutputPath", &Value),
-            opt("ProfilingIntervalInMilliseconds", &Value),
-            opt("ProfilingParameters", &Map),
-            opt("DisableProfiler", &Value),
+        &Shape::Struct(&[
+            opt("S3OutputPath", &URI),
+            opt("ProfilingIntervalInMilliseconds", &INT),
+            opt("ProfilingParameters", &ENV),
+            opt("DisableProfiler", &BOOL),
         ]),
     ),
-    opt("ProfilerRuleConfigurations", &List(&RULE_CONFIGURATION)),
-    opt("Environment", &Map),
-    opt("RetryStrategy", &Object(&[req("MaximumRetryAttempts", &Value)])),
-    opt("RemoteDebugConfig", &Object(&[opt("EnableRemoteDebug", &Value)])),
-    opt("InfraCheckConfig", &Object(&[opt("EnableInfraCheck", &Value)])),
+    opt(
+        "ProfilerRuleConfigurations",
+        &Shape::List(&RULE_CONFIGURATION, 20),
+    ),
+    opt("Environment", &ENV),
+    opt(
+        "RetryStrategy",
+        &Shape::Struct(&[req("MaximumRetryAttempts", &INT)]),
+    ),
+    opt(
+        "RemoteDebugConfig",
+        &Shape::Struct(&[opt("EnableRemoteDebug", &BOOL)]),
+    ),
+    opt(
+        "InfraCheckConfig",
+        &Shape::Struct(&[opt("EnableInfraCheck", &BOOL)]),
+    ),
     opt(
         "SessionChainingConfig",
-        &Object(&[opt("EnableSessionTagChaining", &Value)]),
+        &Shape::Struct(&[opt("EnableSessionTagChaining", &BOOL)]),
     ),
+    opt("ServerlessJobConfig", &ANY),
+    opt("MlflowConfig", &ANY),
+    opt("ModelPackageConfig", &ANY),
 ]);
 
 // CreateModel.
 
-static MODEL_S3_DATA_SOURCE: Shape = Object(&[
-    req("S3Uri", &Value),
-    req("S3DataType", &Value),
-    req("CompressionType", &Value),
+static MODEL_S3_DATA_SOURCE: Shape = Shape::Struct(&[
+    req("S3Uri", &URI),
+    req("S3DataType", &ANY),
+    req("CompressionType", &ANY),
     opt("ModelAccessConfig", &MODEL_ACCESS_CONFIG),
     opt("HubAccessConfig", &HUB_ACCESS_CONFIG),
-    opt("ManifestS3Uri", &Value),
-    opt("ETag", &Value),
-    opt("ManifestEtag", &Value),
+    opt("ManifestS3Uri", &URI),
+    opt("ETag", &ANY),
+    opt("ManifestEtag", &ANY),
 ]);
 
-static CONTAINER_DEFINITION: Shape = Object(&[
-    opt("ContainerHostname", &Value),
-    opt("Image", &Value),
+static CONTAINER_DEFINITION: Shape = Shape::Struct(&[
+    opt("ContainerHostname", &NAME),
+    opt("Image", &Shape::Str(255)),
     opt(
         "ImageConfig",
-        &Object(&[
-            req("RepositoryAccessMode", &Value),
+        &Shape::Struct(&[
+            req("RepositoryAccessMode", &ANY),
             opt(
                 "RepositoryAuthConfig",
-                &Object(&[req("RepositoryCredentialsProviderArn", &Value)]),
+                &Shape::Struct(&[req("RepositoryCredentialsProviderArn", &ANY)]),
             ),
         ]),
     ),
-    opt("Mode", &Value),
-    opt("ModelDataUrl", &Value),
+    opt("Mode", &Shape::Enum(&["SingleModel", "MultiModel"])),
+    opt("ModelDataUrl", &URI),
     opt(
         "ModelDataSource",
-        &Object(&[opt("S3DataSource", &MODEL_S3_DATA_SOURCE)]),
+        &Shape::Struct(&[opt("S3DataSource", &MODEL_S3_DATA_SOURCE)]),
     ),
     opt(
         "AdditionalModelDataSources",
-        &List(&Object(&[
-            req("ChannelName", &Value),
-            req("S3DataSource", &MODEL_S3_DATA_SOURCE),
-        ])),
+        &Shape::List(
+            &Shape::Struct(&[
+                req("ChannelName", &ANY),
+                req("S3DataSource", &MODEL_S3_DATA_SOURCE),
+            ]),
+            5,
+        ),
     ),
-    opt("Environment", &Map),
-    opt("ModelPackageName", &Value),
-    opt("InferenceSpecificationName", &Value),
-    opt("MultiModelConfig", &Object(&[opt("ModelCacheSetting", &Value)])),
+    opt("Environment", &ENV),
+    opt("ModelPackageName", &ARN),
+    opt("InferenceSpecificationName", &TEXT),
+    opt(
+        "MultiModelConfig",
+        &Shape::Struct(&[opt("ModelCacheSetting", &ANY)]),
+    ),
 ]);
 
 /// CreateModel.
-pub static CREATE_MODEL: Shape = Object(&[
-    opt("ModelName", &Value),
+pub static CREATE_MODEL: Shape = Shape::Struct(&[
+    svc("ModelName", &NAME),
     opt("PrimaryContainer", &CONTAINER_DEFINITION),
-    opt("Containers", &List(&CONTAINER_DEFINITION)),
-    opt("InferenceExecutionConfig", &Object(&[req("Mode", &Value)])),
-    opt("ExecutionRoleArn", &Value),
-    opt("Tags", &List(&TAG)),
+    opt("Containers", &Shape::List(&CONTAINER_DEFINITION, 15)),
+    opt(
+        "InferenceExecutionConfig",
+        &Shape::Struct(&[req("Mode", &Shape::Enum(&["Serial", "Direct"]))]),
+    ),
+    opt("ExecutionRoleArn", &ARN),
+    opt("Tags", &TAGS),
     opt("VpcConfig", &VPC_CONFIG),
-    opt("EnableNetworkIsolation", &Value),
+    opt("EnableNetworkIsolation", &BOOL),
 ]);
 
 // CreateTransformJob.
 
 /// CreateTransformJob.
-pub static CREATE_TRANSFORM_JOB: Shape = Object(&[
-    opt("TransformJobName", &Value),
-    opt("ModelName", &Value),
-    opt("MaxConcurrentTransforms", &Value),
+pub static CREATE_TRANSFORM_JOB: Shape = Shape::Struct(&[
+    svc("TransformJobName", &NAME),
+    svc("ModelName", &NAME),
+    opt("MaxConcurrentTransforms", &INT),
     opt(
         "ModelClientConfig",
-        &Object(&[
-            opt("InvocationsTimeoutInSeconds", &Value),
-            opt("InvocationsMaxRetries", &Value),
+        &Shape::Struct(&[
+            opt("InvocationsTimeoutInSeconds", &INT),
+            opt("InvocationsMaxRetries", &INT),
         ]),
     ),
-    opt("MaxPayloadInMB", &Value),
-    opt("BatchStrategy", &Value),
-    opt("Environment", &Map),
-    opt(
+    opt("MaxPayloadInMB", &INT),
+    opt("BatchStrategy", &Shape::Enum(&["MultiRecord", "SingleRecord"])),
+    opt("Environment", &ENV),
+    svc(
         "TransformInput",
-        &Object(&[
-            opt(
+        &Shape::Struct(&[
+            svc(
                 "DataSource",
-                &Object(&[req(
+                &Shape::Struct(&[req(
                     "S3DataSource",
-                    &Object(&[opt("S3DataType", &Value), req("S3Uri", &Value)]),
+                    &Shape::Struct(&[svc("S3DataType", &S3_DATA_TYPE), req("S3Uri", &URI)]),
                 )]),
             ),
-            opt("ContentType", &Value),
-            opt("CompressionType", &Value),
-            opt("SplitType", &Value),
+            opt("ContentType", &TEXT),
+            opt("CompressionType", &COMPRESSION),
+            opt(
+                "SplitType",
+                &Shape::Enum(&["None", "Line", "RecordIO", "TFRecord"]),
+            ),
         ]),
     ),
-    opt(
+    svc(
         "TransformOutput",
-        &Object(&[
-            opt("S3OutputPath", &Value),
-            opt("Accept", &Value),
-            opt("AssembleWith", &Value),
-            opt("KmsKeyId", &Value),
+        &Shape::Struct(&[
+            svc("S3OutputPath", &URI),
+            opt("Accept", &TEXT),
+            opt("AssembleWith", &Shape::Enum(&["None", "Line"])),
+            opt("KmsKeyId", &ANY),
         ]),
     ),
     opt(
         "DataCaptureConfig",
-        &Object(&[
-            req("DestinationS3Uri", &Value),
-            opt("KmsKeyId", &Value),
-            opt("GenerateInferenceId", &Value),
+        &Shape::Struct(&[
+            req("DestinationS3Uri", &URI),
+            opt("KmsKeyId", &ANY),
+            opt("GenerateInferenceId", &BOOL),
         ]),
     ),
-    opt(
+    svc(
         "TransformResources",
-        &Object(&[
-            req("InstanceType", &Value),
-            req("InstanceCount", &Value),
-            opt("VolumeKmsKeyId", &Value),
-            opt("TransformAmiVersion", &Value),
+        &Shape::Struct(&[
+            req("InstanceType", &TEXT),
+            req("InstanceCount", &INT),
+            opt("VolumeKmsKeyId", &ANY),
+            opt("TransformAmiVersion", &TEXT),
         ]),
     ),
     opt(
         "DataProcessing",
-        &Object(&[
-            opt("InputFilter", &Value),
-            opt("OutputFilter", &Value),
-            opt("JoinSource", &Value),
+        &Shape::Struct(&[
+            opt("InputFilter", &Shape::Str(63)),
+            opt("OutputFilter", &Shape::Str(63)),
+            opt("JoinSource", &Shape::Enum(&["Input", "None"])),
         ]),
     ),
-    opt("Tags", &List(&TAG)),
+    opt("Tags", &TAGS),
     opt("ExperimentConfig", &EXPERIMENT_CONFIG),
 ]);

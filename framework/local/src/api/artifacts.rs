@@ -4,7 +4,10 @@
 //! model start ([`Staging`]): what is read is downloaded there before the job starts, what is
 //! written is uploaded when it ends, and the folder is removed with the [`Staging`]. A
 //! `model.tar.gz` downloaded this way is unpacked by the same code, with the same bounds, as a
-//! local one.
+//! local one. A multi-model container's `ModelDataUrl` prefix is staged as an empty folder that
+//! the runtime fills one target model at a time, on its first request ([`super::multi`]); a
+//! manifest on S3 (`S3DataType: ManifestFile`) is staged as the objects it lists
+//! ([`super::manifest`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,12 +34,27 @@ pub struct Staging {
     prefixes: Vec<(S3Uri, PathBuf)>,
     /// Single objects, to their file.
     objects: Vec<(S3Uri, PathBuf)>,
+    /// Manifests on S3: the objects each lists go below its folder.
+    manifests: Vec<Manifest>,
+    /// The `ModelDataUrl` prefix of a multi-model container and its folder, created empty: the
+    /// runtime fetches each target model into it on first use.
+    multi_model: Option<(S3Uri, PathBuf)>,
     /// A local output folder and where it goes.
     upload: Option<(PathBuf, S3Uri)>,
     /// Set by [`fetch`](Staging::fetch): from then on the folder is this start's, and removed
     /// with it. (A request refused before, e.g. for a duplicate name, leaves the folder of the
     /// job that holds the name alone.)
     owned: bool,
+}
+
+/// A manifest on S3, staged.
+struct Manifest {
+    uri: S3Uri,
+    /// Where the objects it lists go, each at its path in the manifest.
+    folder: PathBuf,
+    /// For a transform job: the local manifest written there, which lists the same paths below
+    /// `folder` (the job reads a manifest). A training channel reads `folder` as a prefix.
+    local: Option<PathBuf>,
 }
 
 impl Artifacts {
@@ -47,6 +65,11 @@ impl Artifacts {
             max_bytes,
             starts: AtomicU64::new(0),
         }
+    }
+
+    /// How many bytes one job or model start may download.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 
     /// Removes what the last run left in the staging folder (its jobs were interrupted).
@@ -74,14 +97,26 @@ impl Artifacts {
                 let Some(uri) = s3_member(source, "S3Uri", region)? else {
                     continue;
                 };
-                prefix_only(source, &uri)?;
+                let data_type = data_type(source, &uri)?;
                 let folder = staging.path(&format!("input/{i}"));
                 // `fit` reads a channel's folder when the job is created: it is there, empty
                 // until the job downloads its objects.
                 std::fs::create_dir_all(&folder)
                     .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", folder.display())))?;
                 source["S3Uri"] = file_uri(&folder);
-                staging.prefixes.push((uri, folder));
+                match data_type {
+                    DataType::Prefix => staging.prefixes.push((uri, folder)),
+                    DataType::Manifest => {
+                        // The channel's folder holds what the manifest lists, as the service
+                        // lays it out: the job reads it as a prefix.
+                        source["S3DataType"] = json!("S3Prefix");
+                        staging.manifests.push(Manifest {
+                            uri,
+                            folder,
+                            local: None,
+                        });
+                    }
+                }
             }
         }
         stage_output(&mut staging, request.get_mut("OutputDataConfig"), region)?;
@@ -102,17 +137,32 @@ impl Artifacts {
             .and_then(|input| input.pointer_mut("/DataSource/S3DataSource"));
         if let Some(source) = input {
             if let Some(uri) = s3_member(source, "S3Uri", region)? {
-                prefix_only(source, &uri)?;
                 let folder = staging.path("input");
-                source["S3Uri"] = file_uri(&folder);
-                staging.prefixes.push((uri, folder));
+                match data_type(source, &uri)? {
+                    DataType::Prefix => {
+                        source["S3Uri"] = file_uri(&folder);
+                        staging.prefixes.push((uri, folder));
+                    }
+                    DataType::Manifest => {
+                        // A local manifest listing the same paths: each output mirrors the
+                        // path its input has in the manifest, as the service writes it.
+                        let local = staging.path("input.manifest");
+                        source["S3Uri"] = file_uri(&local);
+                        staging.manifests.push(Manifest {
+                            uri,
+                            folder,
+                            local: Some(local),
+                        });
+                    }
+                }
             }
         }
         stage_output(&mut staging, request.get_mut("TransformOutput"), region)?;
         Ok(staging)
     }
 
-    /// A model's containers with each `ModelDataUrl` on S3 staged as a local `model.tar.gz`.
+    /// A model's containers with each `ModelDataUrl` on S3 staged as a local `model.tar.gz`, or,
+    /// for a multi-model container, as a local folder of target models fetched on first use.
     pub fn model(&self, region: &str, request: &mut Map<String, Value>) -> Result<Staging, ApiError> {
         let start = self.starts.fetch_add(1, Ordering::Relaxed);
         let mut staging = Staging::in_folder(self.dir.join("models").join(start.to_string()));
@@ -125,7 +175,14 @@ impl Artifacts {
             }
         }
         for (i, container) in containers.into_iter().enumerate() {
-            if let Some(uri) = s3_member(container, "ModelDataUrl", region)? {
+            let Some(uri) = s3_member(container, "ModelDataUrl", region)? else {
+                continue;
+            };
+            if container.get("Mode").and_then(Value::as_str) == Some("MultiModel") {
+                let folder = staging.path(&format!("{i}/models"));
+                container["ModelDataUrl"] = file_uri(&folder);
+                staging.multi_model = Some((uri, folder));
+            } else {
                 let file = staging.path(&format!("{i}/model.tar.gz"));
                 container["ModelDataUrl"] = file_uri(&file);
                 staging.objects.push((uri, file));
@@ -141,6 +198,8 @@ impl Staging {
             root,
             prefixes: Vec::new(),
             objects: Vec::new(),
+            manifests: Vec::new(),
+            multi_model: None,
             upload: None,
             owned: false,
         }
@@ -182,7 +241,25 @@ impl Staging {
                 .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
             left -= artifacts.s3.download_prefix(uri, folder, left)?;
         }
+        for manifest in &self.manifests {
+            let _ = std::fs::remove_dir_all(&manifest.folder);
+            let listed = super::manifest::download(&artifacts.s3, &manifest.uri, &manifest.folder, left)?;
+            left -= listed.bytes;
+            if let Some(local) = &manifest.local {
+                listed.write_local(local, &manifest.folder)?;
+            }
+        }
+        if let Some((_, folder)) = &self.multi_model {
+            std::fs::create_dir_all(folder)
+                .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        }
         Ok(())
+    }
+
+    /// The `ModelDataUrl` prefix on S3 of a multi-model container, and the local folder its
+    /// target models are fetched into.
+    pub fn multi_model(&self) -> Option<&(S3Uri, PathBuf)> {
+        self.multi_model.as_ref()
     }
 
     /// Uploads what the job wrote, when its output path is on S3.
@@ -247,12 +324,20 @@ fn s3_member(value: &Value, member: &str, region: &str) -> Result<Option<S3Uri>,
     }
 }
 
-/// Only `S3Prefix` data is staged; a manifest on S3 would name further S3 objects.
-fn prefix_only(source: &Value, uri: &S3Uri) -> Result<(), ApiError> {
+/// How S3 data is named: a prefix, or a manifest listing the objects.
+enum DataType {
+    Prefix,
+    Manifest,
+}
+
+/// `S3Prefix` and `ManifestFile` data are staged. (`ShardedByS3Key` needs nothing: one instance
+/// reads every shard, as one instance of the service does.)
+fn data_type(source: &Value, uri: &S3Uri) -> Result<DataType, ApiError> {
     match source.get("S3DataType").and_then(Value::as_str) {
-        None | Some("S3Prefix") => Ok(()),
+        None | Some("S3Prefix") => Ok(DataType::Prefix),
+        Some("ManifestFile") => Ok(DataType::Manifest),
         Some(other) => Err(ApiError::validation(format!(
-            "S3DataType {} of {uri} is not supported by modelstage api; use S3Prefix",
+            "S3DataType {} of {uri} is not supported by modelstage api; use S3Prefix or ManifestFile",
             quote(other)
         ))),
     }
@@ -310,16 +395,16 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_on_s3_and_a_bucketless_uri_are_refused_by_name() {
+    fn an_augmented_manifest_on_s3_and_a_bucketless_uri_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let artifacts = artifacts(dir.path());
         let mut job = request(json!({
-            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": "s3://bkt/m"}}},
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "AugmentedManifestFile", "S3Uri": "s3://bkt/m"}}},
             "TransformOutput": {"S3OutputPath": "s3://bkt/out"},
         }));
         let e = artifacts.transform("t", "us-east-1", &mut job).err().unwrap();
         assert!(
-            e.message.contains("ManifestFile") && e.message.contains("S3Prefix"),
+            e.message.contains("AugmentedManifestFile") && e.message.contains("S3Prefix or ManifestFile"),
             "{}",
             e.message
         );
@@ -349,5 +434,46 @@ mod tests {
         assert!(a.starts_with("file://") && a.ends_with("/model.tar.gz"), "{a}");
         assert_ne!(a, second["Containers"][0]["ModelDataUrl"].as_str().unwrap());
         assert_eq!(first["Containers"][1]["ModelDataUrl"], "file:///m/b.tar.gz");
+    }
+
+    #[test]
+    fn a_multi_model_prefix_and_manifests_on_s3_are_staged_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = artifacts(dir.path());
+        let mut model = request(json!({
+            "PrimaryContainer": {"Image": "a.so", "Mode": "MultiModel", "ModelDataUrl": "s3://bkt/models/"},
+        }));
+        let staging = artifacts.model("us-east-1", &mut model).unwrap();
+        let (uri, folder) = staging.multi_model().unwrap();
+        assert_eq!(uri.to_string(), "s3://bkt/models/");
+        assert_eq!(model["PrimaryContainer"]["ModelDataUrl"], file_uri(folder));
+        assert!(
+            staging.objects.is_empty(),
+            "target models are fetched on first use"
+        );
+
+        let mut job = request(json!({
+            "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                "S3DataType": "ManifestFile", "S3Uri": "s3://bkt/train.manifest",
+                "S3DataDistributionType": "ShardedByS3Key"}}}],
+            "OutputDataConfig": {"S3OutputPath": "s3://bkt/jobs"},
+        }));
+        let staging = artifacts.training("job", "us-east-1", &mut job).unwrap();
+        let source = &job["InputDataConfig"][0]["DataSource"]["S3DataSource"];
+        assert_eq!(
+            source["S3DataType"], "S3Prefix",
+            "the channel's folder holds what it lists"
+        );
+        assert_eq!(staging.manifests.len(), 1);
+        assert_eq!(source["S3Uri"], file_uri(&staging.manifests[0].folder));
+
+        let mut transform = request(json!({
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": "s3://bkt/in.manifest"}}},
+        }));
+        let staging = artifacts.transform("t", "us-east-1", &mut transform).unwrap();
+        let source = &transform["TransformInput"]["DataSource"]["S3DataSource"];
+        assert_eq!(source["S3DataType"], "ManifestFile");
+        let local = staging.manifests[0].local.as_ref().unwrap();
+        assert_eq!(source["S3Uri"], file_uri(local));
     }
 }

@@ -9,11 +9,12 @@ use serde_json::{json, Value};
 
 use super::artifacts::Staging;
 use super::models::model_spec;
+use super::multi::MultiModels;
 use super::ops::Call;
 use super::state::{failure_reason, Api, LiveEndpoint, LiveVariant};
 use super::store::Kind;
 use super::wire::{now, quote, ApiError};
-use crate::deploy::ModelSpec;
+use crate::deploy::{Mode, ModelSpec};
 
 /// What an endpoint configuration starts: the model of each production variant.
 struct Plan {
@@ -25,8 +26,9 @@ struct VariantPlan {
     name: String,
     weight: f64,
     spec: ModelSpec,
-    /// The model data on S3, fetched before the model starts.
-    staging: Staging,
+    /// The model data on S3, fetched before the model starts (kept by a multi-model variant,
+    /// whose target models are fetched on first use).
+    staging: Option<Staging>,
 }
 
 fn plan(api: &Api, region: &str, config: &str) -> Result<Plan, ApiError> {
@@ -49,7 +51,7 @@ fn plan(api: &Api, region: &str, config: &str) -> Result<Plan, ApiError> {
             name: variant["VariantName"].as_str().unwrap_or_default().to_string(),
             weight: variant["InitialVariantWeight"].as_f64().unwrap_or(1.0),
             spec,
-            staging,
+            staging: Some(staging),
         });
     }
     Ok(Plan {
@@ -62,13 +64,27 @@ fn plan(api: &Api, region: &str, config: &str) -> Result<Plan, ApiError> {
 fn start(api: &Api, plan: &mut Plan) -> anyhow::Result<Vec<LiveVariant>> {
     let mut live = Vec::with_capacity(plan.variants.len());
     for variant in &mut plan.variants {
-        variant
-            .staging
-            .fetch(&api.artifacts)
-            .map_err(anyhow::Error::msg)?;
+        let mut staging = variant.staging.take();
+        if let Some(staging) = &mut staging {
+            staging.fetch(&api.artifacts).map_err(anyhow::Error::msg)?;
+        }
         let running = crate::deploy::start_model(&variant.spec, &[])
             .map_err(|e| e.context(format!("production variant {}", quote(&variant.name))))?;
-        live.push(LiveVariant::new(variant.name.clone(), variant.weight, running)?);
+        // A multi-model variant's router reads its target models from the ModelDataUrl folder
+        // (deploy checked it is one); those on S3 are fetched there on first use.
+        let multi = match (variant.spec.mode, &variant.spec.containers[..], staging) {
+            (Mode::MultiModel, [container], Some(staging)) => container
+                .model_data
+                .clone()
+                .map(|folder| MultiModels::new(folder, staging)),
+            _ => None,
+        };
+        live.push(LiveVariant::new(
+            variant.name.clone(),
+            variant.weight,
+            running,
+            multi,
+        )?);
     }
     Ok(live)
 }

@@ -6,9 +6,10 @@
 //!   module per resource: [`training`], [`models`] (models and endpoint configurations),
 //!   [`endpoints`], [`transform`]. Jobs and endpoints run through the code behind `fit`,
 //!   `transform` and `deploy`, on threads of their own.
-//! - Runtime, REST (`POST /endpoints/{EndpointName}/invocations`): [`runtime`].
+//! - Runtime, REST (`POST /endpoints/{EndpointName}/invocations`): [`runtime`]; the target
+//!   models of multi-model endpoints: [`multi`].
 //! - Artifacts: `file://` locations are read where they are; `s3://` ones go through [`s3`] and
-//!   are staged in the state folder by [`artifacts`].
+//!   are staged in the state folder by [`artifacts`] (manifests by [`manifest`]).
 //! - State: [`store`], an SQLite database in the state folder; [`restart`] picks up what the last
 //!   run left. [`state`] is what the server holds while it runs.
 //!
@@ -16,7 +17,9 @@
 
 mod artifacts;
 mod endpoints;
+mod manifest;
 mod models;
+mod multi;
 mod ops;
 mod restart;
 mod runtime;

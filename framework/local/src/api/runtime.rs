@@ -8,18 +8,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderName, ACCEPT, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::state::Api;
+use super::multi;
+use super::state::{Api, LiveVariant};
 use super::store::Kind;
 use super::validate::is_name;
 use super::wire::{excerpt, quote, region, ApiError};
 
 /// The request headers the service passes on to the container.
-const FORWARDED: [HeaderName; 6] = [
+const FORWARDED_COUNT: usize = 6;
+const FORWARDED: [HeaderName; FORWARDED_COUNT] = [
     CONTENT_TYPE,
     ACCEPT,
     HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
@@ -28,6 +30,8 @@ const FORWARDED: [HeaderName; 6] = [
     HeaderName::from_static("x-amzn-sagemaker-target-container-hostname"),
 ];
 const CUSTOM_ATTRIBUTES: HeaderName = HeaderName::from_static("x-amzn-sagemaker-custom-attributes");
+/// The model of a multi-model endpoint a request names (`TargetModel`).
+const TARGET_MODEL: HeaderName = HeaderName::from_static("x-amzn-sagemaker-target-model");
 /// The production variant a request names (`TargetVariant`), instead of one chosen by weight.
 const TARGET_VARIANT: HeaderName = HeaderName::from_static("x-amzn-sagemaker-target-variant");
 const INVOKED_VARIANT: HeaderName = HeaderName::from_static("x-amzn-invoked-production-variant");
@@ -43,12 +47,45 @@ pub struct Limits {
 
 /// A keep-alive client for one worker of the server: its connections to each endpoint are
 /// kept open and reused. It sends no headers of its own (the service passes on only the ones in
-/// [`FORWARDED`]).
+/// [`FORWARDED`]), and follows no redirect: a container's 3xx is its answer, passed on as a
+/// `ModelError` as the service passes it (following it would also send the request wherever the
+/// container points, and costs a middleware on every request).
 pub fn client(limits: Limits) -> awc::Client {
     awc::Client::builder()
         .timeout(limits.timeout)
         .no_default_headers()
+        .disable_redirects()
         .finish()
+}
+
+/// The headers of an invocation the runtime reads, found in one pass over the request's
+/// headers instead of one hashed look-up each.
+struct Inbound<'r> {
+    /// Those of [`FORWARDED`], in its order.
+    forwarded: [Option<&'r HeaderValue>; FORWARDED_COUNT],
+    variant: Option<&'r HeaderValue>,
+    model: Option<&'r HeaderValue>,
+}
+
+impl<'r> Inbound<'r> {
+    fn read(headers: &'r HeaderMap) -> Inbound<'r> {
+        let mut inbound = Inbound {
+            forwarded: [None; FORWARDED_COUNT],
+            variant: None,
+            model: None,
+        };
+        for (name, value) in headers {
+            if let Some(i) = FORWARDED.iter().position(|f| f == name) {
+                inbound.forwarded[i] = Some(value);
+                if *name == TARGET_MODEL {
+                    inbound.model = Some(value);
+                }
+            } else if *name == TARGET_VARIANT {
+                inbound.variant = Some(value);
+            }
+        }
+        inbound
+    }
 }
 
 /// Every request but the control plane's: `POST /endpoints/{EndpointName}/invocations`, else
@@ -77,10 +114,39 @@ pub async fn invoke(
         ))
         .response();
     }
-    match forward(&request, body, name, &api, &client, **limits).await {
+    match forward(&request, body, name, api.get_ref(), &client, **limits).await {
         Ok(response) => response,
         Err(e) => e.response(),
     }
+}
+
+/// `TargetModel` names a model of a multi-model variant, and only of one; the model is fetched
+/// from S3 first if that is where it is and it is not here yet.
+async fn check_target_model(
+    target: Option<&HeaderValue>,
+    name: &str,
+    api: &Arc<Api>,
+    variant: &LiveVariant,
+) -> Result<(), ApiError> {
+    let Some(models) = &variant.multi else {
+        return match target {
+            None => Ok(()),
+            Some(_) => Err(multi::not_multi_model(name)),
+        };
+    };
+    let target = target
+        .ok_or_else(|| multi::missing_target(name))?
+        .to_str()
+        .map_err(|_| ApiError::runtime_validation("X-Amzn-SageMaker-Target-Model is not visible ASCII"))?
+        .to_string();
+    if models.ready(&target)? {
+        return Ok(());
+    }
+    let (models, api) = (Arc::clone(models), Arc::clone(api));
+    // A download from S3: off the server's threads.
+    web::block(move || models.fetch(&target, &api.artifacts))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// The `{EndpointName}` of `/endpoints/{EndpointName}/invocations`.
@@ -98,7 +164,7 @@ async fn forward(
     request: &HttpRequest,
     body: web::Bytes,
     name: &str,
-    api: &Api,
+    api: &Arc<Api>,
     client: &awc::Client,
     limits: Limits,
 ) -> Result<HttpResponse, ApiError> {
@@ -118,7 +184,8 @@ async fn forward(
             None => not_ready("not found".into()),
         });
     };
-    let target = match request.headers().get(TARGET_VARIANT) {
+    let inbound = Inbound::read(request.headers());
+    let target = match inbound.variant {
         Some(value) => Some(
             value
                 .to_str()
@@ -134,9 +201,10 @@ async fn forward(
             api.account
         )));
     };
+    check_target_model(inbound.model, name, api, variant).await?;
     let mut outbound = client.request(Method::POST, variant.invocations.clone());
-    for header in &FORWARDED {
-        if let Some(value) = request.headers().get(header) {
+    for (header, value) in FORWARDED.iter().zip(inbound.forwarded) {
+        if let Some(value) = value {
             outbound = outbound.insert_header((header.clone(), value.clone()));
         }
     }

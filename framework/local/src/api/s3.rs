@@ -372,7 +372,7 @@ fn relative_key<'k>(prefix: &str, key: &'k str) -> &'k str {
 
 /// A key below a prefix as a relative path that stays in its folder: no empty, `.` or `..`
 /// segment, nothing absolute.
-fn safe_relative(key: &str) -> Option<PathBuf> {
+pub fn safe_relative(key: &str) -> Option<PathBuf> {
     let path = Path::new(key);
     let plain = !key.is_empty()
         && !key.split('/').any(|s| s.is_empty() || s == "." || s == "..")

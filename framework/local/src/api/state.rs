@@ -11,6 +11,7 @@ use actix_web::http::Uri;
 use serde_json::{json, Map, Value};
 
 use super::artifacts::Artifacts;
+use super::multi::MultiModels;
 use super::store::{Kind, Store};
 use super::wire::{now, quote, ApiError};
 use crate::deploy::RunningEndpoint;
@@ -38,12 +39,19 @@ pub struct LiveVariant {
     /// Its share of the requests that name no variant (`InitialVariantWeight`, then
     /// `DesiredWeight`): an `f64`'s bits, so that a weight update needs no lock.
     weight: AtomicU64,
-    /// Keeps the containers running.
+    /// Keeps the containers running. (Dropped before `multi`, whose folder they read.)
     _running: RunningEndpoint,
+    /// The target models of a multi-model variant.
+    pub multi: Option<Arc<MultiModels>>,
 }
 
 impl LiveVariant {
-    pub fn new(name: String, weight: f64, running: RunningEndpoint) -> anyhow::Result<LiveVariant> {
+    pub fn new(
+        name: String,
+        weight: f64,
+        running: RunningEndpoint,
+        multi: Option<MultiModels>,
+    ) -> anyhow::Result<LiveVariant> {
         let url = running.url().to_string();
         Ok(LiveVariant {
             // A variant name is a resource name: a valid header value.
@@ -53,6 +61,7 @@ impl LiveVariant {
             url,
             weight: AtomicU64::new(weight.to_bits()),
             _running: running,
+            multi: multi.map(Arc::new),
         })
     }
 }

@@ -1,58 +1,12 @@
 //! Request validation as the service validates (required members, name patterns and lengths,
 //! enums, types), and beyond it: a member the operation does not know is refused by name, with
 //! the closest known member suggested, so that a typo (`ModelDataURL`) never deploys an empty
-//! model. The shapes themselves are declared in [`super::shapes`].
+//! model. The shapes themselves are declared in [`super::shapes`] and [`crate::request_shapes`].
 
 use serde_json::{Map, Value};
 
 use super::wire::{quote, ApiError};
-
-/// What a value must look like.
-#[derive(Debug)]
-pub enum Shape {
-    /// An object with these members; any other member is refused.
-    Struct(&'static [Member]),
-    /// A list of values of one shape, with at most this many entries.
-    List(&'static Shape, usize),
-    /// A string → string map (`Environment`, `HyperParameters`), with at most this many entries.
-    Map(usize),
-    /// A string of at most this many bytes.
-    Str(usize),
-    /// A resource name: `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`.
-    Name,
-    /// One of these strings.
-    Enum(&'static [&'static str]),
-    Int,
-    Bool,
-    /// Accepted as it is: settings that only matter to the cloud.
-    Any,
-}
-
-/// One member of a [`Shape::Struct`].
-#[derive(Debug)]
-pub struct Member {
-    pub name: &'static str,
-    pub required: bool,
-    pub shape: &'static Shape,
-}
-
-/// A required member.
-pub const fn req(name: &'static str, shape: &'static Shape) -> Member {
-    Member {
-        name,
-        required: true,
-        shape,
-    }
-}
-
-/// An optional member.
-pub const fn opt(name: &'static str, shape: &'static Shape) -> Member {
-    Member {
-        name,
-        required: false,
-        shape,
-    }
-}
+use crate::request_shapes::{Member, Shape};
 
 /// How long a resource name may be.
 const NAME_MAX: usize = 63;
@@ -155,7 +109,7 @@ fn walk_struct(members: &[Member], object: &Map<String, Value>, at: &str, proble
     };
     for member in members {
         match object.get(member.name) {
-            None | Some(Value::Null) if member.required => problems.push(format!(
+            None | Some(Value::Null) if member.required_by_service() => problems.push(format!(
                 "Value null at '{}' failed to satisfy constraint: Member must not be null",
                 path(member.name)
             )),
@@ -215,6 +169,7 @@ fn expected(shape: &Shape) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request_shapes::{opt, req};
     use serde_json::json;
 
     static CONTAINER: Shape = Shape::Struct(&[

@@ -29,6 +29,10 @@ pub enum CommandError {
     /// The job ran and failed; the message says why (the job's own words).
     #[error("{0}")]
     JobFailed(String),
+    /// A transform job could not run (a bad request document, no input, a model that did not
+    /// start or answer).
+    #[error("error: {0}")]
+    Transform(crate::transform::TransformError),
     /// `invoke` was answered with a status that is not a success: the answer's
     /// head (its status line, and its headers with `--verbose`) and body, as
     /// the endpoint sent them.

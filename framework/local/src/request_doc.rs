@@ -11,6 +11,7 @@
 //! below take the values a local job uses, checking their types.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use anyhow::bail;
 use serde_json::{Map, Value};
@@ -66,25 +67,69 @@ const MAX_KEY_CHARS: usize = 100;
 /// with its path and the closest valid key (`PrimaryContainer.ModelDataURL: unknown field; did
 /// you mean ModelDataUrl?`), each missing required key with its path. `origin` (the document's
 /// file) starts every line of the error.
-pub fn check_members(document: &Value, shape: &Shape, origin: &str) -> Result<(), String> {
+pub fn check_members(document: &Value, shape: &Shape, origin: &str) -> Result<(), MemberErrors> {
     let mut problems = Vec::new();
     walk(document, shape, "", &mut problems);
     if problems.is_empty() {
         return Ok(());
     }
     let more = problems.len().saturating_sub(MAX_PROBLEMS);
-    let mut lines: Vec<String> = problems
-        .iter()
-        .take(MAX_PROBLEMS)
-        .map(|p| format!("{origin}: {p}"))
-        .collect();
-    if more > 0 {
-        lines.push(format!("{origin}: ... and {more} more"));
-    }
-    Err(lines.join("\n"))
+    problems.truncate(MAX_PROBLEMS);
+    Err(MemberErrors {
+        origin: origin.to_string(),
+        problems,
+        more,
+    })
 }
 
-fn walk(value: &Value, shape: &Shape, path: &str, problems: &mut Vec<String>) {
+/// The members of a request document that its API does not know or that are missing, one line
+/// each, every line starting with the document's name.
+#[derive(Debug)]
+pub struct MemberErrors {
+    /// The document's name (its file).
+    pub origin: String,
+    /// The first problems (at most 20), in document order.
+    pub problems: Vec<MemberProblem>,
+    /// How many more there are.
+    pub more: usize,
+}
+
+impl fmt::Display for MemberErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = &self.origin;
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{origin}: {problem}")?;
+        }
+        if self.more > 0 {
+            write!(f, "\n{origin}: ... and {} more", self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for MemberErrors {}
+
+/// One member that does not fit its shape.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberProblem {
+    /// A key the API does not know, at its path (quoted when it is not a plain name), with the
+    /// closest valid key or the valid keys.
+    #[error("{path}: unknown field; {hint}")]
+    Unknown {
+        /// Where.
+        path: String,
+        /// "did you mean X?" or the valid keys.
+        hint: String,
+    },
+    /// A required key that is absent or null.
+    #[error("{0}: missing; this object needs it")]
+    Missing(String),
+}
+
+fn walk(value: &Value, shape: &Shape, path: &str, problems: &mut Vec<MemberProblem>) {
     match (shape, value) {
         (Shape::Struct(members), Value::Object(map)) => {
             let at = |name: &str| {
@@ -97,16 +142,15 @@ fn walk(value: &Value, shape: &Shape, path: &str, problems: &mut Vec<String>) {
             for (key, child) in map {
                 match members.iter().find(|m| m.name == key) {
                     Some(member) => walk(child, member.shape, &at(key), problems),
-                    None => problems.push(format!(
-                        "{}: unknown field; {}",
-                        at(&quote_key(key)),
-                        suggestion(key, members)
-                    )),
+                    None => problems.push(MemberProblem::Unknown {
+                        path: at(&quote_key(key)),
+                        hint: suggestion(key, members),
+                    }),
                 }
             }
             for member in members.iter().filter(|m| m.required_locally()) {
                 if !matches!(map.get(member.name), Some(v) if !v.is_null()) {
-                    problems.push(format!("{}: missing; this object needs it", at(member.name)));
+                    problems.push(MemberProblem::Missing(at(member.name)));
                 }
             }
         }
@@ -168,7 +212,9 @@ mod tests {
     use serde_json::json;
 
     fn problems(document: Value, shape: &Shape) -> String {
-        check_members(&document, shape, "doc.json").unwrap_err()
+        check_members(&document, shape, "doc.json")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

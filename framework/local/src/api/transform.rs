@@ -28,7 +28,7 @@ pub fn create(call: &Call) -> Result<Value, ApiError> {
     let staging = call.api.artifacts.transform(name, call.region, &mut local)?;
     let job = TransformJob::from_request(&Value::Object(local).to_string(), "CreateTransformJob")
         .and_then(|job| job.validate().map(|()| job))
-        .map_err(ApiError::validation)?;
+        .map_err(|e| ApiError::validation(e.to_string()))?;
     let (spec, model_staging) = model_spec(
         call.api,
         &call
@@ -83,7 +83,9 @@ fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop,
             crate::deploy::start_model(spec, &batch_environment(job))
                 .map_err(|e| format!("cannot start the model: {e:#}"))
         })
-        .and_then(|running| run_against(job, running.url(), &mut Progress::hidden(), stop))
+        .and_then(|running| {
+            run_against(job, running.url(), &mut Progress::hidden(), stop).map_err(|e| e.to_string())
+        })
         .and_then(|report| {
             staging[0]
                 .publish(&api.artifacts)

@@ -21,6 +21,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::error::TransformError;
 use super::job::AssembleWith;
 
 /// Appends one response to the output.
@@ -39,12 +40,17 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    pub fn create(final_path: &Path) -> Result<OutputFile, String> {
+    pub fn create(final_path: &Path) -> Result<OutputFile, TransformError> {
         let parent = final_path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        fs::create_dir_all(parent).map_err(|error| TransformError::CreateOutput {
+            path: parent.to_path_buf(),
+            error,
+        })?;
         let temp_path = parent.join(format!("{}{}", partial_prefix(final_path), std::process::id()));
-        let file =
-            File::create(&temp_path).map_err(|e| format!("cannot create {}: {e}", temp_path.display()))?;
+        let file = File::create(&temp_path).map_err(|error| TransformError::CreateOutput {
+            path: temp_path.clone(),
+            error,
+        })?;
         Ok(OutputFile {
             final_path: final_path.to_path_buf(),
             temp_path,
@@ -52,23 +58,29 @@ impl OutputFile {
         })
     }
 
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let writer = self.writer.as_mut().ok_or("the output file is already closed")?;
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), TransformError> {
+        let writer = self.writer.as_mut().ok_or(TransformError::OutputAlreadyClosed)?;
         writer
             .write_all(bytes)
-            .map_err(|e| format!("cannot write {}: {e}", self.temp_path.display()))
+            .map_err(|error| TransformError::WriteOutput {
+                path: self.temp_path.clone(),
+                error,
+            })
     }
 
     /// Publishes the file under its final name.
-    pub fn commit(mut self) -> Result<(), String> {
-        let writer = self.writer.take().ok_or("the output file is already closed")?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| format!("cannot write {}: {}", self.temp_path.display(), e.error()))?;
-        file.sync_all()
-            .map_err(|e| format!("cannot write {}: {e}", self.temp_path.display()))?;
-        fs::rename(&self.temp_path, &self.final_path)
-            .map_err(|e| format!("cannot rename to {}: {e}", self.final_path.display()))
+    pub fn commit(mut self) -> Result<(), TransformError> {
+        let writer = self.writer.take().ok_or(TransformError::OutputAlreadyClosed)?;
+        let cannot_write = |error: std::io::Error| TransformError::WriteOutput {
+            path: self.temp_path.clone(),
+            error,
+        };
+        let file = writer.into_inner().map_err(|e| cannot_write(e.into_error()))?;
+        file.sync_all().map_err(cannot_write)?;
+        fs::rename(&self.temp_path, &self.final_path).map_err(|error| TransformError::RenameOutput {
+            path: self.final_path.clone(),
+            error,
+        })
     }
 
     /// Drops the partial output, and any `.out` an earlier run left, so a

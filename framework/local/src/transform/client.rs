@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::error::TransformError;
+
 pub use modelstage_contract::ExecutionParameters;
 
 /// A successful (2xx) answer.
@@ -68,12 +70,12 @@ pub struct HttpInvoker {
 impl HttpInvoker {
     /// `endpoint` is the base URL (`http://localhost:8080`); `timeout` bounds
     /// each invocation.
-    pub fn new(endpoint: &str, timeout: Duration, max_retries: u32) -> Result<HttpInvoker, String> {
+    pub fn new(endpoint: &str, timeout: Duration, max_retries: u32) -> Result<HttpInvoker, TransformError> {
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
+            .map_err(TransformError::HttpClient)?;
         Ok(HttpInvoker {
             client,
             base: endpoint.trim_end_matches('/').to_string(),
@@ -87,7 +89,7 @@ impl HttpInvoker {
 
     /// Polls `GET /ping` until it answers 200, as the platform does before
     /// sending work.
-    pub fn wait_ready(&self, within: Duration) -> Result<(), String> {
+    pub fn wait_ready(&self, within: Duration) -> Result<(), TransformError> {
         let deadline = Instant::now() + within;
         let url = format!("{}/ping", self.base);
         loop {
@@ -97,10 +99,10 @@ impl HttpInvoker {
                 Err(e) => describe_transport(&e),
             };
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "the endpoint {} is not ready: GET /ping failed: {last}",
-                    self.base
-                ));
+                return Err(TransformError::NotReady {
+                    endpoint: self.base.clone(),
+                    last,
+                });
             }
             thread::sleep(Duration::from_millis(250));
         }

@@ -9,6 +9,7 @@
 //! per line) or, for `application/json`, as an array with one element per
 //! record. A count that does not match fails, naming the records.
 
+use super::error::{TransformError, Unparsable};
 use super::job::{media_type, JoinSource, TransformJob};
 use super::json::Json;
 use super::jsonpath::JsonPath;
@@ -44,7 +45,7 @@ pub struct DataProcessor {
 impl DataProcessor {
     /// `Ok(None)` when the job uses the defaults (`$`, no join, `$`), so
     /// records and responses pass through untouched.
-    pub fn from_job(job: &TransformJob) -> Result<Option<DataProcessor>, String> {
+    pub fn from_job(job: &TransformJob) -> Result<Option<DataProcessor>, TransformError> {
         let input_filter = Some(JsonPath::parse(job.input_filter())?).filter(|p| !p.is_root());
         let output_filter = Some(JsonPath::parse(job.output_filter())?).filter(|p| !p.is_root());
         let join = job.join_source() == JoinSource::Input;
@@ -54,7 +55,7 @@ impl DataProcessor {
         let content_type = job.transform_input.content_type.as_deref().unwrap_or("");
         let accept = job.transform_output.accept.as_deref().unwrap_or(content_type);
         let input_format = Format::from_content_type(content_type)
-            .ok_or_else(|| format!("DataProcessing does not support ContentType '{content_type}'"))?;
+            .ok_or_else(|| TransformError::UnsupportedContentType(content_type.to_string()))?;
         let output_format = Format::from_content_type(accept).unwrap_or(input_format);
         Ok(Some(DataProcessor {
             input_format,
@@ -76,13 +77,16 @@ impl DataProcessor {
 
     /// The request bytes for one record after InputFilter, keeping its line
     /// ending.
-    pub fn filter_input(&self, record: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn filter_input(&self, record: &[u8]) -> Result<Vec<u8>, TransformError> {
         let Some(filter) = &self.input_filter else {
             return Ok(record.to_vec());
         };
         let (content, ending) = split_ending(record);
-        let document = parse_value(content, self.input_format)?;
-        let selected = filter.select(&document).map_err(|e| format!("InputFilter {e}"))?;
+        let document = parse_value(content, self.input_format).map_err(TransformError::Record)?;
+        let selected = filter.select(&document).map_err(|error| TransformError::Filter {
+            filter: "InputFilter",
+            error,
+        })?;
         let mut out = serialize(&selected, self.input_format)?;
         out.extend_from_slice(ending);
         Ok(out)
@@ -98,19 +102,21 @@ impl DataProcessor {
         response: &[u8],
         line: bool,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TransformError> {
         let outputs = split_response(response, count, self.output_format)?;
         for (i, output) in outputs.into_iter().enumerate() {
             let mut value = output;
             if self.join {
-                let original = originals
-                    .get(i)
-                    .ok_or("internal error: the original record is missing")?;
+                let original = originals.get(i).ok_or(TransformError::MissingOriginal)?;
                 let (content, _) = split_ending(original);
-                value = join(parse_value(content, self.input_format)?, value);
+                let input = parse_value(content, self.input_format).map_err(TransformError::Record)?;
+                value = join(input, value);
             }
             if let Some(filter) = &self.output_filter {
-                value = filter.select(&value).map_err(|e| format!("OutputFilter {e}"))?;
+                value = filter.select(&value).map_err(|error| TransformError::Filter {
+                    filter: "OutputFilter",
+                    error,
+                })?;
             }
             out.extend_from_slice(&serialize(&value, self.output_format)?);
             if line {
@@ -148,7 +154,7 @@ fn split_ending(record: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// A CSV line as an array of strings, or a JSON value.
-fn parse_value(content: &[u8], format: Format) -> Result<Json, String> {
+fn parse_value(content: &[u8], format: Format) -> Result<Json, Unparsable> {
     match format {
         Format::Csv => {
             let mut reader = csv::ReaderBuilder::new()
@@ -156,9 +162,7 @@ fn parse_value(content: &[u8], format: Format) -> Result<Json, String> {
                 .flexible(true)
                 .from_reader(content);
             let mut row = csv::StringRecord::new();
-            let found = reader
-                .read_record(&mut row)
-                .map_err(|e| format!("not a valid CSV row: {e}"))?;
+            let found = reader.read_record(&mut row).map_err(Unparsable::Csv)?;
             if !found {
                 return Ok(Json::Array(vec![Json::String(String::new())]));
             }
@@ -166,29 +170,27 @@ fn parse_value(content: &[u8], format: Format) -> Result<Json, String> {
                 row.iter().map(|f| Json::String(f.to_string())).collect(),
             ))
         }
-        Format::Json | Format::JsonLines => Json::parse(content).map_err(|e| format!("not valid JSON: {e}")),
+        Format::Json | Format::JsonLines => Json::parse(content).map_err(Unparsable::Json),
     }
 }
 
-fn serialize(value: &Json, format: Format) -> Result<Vec<u8>, String> {
+fn serialize(value: &Json, format: Format) -> Result<Vec<u8>, TransformError> {
     match format {
         Format::Json | Format::JsonLines => Ok(value.to_vec()),
         Format::Csv => {
             let fields: Vec<String> = match value {
                 Json::Array(items) => items.iter().map(csv_field).collect(),
-                Json::Object(_) => {
-                    return Err(
-                        "the filter selected a JSON object, which cannot be written as a CSV row".into(),
-                    )
-                }
+                Json::Object(_) => return Err(TransformError::ObjectAsCsv),
                 scalar => vec![csv_field(scalar)],
             };
             let mut writer = csv::WriterBuilder::new()
                 .has_headers(false)
                 .terminator(csv::Terminator::Any(b'\n'))
                 .from_writer(Vec::new());
-            writer.write_record(&fields).map_err(|e| e.to_string())?;
-            let mut bytes = writer.into_inner().map_err(|e| e.to_string())?;
+            writer.write_record(&fields).map_err(TransformError::WriteCsv)?;
+            let mut bytes = writer
+                .into_inner()
+                .map_err(|e| TransformError::WriteCsv(e.into_error().into()))?;
             bytes.pop();
             Ok(bytes)
         }
@@ -204,11 +206,11 @@ fn csv_field(value: &Json) -> String {
 }
 
 /// Splits one response into `count` per-record outputs.
-fn split_response(response: &[u8], count: usize, format: Format) -> Result<Vec<Json>, String> {
+fn split_response(response: &[u8], count: usize, format: Format) -> Result<Vec<Json>, TransformError> {
     let (content, _) = split_ending(response);
     if count == 1 && format == Format::Json {
         return Ok(vec![
-            parse_value(content, format).map_err(|e| format!("the response is {e}"))?
+            parse_value(content, format).map_err(TransformError::Response)?
         ]);
     }
     let lines: Vec<&[u8]> = if content.is_empty() && count == 0 {
@@ -224,7 +226,8 @@ fn split_response(response: &[u8], count: usize, format: Format) -> Result<Vec<J
             .iter()
             .enumerate()
             .map(|(i, line)| {
-                parse_value(line, format).map_err(|e| format!("output {} of the response is {e}", i + 1))
+                parse_value(line, format)
+                    .map_err(|error| TransformError::ResponseOutput { number: i + 1, error })
             })
             .collect();
     }
@@ -235,11 +238,10 @@ fn split_response(response: &[u8], count: usize, format: Format) -> Result<Vec<J
             }
         }
     }
-    Err(format!(
-        "the response holds {} outputs (lines) for {count} records; JoinSource and OutputFilter need \
-         exactly one output per record, in order",
-        lines.len()
-    ))
+    Err(TransformError::OutputCount {
+        outputs: lines.len(),
+        records: count,
+    })
 }
 
 #[cfg(test)]
@@ -351,7 +353,10 @@ mod tests {
         let p = processor("$", true, "$", "text/csv");
         let mut out = Vec::new();
         let originals = vec![b"1\n".to_vec(), b"2\n".to_vec()];
-        let err = p.assemble(&originals, 2, b"9\n", true, &mut out).unwrap_err();
+        let err = p
+            .assemble(&originals, 2, b"9\n", true, &mut out)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("1 outputs (lines) for 2 records"), "{err}");
     }
 

@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::error::TransformError;
 use super::job::{S3DataType, TransformJob};
 
 /// One input file.
@@ -20,16 +21,16 @@ pub struct InputFile {
 }
 
 /// A `file://` URI or plain path as a path. `s3://` cannot be reached locally.
-pub fn local_path(uri: &str, field: &str) -> Result<PathBuf, String> {
+pub fn local_path(uri: &str, field: &'static str) -> Result<PathBuf, TransformError> {
     let uri = uri.trim();
     if let Some(rest) = uri.strip_prefix("file://") {
         return Ok(PathBuf::from(rest));
     }
     if uri.starts_with("s3://") || uri.starts_with("https://") {
-        return Err(format!(
-            "{field} is '{uri}': local transform reads local files only; copy the data down \
-             (aws s3 sync) and pass its folder"
-        ));
+        return Err(TransformError::Remote {
+            field,
+            uri: uri.to_string(),
+        });
     }
     Ok(PathBuf::from(uri))
 }
@@ -44,25 +45,23 @@ pub fn output_path(output_dir: &Path, input: &InputFile) -> PathBuf {
 /// Lists the job's input files in a stable (sorted) order, leaving out
 /// anything under `output_dir` so an output folder inside the input folder
 /// is not read back in.
-pub fn list_inputs(job: &TransformJob, output_dir: &Path) -> Result<Vec<InputFile>, String> {
+pub fn list_inputs(job: &TransformJob, output_dir: &Path) -> Result<Vec<InputFile>, TransformError> {
     let source = &job.transform_input.data_source.s3_data_source;
     let location = local_path(&source.s3_uri, "S3Uri")?;
     let skip = fs::canonicalize(output_dir).ok();
     let mut files = match source.s3_data_type.unwrap_or_default() {
         S3DataType::S3Prefix => list_prefix(&location, skip.as_deref())?,
         S3DataType::ManifestFile => list_manifest(&location)?,
-        S3DataType::AugmentedManifestFile => {
-            return Err("S3DataType AugmentedManifestFile is not supported by local transform".into())
-        }
+        S3DataType::AugmentedManifestFile => return Err(TransformError::AugmentedManifest),
     };
     if files.is_empty() {
-        return Err(format!("no input files found at {}", location.display()));
+        return Err(TransformError::NoInputs(location));
     }
     files.sort_by(|a, b| a.relative.cmp(&b.relative));
     Ok(files)
 }
 
-fn list_prefix(location: &Path, skip: Option<&Path>) -> Result<Vec<InputFile>, String> {
+fn list_prefix(location: &Path, skip: Option<&Path>) -> Result<Vec<InputFile>, TransformError> {
     let mut files = Vec::new();
     if location.is_file() {
         let name = location
@@ -80,7 +79,7 @@ fn list_prefix(location: &Path, skip: Option<&Path>) -> Result<Vec<InputFile>, S
         };
         let prefix = location.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if prefix.is_empty() || !parent.is_dir() {
-            return Err(format!("the input {} does not exist", location.display()));
+            return Err(TransformError::InputMissing(location.to_path_buf()));
         }
         for entry in read_dir_sorted(&parent)? {
             let name = entry
@@ -101,7 +100,12 @@ fn list_prefix(location: &Path, skip: Option<&Path>) -> Result<Vec<InputFile>, S
     Ok(files)
 }
 
-fn walk(dir: &Path, relative: &Path, skip: Option<&Path>, files: &mut Vec<InputFile>) -> Result<(), String> {
+fn walk(
+    dir: &Path,
+    relative: &Path,
+    skip: Option<&Path>,
+    files: &mut Vec<InputFile>,
+) -> Result<(), TransformError> {
     if skip.is_some() && fs::canonicalize(dir).ok().as_deref() == skip {
         return Ok(());
     }
@@ -116,19 +120,26 @@ fn walk(dir: &Path, relative: &Path, skip: Option<&Path>, files: &mut Vec<InputF
     Ok(())
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, TransformError> {
+    let cannot_list = |error: std::io::Error| TransformError::ListInputs {
+        dir: dir.to_path_buf(),
+        error,
+    };
+    let entries = fs::read_dir(dir).map_err(cannot_list)?;
     let mut paths = entries
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        .map_err(cannot_list)?;
     paths.sort();
     Ok(paths)
 }
 
-fn push_file(files: &mut Vec<InputFile>, path: &Path, relative: PathBuf) -> Result<(), String> {
+fn push_file(files: &mut Vec<InputFile>, path: &Path, relative: PathBuf) -> Result<(), TransformError> {
     let size = fs::metadata(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .map_err(|error| TransformError::ReadInput {
+            path: path.to_path_buf(),
+            error,
+        })?
         .len();
     files.push(InputFile {
         path: path.to_path_buf(),
@@ -139,33 +150,34 @@ fn push_file(files: &mut Vec<InputFile>, path: &Path, relative: PathBuf) -> Resu
 }
 
 /// A manifest: `[{"prefix": "file:///data/"}, "a.csv", "sub/b.csv"]`.
-fn list_manifest(manifest: &Path) -> Result<Vec<InputFile>, String> {
-    let text = fs::read_to_string(manifest)
-        .map_err(|e| format!("cannot read manifest {}: {e}", manifest.display()))?;
-    let entries: Vec<serde_json::Value> = serde_json::from_str(&text)
-        .map_err(|e| format!("manifest {} is not a JSON list: {e}", manifest.display()))?;
+fn list_manifest(manifest: &Path) -> Result<Vec<InputFile>, TransformError> {
+    let text = fs::read_to_string(manifest).map_err(|error| TransformError::ReadManifest {
+        path: manifest.to_path_buf(),
+        error,
+    })?;
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|error| TransformError::ManifestNotJson {
+            path: manifest.to_path_buf(),
+            error,
+        })?;
     let prefix = entries
         .first()
         .and_then(|e| e.get("prefix"))
         .and_then(|p| p.as_str())
-        .ok_or_else(|| {
-            format!(
-                "manifest {} must start with {{\"prefix\": \"…\"}}",
-                manifest.display()
-            )
-        })?;
+        .ok_or_else(|| TransformError::ManifestPrefix(manifest.to_path_buf()))?;
     let base = local_path(prefix, "the manifest prefix")?;
     let mut files = Vec::new();
     for (i, entry) in entries.iter().enumerate().skip(1) {
-        let key = entry
-            .as_str()
-            .ok_or_else(|| format!("manifest {} entry {i} is not a string", manifest.display()))?;
+        let key = entry.as_str().ok_or_else(|| TransformError::ManifestEntryType {
+            path: manifest.to_path_buf(),
+            index: i,
+        })?;
         let relative = PathBuf::from(key);
         if relative.is_absolute() || key.split('/').any(|part| part == "..") {
-            return Err(format!(
-                "manifest {} entry '{key}' must be relative to the prefix",
-                manifest.display()
-            ));
+            return Err(TransformError::ManifestEntryOutside {
+                path: manifest.to_path_buf(),
+                key: key.to_string(),
+            });
         }
         push_file(&mut files, &base.join(&relative), relative)?;
     }
@@ -260,9 +272,13 @@ mod tests {
 
     #[test]
     fn missing_or_remote_inputs_fail_clearly() {
-        let err = list_inputs(&job_for("/definitely/not/here", "S3Prefix"), Path::new("o")).unwrap_err();
+        let err = list_inputs(&job_for("/definitely/not/here", "S3Prefix"), Path::new("o"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not exist"), "{err}");
-        let err = list_inputs(&job_for("s3://bucket/key", "S3Prefix"), Path::new("o")).unwrap_err();
+        let err = list_inputs(&job_for("s3://bucket/key", "S3Prefix"), Path::new("o"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("local files only"), "{err}");
     }
 }

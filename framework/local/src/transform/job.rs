@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 pub use modelstage_contract::BatchStrategy;
 
+use super::error::{InvalidJob, TransformError};
 use crate::request_doc::check_members;
 use crate::request_shapes::CREATE_TRANSFORM_JOB;
 
@@ -150,13 +151,19 @@ impl TransformJob {
     /// Parses a request document; `origin` names it in errors. An unknown or
     /// missing key is named with its path, a wrong value with its line and
     /// column.
-    pub fn from_request(text: &str, origin: &str) -> Result<TransformJob, String> {
+    pub fn from_request(text: &str, origin: &str) -> Result<TransformJob, TransformError> {
         let document: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("{origin} is not valid JSON: {e}"))?;
+            serde_json::from_str(text).map_err(|error| TransformError::RequestNotJson {
+                origin: origin.to_string(),
+                error,
+            })?;
         check_members(&document, &CREATE_TRANSFORM_JOB, origin)?;
         // Read from the text, not the value, so that serde_json names the
         // line and column of a value of the wrong type.
-        serde_json::from_str(text).map_err(|e| format!("{origin}: invalid CreateTransformJob request: {e}"))
+        serde_json::from_str(text).map_err(|error| TransformError::RequestValue {
+            origin: origin.to_string(),
+            error,
+        })
     }
 
     pub fn split_type(&self) -> SplitType {
@@ -206,7 +213,11 @@ impl TransformJob {
 
     /// The checks CreateTransformJob makes before it accepts a job. Every
     /// message names the field so the request document can be fixed.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TransformError> {
+        self.check_fields().map_err(TransformError::from)
+    }
+
+    fn check_fields(&self) -> Result<(), InvalidJob> {
         if self
             .transform_input
             .data_source
@@ -215,36 +226,36 @@ impl TransformJob {
             .trim()
             .is_empty()
         {
-            return Err("TransformInput.DataSource.S3DataSource.S3Uri is required (or --input)".into());
+            return Err(InvalidJob::Required {
+                field: "TransformInput.DataSource.S3DataSource.S3Uri",
+                flag: "--input",
+            });
         }
         if self.transform_output.s3_output_path.trim().is_empty() {
-            return Err("TransformOutput.S3OutputPath is required (or --output)".into());
+            return Err(InvalidJob::Required {
+                field: "TransformOutput.S3OutputPath",
+                flag: "--output",
+            });
         }
         if let Some(mb) = self.max_payload_in_mb {
             if mb > 100 {
-                return Err(format!("MaxPayloadInMB must be between 0 and 100, got {mb}"));
+                return Err(InvalidJob::MaxPayload(mb));
             }
             if let Some(n) = self.max_concurrent_transforms {
                 if u64::from(n) * u64::from(mb) > 100 {
-                    return Err(format!(
-                        "MaxConcurrentTransforms × MaxPayloadInMB must not exceed 100 MB, got {n} × {mb}"
-                    ));
+                    return Err(InvalidJob::TotalPayload { concurrent: n, mb });
                 }
             }
         }
         if let Some(c) = self.model_client_config {
             if let Some(t) = c.invocations_timeout_in_seconds {
                 if !(1..=3600).contains(&t) {
-                    return Err(format!(
-                        "ModelClientConfig.InvocationsTimeoutInSeconds must be 1 to 3600, got {t}"
-                    ));
+                    return Err(InvalidJob::Timeout(t));
                 }
             }
             if let Some(r) = c.invocations_max_retries {
                 if r > 3 {
-                    return Err(format!(
-                        "ModelClientConfig.InvocationsMaxRetries must be 0 to 3, got {r}"
-                    ));
+                    return Err(InvalidJob::Retries(r));
                 }
             }
         }
@@ -252,32 +263,25 @@ impl TransformJob {
         self.validate_data_processing()
     }
 
-    fn validate_environment(&self) -> Result<(), String> {
+    fn validate_environment(&self) -> Result<(), InvalidJob> {
         if self.environment.len() > 16 {
-            return Err(format!(
-                "Environment holds {} entries; at most 16 are allowed",
-                self.environment.len()
-            ));
+            return Err(InvalidJob::TooManyVariables(self.environment.len()));
         }
         for (key, value) in &self.environment {
             let mut chars = key.chars();
             let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
             let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !first_ok || !rest_ok || key.len() > 1024 {
-                return Err(format!(
-                    "Environment key '{key}' is not a valid name (letters, digits and _, not starting with a digit)"
-                ));
+                return Err(InvalidJob::VariableName(key.clone()));
             }
             if value.len() > 10240 {
-                return Err(format!(
-                    "Environment value of '{key}' is longer than 10240 characters"
-                ));
+                return Err(InvalidJob::VariableValue(key.clone()));
             }
         }
         Ok(())
     }
 
-    fn validate_data_processing(&self) -> Result<(), String> {
+    fn validate_data_processing(&self) -> Result<(), InvalidJob> {
         let filters_used = self.input_filter() != "$" || self.output_filter() != "$";
         let joined = self.join_source() == JoinSource::Input;
         if !filters_used && !joined {
@@ -288,46 +292,40 @@ impl TransformJob {
             ("OutputFilter", self.output_filter()),
         ] {
             if path.len() > 63 {
-                return Err(format!(
-                    "DataProcessing.{name} is longer than 63 characters: {path}"
-                ));
+                return Err(InvalidJob::FilterLength {
+                    filter: name,
+                    path: path.to_string(),
+                });
             }
         }
         let content_type = media_type(self.transform_input.content_type.as_deref().unwrap_or(""));
         if !DATA_PROCESSING_TYPES.contains(&content_type.as_str()) {
-            return Err(format!(
-                "DataProcessing needs TransformInput.ContentType to be one of {}, got '{}'",
-                DATA_PROCESSING_TYPES.join(", "),
-                self.transform_input.content_type.as_deref().unwrap_or("")
+            return Err(InvalidJob::FilterContentType(
+                self.transform_input.content_type.clone().unwrap_or_default(),
             ));
         }
         let output_side = joined || self.output_filter() != "$";
         let accept = media_type(self.transform_output.accept.as_deref().unwrap_or(""));
         if output_side && !DATA_PROCESSING_TYPES.contains(&accept.as_str()) {
-            return Err(format!(
-                "JoinSource and OutputFilter need TransformOutput.Accept to be one of {}, got '{}'",
-                DATA_PROCESSING_TYPES.join(", "),
-                self.transform_output.accept.as_deref().unwrap_or("")
+            return Err(InvalidJob::FilterAccept(
+                self.transform_output.accept.clone().unwrap_or_default(),
             ));
         }
         if content_type == "text/csv" && self.split_type() != SplitType::Line {
-            return Err("DataProcessing with text/csv input needs SplitType Line".into());
+            return Err(InvalidJob::CsvSplit);
         }
         if joined {
             if content_type != accept {
-                return Err(format!(
-                    "JoinSource=Input needs ContentType and Accept to be the same, got '{content_type}' and '{accept}'"
-                ));
+                return Err(InvalidJob::JoinTypes { content_type, accept });
             }
             let split_line = self.split_type() == SplitType::Line;
             let assemble_line = self.assemble_with() == AssembleWith::Line;
             if split_line != assemble_line || !matches!(self.split_type(), SplitType::None | SplitType::Line)
             {
-                return Err(format!(
-                    "JoinSource=Input needs SplitType and AssembleWith to match (Line/Line or None/None), got {}/{}",
-                    self.split_type(),
-                    if assemble_line { "Line" } else { "None" }
-                ));
+                return Err(InvalidJob::JoinSplit {
+                    split: self.split_type(),
+                    assemble: if assemble_line { "Line" } else { "None" },
+                });
             }
         }
         Ok(())
@@ -376,7 +374,8 @@ mod tests {
     #[test]
     fn a_misspelt_field_is_refused_by_name() {
         let err = TransformJob::from_request(r#"{"TransformInput": {"SplitTpye": "Line"}}"#, "job.json")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SplitTpye"), "{err}");
     }
 
@@ -393,11 +392,11 @@ mod tests {
     #[test]
     fn payload_limits_follow_the_service() {
         let j = job(&format!("{{{BASE}, \"MaxPayloadInMB\": 101}}"));
-        assert!(j.validate().unwrap_err().contains("MaxPayloadInMB"));
+        assert!(j.validate().unwrap_err().to_string().contains("MaxPayloadInMB"));
         let j = job(&format!(
             "{{{BASE}, \"MaxPayloadInMB\": 30, \"MaxConcurrentTransforms\": 4}}"
         ));
-        assert!(j.validate().unwrap_err().contains("4 × 30"));
+        assert!(j.validate().unwrap_err().to_string().contains("4 × 30"));
         let j = job(&format!(
             "{{{BASE}, \"MaxPayloadInMB\": 25, \"MaxConcurrentTransforms\": 4}}"
         ));
@@ -409,19 +408,19 @@ mod tests {
         let j = job(&format!(
             r#"{{{BASE}, "DataProcessing": {{"JoinSource": "Input"}}}}"#
         ));
-        assert!(j.validate().unwrap_err().contains("ContentType"));
+        assert!(j.validate().unwrap_err().to_string().contains("ContentType"));
         let j = job(
             r#"{"TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "in"}}, "ContentType": "text/csv",
                 "SplitType": "Line"},
                 "TransformOutput": {"S3OutputPath": "out", "Accept": "text/csv"},
                 "DataProcessing": {"JoinSource": "Input"}}"#,
         );
-        assert!(j.validate().unwrap_err().contains("AssembleWith"));
+        assert!(j.validate().unwrap_err().to_string().contains("AssembleWith"));
     }
 
     #[test]
     fn environment_names_are_checked() {
         let j = job(&format!(r#"{{{BASE}, "Environment": {{"1BAD": "x"}}}}"#));
-        assert!(j.validate().unwrap_err().contains("1BAD"));
+        assert!(j.validate().unwrap_err().to_string().contains("1BAD"));
     }
 }

@@ -22,8 +22,8 @@ pub enum Json {
 }
 
 impl Json {
-    pub fn parse(bytes: &[u8]) -> Result<Json, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    pub fn parse(bytes: &[u8]) -> Result<Json, serde_json::Error> {
+        serde_json::from_slice(bytes)
     }
 
     /// Compact JSON text.

@@ -11,6 +11,7 @@
 //! several names builds an object of those names and must come last; a union
 //! of slices with other selectors is refused with the service's message.
 
+use super::error::{NoMatch, PathProblem, SelectProblem, TransformError};
 use super::json::Json;
 
 /// A parsed path.
@@ -30,12 +31,13 @@ enum Segment {
 }
 
 impl JsonPath {
-    pub fn parse(text: &str) -> Result<JsonPath, String> {
-        let bad = |why: &str| format!("Invalid JsonPath: {text}: {why}");
+    pub fn parse(text: &str) -> Result<JsonPath, TransformError> {
+        let bad = |problem: PathProblem| TransformError::JsonPath {
+            path: text.to_string(),
+            problem,
+        };
         let rest = text.trim();
-        let mut rest = rest
-            .strip_prefix('$')
-            .ok_or_else(|| bad("a path must start with $"))?;
+        let mut rest = rest.strip_prefix('$').ok_or_else(|| bad(PathProblem::NoRoot))?;
         let mut segments = Vec::new();
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix('.') {
@@ -46,7 +48,7 @@ impl JsonPath {
                 let end = after.find(['.', '[']).unwrap_or(after.len());
                 let name = &after[..end];
                 if name.is_empty() {
-                    return Err(bad("empty name after '.'"));
+                    return Err(bad(PathProblem::EmptyName));
                 }
                 segments.push(if name == "*" {
                     Segment::Wildcard
@@ -55,18 +57,16 @@ impl JsonPath {
                 });
                 rest = &after[end..];
             } else if let Some(after) = rest.strip_prefix('[') {
-                let end = find_closing_bracket(after).ok_or_else(|| bad("missing ']'"))?;
-                segments.push(parse_bracket(&after[..end]).map_err(|why| bad(&why))?);
+                let end = find_closing_bracket(after).ok_or_else(|| bad(PathProblem::MissingBracket))?;
+                segments.push(parse_bracket(&after[..end]).map_err(bad)?);
                 rest = &after[end + 1..];
             } else {
-                return Err(bad(&format!("unexpected text '{rest}'")));
+                return Err(bad(PathProblem::Unexpected(rest.to_string())));
             }
         }
         for (i, segment) in segments.iter().enumerate() {
             if matches!(segment, Segment::Names(_)) && i + 1 != segments.len() {
-                return Err(bad(
-                    "a bracket with several names must be the last part of the path",
-                ));
+                return Err(bad(PathProblem::NamesNotLast));
             }
         }
         Ok(JsonPath {
@@ -85,7 +85,11 @@ impl JsonPath {
     }
 
     /// Applies the path to a document.
-    pub fn select(&self, document: &Json) -> Result<Json, String> {
+    pub fn select(&self, document: &Json) -> Result<Json, NoMatch> {
+        let no_match = |problem: SelectProblem| NoMatch {
+            path: self.text.clone(),
+            problem,
+        };
         let mut nodes = vec![document.clone()];
         let mut definite = true;
         for segment in &self.segments {
@@ -94,7 +98,7 @@ impl JsonPath {
                 match segment {
                     Segment::Name(name) => match node.get(name.as_str()) {
                         Some(v) => next.push(v.clone()),
-                        _ if definite => return Err(format!("{}: no attribute '{name}'", self.text)),
+                        _ if definite => return Err(no_match(SelectProblem::NoAttribute(name.clone()))),
                         _ => {}
                     },
                     Segment::Names(names) => {
@@ -102,7 +106,9 @@ impl JsonPath {
                         for name in names {
                             match node.get(name.as_str()) {
                                 Some(v) => object.push((name.clone(), v.clone())),
-                                _ if definite => return Err(format!("{}: no attribute '{name}'", self.text)),
+                                _ if definite => {
+                                    return Err(no_match(SelectProblem::NoAttribute(name.clone())))
+                                }
                                 _ => {}
                             }
                         }
@@ -116,18 +122,17 @@ impl JsonPath {
                     Segment::Indexes(indexes) => {
                         let items = match node.as_array() {
                             Some(items) => items,
-                            None if definite => return Err(format!("{}: not an array", self.text)),
+                            None if definite => return Err(no_match(SelectProblem::NotAnArray)),
                             None => continue,
                         };
                         for &index in indexes {
                             match resolve_index(index, items.len()) {
                                 Some(i) => next.push(items[i].clone()),
                                 None if definite && indexes.len() == 1 => {
-                                    return Err(format!(
-                                        "{}: index {index} is out of range for {} elements",
-                                        self.text,
-                                        items.len()
-                                    ))
+                                    return Err(no_match(SelectProblem::OutOfRange {
+                                        index,
+                                        len: items.len(),
+                                    }))
                                 }
                                 None => {}
                             }
@@ -137,7 +142,7 @@ impl JsonPath {
                         if let Some(items) = node.as_array() {
                             next.extend(slice(items, *start, *end).iter().cloned());
                         } else if definite {
-                            return Err(format!("{}: not an array", self.text));
+                            return Err(no_match(SelectProblem::NotAnArray));
                         }
                     }
                 }
@@ -170,7 +175,7 @@ fn find_closing_bracket(text: &str) -> Option<usize> {
     None
 }
 
-fn parse_bracket(inside: &str) -> Result<Segment, String> {
+fn parse_bracket(inside: &str) -> Result<Segment, PathProblem> {
     let inside = inside.trim();
     if inside == "*" {
         return Ok(Segment::Wildcard);
@@ -186,7 +191,7 @@ fn parse_bracket(inside: &str) -> Result<Segment, String> {
                 if quoted {
                     Ok(part[1..part.len() - 1].to_string())
                 } else {
-                    Err(format!("'{part}' is not a quoted name"))
+                    Err(PathProblem::NotQuoted(part.to_string()))
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -198,9 +203,7 @@ fn parse_bracket(inside: &str) -> Result<Segment, String> {
     }
     if inside.contains(':') {
         if inside.contains(',') {
-            return Err(format!(
-                "only single range filters of format (eg: [1:5]) are supported. Format [{inside}] is not supported"
-            ));
+            return Err(PathProblem::SliceUnion(inside.to_string()));
         }
         let (start, end) = inside.split_once(':').unwrap_or((inside, ""));
         return Ok(Segment::Slice(
@@ -213,7 +216,7 @@ fn parse_bracket(inside: &str) -> Result<Segment, String> {
         .map(|part| {
             part.trim()
                 .parse::<i64>()
-                .map_err(|_| format!("'{}' is not an index", part.trim()))
+                .map_err(|_| PathProblem::NotAnIndex(part.trim().to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Segment::Indexes(indexes))
@@ -238,14 +241,14 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-fn parse_optional_int(text: &str) -> Result<Option<i64>, String> {
+fn parse_optional_int(text: &str) -> Result<Option<i64>, PathProblem> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     text.parse()
         .map(Some)
-        .map_err(|_| format!("'{text}' is not an index"))
+        .map_err(|_| PathProblem::NotAnIndex(text.to_string()))
 }
 
 fn resolve_index(index: i64, len: usize) -> Option<usize> {
@@ -329,18 +332,23 @@ mod tests {
     #[test]
     fn missing_definite_paths_fail() {
         let doc = Json::parse(br#"{"a": 1}"#).unwrap();
-        let err = JsonPath::parse("$.nope").unwrap().select(&doc).unwrap_err();
+        let err = JsonPath::parse("$.nope")
+            .unwrap()
+            .select(&doc)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope"), "{err}");
         let err = JsonPath::parse("$[5]")
             .unwrap()
             .select(&Json::parse(b"[1]").unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("out of range"), "{err}");
     }
 
     #[test]
     fn unsupported_forms_are_refused() {
-        let err = JsonPath::parse("$[0:2,246:]").unwrap_err();
+        let err = JsonPath::parse("$[0:2,246:]").unwrap_err().to_string();
         assert!(err.contains("only single range filters"), "{err}");
         assert!(JsonPath::parse("features").is_err());
         assert!(JsonPath::parse("$['a','b'].c").is_err());

@@ -7,12 +7,14 @@
 //! Modules: [`job`] the request document, [`inputs`] which files and where
 //! outputs go, [`split`] streaming record readers, [`batch`] mini-batches,
 //! [`jsonpath`] + [`dataprocessing`] (on [`json`]) filters and joins, [`client`] the model
-//! endpoint, [`assemble`] output files, [`run`] the driver, [`progress`].
+//! endpoint, [`assemble`] output files, [`run`] the driver, [`progress`], and [`error`] why a
+//! job or a file failed.
 
 pub mod assemble;
 pub mod batch;
 pub mod client;
 pub mod dataprocessing;
+pub mod error;
 pub mod inputs;
 pub mod job;
 pub mod json;
@@ -28,6 +30,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 pub use client::{ExecutionParameters, HttpInvoker, InvokeError, Invoker, Reply};
+pub use error::TransformError;
 pub use job::TransformJob;
 pub use run::{run_job, JobReport, Settings};
 
@@ -150,31 +153,33 @@ pub fn run(args: TransformArgs) -> Result<(), CommandError> {
             ));
             Err(CommandError::JobFailed(message))
         }
-        Err(message) => Err(CommandError::JobFailed(format!("error: {message}"))),
+        Err(error) => Err(CommandError::Transform(error)),
     }
 }
 
-fn execute(args: TransformArgs) -> Result<JobReport, String> {
+fn execute(args: TransformArgs) -> Result<JobReport, TransformError> {
     let job = build_job(&args)?;
     job.validate()?;
     // Ctrl-C and SIGTERM stop the job between mini-batches (see [`run`]),
     // and then the model.
-    let stop = Stop::on_signals().map_err(|e| format!("{e:#}"))?;
+    let stop = Stop::on_signals().map_err(TransformError::Signals)?;
     // The model runs for as long as the job does: dropping it stops every
     // container it started.
     let mut running = None;
     let endpoint = match (&args.model, &args.endpoint) {
         (Some(model), _) => {
-            let started = crate::deploy::start(model, &batch_environment(&job))
-                .map_err(|e| format!("cannot start the model {}: {e:#}", model.display()))?;
+            let started = crate::deploy::start(model, &batch_environment(&job)).map_err(|error| {
+                TransformError::StartModel {
+                    model: model.clone(),
+                    error,
+                }
+            })?;
             let url = started.url().to_string();
             running = Some(started);
             url
         }
         (None, Some(url)) => url.clone(),
-        (None, None) => {
-            return Err("give the model: --endpoint URL (a running endpoint) or --model MODEL.json".into())
-        }
+        (None, None) => return Err(TransformError::NoModel),
     };
     let mut progress = if args.quiet {
         Progress::hidden()
@@ -208,7 +213,7 @@ pub fn run_against(
     endpoint: &str,
     progress: &mut Progress,
     stop: &Stop,
-) -> Result<JobReport, String> {
+) -> Result<JobReport, TransformError> {
     let invoker = HttpInvoker::new(
         endpoint,
         Duration::from_secs(job.invocations_timeout_seconds().into()),
@@ -219,11 +224,13 @@ pub fn run_against(
 }
 
 /// The request document with the flags applied over it.
-pub fn build_job(args: &TransformArgs) -> Result<TransformJob, String> {
+pub fn build_job(args: &TransformArgs) -> Result<TransformJob, TransformError> {
     let mut job = match &args.request {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|error| TransformError::ReadRequest {
+                path: path.clone(),
+                error,
+            })?;
             TransformJob::from_request(&text, &path.display().to_string())?
         }
         None => TransformJob::default(),
@@ -261,7 +268,7 @@ pub fn build_job(args: &TransformArgs) -> Result<TransformJob, String> {
     for pair in &args.env {
         let (name, value) = pair
             .split_once('=')
-            .ok_or_else(|| format!("--env '{pair}' must look like NAME=VALUE"))?;
+            .ok_or_else(|| TransformError::EnvFlag(pair.clone()))?;
         job.environment.insert(name.to_string(), value.to_string());
     }
     Ok(job)
@@ -277,11 +284,16 @@ fn set(field: &mut Option<String>, flag: &Option<String>) {
 fn set_parsed<T: DeserializeOwned>(
     field: &mut Option<T>,
     flag: &Option<String>,
-    name: &str,
-) -> Result<(), String> {
+    name: &'static str,
+) -> Result<(), TransformError> {
     if let Some(text) = flag {
-        let value = serde_json::from_value(serde_json::Value::String(text.clone()))
-            .map_err(|e| format!("{name} {text}: {e}"))?;
+        let value = serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|error| {
+            TransformError::Flag {
+                flag: name,
+                value: text.clone(),
+                error,
+            }
+        })?;
         *field = Some(value);
     }
     Ok(())
@@ -338,7 +350,9 @@ mod tests {
 
     #[test]
     fn a_bad_flag_value_names_the_flag() {
-        let err = build_job(&args(&["--split-type", "Lines"])).unwrap_err();
+        let err = build_job(&args(&["--split-type", "Lines"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("--split-type Lines: unknown variant"), "{err}");
     }
 

@@ -37,6 +37,7 @@ use super::assemble::{append_response, remove_stale_partials, OutputFile};
 use super::batch::{payload_limit, Batch, Batcher, Item};
 use super::client::{ExecutionParameters, InvokeError, Invoker, Reply};
 use super::dataprocessing::DataProcessor;
+use super::error::TransformError;
 use super::inputs::{list_inputs, local_path, output_path, InputFile};
 use super::job::{
     AssembleWith, BatchStrategy, CompressionType, TransformJob, DEFAULT_BATCH_STRATEGY,
@@ -107,7 +108,7 @@ pub fn run_job(
     invoker: &dyn Invoker,
     progress: &mut Progress,
     stop: &Stop,
-) -> Result<JobReport, String> {
+) -> Result<JobReport, TransformError> {
     job.validate()?;
     let output_dir = local_path(&job.transform_output.s3_output_path, "S3OutputPath")?;
     let inputs = list_inputs(job, &output_dir)?;
@@ -284,10 +285,12 @@ impl Driver<'_> {
 
     fn produce_file(&mut self, index: usize) {
         let input = &self.inputs[index];
-        let output = OutputFile::create(&output_path(self.output_dir, input));
-        let failure = output.as_ref().err().cloned();
+        let (output, failure) = match OutputFile::create(&output_path(self.output_dir, input)) {
+            Ok(output) => (Some(output), None),
+            Err(error) => (None, Some(error.to_string())),
+        };
         self.files.push(FileState {
-            output: output.ok(),
+            output,
             end_seq: None,
             failure: None,
             finished: false,
@@ -296,7 +299,7 @@ impl Driver<'_> {
             self.push_broken(index, message);
         } else {
             match self.open(input) {
-                Err(message) => self.push_broken(index, message),
+                Err(error) => self.push_broken(index, error.to_string()),
                 Ok(reader) => self.send_batches(index, reader),
             }
         }
@@ -304,8 +307,8 @@ impl Driver<'_> {
         self.finish_if_done(index);
     }
 
-    fn open(&self, input: &InputFile) -> Result<Box<dyn BufRead + Send>, String> {
-        let file = File::open(&input.path).map_err(|e| format!("cannot open: {e}"))?;
+    fn open(&self, input: &InputFile) -> Result<Box<dyn BufRead + Send>, TransformError> {
+        let file = File::open(&input.path).map_err(TransformError::OpenInput)?;
         let counted = Counting {
             inner: file,
             count: Arc::clone(&self.position),
@@ -332,12 +335,10 @@ impl Driver<'_> {
         let items = records(reader, self.job.split_type(), guard).map(move |record| {
             let record = record?;
             let payload = match processor {
-                Some(p) if p.filters_input() => {
-                    p.filter_input(&record.data).map_err(|message| SplitError {
-                        locator: record.locator,
-                        message: format!("InputFilter: {message}"),
-                    })?
-                }
+                Some(p) if p.filters_input() => p.filter_input(&record.data).map_err(|error| SplitError {
+                    locator: record.locator,
+                    message: format!("InputFilter: {error}"),
+                })?,
                 _ if keep_originals => record.data.clone(),
                 _ => {
                     return Ok(Item {
@@ -487,7 +488,7 @@ impl Driver<'_> {
         }
     }
 
-    fn write_reply(&mut self, meta: &Meta, reply: &Reply) -> Result<(), String> {
+    fn write_reply(&mut self, meta: &Meta, reply: &Reply) -> Result<(), TransformError> {
         let assemble = self.job.assemble_with();
         let mut out = Vec::with_capacity(reply.body.len() + meta.count);
         match self.processor {
@@ -503,7 +504,7 @@ impl Driver<'_> {
         let output = self.files[meta.file]
             .output
             .as_mut()
-            .ok_or("the output file is closed")?;
+            .ok_or(TransformError::OutputClosed)?;
         output.write(&out)
     }
 
@@ -521,7 +522,7 @@ impl Driver<'_> {
                 }
                 Err(message)
             }
-            (None, Some(output)) => output.commit(),
+            (None, Some(output)) => output.commit().map_err(|error| error.to_string()),
             (None, None) => Err("internal error: the output file is missing".into()),
         };
         match committed {

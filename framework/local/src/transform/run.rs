@@ -303,6 +303,12 @@ impl Driver<'_> {
                 Ok(reader) => self.send_batches(index, reader),
             }
         }
+        if self.stop.requested() {
+            // Stopped while this file was read: it may hold only some of its records (or none),
+            // so it never gets an end and is never committed; its temporary output goes when the
+            // job stops.
+            return;
+        }
         self.files[index].end_seq = Some(self.next_seq);
         self.finish_if_done(index);
     }

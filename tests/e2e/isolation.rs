@@ -224,8 +224,21 @@ fn sigterm_answers_every_request_received_when_the_work_fits_the_grace_period() 
     let handles: Vec<_> = (0..64)
         .map(|_| call_later(&server.url, "1500", Duration::ZERO))
         .collect();
-    // Every request is in before the signal.
-    std::thread::sleep(Duration::from_millis(1000));
+    // Every request is in before the signal: the serving port's in-flight gauge counts the 64
+    // and the scrape that reads it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = crate::metrics::scrape(&server.url);
+        let in_flight = crate::metrics::sample(&text, "modelstage_http_requests_in_flight", &[]);
+        if in_flight.is_some_and(|n| n >= 65.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "64 requests were not all received within 30 s: {in_flight:?} in flight"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server.terminate();
     std::thread::sleep(Duration::from_millis(300));
     assert!(

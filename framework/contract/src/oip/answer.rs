@@ -15,6 +15,7 @@
 use serde_json::{Map, Value};
 
 use super::datatype::{Datatype, Kind};
+use super::error::OipError;
 use super::signature::{TensorMeta, DEFAULT_OUTPUT};
 use super::tensor::{check_float, Tensor, Values};
 use crate::excerpt::quoted;
@@ -24,7 +25,7 @@ pub fn answer_tensors(
     body: &[u8],
     content_type: &str,
     declared: &[TensorMeta],
-) -> Result<Vec<Tensor>, String> {
+) -> Result<Vec<Tensor>, OipError> {
     let media = crate::media::media_type(content_type);
     let tensors = if media.eq_ignore_ascii_case("application/json") {
         match serde_json::from_slice::<Value>(body) {
@@ -91,7 +92,7 @@ fn raw(body: &[u8]) -> Tensor {
     }
 }
 
-fn from_object(map: Map<String, Value>) -> Result<Vec<Tensor>, String> {
+fn from_object(map: Map<String, Value>) -> Result<Vec<Tensor>, OipError> {
     let mut out = Vec::with_capacity(map.len());
     for (key, value) in map {
         match value {
@@ -105,7 +106,7 @@ fn from_object(map: Map<String, Value>) -> Result<Vec<Tensor>, String> {
 }
 
 /// One tensor per field of a list of records.
-fn from_records(records: Vec<Value>) -> Result<Vec<Tensor>, String> {
+fn from_records(records: Vec<Value>) -> Result<Vec<Tensor>, OipError> {
     let mut fields: Vec<(String, Vec<Value>)> = Vec::new();
     let n = records.len();
     for (i, record) in records.into_iter().enumerate() {
@@ -113,7 +114,9 @@ fn from_records(records: Vec<Value>) -> Result<Vec<Tensor>, String> {
             unreachable!("checked by the caller")
         };
         if i > 0 && record.len() != fields.len() {
-            return Err(format!("record {i} of the answer has other fields than record 0"));
+            return Err(OipError::Answer(format!(
+                "record {i} of the answer has other fields than record 0"
+            )));
         }
         for (key, value) in record {
             if i == 0 {
@@ -122,10 +125,10 @@ fn from_records(records: Vec<Value>) -> Result<Vec<Tensor>, String> {
             match fields.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, values)) => values.push(value),
                 None => {
-                    return Err(format!(
+                    return Err(OipError::Answer(format!(
                         "record {i} of the answer has the field {} that record 0 lacks",
                         quoted(key.as_bytes())
-                    ))
+                    )))
                 }
             }
         }
@@ -138,7 +141,7 @@ fn from_records(records: Vec<Value>) -> Result<Vec<Tensor>, String> {
 
 /// A tensor from `items`: the one value of a whole document (`whole`), or
 /// the values along its first dimension (one per record).
-fn from_value(name: String, items: Vec<Value>, whole: bool) -> Result<Tensor, String> {
+fn from_value(name: String, items: Vec<Value>, whole: bool) -> Result<Tensor, OipError> {
     let mut leaves = Vec::new();
     let top = if whole {
         items.into_iter().next().unwrap_or(Value::Null)
@@ -147,18 +150,18 @@ fn from_value(name: String, items: Vec<Value>, whole: bool) -> Result<Tensor, St
     };
     let shape = shape_of(&top);
     if shape.len() > super::MAX_DIMS {
-        return Err(format!(
+        return Err(OipError::Answer(format!(
             "the answer's {} is nested too deep",
             quoted(name.as_bytes())
-        ));
+        )));
     }
     flatten(top, 0, &shape, &mut leaves)
-        .map_err(|e| format!("the answer's {}: {e}", quoted(name.as_bytes())))?;
+        .map_err(|e| OipError::Answer(format!("the answer's {}: {e}", quoted(name.as_bytes()))))?;
     let values = leaf_values(&leaves).ok_or_else(|| {
-        format!(
+        OipError::Answer(format!(
             "the answer's {} mixes numbers, strings and booleans, or holds null",
             quoted(name.as_bytes())
-        )
+        ))
     })?;
     let datatype = match &values {
         Values::Bool(_) => Datatype::Bool,
@@ -189,8 +192,13 @@ fn shape_of(value: &Value) -> Vec<usize> {
     shape
 }
 
+/// Lists of an answer that do not nest as its shape.
+#[derive(Debug, thiserror::Error)]
+#[error("its lists are ragged")]
+struct Ragged;
+
 /// Appends the leaves of `value`, checking that it nests as `shape`.
-fn flatten(value: Value, depth: usize, shape: &[usize], leaves: &mut Vec<Value>) -> Result<(), String> {
+fn flatten(value: Value, depth: usize, shape: &[usize], leaves: &mut Vec<Value>) -> Result<(), Ragged> {
     match value {
         Value::Array(items) if shape.get(depth) == Some(&items.len()) => {
             for item in items {
@@ -198,12 +206,12 @@ fn flatten(value: Value, depth: usize, shape: &[usize], leaves: &mut Vec<Value>)
             }
             Ok(())
         }
-        Value::Array(_) => Err("its lists are ragged".to_string()),
+        Value::Array(_) => Err(Ragged),
         leaf if depth == shape.len() => {
             leaves.push(leaf);
             Ok(())
         }
-        _ => Err("its lists are ragged".to_string()),
+        _ => Err(Ragged),
     }
 }
 
@@ -236,10 +244,14 @@ fn leaf_values(leaves: &[Value]) -> Option<Values> {
 }
 
 /// A tensor as the datatype the stage declared for it.
-fn convert(t: Tensor, datatype: Datatype) -> Result<Tensor, String> {
-    let name = quoted(t.name.as_bytes());
+fn convert(t: Tensor, datatype: Datatype) -> Result<Tensor, OipError> {
+    // Quoted only for an error: this runs on every answer.
+    let name = || quoted(t.name.as_bytes());
     let bad = |i: usize, why: String| {
-        format!("the answer's {name}, element {i}: {why}, but {datatype} is declared")
+        OipError::Answer(format!(
+            "the answer's {}, element {i}: {why}, but {datatype} is declared",
+            name()
+        ))
     };
     let n = t.values.len();
     let values = match (datatype.kind(), t.values) {
@@ -247,7 +259,7 @@ fn convert(t: Tensor, datatype: Datatype) -> Result<Tensor, String> {
             let mut out = Vec::with_capacity(n);
             for i in 0..n {
                 let x = values.number(i).unwrap_or(f64::NAN);
-                out.push(check_float(datatype, x).map_err(|e| bad(i, e))?);
+                out.push(check_float(datatype, x).map_err(|e| bad(i, e.to_string()))?);
             }
             Values::Float(out)
         }
@@ -297,14 +309,15 @@ fn convert(t: Tensor, datatype: Datatype) -> Result<Tensor, String> {
         }
         (Kind::Bool, values @ Values::Bool(_)) | (Kind::Bytes, values @ Values::Bytes(_)) => values,
         (_, values) => {
-            return Err(format!(
-                "the answer's {name} holds {} values, but {datatype} is declared",
+            return Err(OipError::Answer(format!(
+                "the answer's {} holds {} values, but {datatype} is declared",
+                name(),
                 match values {
                     Values::Bool(_) => "boolean",
                     Values::Bytes(_) => "string",
                     _ => "numeric",
                 }
-            ))
+            )))
         }
     };
     Ok(Tensor {
@@ -331,6 +344,7 @@ mod tests {
         let body = br#"{"predictions": [{"score": 9.5, "predicted_label": 1.0}, {"score": [1, 2], "predicted_label": 0.0}]}"#;
         assert!(answer_tensors(body, "application/json", &[])
             .unwrap_err()
+            .to_string()
             .contains("ragged"));
         let body = br#"{"predictions": [{"score": 9.5, "predicted_label": 1.0}, {"score": 2.25, "predicted_label": 0.0}]}"#;
         let t = answer_tensors(body, "application/json", &[]).unwrap();
@@ -357,9 +371,13 @@ mod tests {
         assert_eq!(t[0].values, Values::Signed(vec![1, 2]));
         let t = answer_tensors(b"[1.0, 2.0]", "application/json", &[meta("y", "UINT16")]).unwrap();
         assert_eq!(t[0].values, Values::Unsigned(vec![1, 2]));
-        let e = answer_tensors(b"[1.5]", "application/json", &[meta("y", "INT32")]).unwrap_err();
+        let e = answer_tensors(b"[1.5]", "application/json", &[meta("y", "INT32")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("element 0: 1.5 is not a whole number"), "{e}");
-        let e = answer_tensors(b"[1e300]", "application/json", &[meta("y", "FP32")]).unwrap_err();
+        let e = answer_tensors(b"[1e300]", "application/json", &[meta("y", "FP32")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("out of the range of FP32"), "{e}");
         let t = answer_tensors(br#"["a", "b"]"#, "application/json", &[]).unwrap();
         assert_eq!(t[0].datatype, Datatype::Bytes);
@@ -367,9 +385,11 @@ mod tests {
         assert_eq!(t[0].datatype, Datatype::Bool);
         assert!(answer_tensors(b"[1, \"a\"]", "application/json", &[])
             .unwrap_err()
+            .to_string()
             .contains("mixes"));
         assert!(answer_tensors(b"[[1], 2]", "application/json", &[])
             .unwrap_err()
+            .to_string()
             .contains("ragged"));
         let t = answer_tensors(b"2.5", "application/json", &[]).unwrap();
         assert_eq!(t[0].shape, Vec::<usize>::new());

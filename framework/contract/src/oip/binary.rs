@@ -3,19 +3,22 @@
 //! `BYTES` each element a 4-byte little-endian length then its bytes.
 
 use super::datatype::{Datatype, Kind};
-use super::tensor::{check_float, Tensor, Values};
+use super::error::{BinaryError, OipError};
+use super::tensor::{check_float, OutOfRange, Tensor, Values};
 
 /// Reads `count` elements of `datatype` from exactly `raw`.
-pub fn decode(raw: &[u8], datatype: Datatype, count: usize) -> Result<Values, String> {
+pub fn decode(raw: &[u8], datatype: Datatype, count: usize) -> Result<Values, BinaryError> {
     let Some(size) = datatype.size() else {
         return decode_bytes(raw, count);
     };
-    let expected = count.checked_mul(size).ok_or("the shape is too large")?;
+    let expected = count.checked_mul(size).ok_or(BinaryError::ShapeTooLarge)?;
     if raw.len() != expected {
-        return Err(format!(
-            "\"binary_data_size\" is {} bytes but {count} elements of {datatype} take {expected}",
-            raw.len()
-        ));
+        return Err(BinaryError::SizeMismatch {
+            size: raw.len(),
+            count,
+            datatype,
+            expected,
+        });
     }
     let chunks = raw.chunks_exact(size);
     let values = match datatype {
@@ -25,7 +28,7 @@ pub fn decode(raw: &[u8], datatype: Datatype, count: usize) -> Result<Values, St
                 .map(|(i, c)| match c[0] {
                     0 => Ok(false),
                     1 => Ok(true),
-                    b => Err(format!("BOOL element {i} is the byte {b}; it must be 0 or 1")),
+                    byte => Err(BinaryError::NotABool { index: i, byte }),
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -61,46 +64,45 @@ fn arr<const N: usize>(c: &[u8]) -> [u8; N] {
     c.try_into().expect("chunks_exact gives N bytes")
 }
 
-fn decode_bytes(mut raw: &[u8], count: usize) -> Result<Values, String> {
+fn decode_bytes(mut raw: &[u8], count: usize) -> Result<Values, BinaryError> {
     let mut items = Vec::with_capacity(count.min(raw.len() / 4));
     for i in 0..count {
         let Some((len, rest)) = raw.split_first_chunk::<4>() else {
-            return Err(format!(
-                "BYTES element {i}: the binary data ends before its 4-byte length"
-            ));
+            return Err(BinaryError::NoLength { index: i });
         };
         let len = u32::from_le_bytes(*len) as usize;
         if len > rest.len() {
-            return Err(format!(
-                "BYTES element {i}: its length is {len} bytes but only {} follow",
-                rest.len()
-            ));
+            return Err(BinaryError::PastEnd {
+                index: i,
+                length: len,
+                left: rest.len(),
+            });
         }
         let (item, rest) = rest.split_at(len);
         items.push(item.to_vec());
         raw = rest;
     }
     if !raw.is_empty() {
-        return Err(format!(
-            "{} bytes are left after the {count} BYTES elements of the shape",
-            raw.len()
-        ));
+        return Err(BinaryError::LeftOver {
+            left: raw.len(),
+            count,
+        });
     }
     Ok(Values::Bytes(items))
 }
 
 /// The raw bytes of a tensor. Values that do not fit the datatype (a float
 /// past FP32, a fraction in an integer type) are an error naming the tensor.
-pub fn encode(tensor: &Tensor) -> Result<Vec<u8>, String> {
-    let name = crate::excerpt::quoted(tensor.name.as_bytes());
+pub fn encode(tensor: &Tensor) -> Result<Vec<u8>, OipError> {
     let d = tensor.datatype;
     let mut out = Vec::with_capacity(tensor.len() * d.size().unwrap_or(8));
     match (&tensor.values, d.kind()) {
         (Values::Bool(v), Kind::Bool) => out.extend(v.iter().map(|&b| u8::from(b))),
         (Values::Bytes(v), Kind::Bytes) => {
             for item in v {
-                let len = u32::try_from(item.len())
-                    .map_err(|_| format!("output {name}: an element is over 4 GiB"))?;
+                let len = u32::try_from(item.len()).map_err(|_| OipError::ElementTooLarge {
+                    output: tensor.name.clone(),
+                })?;
                 out.extend_from_slice(&len.to_le_bytes());
                 out.extend_from_slice(item);
             }
@@ -108,7 +110,11 @@ pub fn encode(tensor: &Tensor) -> Result<Vec<u8>, String> {
         (values, _) => {
             for i in 0..values.len() {
                 let x = integer_or_float(values, i);
-                write_number(&mut out, d, x).map_err(|e| format!("output {name}, element {i}: {e}"))?;
+                write_number(&mut out, d, x).map_err(|e| OipError::ElementDoesNotFit {
+                    output: tensor.name.clone(),
+                    element: i,
+                    problem: e.to_string(),
+                })?;
             }
         }
     }
@@ -133,7 +139,18 @@ fn integer_or_float(values: &Values, i: usize) -> Number {
     }
 }
 
-fn write_number(out: &mut Vec<u8>, d: Datatype, x: Number) -> Result<(), String> {
+/// Why a number does not fit a datatype.
+#[derive(Debug, thiserror::Error)]
+enum Unfit {
+    #[error(transparent)]
+    Float(#[from] OutOfRange),
+    #[error("{} is not a whole number, which {datatype} needs", crate::python::float_repr(*value))]
+    NotWhole { value: f64, datatype: Datatype },
+    #[error("{0} is out of the range of {1}")]
+    Range(i128, Datatype),
+}
+
+fn write_number(out: &mut Vec<u8>, d: Datatype, x: Number) -> Result<(), Unfit> {
     match d.kind() {
         Kind::Float => {
             let x = match x {
@@ -153,10 +170,10 @@ fn write_number(out: &mut Vec<u8>, d: Datatype, x: Number) -> Result<(), String>
                 Number::Unsigned(n) => n.into(),
                 Number::Float(x) if x.fract() == 0.0 && x.abs() < 2f64.powi(64) => x as i128,
                 Number::Float(x) => {
-                    return Err(format!(
-                        "{} is not a whole number, which {d} needs",
-                        crate::python::float_repr(x)
-                    ))
+                    return Err(Unfit::NotWhole {
+                        value: x,
+                        datatype: d,
+                    })
                 }
             };
             let fits = if d.kind() == Kind::Signed {
@@ -166,7 +183,7 @@ fn write_number(out: &mut Vec<u8>, d: Datatype, x: Number) -> Result<(), String>
                 (0..=i128::from(d.unsigned_max())).contains(&n)
             };
             if !fits {
-                return Err(format!("{n} is out of the range of {d}"));
+                return Err(Unfit::Range(n, d));
             }
             let size = d.size().unwrap_or(8);
             out.extend_from_slice(&n.to_le_bytes()[..size]);
@@ -221,26 +238,41 @@ mod tests {
     #[test]
     fn wrong_sizes_are_errors() {
         let e = decode(&[0; 7], Datatype::Fp32, 2).unwrap_err();
-        assert!(e.contains("7 bytes but 2 elements of FP32 take 8"), "{e}");
-        assert!(decode(&[2], Datatype::Bool, 1)
-            .unwrap_err()
-            .contains("must be 0 or 1"));
-        assert!(decode(b"\x05\x00\x00\x00ab", Datatype::Bytes, 1)
-            .unwrap_err()
-            .contains("only 2 follow"));
-        assert!(decode(b"\x01\x00", Datatype::Bytes, 1)
-            .unwrap_err()
-            .contains("4-byte length"));
-        assert!(decode(b"\x00\x00\x00\x00x", Datatype::Bytes, 1)
-            .unwrap_err()
-            .contains("1 bytes are left"));
+        assert_eq!(
+            e,
+            BinaryError::SizeMismatch {
+                size: 7,
+                count: 2,
+                datatype: Datatype::Fp32,
+                expected: 8
+            }
+        );
+        assert!(
+            e.to_string().contains("7 bytes but 2 elements of FP32 take 8"),
+            "{e}"
+        );
+        for (raw, datatype, needle) in [
+            (&b"\x02"[..], Datatype::Bool, "must be 0 or 1"),
+            (b"\x05\x00\x00\x00ab", Datatype::Bytes, "only 2 follow"),
+            (b"\x01\x00", Datatype::Bytes, "4-byte length"),
+            (b"\x00\x00\x00\x00x", Datatype::Bytes, "1 bytes are left"),
+        ] {
+            let e = decode(raw, datatype, 1).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
     }
 
     #[test]
     fn values_that_do_not_fit_are_errors() {
         let t = Tensor::new("s", Datatype::Fp32, vec![1], Values::Float(vec![1e300])).unwrap();
-        assert!(encode(&t).unwrap_err().contains("output \"s\", element 0"));
+        assert_eq!(
+            encode(&t).unwrap_err().to_string(),
+            "output \"s\", element 0: 1e+300 is out of the range of FP32"
+        );
         let t = Tensor::new("s", Datatype::Int8, vec![1], Values::Signed(vec![300])).unwrap();
-        assert!(encode(&t).unwrap_err().contains("out of the range of INT8"));
+        assert!(encode(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("out of the range of INT8"));
     }
 }

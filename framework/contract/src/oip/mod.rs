@@ -16,6 +16,7 @@
 mod answer;
 mod binary;
 mod datatype;
+mod error;
 mod records;
 mod request;
 mod response;
@@ -26,6 +27,7 @@ mod tensor;
 pub use answer::answer_tensors;
 pub use binary::{decode as decode_binary, encode as encode_binary};
 pub use datatype::{Datatype, Kind};
+pub use error::{BinaryError, InputProblem, OipError};
 pub use records::to_csv;
 pub use request::{parse_request, InferRequest, RequestedOutput};
 pub use response::{select_outputs, write_response, Encoded, Model};

@@ -12,8 +12,8 @@
 //! break), so a categorical column such as `M` arrives as `M`.
 
 use super::datatype::Datatype;
+use super::error::{InputProblem, OipError};
 use super::tensor::{Tensor, Values};
-use crate::excerpt::quoted;
 
 /// The records and columns of a tensor.
 fn layout(tensor: &Tensor) -> (usize, usize) {
@@ -25,7 +25,7 @@ fn layout(tensor: &Tensor) -> (usize, usize) {
 }
 
 /// The CSV body of the inputs, one line per record.
-pub fn to_csv(inputs: &[&Tensor]) -> Result<Vec<u8>, String> {
+pub fn to_csv(inputs: &[&Tensor]) -> Result<Vec<u8>, OipError> {
     let Some(first) = inputs.first() else {
         return Ok(Vec::new());
     };
@@ -34,20 +34,25 @@ pub fn to_csv(inputs: &[&Tensor]) -> Result<Vec<u8>, String> {
     for input in inputs {
         let (r, c) = layout(input);
         if r != rows {
-            return Err(format!(
-                "input {} has {r} records (shape {:?}) but input {} has {rows}; inputs are columns of the same records",
-                quoted(input.name.as_bytes()),
-                input.shape,
-                quoted(first.name.as_bytes())
-            ));
+            return Err(OipError::Input {
+                name: input.name.clone(),
+                problem: InputProblem::RecordsMismatch {
+                    records: r,
+                    shape: input.shape.clone(),
+                    first: first.name.clone(),
+                    rows,
+                },
+            });
         }
         if let Values::Bytes(items) = &input.values {
             if let Some(i) = items.iter().position(|item| std::str::from_utf8(item).is_err()) {
-                return Err(format!(
-                    "input {}, element {i}: {} is not UTF-8 text",
-                    quoted(input.name.as_bytes()),
-                    quoted(&items[i])
-                ));
+                return Err(OipError::Input {
+                    name: input.name.clone(),
+                    problem: InputProblem::NotUtf8 {
+                        index: i,
+                        bytes: items[i].clone(),
+                    },
+                });
             }
         }
         columns.push(c);
@@ -149,9 +154,22 @@ mod tests {
         );
         let b = t("b", Datatype::Bool, vec![2], Values::Bool(vec![true, false]));
         // A 1-D input is one record: two columns here, against a's two records.
-        assert!(to_csv(&[&a, &b])
-            .unwrap_err()
-            .contains("input \"b\" has 1 records"));
+        let e = to_csv(&[&a, &b]).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                OipError::Input {
+                    problem: InputProblem::RecordsMismatch {
+                        records: 1,
+                        rows: 2,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("input \"b\" has 1 records"), "{e}");
         let b = t("b", Datatype::Bool, vec![2, 1], Values::Bool(vec![true, false]));
         assert_eq!(to_csv(&[&a, &b]).unwrap(), b"1,-2,1\n9223372036854775807,0,0\n");
         let s = t(
@@ -164,6 +182,7 @@ mod tests {
         let bad = t("s", Datatype::Bytes, vec![1], Values::Bytes(vec![vec![0xff]]));
         assert!(to_csv(&[&bad])
             .unwrap_err()
+            .to_string()
             .contains("input \"s\", element 0: \"\\xff\" is not UTF-8"));
         let scalar = t("x", Datatype::Fp64, vec![], Values::Float(vec![1e-5]));
         assert_eq!(to_csv(&[&scalar]).unwrap(), b"1e-05\n");

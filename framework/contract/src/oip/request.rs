@@ -2,8 +2,8 @@
 //! `parameters`, `inputs` with `data` flat or nested, `outputs`), and the
 //! binary tensor data extension's raw data after it.
 //!
-//! Every error is a message for a 400 answer that names the input (quoted,
-//! bounded) and what was wrong with it.
+//! Every error is an [`OipError`] for a 400 answer that names the input
+//! (quoted, bounded, when the message is written) and what was wrong with it.
 
 use std::borrow::Cow;
 
@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::binary;
 use super::datatype::{Datatype, Kind};
+use super::error::{InputProblem, OipError};
 use super::tensor::{check_float, Tensor, Values};
 use super::{elements, MAX_DIMS};
 use crate::excerpt::{excerpt, quoted};
@@ -58,23 +59,18 @@ impl InferRequest {
     }
 }
 
-fn field_error(what: &str, problem: &str) -> String {
-    format!("{what}: {problem}")
-}
-
 /// Reads a request body. `json_length` is the `Inference-Header-Content-Length`
 /// header: the JSON object is that many bytes and the binary tensor data
 /// follows it; without the header the whole body is the JSON object.
-pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferRequest, String> {
+pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferRequest, OipError> {
     let (json, rest) = match json_length {
         None => (body, &[][..]),
         Some(n) if n <= body.len() => body.split_at(n),
         Some(n) => {
-            return Err(format!(
-                "the {} header says the JSON object is {n} bytes, but the body has only {}",
-                super::HEADER_LENGTH,
-                body.len()
-            ))
+            return Err(OipError::HeaderPastBody {
+                claimed: n,
+                body: body.len(),
+            })
         }
     };
     // The usual request, read without a tree; any other, and every error,
@@ -87,23 +83,25 @@ pub fn parse_request(body: &[u8], json_length: Option<usize>) -> Result<InferReq
 
 /// Reads the JSON object through a `serde_json::Value` tree, with the
 /// message of every error.
-pub(super) fn parse_tree(json: &[u8], mut rest: &[u8]) -> Result<InferRequest, String> {
-    let document: Value =
-        serde_json::from_slice(json).map_err(|e| format!("the inference request is not JSON: {e}"))?;
+pub(super) fn parse_tree(json: &[u8], mut rest: &[u8]) -> Result<InferRequest, OipError> {
+    let document: Value = serde_json::from_slice(json).map_err(OipError::NotJson)?;
     let Value::Object(mut object) = document else {
-        return Err("the inference request must be a JSON object with \"inputs\"".to_string());
+        return Err(malformed(
+            "the inference request must be a JSON object with \"inputs\"",
+        ));
     };
     let id = match object.remove("id") {
         None => None,
         Some(Value::String(id)) => Some(id),
         Some(other) => {
-            return Err(field_error(
-                "\"id\"",
-                &format!("must be a string, got {}", json_excerpt(&other)),
-            ))
+            return Err(OipError::Malformed(format!(
+                "\"id\": must be a string, got {}",
+                json_excerpt(&other)
+            )))
         }
     };
-    let parameters = optional_object(object.remove("parameters"), "\"parameters\"")?;
+    let parameters = optional_object(object.remove("parameters"))
+        .map_err(|got| OipError::Malformed(format!("\"parameters\": must be an object, got {got}")))?;
     // A previous step's response (an InferenceGraph sequence passes it on
     // as it is) carries its tensors as "outputs": they are this step's inputs.
     let chained = !object.contains_key("inputs") && object.get("outputs").is_some_and(is_response_outputs);
@@ -113,24 +111,26 @@ pub(super) fn parse_tree(json: &[u8], mut rest: &[u8]) -> Result<InferRequest, S
         object.remove("inputs")
     };
     let Some(Value::Array(raw_inputs)) = raw else {
-        return Err("the inference request needs \"inputs\", a list of input tensors".to_string());
+        return Err(malformed(
+            "the inference request needs \"inputs\", a list of input tensors",
+        ));
     };
     if raw_inputs.is_empty() {
-        return Err("\"inputs\" is empty; send at least one input tensor".to_string());
+        return Err(malformed("\"inputs\" is empty; send at least one input tensor"));
     }
     let mut inputs = Vec::with_capacity(raw_inputs.len());
     for (i, raw) in raw_inputs.into_iter().enumerate() {
         let input = parse_input(raw, i, &mut rest)?;
         if inputs.iter().any(|t: &Tensor| t.name == input.name) {
-            return Err(format!("input {} is given twice", quoted(input.name.as_bytes())));
+            return Err(OipError::Input {
+                name: input.name,
+                problem: InputProblem::GivenTwice,
+            });
         }
         inputs.push(input);
     }
     if !rest.is_empty() {
-        return Err(format!(
-            "{} bytes of binary data follow the JSON object that no input's \"binary_data_size\" claims",
-            rest.len()
-        ));
+        return Err(OipError::UnclaimedBinary { bytes: rest.len() });
     }
     let outputs = match object.remove("outputs").filter(|_| !chained) {
         None | Some(Value::Null) => Vec::new(),
@@ -140,10 +140,10 @@ pub(super) fn parse_tree(json: &[u8], mut rest: &[u8]) -> Result<InferRequest, S
             .map(|(i, o)| parse_output(o, i))
             .collect::<Result<_, _>>()?,
         Some(other) => {
-            return Err(field_error(
-                "\"outputs\"",
-                &format!("must be a list, got {}", json_excerpt(&other)),
-            ))
+            return Err(OipError::Malformed(format!(
+                "\"outputs\": must be a list, got {}",
+                json_excerpt(&other)
+            )))
         }
     };
     Ok(InferRequest {
@@ -167,28 +167,38 @@ fn is_response_outputs(outputs: &Value) -> bool {
     })
 }
 
-fn optional_object(value: Option<Value>, what: &str) -> Result<Option<Map<String, Value>>, String> {
+/// A request that is not shaped as one, with a message that says so.
+fn malformed(message: &str) -> OipError {
+    OipError::Malformed(message.to_string())
+}
+
+/// An optional `parameters` object; when it is something else, the error is
+/// that value as a message shows it.
+fn optional_object(value: Option<Value>) -> Result<Option<Map<String, Value>>, String> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => Err(field_error(
-            what,
-            &format!("must be an object, got {}", json_excerpt(&other)),
-        )),
+        Some(other) => Err(json_excerpt(&other)),
     }
 }
 
-fn parse_output(raw: Value, index: usize) -> Result<RequestedOutput, String> {
+fn parse_output(raw: Value, index: usize) -> Result<RequestedOutput, OipError> {
     let Value::Object(mut object) = raw else {
-        return Err(format!("outputs[{index}] must be an object with a \"name\""));
+        return Err(OipError::Malformed(format!(
+            "outputs[{index}] must be an object with a \"name\""
+        )));
     };
     let Some(Value::String(name)) = object.remove("name") else {
-        return Err(format!("outputs[{index}] needs a \"name\" (a string)"));
+        return Err(OipError::Malformed(format!(
+            "outputs[{index}] needs a \"name\" (a string)"
+        )));
     };
-    let parameters = optional_object(
-        object.remove("parameters"),
-        &format!("output {}: \"parameters\"", quoted(name.as_bytes())),
-    )?;
+    let parameters = optional_object(object.remove("parameters")).map_err(|got| {
+        OipError::Malformed(format!(
+            "output {}: \"parameters\": must be an object, got {got}",
+            quoted(name.as_bytes())
+        ))
+    })?;
     let binary_data = parameters
         .as_ref()
         .and_then(|p| p.get("binary_data"))
@@ -197,91 +207,93 @@ fn parse_output(raw: Value, index: usize) -> Result<RequestedOutput, String> {
 }
 
 /// Reads one input; its binary data, if any, is taken from the front of `rest`.
-fn parse_input(raw: Value, index: usize, rest: &mut &[u8]) -> Result<Tensor, String> {
+fn parse_input(raw: Value, index: usize, rest: &mut &[u8]) -> Result<Tensor, OipError> {
     let Value::Object(mut object) = raw else {
-        return Err(format!(
+        return Err(OipError::Malformed(format!(
             "inputs[{index}] must be an object with name, shape, datatype and data"
-        ));
+        )));
     };
     let name = match object.remove("name") {
         Some(Value::String(name)) => name,
-        _ => return Err(format!("inputs[{index}] needs a \"name\" (a string)")),
-    };
-    let what = format!("input {}", quoted(name.as_bytes()));
-    let datatype = match object.remove("datatype") {
-        Some(Value::String(d)) => Datatype::parse(&d).ok_or_else(|| {
-            format!(
-                "{what}: unknown datatype {}; the protocol's are {}",
-                quoted(d.as_bytes()),
-                Datatype::ALL.map(Datatype::name).join(", ")
-            )
-        })?,
-        _ => return Err(format!("{what} needs a \"datatype\" (a string such as \"FP32\")")),
-    };
-    let shape = parse_shape(object.remove("shape"), &what)?;
-    let count = elements(&shape)
-        .filter(|&n| n <= isize::MAX as usize)
-        .ok_or_else(|| format!("{what}: shape {shape:?} has too many elements"))?;
-    let parameters = optional_object(object.remove("parameters"), &format!("{what}: \"parameters\""))?;
-    let binary_size = binary_data_size(parameters.as_ref())
-        .ok_or_else(|| format!("{what}: \"binary_data_size\" must be a whole number of bytes"))?;
-    let values = match (binary_size, object.remove("data")) {
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "{what} has both \"data\" and \"binary_data_size\"; send one of them"
-            ))
+        _ => {
+            return Err(OipError::Malformed(format!(
+                "inputs[{index}] needs a \"name\" (a string)"
+            )))
         }
+    };
+    // The name goes into the error only when there is one.
+    match parse_fields(object, rest) {
+        Ok((datatype, shape, values)) => Ok(Tensor {
+            name,
+            datatype,
+            shape,
+            values,
+        }),
+        Err(problem) => Err(OipError::Input { name, problem }),
+    }
+}
+
+/// An input's datatype, shape and values.
+fn parse_fields(
+    mut object: Map<String, Value>,
+    rest: &mut &[u8],
+) -> Result<(Datatype, Vec<usize>, Values), InputProblem> {
+    let datatype = match object.remove("datatype") {
+        Some(Value::String(d)) => Datatype::parse(&d).ok_or(InputProblem::UnknownDatatype(d))?,
+        _ => return Err(InputProblem::NoDatatype),
+    };
+    let shape = parse_shape(object.remove("shape"))?;
+    let count = match elements(&shape).filter(|&n| n <= isize::MAX as usize) {
+        Some(count) => count,
+        None => return Err(InputProblem::TooManyElements(shape)),
+    };
+    let parameters =
+        optional_object(object.remove("parameters")).map_err(InputProblem::ParametersNotObject)?;
+    let binary_size = binary_data_size(parameters.as_ref()).ok_or(InputProblem::BadBinaryDataSize)?;
+    let values = match (binary_size, object.remove("data")) {
+        (Some(_), Some(_)) => return Err(InputProblem::DataAndBinary),
         (Some(size), None) => {
             if size > rest.len() {
-                return Err(format!(
-                    "{what}: \"binary_data_size\" is {size} bytes but only {} bytes of binary data are left",
-                    rest.len()
-                ));
+                return Err(InputProblem::BinaryPastBody {
+                    size,
+                    left: rest.len(),
+                });
             }
             let (mine, others) = rest.split_at(size);
             *rest = others;
-            binary::decode(mine, datatype, count).map_err(|e| format!("{what}: {e}"))?
+            binary::decode(mine, datatype, count)?
         }
-        (None, Some(data)) => {
-            parse_data(data, datatype, &shape, count).map_err(|e| format!("{what}: {e}"))?
-        }
-        (None, None) => return Err(format!("{what} has no \"data\"")),
+        (None, Some(data)) => parse_data(data, datatype, &shape, count)?,
+        (None, None) => return Err(InputProblem::NoData),
     };
-    Ok(Tensor {
-        name,
-        datatype,
-        shape,
-        values,
-    })
+    Ok((datatype, shape, values))
 }
 
-fn parse_shape(raw: Option<Value>, what: &str) -> Result<Vec<usize>, String> {
+fn parse_shape(raw: Option<Value>) -> Result<Vec<usize>, InputProblem> {
     let Some(Value::Array(dims)) = raw else {
-        return Err(format!(
-            "{what} needs a \"shape\" (a list of sizes such as [1, 8])"
-        ));
+        return Err(InputProblem::NoShape);
     };
     if dims.len() > MAX_DIMS {
-        return Err(format!(
-            "{what}: shape has {} dimensions, more than {MAX_DIMS}",
-            dims.len()
-        ));
+        return Err(InputProblem::TooManyDimensions(dims.len()));
     }
-    dims.iter()
-        .map(|d| {
-            d.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
-                format!(
-                    "{what}: shape {} must list sizes of 0 or more",
-                    json_excerpt(&Value::Array(dims.clone()))
-                )
-            })
-        })
-        .collect()
+    let mut shape = Vec::with_capacity(dims.len());
+    for d in &dims {
+        match d.as_u64().and_then(|n| usize::try_from(n).ok()) {
+            Some(n) => shape.push(n),
+            None => return Err(InputProblem::BadShape(json_excerpt(&Value::Array(dims)))),
+        }
+    }
+    Ok(shape)
 }
 
 /// Reads `data`, flat or nested, into values of `datatype`, checking that it
 /// holds exactly the elements `shape` calls for, nested as the shape says.
-fn parse_data(data: Value, datatype: Datatype, shape: &[usize], count: usize) -> Result<Values, String> {
+fn parse_data(
+    data: Value,
+    datatype: Datatype,
+    shape: &[usize],
+    count: usize,
+) -> Result<Values, InputProblem> {
     let mut values = Values::for_datatype(datatype, count.min(1 << 20));
     let mut nesting = Nesting::default();
     match data {
@@ -294,15 +306,17 @@ fn parse_data(data: Value, datatype: Datatype, shape: &[usize], count: usize) ->
     let found = values.len();
     let flat = nesting.lengths.len() <= 1;
     if found != count {
-        return Err(format!(
-            "shape {shape:?} calls for {count} elements but \"data\" holds {found}"
-        ));
+        return Err(InputProblem::CountMismatch {
+            shape: shape.to_vec(),
+            count,
+            found,
+        });
     }
     if !flat && nesting.lengths != shape {
-        return Err(format!(
-            "\"data\" is nested as {:?} but the shape is {shape:?}; nest it as the shape or send it flat",
-            nesting.lengths
-        ));
+        return Err(InputProblem::NestedAs {
+            nesting: nesting.lengths,
+            shape: shape.to_vec(),
+        });
     }
     Ok(values)
 }
@@ -322,17 +336,18 @@ impl Nesting {
         depth: usize,
         datatype: Datatype,
         out: &mut Values,
-    ) -> Result<(), String> {
+    ) -> Result<(), InputProblem> {
         if depth >= MAX_DIMS {
-            return Err(format!("\"data\" is nested deeper than {MAX_DIMS} lists"));
+            return Err(InputProblem::NestedTooDeep);
         }
         match self.lengths.get(depth) {
             None => self.lengths.push(items.len()),
             Some(&n) if n != items.len() => {
-                return Err(format!(
-                    "\"data\" is ragged: a list at depth {depth} has {} elements, another {n}",
-                    items.len()
-                ))
+                return Err(InputProblem::RaggedLengths {
+                    depth,
+                    length: items.len(),
+                    other: n,
+                })
             }
             Some(_) => {}
         }
@@ -340,10 +355,7 @@ impl Nesting {
             match item {
                 Value::Array(inner) => {
                     if self.leaf_depth.is_some_and(|d| d <= depth) {
-                        return Err(format!(
-                            "\"data\" is ragged: a list at depth {} sits beside values",
-                            depth + 1
-                        ));
+                        return Err(InputProblem::RaggedList { depth: depth + 1 });
                     }
                     self.walk(inner, depth + 1, datatype, out)?;
                 }
@@ -351,9 +363,10 @@ impl Nesting {
                     match self.leaf_depth {
                         None => self.leaf_depth = Some(depth),
                         Some(d) if d != depth => {
-                            return Err(format!(
-                                "\"data\" is ragged: values sit at depths {d} and {depth}"
-                            ))
+                            return Err(InputProblem::RaggedValues {
+                                depth: d,
+                                other: depth,
+                            })
                         }
                         Some(_) => {}
                     }
@@ -366,7 +379,7 @@ impl Nesting {
 }
 
 /// Appends one JSON element as a value of `datatype`.
-fn push_element(value: Value, datatype: Datatype, out: &mut Values) -> Result<(), String> {
+fn push_element(value: Value, datatype: Datatype, out: &mut Values) -> Result<(), InputProblem> {
     let index = out.len();
     let leaf = match &value {
         Value::Bool(b) => Leaf::Bool(*b),
@@ -380,11 +393,13 @@ fn push_element(value: Value, datatype: Datatype, out: &mut Values) -> Result<()
     };
     match push_leaf(leaf, datatype, out) {
         Ok(()) => Ok(()),
-        Err(Refused::Kind(expected)) => Err(format!(
-            "element {index} is {}, not {expected} ({datatype})",
-            json_excerpt(&value)
-        )),
-        Err(Refused::Range(why)) => Err(format!("element {index} is {why}")),
+        Err(Refused::Kind(expected)) => Err(InputProblem::WrongKind {
+            index,
+            value: json_excerpt(&value),
+            expected,
+            datatype,
+        }),
+        Err(Refused::Range(why)) => Err(InputProblem::OutOfRange { index, why }),
     }
 }
 
@@ -458,7 +473,7 @@ pub(super) fn push_leaf(leaf: Leaf<'_>, datatype: Datatype, out: &mut Values) ->
             _ => return Err(Refused::Kind("an integer of 0 or more")),
         },
         (Values::Float(v), Kind::Float) => match leaf.as_f64() {
-            Some(x) => v.push(check_float(datatype, x).map_err(Refused::Range)?),
+            Some(x) => v.push(check_float(datatype, x).map_err(|e| Refused::Range(e.to_string()))?),
             None => return Err(Refused::Kind("a number")),
         },
         (Values::Bytes(v), Kind::Bytes) => match leaf {
@@ -487,11 +502,13 @@ fn json_excerpt(value: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::BinaryError;
     use super::*;
     use serde_json::json;
 
+    /// The request, or its error's message.
     fn request(value: Value) -> Result<InferRequest, String> {
-        parse_request(value.to_string().as_bytes(), None)
+        parse_request(value.to_string().as_bytes(), None).map_err(|e| e.to_string())
     }
 
     fn one_input(datatype: &str, shape: Value, data: Value) -> Result<Tensor, String> {
@@ -667,7 +684,40 @@ mod tests {
             let e = request(body.clone()).unwrap_err();
             assert!(e.contains(needle), "{body}: {e}");
         }
-        assert!(parse_request(b"{", None).unwrap_err().contains("not JSON"));
+        assert!(parse_request(b"{", None)
+            .unwrap_err()
+            .to_string()
+            .contains("not JSON"));
+    }
+
+    #[test]
+    fn binary_data_of_the_wrong_size_names_the_input() {
+        let header = json!({"inputs": [
+            {"name": "a", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 4}}
+        ]})
+        .to_string();
+        let mut body = header.clone().into_bytes();
+        body.extend_from_slice(&1.5f32.to_le_bytes());
+        let e = parse_request(&body, Some(header.len())).unwrap_err();
+        let OipError::Input { name, problem } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(name, "a");
+        assert_eq!(
+            problem,
+            &InputProblem::Binary(BinaryError::SizeMismatch {
+                size: 4,
+                count: 2,
+                datatype: Datatype::Fp32,
+                expected: 8
+            })
+        );
+        assert_eq!(
+            e.to_string(),
+            "input \"a\": \"binary_data_size\" is 4 bytes but 2 elements of FP32 take 8"
+        );
+        let e = parse_request(b"{", None).unwrap_err();
+        assert!(matches!(e, OipError::NotJson(_)), "{e}");
     }
 
     #[test]
@@ -698,6 +748,14 @@ mod tests {
         // One byte short, one byte over, a header past the body.
         let e = parse_request(&body[..body.len() - 1], Some(header.len())).unwrap_err();
         assert!(
+            matches!(
+                &e,
+                OipError::Input { name, problem: InputProblem::BinaryPastBody { size: 8, left: 7 } } if name == "c"
+            ),
+            "{e}"
+        );
+        let e = e.to_string();
+        assert!(
             e.contains("input \"c\": \"binary_data_size\" is 8 bytes but only 7"),
             "{e}"
         );
@@ -705,9 +763,11 @@ mod tests {
         over.push(0);
         assert!(parse_request(&over, Some(header.len()))
             .unwrap_err()
+            .to_string()
             .contains("1 bytes of binary data"));
         assert!(parse_request(&body, Some(body.len() + 1))
             .unwrap_err()
+            .to_string()
             .contains("the body has only"));
     }
 }

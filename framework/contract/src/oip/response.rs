@@ -3,9 +3,9 @@
 //! data after the JSON object (binary tensor data extension).
 
 use super::binary;
+use super::error::OipError;
 use super::request::InferRequest;
 use super::tensor::{Tensor, Values};
-use crate::excerpt::quoted;
 
 /// Who answers: the model's name and version.
 pub struct Model<'a> {
@@ -27,7 +27,7 @@ pub struct Encoded {
 
 /// The outputs the request asked for, in its order, or all of them. An
 /// output asked for that the answer lacks is an error naming it (a 400).
-pub fn select_outputs(request: &InferRequest, mut outputs: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
+pub fn select_outputs(request: &InferRequest, mut outputs: Vec<Tensor>) -> Result<Vec<Tensor>, OipError> {
     if request.outputs.is_empty() {
         return Ok(outputs);
     }
@@ -36,22 +36,16 @@ pub fn select_outputs(request: &InferRequest, mut outputs: Vec<Tensor>) -> Resul
         match outputs.iter().position(|t| t.name == wanted.name) {
             Some(i) => chosen.push(outputs.swap_remove(i)),
             None if chosen.iter().any(|t: &Tensor| t.name == wanted.name) => {
-                return Err(format!(
-                    "output {} is requested twice",
-                    quoted(wanted.name.as_bytes())
-                ))
+                return Err(OipError::OutputRequestedTwice {
+                    name: wanted.name.clone(),
+                })
             }
             None => {
-                let known: Vec<String> = outputs
-                    .iter()
-                    .chain(&chosen)
-                    .map(|t| quoted(t.name.as_bytes()))
-                    .collect();
-                return Err(format!(
-                    "the requested output {} is not one of this model's outputs ({})",
-                    quoted(wanted.name.as_bytes()),
-                    known.join(", ")
-                ));
+                let known = outputs.iter().chain(&chosen).map(|t| t.name.clone()).collect();
+                return Err(OipError::UnknownOutput {
+                    name: wanted.name.clone(),
+                    known,
+                });
             }
         }
     }
@@ -63,7 +57,7 @@ pub fn write_response(
     model: &Model<'_>,
     request: &InferRequest,
     outputs: &[Tensor],
-) -> Result<Encoded, String> {
+) -> Result<Encoded, OipError> {
     let mut json = Vec::with_capacity(128 + outputs.iter().map(|t| t.len() * 20).sum::<usize>());
     let mut binary_data = Vec::new();
     json.extend_from_slice(b"{\"model_name\":");
@@ -216,6 +210,11 @@ mod tests {
         assert_eq!(&e.body[n..], raw);
         let r = request(json!({"inputs": inputs, "outputs": [{"name": "nope"}]}));
         let err = select_outputs(&r, tensors()).unwrap_err();
+        assert!(
+            matches!(&err, OipError::UnknownOutput { name, known } if name == "nope" && known.len() == 2),
+            "{err}"
+        );
+        let err = err.to_string();
         assert!(
             err.contains("output \"nope\" is not one of this model's outputs (\"score\", \"label\")"),
             "{err}"

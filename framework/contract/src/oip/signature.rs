@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::datatype::Datatype;
+use super::error::OipError;
 
 /// One declared tensor, as a constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +123,14 @@ impl Metadata {
     }
 
     /// Reads a stage's declaration and checks every datatype.
-    pub fn from_json(json: &str) -> Result<Metadata, String> {
-        let metadata: Metadata = serde_json::from_str(json)
-            .map_err(|e| format!("the declared tensor signature is not valid: {e}"))?;
+    pub fn from_json(json: &str) -> Result<Metadata, OipError> {
+        let metadata: Metadata = serde_json::from_str(json).map_err(OipError::InvalidSignature)?;
         for t in metadata.inputs.iter().chain(&metadata.outputs) {
             if t.datatype().is_none() {
-                return Err(format!(
-                    "the declared tensor {} has the unknown datatype {}",
-                    crate::excerpt::quoted(t.name.as_bytes()),
-                    crate::excerpt::quoted(t.datatype.as_bytes())
-                ));
+                return Err(OipError::UnknownDeclaredDatatype {
+                    tensor: t.name.clone(),
+                    datatype: t.datatype.clone(),
+                });
             }
         }
         Ok(metadata)
@@ -168,6 +167,7 @@ mod tests {
         assert!(
             Metadata::from_json(r#"{"inputs":[{"name":"x","datatype":"F","shape":[]}],"outputs":[]}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("unknown datatype \"F\"")
         );
     }

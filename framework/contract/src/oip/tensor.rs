@@ -3,7 +3,7 @@
 
 use super::datatype::{Datatype, Kind};
 use super::elements;
-use crate::excerpt::quoted;
+use super::error::OipError;
 
 /// The elements of a tensor, stored by kind: integers are kept exact (an
 /// `INT64` id survives the trip), floats as `f64` (`FP16` and `FP32` widen
@@ -83,26 +83,21 @@ impl Tensor {
         datatype: Datatype,
         shape: Vec<usize>,
         values: Values,
-    ) -> Result<Tensor, String> {
+    ) -> Result<Tensor, OipError> {
         let name = name.into();
-        let expected = elements(&shape).ok_or_else(|| {
-            format!(
-                "output {}: shape {shape:?} has too many elements",
-                quoted(name.as_bytes())
-            )
-        })?;
+        let Some(expected) = elements(&shape) else {
+            return Err(OipError::TensorTooLarge { name, shape });
+        };
         if expected != values.len() {
-            return Err(format!(
-                "tensor {}: shape {shape:?} calls for {expected} elements but it has {}",
-                quoted(name.as_bytes()),
-                values.len()
-            ));
+            return Err(OipError::TensorCount {
+                name,
+                shape,
+                expected,
+                found: values.len(),
+            });
         }
         if Values::for_datatype(datatype, 0).kind_tag() != values.kind_tag() {
-            return Err(format!(
-                "tensor {}: its values are not of datatype {datatype}",
-                quoted(name.as_bytes())
-            ));
+            return Err(OipError::TensorKind { name, datatype });
         }
         Ok(Tensor {
             name,
@@ -135,14 +130,20 @@ impl Values {
     }
 }
 
+/// A float past the largest value of its datatype; the callers say which
+/// element of which tensor it is.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{} is out of the range of {datatype}", crate::python::float_repr(*value))]
+pub(crate) struct OutOfRange {
+    value: f64,
+    datatype: Datatype,
+}
+
 /// Checks that a float value fits its datatype: a finite value past the
 /// type's largest would turn into infinity.
-pub(crate) fn check_float(datatype: Datatype, x: f64) -> Result<f64, String> {
+pub(crate) fn check_float(datatype: Datatype, x: f64) -> Result<f64, OutOfRange> {
     if x.is_finite() && x.abs() > datatype.float_max() {
-        Err(format!(
-            "{} is out of the range of {datatype}",
-            crate::python::float_repr(x)
-        ))
+        Err(OutOfRange { value: x, datatype })
     } else {
         Ok(x)
     }
@@ -154,14 +155,39 @@ mod tests {
 
     #[test]
     fn new_checks_count_and_kind() {
-        assert!(Tensor::new("x", Datatype::Fp32, vec![2, 2], Values::Float(vec![1.0])).is_err());
-        assert!(Tensor::new("x", Datatype::Fp32, vec![1], Values::Signed(vec![1])).is_err());
+        let e = Tensor::new("x", Datatype::Fp32, vec![2, 2], Values::Float(vec![1.0])).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OipError::TensorCount {
+                    expected: 4,
+                    found: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "tensor \"x\": shape [2, 2] calls for 4 elements but it has 1"
+        );
+        let e = Tensor::new("x", Datatype::Fp32, vec![1], Values::Signed(vec![1])).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OipError::TensorKind {
+                    datatype: Datatype::Fp32,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn floats_must_fit_their_type() {
         assert_eq!(
-            check_float(Datatype::Fp32, 1e39).unwrap_err(),
+            check_float(Datatype::Fp32, 1e39).unwrap_err().to_string(),
             "1e+39 is out of the range of FP32"
         );
         assert!(check_float(Datatype::Fp16, 70000.0).is_err());

@@ -98,7 +98,7 @@ async fn run(
     let deadline = invocation.arrived + state.config.timeout;
     let request = match oip::parse_request(&invocation.body, json_length) {
         Ok(request) => request,
-        Err(message) => return error(400, &message),
+        Err(e) => return error(400, &e.to_string()),
     };
     let records = match records(model, &request) {
         Ok(records) => records,
@@ -151,15 +151,15 @@ async fn run(
     };
     let outputs = match oip::answer_tensors(&answer, &content_type, &model.metadata.outputs) {
         Ok(outputs) => outputs,
-        Err(message) => {
-            let message = format!("stage {label} answered what is not tensors: {message}");
+        Err(e) => {
+            let message = format!("stage {label} answered what is not tensors: {e}");
             log::error!("rid={request_id} {message}");
             return error(500, &message);
         }
     };
     let outputs = match oip::select_outputs(&request, outputs) {
         Ok(outputs) => outputs,
-        Err(message) => return error(400, &message),
+        Err(e) => return error(400, &e.to_string()),
     };
     let who = oip::Model {
         name: found.name,
@@ -179,7 +179,7 @@ async fn run(
             }
             response.body(encoded.body)
         }
-        Err(message) => error(500, &format!("stage {label}: {message}")),
+        Err(e) => error(500, &format!("stage {label}: {e}")),
     }
 }
 
@@ -207,7 +207,7 @@ fn json_length(req: &HttpRequest) -> Result<Option<usize>, String> {
 fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> {
     if !model.declared_inputs {
         let inputs: Vec<&Tensor> = request.inputs.iter().collect();
-        return oip::to_csv(&inputs);
+        return oip::to_csv(&inputs).map_err(|e| e.to_string());
     }
     let declared = &model.metadata.inputs;
     if let Some(extra) = request
@@ -252,5 +252,5 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> 
         }
         ordered.push(t);
     }
-    oip::to_csv(&ordered)
+    oip::to_csv(&ordered).map_err(|e| e.to_string())
 }

@@ -71,7 +71,7 @@ const MAX_DEPTH: usize = super::MAX_DIMS;
 /// Parses one whole document (surrounding white space allowed) into
 /// `builder.data` and returns its shape. Shared with the JSON Lines decoder,
 /// which calls it once per line with the same builder.
-pub(crate) fn parse_document(text: &[u8], builder: &mut Builder) -> Result<Vec<usize>, String> {
+pub(crate) fn parse_document(text: &[u8], builder: &mut Builder) -> Result<Vec<usize>, JsonError> {
     builder.lengths.clear();
     builder.leaf_depth = None;
     builder.path.clear();
@@ -83,9 +83,55 @@ pub(crate) fn parse_document(text: &[u8], builder: &mut Builder) -> Result<Vec<u
     p.value(0)?;
     p.skip_space();
     if p.at < text.len() {
-        return Err(p.error("unexpected text after the end of the document (one JSON value per body)"));
+        return Err(p.error(Problem::TrailingText));
     }
     Ok(p.b.shape())
+}
+
+/// Where and why a document is not a number or regular nested lists of
+/// numbers; the decoders make it the `StageError` (a 400) of their body.
+#[derive(Debug, thiserror::Error)]
+#[error("{problem} at line {line} column {column}")]
+pub(crate) struct JsonError {
+    problem: Problem,
+    /// 1-based.
+    line: usize,
+    /// 1-based.
+    column: usize,
+}
+
+/// What is wrong at the position of a [`JsonError`]. The element's
+/// location (`element [3][1]`) is written only for an error.
+#[derive(Debug, thiserror::Error)]
+enum Problem {
+    #[error("unexpected text after the end of the document (one JSON value per body)")]
+    TrailingText,
+    #[error("unexpected end of the body; expected a number or a list")]
+    End,
+    #[error("unexpected end of the body inside a list")]
+    EndInList,
+    #[error("{location} is {found}; expected a number or a list")]
+    NotANumber { location: String, found: &'static str },
+    #[error("unexpected character {0:?}")]
+    Character(char),
+    #[error("expected ',' or ']' but found {0:?}")]
+    NoSeparator(char),
+    #[error("malformed number")]
+    MalformedNumber,
+    #[error("lists nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("{location} is a number where the other elements at that depth are lists (ragged array)")]
+    NumberBesideLists { location: String },
+    #[error("{location} is a list where the other elements at that depth are numbers (ragged array)")]
+    ListBesideNumbers { location: String },
+    #[error(
+        "{location} has {len} elements but the lists before it at that depth have {expected} (ragged array)"
+    )]
+    RaggedLength {
+        location: String,
+        len: usize,
+        expected: usize,
+    },
 }
 
 /// Collects the numbers of a document and the length of its lists at each
@@ -135,25 +181,29 @@ impl Parser<'_, '_> {
         }
     }
 
-    /// A message with the line and column (1-based) of the cursor.
-    fn error(&self, what: &str) -> String {
+    /// The problem at the line and column (1-based) of the cursor.
+    fn error(&self, problem: Problem) -> JsonError {
         let before = &self.text[..self.at.min(self.text.len())];
         let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
         let column = before.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-        format!("{what} at line {line} column {column}")
+        JsonError {
+            problem,
+            line,
+            column,
+        }
     }
 
-    fn not_a_number(&self, what: &str) -> String {
-        self.error(&format!(
-            "{} is {what}; expected a number or a list",
-            self.b.location()
-        ))
+    fn not_a_number(&self, found: &'static str) -> JsonError {
+        self.error(Problem::NotANumber {
+            location: self.b.location(),
+            found,
+        })
     }
 
-    fn value(&mut self, depth: usize) -> Result<(), String> {
+    fn value(&mut self, depth: usize) -> Result<(), JsonError> {
         self.skip_space();
         match self.text.get(self.at) {
-            None => Err(self.error("unexpected end of the body; expected a number or a list")),
+            None => Err(self.error(Problem::End)),
             Some(b'[') => self.list(depth),
             Some(b'-' | b'0'..=b'9' | b'N' | b'I') => {
                 let x = self.number()?;
@@ -163,35 +213,33 @@ impl Parser<'_, '_> {
             Some(b't' | b'f') => Err(self.not_a_number("a boolean")),
             Some(b'n') => Err(self.not_a_number("null")),
             Some(b'{') => Err(self.not_a_number("an object")),
-            Some(&c) => Err(self.error(&format!("unexpected character {:?}", char::from(c)))),
+            Some(&c) => Err(self.error(Problem::Character(char::from(c)))),
         }
     }
 
     /// Records a number found at `depth`, checking numbers sit at one depth.
-    fn leaf(&mut self, depth: usize, x: f64) -> Result<(), String> {
+    fn leaf(&mut self, depth: usize, x: f64) -> Result<(), JsonError> {
         match self.b.leaf_depth {
             None if self.b.lengths.len() <= depth => self.b.leaf_depth = Some(depth),
             Some(leaf) if leaf == depth => {}
             _ => {
-                return Err(self.error(&format!(
-                    "{} is a number where the other elements at that depth are lists (ragged array)",
-                    self.b.location()
-                )))
+                return Err(self.error(Problem::NumberBesideLists {
+                    location: self.b.location(),
+                }))
             }
         }
         self.b.data.push(x);
         Ok(())
     }
 
-    fn list(&mut self, depth: usize) -> Result<(), String> {
+    fn list(&mut self, depth: usize) -> Result<(), JsonError> {
         if depth >= MAX_DEPTH {
-            return Err(self.error(&format!("lists nested deeper than {MAX_DEPTH} levels")));
+            return Err(self.error(Problem::TooDeep));
         }
         if self.b.leaf_depth.is_some_and(|leaf| depth >= leaf) {
-            return Err(self.error(&format!(
-                "{} is a list where the other elements at that depth are numbers (ragged array)",
-                self.b.location()
-            )));
+            return Err(self.error(Problem::ListBesideNumbers {
+                location: self.b.location(),
+            }));
         }
         self.at += 1; // '['
         self.b.path.push(0);
@@ -215,10 +263,8 @@ impl Parser<'_, '_> {
                         self.at += 1;
                         break;
                     }
-                    None => return Err(self.error("unexpected end of the body inside a list")),
-                    Some(&c) => {
-                        return Err(self.error(&format!("expected ',' or ']' but found {:?}", char::from(c))))
-                    }
+                    None => return Err(self.error(Problem::EndInList)),
+                    Some(&c) => return Err(self.error(Problem::NoSeparator(char::from(c)))),
                 }
             }
         }
@@ -230,11 +276,11 @@ impl Parser<'_, '_> {
             None => self.b.lengths[depth] = Some(len),
             Some(expected) if expected == len => {}
             Some(expected) => {
-                return Err(self.error(&format!(
-                    "{} has {len} elements but the lists before it at that depth have {expected} \
-                     (ragged array)",
-                    self.b.location()
-                )))
+                return Err(self.error(Problem::RaggedLength {
+                    location: self.b.location(),
+                    len,
+                    expected,
+                }))
             }
         }
         Ok(())
@@ -242,7 +288,7 @@ impl Parser<'_, '_> {
 
     /// A JSON number (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`) or
     /// one of Python's `NaN`, `Infinity`, `-Infinity`.
-    fn number(&mut self) -> Result<f64, String> {
+    fn number(&mut self) -> Result<f64, JsonError> {
         let rest = &self.text[self.at..];
         for (word, x) in [
             (&b"NaN"[..], f64::NAN),
@@ -254,9 +300,11 @@ impl Parser<'_, '_> {
                 return Ok(x);
             }
         }
-        let len = json_number_len(rest).ok_or_else(|| self.error("malformed number"))?;
+        let len = json_number_len(rest).ok_or_else(|| self.error(Problem::MalformedNumber))?;
         let token = std::str::from_utf8(&rest[..len]).unwrap_or("");
-        let x = token.parse::<f64>().map_err(|_| self.error("malformed number"))?;
+        let x = token
+            .parse::<f64>()
+            .map_err(|_| self.error(Problem::MalformedNumber))?;
         self.at += len;
         Ok(x)
     }
@@ -367,6 +415,19 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn errors_carry_the_problem_and_its_position() {
+        let e = parse_document(b"[[1],\n 2]", &mut Builder::default()).unwrap_err();
+        assert!(
+            matches!((&e.problem, e.line, e.column), (Problem::NumberBesideLists { location }, 2, 3) if location == "element [1]"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "element [1] is a number where the other elements at that depth are lists (ragged array) at line 2 column 3"
+        );
     }
 
     #[test]

@@ -274,9 +274,34 @@ fn fortran_to_c(shape: &[usize], values: &[f64]) -> Vec<f64> {
     out
 }
 
+/// Why a header is not the dict literal numpy writes; `decode` makes it the
+/// body's `StageError` (a 400), with the header's text.
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum HeaderError {
+    #[error("expected {0:?} at offset {1}")]
+    Expected(char, usize),
+    #[error("expected a quoted string at offset {0}")]
+    NoString(usize),
+    #[error("unterminated string")]
+    Unterminated,
+    #[error("expected True or False at offset {0}")]
+    NoBoolean(usize),
+    #[error("expected a dimension at offset {0}")]
+    NoDimension(usize),
+    /// A structured dtype (a list of fields), or any `descr` not a string.
+    #[error("only simple dtypes like '<f8' are supported")]
+    NotSimpleDtype,
+    /// The key, bounded.
+    #[error("unexpected key \"{0}\"")]
+    UnexpectedKey(String),
+    /// The key, quoted as numpy writes it.
+    #[error("{0} is missing")]
+    Missing(&'static str),
+}
+
 /// Parses the header dict literal numpy writes: string keys, and values that
 /// are strings, `True` / `False`, or tuples of integers.
-fn parse_header(text: &str) -> Result<Header, String> {
+fn parse_header(text: &str) -> Result<Header, HeaderError> {
     let mut p = Literal {
         s: text.as_bytes(),
         at: 0,
@@ -292,15 +317,10 @@ fn parse_header(text: &str) -> Result<Header, String> {
         p.expect(b':')?;
         p.skip_space();
         match key.as_str() {
-            "descr" => {
-                descr = Some(
-                    p.string()
-                        .map_err(|_| "only simple dtypes like '<f8' are supported")?,
-                )
-            }
+            "descr" => descr = Some(p.string().map_err(|_| HeaderError::NotSimpleDtype)?),
             "fortran_order" => fortran = Some(p.boolean()?),
             "shape" => shape = Some(p.tuple()?),
-            other => return Err(format!("unexpected key \"{}\"", excerpt(other.as_bytes()))),
+            other => return Err(HeaderError::UnexpectedKey(excerpt(other.as_bytes()))),
         }
         p.skip_space();
         if !p.eat(b',') {
@@ -309,9 +329,9 @@ fn parse_header(text: &str) -> Result<Header, String> {
         }
     }
     Ok(Header {
-        descr: descr.ok_or("'descr' is missing")?,
-        fortran_order: fortran.ok_or("'fortran_order' is missing")?,
-        shape: shape.ok_or("'shape' is missing")?,
+        descr: descr.ok_or(HeaderError::Missing("'descr'"))?,
+        fortran_order: fortran.ok_or(HeaderError::Missing("'fortran_order'"))?,
+        shape: shape.ok_or(HeaderError::Missing("'shape'"))?,
     })
 }
 
@@ -338,40 +358,40 @@ impl Literal<'_> {
         }
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    fn expect(&mut self, c: u8) -> Result<(), HeaderError> {
         if self.eat(c) {
             Ok(())
         } else {
-            Err(format!("expected {:?} at offset {}", char::from(c), self.at))
+            Err(HeaderError::Expected(char::from(c), self.at))
         }
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, HeaderError> {
         self.skip_space();
         let quote = match self.s.get(self.at) {
             Some(&q @ (b'\'' | b'"')) => q,
-            _ => return Err(format!("expected a quoted string at offset {}", self.at)),
+            _ => return Err(HeaderError::NoString(self.at)),
         };
         let start = self.at + 1;
         let len = self.s[start..]
             .iter()
             .position(|&c| c == quote)
-            .ok_or("unterminated string")?;
+            .ok_or(HeaderError::Unterminated)?;
         self.at = start + len + 1;
         Ok(String::from_utf8_lossy(&self.s[start..start + len]).into_owned())
     }
 
-    fn boolean(&mut self) -> Result<bool, String> {
+    fn boolean(&mut self) -> Result<bool, HeaderError> {
         for (word, value) in [(&b"True"[..], true), (b"False", false)] {
             if self.s[self.at..].starts_with(word) {
                 self.at += word.len();
                 return Ok(value);
             }
         }
-        Err(format!("expected True or False at offset {}", self.at))
+        Err(HeaderError::NoBoolean(self.at))
     }
 
-    fn tuple(&mut self) -> Result<Vec<usize>, String> {
+    fn tuple(&mut self) -> Result<Vec<usize>, HeaderError> {
         self.expect(b'(')?;
         let mut items = Vec::new();
         loop {
@@ -383,10 +403,7 @@ impl Literal<'_> {
                 .take_while(|c| c.is_ascii_digit())
                 .count();
             let text = std::str::from_utf8(&self.s[self.at..self.at + digits]).unwrap_or("");
-            items.push(
-                text.parse()
-                    .map_err(|_| format!("expected a dimension at offset {}", self.at))?,
-            );
+            items.push(text.parse().map_err(|_| HeaderError::NoDimension(self.at))?);
             self.at += digits;
             // Python 2 wrote long integers with an L suffix.
             if self.s.get(self.at) == Some(&b'L') {
@@ -558,6 +575,16 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn header_errors_say_where() {
+        let e = parse_header("{'descr': '<f8', 'fortran_order': False}").unwrap_err();
+        assert_eq!(e, HeaderError::Missing("'shape'"));
+        assert_eq!(e.to_string(), "'shape' is missing");
+        let e = parse_header("{'descr': '<f8', 'fortran_order': Maybe}").unwrap_err();
+        assert_eq!(e, HeaderError::NoBoolean(34));
+        assert_eq!(e.to_string(), "expected True or False at offset 34");
     }
 
     #[test]

@@ -100,8 +100,12 @@ pub(super) fn parse_tree(json: &[u8], mut rest: &[u8]) -> Result<InferRequest, O
             )))
         }
     };
-    let parameters = optional_object(object.remove("parameters"))
-        .map_err(|got| OipError::Malformed(format!("\"parameters\": must be an object, got {got}")))?;
+    let parameters = optional_object(object.remove("parameters")).map_err(|got| {
+        OipError::Malformed(format!(
+            "\"parameters\": must be an object, got {}",
+            json_excerpt(&got)
+        ))
+    })?;
     // A previous step's response (an InferenceGraph sequence passes it on
     // as it is) carries its tensors as "outputs": they are this step's inputs.
     let chained = !object.contains_key("inputs") && object.get("outputs").is_some_and(is_response_outputs);
@@ -173,12 +177,12 @@ fn malformed(message: &str) -> OipError {
 }
 
 /// An optional `parameters` object; when it is something else, the error is
-/// that value as a message shows it.
-fn optional_object(value: Option<Value>) -> Result<Option<Map<String, Value>>, String> {
+/// that value, for the caller's message.
+fn optional_object(value: Option<Value>) -> Result<Option<Map<String, Value>>, Value> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => Err(json_excerpt(&other)),
+        Some(other) => Err(other),
     }
 }
 
@@ -195,8 +199,9 @@ fn parse_output(raw: Value, index: usize) -> Result<RequestedOutput, OipError> {
     };
     let parameters = optional_object(object.remove("parameters")).map_err(|got| {
         OipError::Malformed(format!(
-            "output {}: \"parameters\": must be an object, got {got}",
-            quoted(name.as_bytes())
+            "output {}: \"parameters\": must be an object, got {}",
+            quoted(name.as_bytes()),
+            json_excerpt(&got)
         ))
     })?;
     let binary_data = parameters
@@ -247,8 +252,8 @@ fn parse_fields(
         Some(count) => count,
         None => return Err(InputProblem::TooManyElements(shape)),
     };
-    let parameters =
-        optional_object(object.remove("parameters")).map_err(InputProblem::ParametersNotObject)?;
+    let parameters = optional_object(object.remove("parameters"))
+        .map_err(|got| InputProblem::ParametersNotObject(json_excerpt(&got)))?;
     let binary_size = binary_data_size(parameters.as_ref()).ok_or(InputProblem::BadBinaryDataSize)?;
     let values = match (binary_size, object.remove("data")) {
         (Some(_), Some(_)) => return Err(InputProblem::DataAndBinary),
@@ -506,12 +511,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The request, or its error's message.
-    fn request(value: Value) -> Result<InferRequest, String> {
-        parse_request(value.to_string().as_bytes(), None).map_err(|e| e.to_string())
+    fn request(value: Value) -> Result<InferRequest, OipError> {
+        parse_request(value.to_string().as_bytes(), None)
     }
 
-    fn one_input(datatype: &str, shape: Value, data: Value) -> Result<Tensor, String> {
+    fn one_input(datatype: &str, shape: Value, data: Value) -> Result<Tensor, OipError> {
         request(json!({"inputs": [{"name": "x", "datatype": datatype, "shape": shape, "data": data}]}))
             .map(|r| r.inputs.into_iter().next().unwrap())
     }
@@ -609,7 +613,7 @@ mod tests {
             ("BOOL", json!([1]), "element 0 is 1, not true or false (BOOL)"),
             ("BYTES", json!([1]), "element 0 is 1, not a string (BYTES)"),
         ] {
-            let e = one_input(datatype, json!([1]), data).unwrap_err();
+            let e = one_input(datatype, json!([1]), data).unwrap_err().to_string();
             assert!(e.starts_with("input \"x\": "), "{e}");
             assert!(e.contains(needle), "{datatype}: {e}");
         }
@@ -620,16 +624,24 @@ mod tests {
         let nested = one_input("INT32", json!([2, 3]), json!([[1, 2, 3], [4, 5, 6]])).unwrap();
         let flat = one_input("INT32", json!([2, 3]), json!([1, 2, 3, 4, 5, 6])).unwrap();
         assert_eq!(nested, flat);
-        let e = one_input("INT32", json!([3, 2]), json!([[1, 2, 3], [4, 5, 6]])).unwrap_err();
+        let e = one_input("INT32", json!([3, 2]), json!([[1, 2, 3], [4, 5, 6]]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nested as [2, 3] but the shape is [3, 2]"), "{e}");
-        let e = one_input("INT32", json!([2, 3]), json!([1, 2, 3])).unwrap_err();
+        let e = one_input("INT32", json!([2, 3]), json!([1, 2, 3]))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("shape [2, 3] calls for 6 elements but \"data\" holds 3"),
             "{e}"
         );
-        let e = one_input("INT32", json!([2, 2]), json!([[1, 2], [3]])).unwrap_err();
+        let e = one_input("INT32", json!([2, 2]), json!([[1, 2], [3]]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ragged"), "{e}");
-        let e = one_input("INT32", json!([2, 2]), json!([[1, 2], 3, 4])).unwrap_err();
+        let e = one_input("INT32", json!([2, 2]), json!([[1, 2], 3, 4]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ragged"), "{e}");
     }
 
@@ -643,7 +655,9 @@ mod tests {
         assert_eq!(r.inputs[0].name, "features");
         assert!(r.outputs.is_empty());
         // Requested outputs are not tensors.
-        let e = request(json!({"outputs": [{"name": "score"}]})).unwrap_err();
+        let e = request(json!({"outputs": [{"name": "score"}]}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("needs \"inputs\""), "{e}");
     }
 
@@ -654,6 +668,14 @@ mod tests {
             (json!({}), "needs \"inputs\""),
             (json!({"inputs": []}), "\"inputs\" is empty"),
             (json!({"id": 1, "inputs": []}), "\"id\": must be a string"),
+            (
+                json!({"parameters": [1], "inputs": []}),
+                "\"parameters\": must be an object, got [1]",
+            ),
+            (
+                json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1], "parameters": 2}]}),
+                "input \"x\": \"parameters\": must be an object, got 2",
+            ),
             (
                 json!({"inputs": [{"name": "x", "shape": [1], "data": [1]}]}),
                 "input \"x\" needs a \"datatype\"",
@@ -681,7 +703,7 @@ mod tests {
                 "outputs[0] needs a \"name\"",
             ),
         ] {
-            let e = request(body.clone()).unwrap_err();
+            let e = request(body.clone()).unwrap_err().to_string();
             assert!(e.contains(needle), "{body}: {e}");
         }
         assert!(parse_request(b"{", None)
@@ -724,7 +746,8 @@ mod tests {
     fn hostile_names_are_quoted_and_bounded() {
         let name = format!("a\nb{}", "x".repeat(10_000));
         let e = request(json!({"inputs": [{"name": name, "datatype": "FP32", "shape": [1], "data": ["z"]}]}))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains('\n'), "{e}");
         assert!(e.len() < 1000, "{}", e.len());
     }

@@ -1,9 +1,9 @@
 //! The errors of the protocol's codec: one type, [`OipError`], for every
-//! function of `oip`, so the server (and a stage) can tell a request to fix
-//! (a 400) from an answer that is not tensors (a 500) by its variant, and
-//! [`BinaryError`] for the binary tensor data extension's raw data, which a
-//! request's input carries and [`decode_binary`](super::decode_binary) reads
-//! on its own.
+//! function of `oip`, whose variants a caller (the server, a stage) can match
+//! on; [`InputProblem`], what is wrong with one input of a request; and
+//! [`BinaryError`], binary tensor data that does not hold its elements, which
+//! a request's input carries and [`decode_binary`](super::decode_binary)
+//! returns on its own.
 //!
 //! Every message says what to fix; names are quoted and bounded when the
 //! message is written, so the success path builds no text.

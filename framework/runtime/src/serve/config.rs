@@ -272,3 +272,19 @@ impl EnvSettings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_variable_and_its_value() {
+        let e = ConfigError::invalid("SAGEMAKER_MODEL_SERVER_WORKERS", "a whole number", "two");
+        assert_eq!(
+            e.to_string(),
+            "SAGEMAKER_MODEL_SERVER_WORKERS must be a whole number, got 'two'"
+        );
+        let e = ConfigError::TooManyModelDirs { given: 3, stages: 2 };
+        assert_eq!(e.to_string(), "3 --model-dir given for 2 stage(s)");
+    }
+}

@@ -135,3 +135,35 @@ pub fn text_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Opt
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_errors_name_the_header_and_the_byte() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            actix_web::http::header::ACCEPT,
+            HeaderValue::from_bytes(b"text/\xffcsv").unwrap(),
+        );
+        let e = text_header(&headers, "Accept").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.to_string()
+                .starts_with("the Accept header has an invalid byte 0xff at offset 5: "),
+            "{e}"
+        );
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("x-amzn-sagemaker-target-model"),
+            HeaderValue::from_static("a\tb"),
+        );
+        let e = target_model(&headers).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "the {TARGET_MODEL_HEADER} header must be 1 to {TARGET_MODEL_MAX} bytes of visible text, got 3 bytes: "
+            )),
+            "{e}"
+        );
+    }
+}

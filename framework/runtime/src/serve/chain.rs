@@ -4,9 +4,11 @@
 //! stage's request, the stages between get their default Accept, and the
 //! client's Accept goes to the last. A single stage is a pipeline of one.
 
+use std::path::PathBuf;
+
 use super::config::StagePlan;
 use super::protocol::{WireAnswer, WireRequest};
-use crate::loader::{HookError, LoadedModel, LoadedStage, RequestMeta};
+use crate::loader::{HookError, LoadError, LoadedModel, LoadedStage, RequestMeta};
 
 /// SageMaker's limit on what one container of a serial pipeline may pass to
 /// the next: 5 MB per hop (docs/contract.md (Serial pipelines)).
@@ -20,6 +22,23 @@ pub fn hop_too_large_message(from: &str, to: &str, size: &str) -> String {
         "Received response from {from} with status code 200. However, the request payload from {from} to \
          {to} is {size}, which has exceeded the maximum limit of {HOP_LIMIT_MB} MB."
     )
+}
+
+/// Why a worker's stages could not start: what the server is told
+/// (`LOAD_FAILED`) and reports.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ChainError {
+    /// A library could not be opened as a stage.
+    #[error(transparent)]
+    Open(#[from] LoadError),
+    /// A stage's `model_fn` failed on its model dir.
+    #[error("{error} (model dir {}; fix the model or the stage and restart)", .model_dir.display())]
+    Model {
+        /// The hook's error, naming the stage.
+        error: HookError,
+        /// The model dir it was given.
+        model_dir: PathBuf,
+    },
 }
 
 struct Member {
@@ -38,24 +57,24 @@ pub(super) struct Pipeline {
 impl Pipeline {
     /// Opens every library (which runs its initialisers: only a worker
     /// process does this). The error says which library failed and why.
-    pub(super) fn open(plans: &[StagePlan]) -> Result<Vec<&'static LoadedStage>, String> {
+    pub(super) fn open(plans: &[StagePlan]) -> Result<Vec<&'static LoadedStage>, ChainError> {
         plans
             .iter()
-            .map(|plan| LoadedStage::open(&plan.library).map_err(|e| e.to_string()))
+            .map(|plan| Ok(LoadedStage::open(&plan.library)?))
             .collect()
     }
 
     /// Calls every `model_fn` of the libraries `open` returned for `plans`.
     /// The error says which stage failed and why.
-    pub(super) fn load(plans: &[StagePlan], stages: &[&'static LoadedStage]) -> Result<Pipeline, String> {
+    pub(super) fn load(plans: &[StagePlan], stages: &[&'static LoadedStage]) -> Result<Pipeline, ChainError> {
         let mut members = Vec::with_capacity(plans.len());
         for (plan, stage) in plans.iter().zip(stages) {
-            let model = stage.load_model(&plan.model_dir).map_err(|e| {
-                format!(
-                    "{e} (model dir {}; fix the model or the stage and restart)",
-                    plan.model_dir.display()
-                )
-            })?;
+            let model = stage
+                .load_model(&plan.model_dir)
+                .map_err(|error| ChainError::Model {
+                    error,
+                    model_dir: plan.model_dir.clone(),
+                })?;
             members.push(Member {
                 name: plan.name.clone(),
                 default_accept: plan.default_accept.clone(),

@@ -6,25 +6,93 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use modelstage_contract::excerpt::quoted;
 pub use modelstage_contract::payload::MB;
 use modelstage_contract::settings;
 pub use modelstage_contract::settings::{cpu_count, http_threads};
 use modelstage_contract::BatchStrategy;
 use modelstage_contract::ExecutionParameters;
 
+use crate::archive::ArchiveError;
+
+/// Why `modelstage serve` cannot run with its flags and variables
+/// (`SAGEMAKER_*`, `MODELSTAGE_*`): each message names the flag or the
+/// variable to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable whose value is not one it takes.
+    #[error("{name} must be {expected}, got '{value}'")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it takes (`a whole number`, `true or false`, ...).
+        expected: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A variable naming a port that is not a port number.
+    #[error("{name} must be a port number, got {}", quoted(.value.as_bytes()))]
+    NotAPort {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Neither `--stage` nor `MODELSTAGE_STAGE`.
+    #[error("no stage to serve: pass --stage LIB or set MODELSTAGE_STAGE")]
+    NoStage,
+    /// More `--model-dir` than stages.
+    #[error("{given} --model-dir given for {stages} stage(s)")]
+    TooManyModelDirs {
+        /// The `--model-dir` flags given.
+        given: usize,
+        /// The stages served.
+        stages: usize,
+    },
+    /// More `--model-data` than stages.
+    #[error("{given} --model-data given for {stages} stage(s): give one per --stage, in the same order")]
+    TooManyModelData {
+        /// The `--model-data` flags given.
+        given: usize,
+        /// The stages served.
+        stages: usize,
+    },
+    /// A `--model-data` archive that cannot be unpacked.
+    #[error("--model-data {}: {error:#}", .archive.display())]
+    ModelData {
+        /// The archive.
+        archive: PathBuf,
+        /// Why it was not unpacked.
+        error: ArchiveError,
+    },
+    /// `SAGEMAKER_MULTI_MODEL=true` with more than one stage.
+    #[error("a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) serves one stage, not a pipeline")]
+    MultiModelPipeline,
+}
+
+impl ConfigError {
+    /// `name` is set to `value`, which is not `expected`.
+    pub fn invalid(name: &'static str, expected: &'static str, value: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            name,
+            expected,
+            value: value.into(),
+        }
+    }
+}
+
 /// Reads an environment variable, treating an empty value as unset.
 pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
+fn env_number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
     match env_var(name) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{name} must be a whole number, got '{v}'")),
+        Some(v) => match v.trim().parse() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(ConfigError::invalid(name, "a whole number", v)),
+        },
     }
 }
 
@@ -125,7 +193,7 @@ impl EdgeLimits {
 
     /// The limits the `MODELSTAGE_*` variables set (the defaults for those
     /// unset).
-    pub fn read() -> Result<EdgeLimits, String> {
+    pub fn read() -> Result<EdgeLimits, ConfigError> {
         EnvSettings::read().map(|env| EdgeLimits::from_env(&env))
     }
 
@@ -176,12 +244,20 @@ pub struct EnvSettings {
 impl EnvSettings {
     /// Reads the variables; an error names a value that is not a number
     /// (or not a batch strategy).
-    pub fn read() -> Result<EnvSettings, String> {
-        let batch_strategy = match env_var("SAGEMAKER_BATCH_STRATEGY") {
+    pub fn read() -> Result<EnvSettings, ConfigError> {
+        const BATCH_STRATEGY: &str = "SAGEMAKER_BATCH_STRATEGY";
+        let batch_strategy = match env_var(BATCH_STRATEGY) {
             None => None,
-            Some(v) => Some(BatchStrategy::parse(&v).ok_or_else(|| {
-                format!("SAGEMAKER_BATCH_STRATEGY must be MULTI_RECORD or SINGLE_RECORD, got '{v}'")
-            })?),
+            Some(v) => match BatchStrategy::parse(&v) {
+                Some(strategy) => Some(strategy),
+                None => {
+                    return Err(ConfigError::invalid(
+                        BATCH_STRATEGY,
+                        "MULTI_RECORD or SINGLE_RECORD",
+                        v,
+                    ))
+                }
+            },
         };
         Ok(EnvSettings {
             port: env_number("SAGEMAKER_BIND_TO_PORT")?,
@@ -194,5 +270,21 @@ impl EnvSettings {
             body_timeout_secs: env_number("MODELSTAGE_BODY_TIMEOUT_SECS")?,
             max_connections: env_number("MODELSTAGE_MAX_CONNECTIONS")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_variable_and_its_value() {
+        let e = ConfigError::invalid("SAGEMAKER_MODEL_SERVER_WORKERS", "a whole number", "two");
+        assert_eq!(
+            e.to_string(),
+            "SAGEMAKER_MODEL_SERVER_WORKERS must be a whole number, got 'two'"
+        );
+        let e = ConfigError::TooManyModelDirs { given: 3, stages: 2 };
+        assert_eq!(e.to_string(), "3 --model-dir given for 2 stage(s)");
     }
 }

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use actix_web::{web, App};
 
 pub use chain::{hop_too_large_message, HOP_LIMIT_BYTES, HOP_LIMIT_MB};
-pub use config::{EdgeLimits, ServeConfig, StagePlan};
+pub use config::{ConfigError, EdgeLimits, ServeConfig, StagePlan};
 pub use edge::{
     json_response, new_request_id, request_id, EdgeError, EdgeRules, Invocation, CUSTOM_ATTRIBUTES_HEADER,
     REQUEST_ID_HEADER,
@@ -85,8 +85,8 @@ pub struct ServeArgs {
 pub enum ServeError {
     /// Bad flags or `SAGEMAKER_*` / `MODELSTAGE_*` settings, or a model
     /// archive that cannot be unpacked.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The workers could not start, or none could load the stages.
     #[error(transparent)]
     Workers(#[from] PoolError),
@@ -118,24 +118,21 @@ struct Settings {
 /// Reads the flags and the `SAGEMAKER_*` variables. Nothing here opens a
 /// stage library: the server process never runs stage code (the workers
 /// describe the stages, see [`configure`]).
-fn settings(args: &ServeArgs) -> Result<Settings, String> {
+fn settings(args: &ServeArgs) -> Result<Settings, ConfigError> {
     let env = EnvSettings::read()?;
     let mut libraries = args.stages.clone();
     if libraries.is_empty() {
         match config::env_var("MODELSTAGE_STAGE") {
             Some(lib) => libraries.push(PathBuf::from(lib)),
-            None => {
-                return Err("no stage to serve: pass --stage LIB or set MODELSTAGE_STAGE".to_string());
-            }
+            None => return Err(ConfigError::NoStage),
         }
     }
     let default_model_dir = config::base_dir().join("model");
     if args.model_dirs.len() > libraries.len() {
-        return Err(format!(
-            "{} --model-dir given for {} stage(s)",
-            args.model_dirs.len(),
-            libraries.len()
-        ));
+        return Err(ConfigError::TooManyModelDirs {
+            given: args.model_dirs.len(),
+            stages: libraries.len(),
+        });
     }
     let default_accept = config::default_accept();
     let stages = libraries
@@ -231,21 +228,23 @@ fn configure(settings: Settings, described: &[StageDescription]) -> ServeConfig 
 /// Unpacks each `--model-data` archive into a private folder and serves
 /// that folder as the stage's model dir; the folders live as long as the
 /// returned values.
-fn unpack_model_data(args: &mut ServeArgs) -> Result<Vec<crate::archive::PrivateModel>, String> {
+fn unpack_model_data(args: &mut ServeArgs) -> Result<Vec<crate::archive::PrivateModel>, ConfigError> {
     // Counted before anything is unpacked; without --stage, MODELSTAGE_STAGE is the one stage.
     let stages = args.stages.len().max(1);
     if args.model_data.len() > stages {
-        return Err(format!(
-            "{} --model-data given for {stages} stage(s): give one per --stage, in the same order",
-            args.model_data.len()
-        ));
+        return Err(ConfigError::TooManyModelData {
+            given: args.model_data.len(),
+            stages,
+        });
     }
     let models = args
         .model_data
         .iter()
         .map(|tar_gz| {
-            crate::archive::PrivateModel::unpack(tar_gz)
-                .map_err(|e| format!("--model-data {}: {e:#}", tar_gz.display()))
+            crate::archive::PrivateModel::unpack(tar_gz).map_err(|error| ConfigError::ModelData {
+                archive: tar_gz.clone(),
+                error,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     args.model_dirs
@@ -258,8 +257,8 @@ fn unpack_model_data(args: &mut ServeArgs) -> Result<Vec<crate::archive::Private
 /// can load the stages (then the HTTP server is stopped first).
 pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     // Dropped last: the private model folders outlive the workers using them.
-    let _models = unpack_model_data(&mut args).map_err(ServeError::Config)?;
-    let settings = settings(&args).map_err(ServeError::Config)?;
+    let _models = unpack_model_data(&mut args)?;
+    let settings = settings(&args)?;
     // The port is taken before the workers start, so that nothing else can
     // take it while they load (a platform picked it free for this server);
     // connections wait in the backlog until the server accepts them.
@@ -268,8 +267,8 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
             port: settings.port,
             error,
         })?;
-    let metrics_port = metrics::port().map_err(ServeError::Config)?;
-    let multi_model = mme::Settings::read().map_err(ServeError::Config)?;
+    let metrics_port = metrics::port()?;
+    let multi_model = mme::Settings::read()?;
     if metrics::enabled() {
         // Before the workers start, so that the first ones are counted.
         metrics::init(multi_model.is_some());
@@ -277,10 +276,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     // One lane from every HTTP thread to every worker (see `lane`).
     let http_threads = config::http_threads();
     if multi_model.is_some() && settings.stages.len() > 1 {
-        return Err(ServeError::Config(
-            "a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) serves one stage, not a pipeline"
-                .to_string(),
-        ));
+        return Err(ConfigError::MultiModelPipeline.into());
     }
     let plan = WorkerPlan {
         stages: settings.stages.clone(),

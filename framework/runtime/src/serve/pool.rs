@@ -59,13 +59,21 @@ pub(super) enum CallError {
 /// of a broken container.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
-    /// No worker process could be started.
+    /// No worker process could be started (shared: every waiter learns it).
     #[error("cannot start a worker process: {0}")]
-    Spawn(String),
-    /// The first worker failed to open its stages or load its model (the
-    /// message says which and why), or died doing so.
+    Spawn(Arc<std::io::Error>),
+    /// The first worker failed to open its stages or load its model: its
+    /// message says which and why.
     #[error("{0}")]
     Load(String),
+    /// The first worker ended before its model was loaded.
+    #[error("the worker process for stage {stage} {how} before its model was loaded")]
+    Ended {
+        /// How errors name the stages.
+        stage: String,
+        /// How it ended (`was killed by signal 9 (SIGKILL)`, ...).
+        how: String,
+    },
 }
 
 /// What the pool learned while starting: the stages' descriptions from the
@@ -429,7 +437,7 @@ impl Pool {
             let started = Instant::now();
             let (worker, control) = match self.start_worker(&events_tx) {
                 Ok(w) => w,
-                Err(StartFailure::Spawn(e)) => return self.fail(PoolError::Spawn(e.to_string())),
+                Err(StartFailure::Spawn(e)) => return self.fail(PoolError::Spawn(Arc::new(e))),
                 Err(StartFailure::LoadFailed(message)) => {
                     if !self.ever_ready.load(Ordering::SeqCst) {
                         return self.fail(PoolError::Load(message));
@@ -440,10 +448,10 @@ impl Pool {
                 }
                 Err(StartFailure::Ended(how)) => {
                     if !self.ever_ready.load(Ordering::SeqCst) {
-                        return self.fail(PoolError::Load(format!(
-                            "the worker process for stage {} {how} before its model was loaded",
-                            self.label()
-                        )));
+                        return self.fail(PoolError::Ended {
+                            stage: self.label().to_string(),
+                            how,
+                        });
                     }
                     log::error!("a replacement worker for {} {how} while starting", self.label());
                     self.backoff(&mut failures);

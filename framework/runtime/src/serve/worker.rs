@@ -24,8 +24,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 
-use super::chain::Pipeline;
-use super::config::{self, WorkerPlan};
+use super::chain::{ChainError, Pipeline};
+use super::config::{self, ConfigError, WorkerPlan};
 use super::mme::held::{self, Held};
 use super::protocol::{self, FrameWriter, StageDescription, WireAnswer, WireRequest};
 
@@ -56,13 +56,13 @@ pub const ENV_PARENT: &str = "MODELSTAGE_WORKER_PARENT";
 pub const ENV_MEMORY: &str = "MODELSTAGE_WORKER_MEMORY_MB";
 
 /// `MODELSTAGE_WORKER_MEMORY_MB`: `None` when unset or 0 (no cap).
-pub fn memory_limit_mb() -> Result<Option<u64>, String> {
+pub fn memory_limit_mb() -> Result<Option<u64>, ConfigError> {
     match config::env_var(ENV_MEMORY) {
         None => Ok(None),
         Some(v) => match v.trim().parse::<u64>() {
             Ok(0) => Ok(None),
             Ok(mb) => Ok(Some(mb)),
-            Err(_) => Err(format!("{ENV_MEMORY} must be a whole number of MB, got '{v}'")),
+            Err(_) => Err(ConfigError::invalid(ENV_MEMORY, "a whole number of MB", v)),
         },
     }
 }
@@ -85,33 +85,72 @@ fn send(writer: &Mutex<UnixStream>, frame: &[u8]) {
 
 /// Ends this process with its parent, and checks the parent is still the
 /// server that started it (it may have died before the signal was set).
-fn die_with_the_server(server: u32) -> Result<(), String> {
+fn die_with_the_server(server: u32) -> Result<(), WorkerError> {
     use nix::sys::signal::Signal;
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(WorkerError::ParentDeathSignal)?;
     let parent = nix::unistd::getppid().as_raw();
     if u32::try_from(parent).ok() != Some(server) {
-        return Err(format!("the server (process {server}) is gone"));
+        return Err(WorkerError::ServerGone(server));
     }
     Ok(())
 }
 
 /// Caps this process's data segment at `mb` MB.
-fn cap_memory(mb: u64) -> Result<(), String> {
+fn cap_memory(mb: u64) -> Result<(), LoadFailure> {
     use nix::sys::resource::{setrlimit, Resource};
     let bytes = mb.saturating_mul(1024 * 1024);
-    setrlimit(Resource::RLIMIT_DATA, bytes, bytes)
-        .map_err(|e| format!("cannot cap the worker's memory at {mb} MB ({ENV_MEMORY}): {e}"))
+    setrlimit(Resource::RLIMIT_DATA, bytes, bytes).map_err(|error| LoadFailure::MemoryCap { mb, error })
+}
+
+/// Why a worker's stages could not start: its message is what the server
+/// is told (`LOAD_FAILED`) and reports.
+#[derive(Debug, thiserror::Error)]
+enum LoadFailure {
+    /// `MODELSTAGE_WORKER_MEMORY_MB` is not a number.
+    #[error(transparent)]
+    MemorySetting(#[from] ConfigError),
+    /// The system refused the cap.
+    #[error("cannot cap the worker's memory at {mb} MB ({}): {error}", ENV_MEMORY)]
+    MemoryCap {
+        /// The cap asked for.
+        mb: u64,
+        /// The system's reason.
+        error: nix::errno::Errno,
+    },
+    /// A library did not open, or a `model_fn` failed.
+    #[error(transparent)]
+    Stages(#[from] ChainError),
 }
 
 /// Why a worker process ended before it served: `main` prints it and picks
 /// the exit code ([`WorkerError::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    /// It could not take its place beside its server (started by hand, the
-    /// server gone, a bad plan).
-    #[error("modelstage worker: {0}")]
-    Setup(String),
+    /// Started without the environment its server gives it (started by hand).
+    #[error(
+        "modelstage worker: started without its server (this command is internal to `modelstage serve`)"
+    )]
+    NoServer,
+    /// The parent-death signal could not be set, so the worker could
+    /// outlive its server.
+    #[error("modelstage worker: cannot set the parent-death signal: {0}")]
+    ParentDeathSignal(nix::errno::Errno),
+    /// The server that started it (this process id) ended before the
+    /// parent-death signal was set.
+    #[error("modelstage worker: the server (process {0}) is gone")]
+    ServerGone(u32),
+    /// The plan the server handed over does not parse.
+    #[error("modelstage worker: bad plan: {0}")]
+    BadPlan(serde_json::Error),
+    /// The server's socket cannot be reached.
+    #[error("modelstage worker: cannot reach the server: {0}")]
+    Unreachable(std::io::Error),
+    /// A lane to the server cannot be opened.
+    #[error("modelstage worker: cannot open a connection to the server: {0}")]
+    NoLane(std::io::Error),
+    /// The thread that answers the server's model operations cannot start.
+    #[error("modelstage worker: cannot take the server's model operations")]
+    NoModelControl,
     /// Its stages failed to open or load; the server was told (`LOAD_FAILED`)
     /// and reports it, so this is not printed again.
     #[error("modelstage worker: {0}")]
@@ -122,8 +161,8 @@ impl WorkerError {
     /// 2 when the worker could not set up, 1 when its stages failed to load.
     pub fn exit_code(&self) -> u8 {
         match self {
-            WorkerError::Setup(_) => 2,
             WorkerError::LoadFailed(_) => 1,
+            _ => 2,
         }
     }
 
@@ -141,13 +180,10 @@ pub fn run() -> Result<(), WorkerError> {
         std::env::var(ENV_PLAN).ok(),
         std::env::var(ENV_PARENT).ok().and_then(|p| p.parse::<u32>().ok()),
     ) else {
-        return Err(WorkerError::Setup(
-            "started without its server (this command is internal to `modelstage serve`)".into(),
-        ));
+        return Err(WorkerError::NoServer);
     };
-    die_with_the_server(server).map_err(|e| WorkerError::Setup(e.to_string()))?;
-    let plan: WorkerPlan =
-        serde_json::from_str(&plan).map_err(|e| WorkerError::Setup(format!("bad plan: {e}")))?;
+    die_with_the_server(server)?;
+    let plan: WorkerPlan = serde_json::from_str(&plan).map_err(WorkerError::BadPlan)?;
     let component = plan
         .stages
         .iter()
@@ -167,23 +203,23 @@ pub fn run() -> Result<(), WorkerError> {
     // learns that this process ended when it closes.
     let control = UnixStream::connect(&socket)
         .map(Mutex::new)
-        .map_err(|e| WorkerError::Setup(format!("cannot reach the server: {e}")))?;
+        .map_err(WorkerError::Unreachable)?;
     send(&control, &FrameWriter::new(protocol::HELLO, 0).finish());
-    let load_failed = |message: &str| {
+    let load_failed = |failure: LoadFailure| {
+        let message = failure.to_string();
         send(
             &control,
             &FrameWriter::new(protocol::LOAD_FAILED, message.len())
                 .bytes(message.as_bytes())
                 .finish(),
         );
-        WorkerError::LoadFailed(message.to_string())
+        WorkerError::LoadFailed(message)
     };
 
-    match memory_limit_mb().and_then(|limit| limit.map_or(Ok(()), cap_memory)) {
-        Ok(()) => {}
-        Err(message) => return Err(load_failed(&message)),
+    if let Some(mb) = memory_limit_mb().map_err(|e| load_failed(e.into()))? {
+        cap_memory(mb).map_err(load_failed)?;
     }
-    let stages = Pipeline::open(&plan.stages).map_err(|message| load_failed(&message))?;
+    let stages = Pipeline::open(&plan.stages).map_err(|e| load_failed(e.into()))?;
     let described: Vec<StageDescription> = stages.iter().map(|s| StageDescription::of(s)).collect();
     send(&control, &StageDescription::frame(&described));
     let threads = StageDescription::threads(&described, plan.threads);
@@ -192,7 +228,7 @@ pub fn run() -> Result<(), WorkerError> {
         (true, Some(plan), Some(&stage)) => Handler::Models(Arc::new(Held::new(plan, stage))),
         _ => match Pipeline::load(&plan.stages, &stages) {
             Ok(p) => Handler::Pipeline(p),
-            Err(message) => return Err(load_failed(&message)),
+            Err(e) => return Err(load_failed(e.into())),
         },
     };
     let pipeline = Arc::new(handler);
@@ -202,9 +238,7 @@ pub fn run() -> Result<(), WorkerError> {
             lane.write_all(&FrameWriter::new(protocol::LANE, 0).finish())?;
             Ok(lane)
         });
-        let lane =
-            lane.map_err(|e| WorkerError::Setup(format!("cannot open a connection to the server: {e}")))?;
-        lanes.push(lane);
+        lanes.push(lane.map_err(WorkerError::NoLane)?);
     }
     send(&control, &FrameWriter::new(protocol::READY, 0).finish());
     if let Handler::Models(held) = &*pipeline {
@@ -218,9 +252,7 @@ pub fn run() -> Result<(), WorkerError> {
                 .spawn(move || held::serve_control(held, stream))
         });
         if !matches!(spawned, Some(Ok(_))) {
-            return Err(WorkerError::Setup(
-                "cannot take the server's model operations".into(),
-            ));
+            return Err(WorkerError::NoModelControl);
         }
     }
     serve_lanes(lanes, threads, pipeline);

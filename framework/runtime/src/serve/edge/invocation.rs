@@ -12,7 +12,7 @@ use actix_web::dev::Payload;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
 
-use super::{request_id, target_model, text_header, EdgeError};
+use super::{request_id, target_model, text_header, EdgeError, HeaderError};
 use crate::loader::RequestMeta;
 use modelstage_contract::payload;
 
@@ -75,11 +75,11 @@ impl EdgeRules {
 }
 
 /// The request's metadata as the hooks get it (the loader's form, so it
-/// travels to the stage unchanged), or a 400 message naming a header that
-/// is not text: the client's Content-Type, else `application/json` (as the
+/// travels to the stage unchanged), or the error naming a header that is
+/// not text: the client's Content-Type, else `application/json` (as the
 /// legacy toolkit assumes); the client's Accept, else (also for `*/*`) the
 /// endpoint's default; the custom attributes and the target model.
-fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<RequestMeta, String> {
+fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<RequestMeta, HeaderError> {
     let headers = req.headers();
     let content_type = text_header(headers, "Content-Type")?
         .map(str::trim)
@@ -153,7 +153,7 @@ impl Invocation {
         let meta = match &rules.default_accept {
             Some(default_accept) => match resolve(req, &request_id, default_accept) {
                 Ok(meta) => Some(meta),
-                Err(message) => return Err(refuse(400, message).closing(payload)),
+                Err(e) => return Err(refuse(e.status(), e.to_string()).closing(payload)),
             },
             None => None,
         };

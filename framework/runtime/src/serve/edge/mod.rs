@@ -64,24 +64,57 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(new_request_id)
 }
 
+/// A request header the edge cannot take as it is: the request is refused
+/// with [`HeaderError::status`] and this message, as an [`EdgeError`].
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    /// A value with a byte that is not visible ASCII, never taken for a
+    /// missing header.
+    #[error("the {name} header has an invalid byte 0x{byte:02x} at offset {at}: {}", quoted(.value))]
+    NotText {
+        /// The header.
+        name: &'static str,
+        /// The first byte that is not visible ASCII.
+        byte: u8,
+        /// Where it is in the value.
+        at: usize,
+        /// The value as sent.
+        value: Vec<u8>,
+    },
+    /// A target model name longer than [`TARGET_MODEL_MAX`] bytes, or with a tab.
+    #[error(
+        "the {} header must be 1 to {} bytes of visible text, got {} bytes: {}",
+        TARGET_MODEL_HEADER,
+        TARGET_MODEL_MAX,
+        .0.len(),
+        quoted(.0.as_bytes())
+    )]
+    TargetModel(String),
+}
+
+impl HeaderError {
+    /// The HTTP status a request with this header is refused with.
+    pub fn status(&self) -> u16 {
+        400
+    }
+}
+
 /// `X-Amzn-SageMaker-Target-Model` as text, `None` when absent or empty;
 /// an error naming the header for a value that is not visible ASCII or is
 /// longer than [`TARGET_MODEL_MAX`] bytes.
-pub fn target_model(headers: &HeaderMap) -> Result<Option<&str>, String> {
+pub fn target_model(headers: &HeaderMap) -> Result<Option<&str>, HeaderError> {
     match text_header(headers, TARGET_MODEL_HEADER)? {
         None | Some("") => Ok(None),
-        Some(t) if t.len() > TARGET_MODEL_MAX || t.contains('\t') => Err(format!(
-            "the {TARGET_MODEL_HEADER} header must be 1 to {TARGET_MODEL_MAX} bytes of visible text, got {} bytes: {}",
-            t.len(),
-            quoted(t.as_bytes())
-        )),
+        Some(t) if t.len() > TARGET_MODEL_MAX || t.contains('\t') => {
+            Err(HeaderError::TargetModel(t.to_string()))
+        }
         Some(t) => Ok(Some(t)),
     }
 }
 
 /// A header's value as text. A value with a byte that is not visible ASCII
 /// is an error naming it, never taken for a missing header.
-pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+pub fn text_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, HeaderError> {
     match headers.get(name) {
         None => Ok(None),
         Some(value) => match value.to_str() {
@@ -92,12 +125,45 @@ pub fn text_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a 
                     .iter()
                     .position(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
                     .unwrap_or(0);
-                Err(format!(
-                    "the {name} header has an invalid byte 0x{:02x} at offset {at}: {}",
-                    bytes[at],
-                    quoted(bytes)
-                ))
+                Err(HeaderError::NotText {
+                    name,
+                    byte: bytes[at],
+                    at,
+                    value: bytes.to_vec(),
+                })
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_errors_name_the_header_and_the_byte() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            actix_web::http::header::ACCEPT,
+            HeaderValue::from_bytes(b"text/\xffcsv").unwrap(),
+        );
+        let e = text_header(&headers, "Accept").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.to_string()
+                .starts_with("the Accept header has an invalid byte 0xff at offset 5: "),
+            "{e}"
+        );
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("x-amzn-sagemaker-target-model"),
+            HeaderValue::from_static("a\tb"),
+        );
+        let e = target_model(&headers).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "the {TARGET_MODEL_HEADER} header must be 1 to {TARGET_MODEL_MAX} bytes of visible text, got 3 bytes: "
+            )),
+            "{e}"
+        );
     }
 }

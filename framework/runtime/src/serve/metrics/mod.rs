@@ -34,7 +34,7 @@ pub(super) use mme::{
 pub(super) use record::Record;
 use sharded::Sharded;
 
-use super::config::env_var;
+use super::config::{env_var, ConfigError};
 
 /// The variable that turns the metrics off.
 pub(super) const METRICS_VAR: &str = "MODELSTAGE_METRICS";
@@ -137,15 +137,16 @@ pub(super) fn enabled() -> bool {
 }
 
 /// `MODELSTAGE_METRICS_PORT`, or an error naming a value that is not a port.
-pub(super) fn port() -> Result<Option<u16>, String> {
+pub(super) fn port() -> Result<Option<u16>, ConfigError> {
     match env_var(METRICS_PORT_VAR) {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            format!(
-                "{METRICS_PORT_VAR} must be a port number, got {}",
-                modelstage_contract::excerpt::quoted(v.as_bytes())
-            )
-        }),
+        Some(v) => match v.trim().parse() {
+            Ok(port) => Ok(Some(port)),
+            Err(_) => Err(ConfigError::NotAPort {
+                name: METRICS_PORT_VAR,
+                value: v,
+            }),
+        },
     }
 }
 

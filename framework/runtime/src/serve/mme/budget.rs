@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::super::config::env_var;
+use super::super::config::{env_var, ConfigError};
 
 /// The variable that sets the budget in MB (`0`: no budget; unset: a
 /// share of the container's memory).
@@ -37,7 +37,7 @@ pub struct Budget {
 
 impl Budget {
     /// `MODELSTAGE_MME_MEMORY_MB` (0: no budget), else the default share.
-    pub fn read() -> Result<Budget, String> {
+    pub fn read() -> Result<Budget, ConfigError> {
         match env_var(ENV_MEMORY) {
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(0) => Ok(Budget {
@@ -48,7 +48,7 @@ impl Budget {
                     limit: Some(mb.saturating_mul(MB)),
                     source: ENV_MEMORY.to_string(),
                 }),
-                Err(_) => Err(format!("{ENV_MEMORY} must be a whole number of MB, got '{v}'")),
+                Err(_) => Err(ConfigError::invalid(ENV_MEMORY, "a whole number of MB", v)),
             },
             None => Ok(match container_memory() {
                 Some((bytes, from)) => Budget {

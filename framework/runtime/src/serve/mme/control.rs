@@ -20,7 +20,13 @@ use super::super::protocol::{self, FrameReader, FrameWriter};
 
 /// What a worker said of one operation: `Err` carries a failed load's
 /// message. A closed channel means the worker ended first.
-pub type Outcome = Result<(), String>;
+pub type Outcome = Result<(), LoadFailed>;
+
+/// A worker's answer that a model did not load: its message, which names
+/// the model, the stage and the stage's reason (see `held`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadFailed(pub String);
 
 static NEXT_OP: AtomicU64 = AtomicU64::new(1);
 
@@ -88,7 +94,7 @@ impl Control {
         let mut r = FrameReader::new(fields);
         let outcome = match kind {
             protocol::MODEL_LOADED | protocol::MODEL_UNLOADED => r.u64().map(|op| (op, Ok(()))),
-            protocol::MODEL_LOAD_FAILED => r.u64().and_then(|op| Ok((op, Err(r.string()?)))),
+            protocol::MODEL_LOAD_FAILED => r.u64().and_then(|op| Ok((op, Err(LoadFailed(r.string()?))))),
             _ => return,
         };
         match outcome {
@@ -139,7 +145,7 @@ mod tests {
         let ok = FrameWriter::new(protocol::MODEL_LOADED, 0).u64(a).finish();
         control.deliver(protocol::MODEL_LOADED, &ok[protocol::PREFIX + 1..]);
         assert_eq!(loaded.try_recv().unwrap(), Ok(()));
-        assert_eq!(failed.try_recv().unwrap(), Err("no tag".to_string()));
+        assert_eq!(failed.try_recv().unwrap(), Err(LoadFailed("no tag".to_string())));
         control.close();
         assert!(orphan.try_recv().is_err());
         // After the end, an operation ends at once, unanswered.

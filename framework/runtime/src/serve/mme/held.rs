@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 use modelstage_contract::excerpt::{bounded, quoted};
@@ -21,13 +21,33 @@ use modelstage_contract::excerpt::{bounded, quoted};
 use super::super::chain::Pipeline;
 use super::super::config::StagePlan;
 use super::super::protocol::{self, FrameReader, FrameWriter, WireAnswer, WireRequest};
-use crate::loader::LoadedStage;
+use crate::loader::{HookError, LoadedStage};
 
 /// The longest stage message a failed load reports whole.
 const MESSAGE_MAX: usize = 4096;
 
 /// Loads running at once in one worker.
 const LOADERS: usize = 4;
+
+/// A model `model_fn` could not load: what the worker logs and tells the
+/// server (`MODEL_LOAD_FAILED`), which answers the load with it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stage {stage} cannot load model {} from {}: {}",
+    quoted(.model.as_bytes()),
+    .dir.display(),
+    bounded(&.error.to_string(), MESSAGE_MAX)
+)]
+struct ModelLoadError<'a> {
+    /// The stage's name.
+    stage: &'a str,
+    /// The name the model was to be loaded as.
+    model: &'a str,
+    /// Its folder.
+    dir: &'a Path,
+    /// The stage's error (boxed: the `Ok` of a load is empty).
+    error: Box<HookError>,
+}
 
 struct Slot {
     /// The load that made (or is making) this model.
@@ -88,19 +108,16 @@ impl Held {
 
     /// Calls `model_fn` on `dir` and installs the model as `name`, unless
     /// another operation on `name` came after this one.
-    fn load(&self, op: u64, name: &str, dir: &std::path::Path) -> Result<(), String> {
+    fn load<'a>(&'a self, op: u64, name: &'a str, dir: &'a Path) -> Result<(), ModelLoadError<'a>> {
         self.models
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string(), Slot { op, model: None });
-        let loaded = self.stage.load_model(dir).map_err(|e| {
-            format!(
-                "stage {} cannot load model {} from {}: {}",
-                self.name,
-                quoted(name.as_bytes()),
-                dir.display(),
-                bounded(&e.to_string(), MESSAGE_MAX)
-            )
+        let loaded = self.stage.load_model(dir).map_err(|error| ModelLoadError {
+            stage: &self.name,
+            model: name,
+            dir,
+            error: Box::new(error),
         });
         let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
         let current = models.get(name).is_some_and(|slot| slot.op == op);
@@ -118,9 +135,9 @@ impl Held {
                 }
                 Ok(())
             }
-            Err(message) => {
+            Err(e) => {
                 models.remove(name);
-                Err(message)
+                Err(e)
             }
         }
     }
@@ -176,7 +193,8 @@ pub fn serve_control(held: Arc<Held>, control: UnixStream) {
                 let Ok(job) = job else { return };
                 let frame = match held.load(job.op, &job.name, &job.dir) {
                     Ok(()) => FrameWriter::new(protocol::MODEL_LOADED, 8).u64(job.op).finish(),
-                    Err(message) => {
+                    Err(e) => {
+                        let message = e.to_string();
                         log::error!("{message}");
                         FrameWriter::new(protocol::MODEL_LOAD_FAILED, 16 + message.len())
                             .u64(job.op)

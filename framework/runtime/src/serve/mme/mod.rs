@@ -17,7 +17,7 @@ pub mod held;
 pub mod registry;
 pub mod routes;
 
-use super::config::env_var;
+use super::config::{env_var, ConfigError};
 
 pub use control::Control;
 pub use registry::Registry;
@@ -41,20 +41,18 @@ impl Settings {
     /// `None` unless `SAGEMAKER_MULTI_MODEL` is `true`; an error for a
     /// value that is neither `true` nor `false`, or a bad budget or
     /// eviction setting.
-    pub fn read() -> Result<Option<Settings>, String> {
+    pub fn read() -> Result<Option<Settings>, ConfigError> {
         match env_var(ENV_MULTI_MODEL).map(|v| v.trim().to_ascii_lowercase()) {
             None => return Ok(None),
             Some(v) if v == "false" => return Ok(None),
             Some(v) if v == "true" => {}
-            Some(v) => {
-                return Err(format!("{ENV_MULTI_MODEL} must be true or false, got '{v}'"));
-            }
+            Some(v) => return Err(ConfigError::invalid(ENV_MULTI_MODEL, "true or false", v)),
         }
         let evict_lru = match env_var(ENV_EVICT).map(|v| v.trim().to_ascii_lowercase()) {
             None => false,
             Some(v) if v == "none" => false,
             Some(v) if v == "lru" => true,
-            Some(v) => return Err(format!("{ENV_EVICT} must be lru or none, got '{v}'")),
+            Some(v) => return Err(ConfigError::invalid(ENV_EVICT, "lru or none", v)),
         };
         Ok(Some(Settings {
             budget: budget::Budget::read()?,

@@ -25,7 +25,7 @@ use tokio::sync::{oneshot, watch};
 use super::super::metrics::{self, LoadOutcome, UnloadReason};
 use super::super::process::WorkerProcess as Worker;
 use super::budget::{self, Budget};
-use super::control::Outcome;
+use super::control::{LoadFailed, Outcome};
 
 /// Why a load did not happen; each maps to the status SageMaker expects.
 #[derive(Debug, Clone)]
@@ -464,7 +464,7 @@ impl Registry {
             )),
             Ok(outcomes) => outcomes.into_iter().find_map(|(pid, outcome)| match outcome {
                 Some(Ok(())) => None,
-                Some(Err(message)) => Some(failed(400, message)),
+                Some(Err(LoadFailed(message))) => Some(failed(400, message)),
                 None => Some(failed(
                     500,
                     format!(
@@ -487,32 +487,31 @@ impl Registry {
     }
 
     async fn unpack(&self, name: &str, tar_gz: &Path) -> Result<Unpacked, LoadError> {
-        let root = self
-            .unpack_root()
-            .map_err(|message| LoadError::Failed { status: 500, message })?;
+        let root = self.unpack_root()?;
         let folder = root.join(self.next_unpack.fetch_add(1, Ordering::Relaxed).to_string());
         let unpacked = Unpacked(folder.clone());
         let tar = tar_gz.to_path_buf();
-        let result = tokio::task::spawn_blocking(move || crate::archive::unpack(&tar, &folder.join("model")))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| format!("{e:#}")));
+        let result =
+            tokio::task::spawn_blocking(move || crate::archive::unpack(&tar, &folder.join("model"))).await;
+        let failed = |why: &dyn std::fmt::Display| LoadError::Failed {
+            status: 400,
+            message: format!(
+                "cannot load model {} in stage {}: cannot unpack {}: {why}",
+                quoted(name.as_bytes()),
+                self.stage(),
+                tar_gz.display()
+            ),
+        };
         match result {
-            Ok(()) => Ok(unpacked),
-            Err(e) => Err(LoadError::Failed {
-                status: 400,
-                message: format!(
-                    "cannot load model {} in stage {}: cannot unpack {}: {e}",
-                    quoted(name.as_bytes()),
-                    self.stage(),
-                    tar_gz.display()
-                ),
-            }),
+            Ok(Ok(())) => Ok(unpacked),
+            Ok(Err(e)) => Err(failed(&format_args!("{e:#}"))),
+            Err(e) => Err(failed(&e)),
         }
     }
 
-    /// The private folder archives are unpacked into, made on first use.
-    fn unpack_root(&self) -> Result<PathBuf, String> {
+    /// The private folder archives are unpacked into, made on first use; a
+    /// 500 when it cannot be made.
+    fn unpack_root(&self) -> Result<PathBuf, LoadError> {
         use std::os::unix::fs::DirBuilderExt;
         let mut root = self.unpack_root.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(root) = root.as_ref() {
@@ -524,12 +523,16 @@ impl Registry {
             .unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("modelstage-models-{}-{nanos}", std::process::id()));
         // Fails if the name is taken: nobody can prepare it for us.
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| {
-            format!(
-                "cannot create a private folder for models at {}: {e}",
-                dir.display()
-            )
-        })?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| LoadError::Failed {
+                status: 500,
+                message: format!(
+                    "cannot create a private folder for models at {}: {e}",
+                    dir.display()
+                ),
+            })?;
         *root = Some(dir.clone());
         Ok(dir)
     }
@@ -728,7 +731,7 @@ impl Registry {
             for (name, rx) in pending {
                 match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx).await {
                     Ok(Ok(Ok(()))) => {}
-                    Ok(Ok(Err(message))) => lost.push((name, message)),
+                    Ok(Ok(Err(LoadFailed(message)))) => lost.push((name, message)),
                     Ok(Err(_)) => return, // the worker ended: its slot starts another
                     Err(_) => lost.push((
                         name,

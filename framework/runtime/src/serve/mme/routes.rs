@@ -322,7 +322,7 @@ async fn invocations(
         Ok(None) => Err(format!(
             "stage {label} serves many models (SAGEMAKER_MULTI_MODEL=true): name the model in the {TARGET_MODEL_HEADER} header"
         )),
-        Err(message) => Err(message),
+        Err(e) => Err(e.to_string()),
     }
     .and_then(|t| match target_problem(&t) {
         Some(problem) => Err(problem),

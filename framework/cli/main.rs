@@ -84,15 +84,23 @@ fn local(result: Result<(), modelstage_local::CommandError>) -> ExitCode {
     }
 }
 
+/// jemalloc, exported as the process's `malloc` (so the stage libraries a worker loads use it too):
+/// it keeps freed pages for reuse, which glibc's allocator returned and faulted in again for every
+/// large request. `serve::memory` sets how long it keeps them.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The commands that serve HTTP start again at once with an allocator that gives large request
-    // bodies back (`serve::memory`); the others have nothing to give back.
+    // The commands that serve HTTP start again at once with the allocator's settings for them
+    // (`serve::memory`: freed pages reused for a second, then given back); the others have nothing
+    // to give back.
     if matches!(
         cli.command,
         Command::Serve(_) | Command::Deploy(_) | Command::Transform(_)
     ) {
-        if let Some(reason) = modelstage_runtime::serve::memory::fix_mmap_threshold() {
+        if let Some(reason) = modelstage_runtime::serve::memory::configure_allocator() {
             eprintln!("modelstage: {reason}");
         }
     }

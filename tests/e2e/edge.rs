@@ -492,8 +492,13 @@ fn memory_of_large_requests_is_given_back() {
     for s in senders {
         s.join().unwrap();
     }
-    std::thread::sleep(Duration::from_secs(1));
-    let after = rss_mib(pid);
+    // The allocator keeps freed pages for a second (`serve::memory`), then gives them back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = rss_mib(pid);
+    while after >= idle + 20.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = rss_mib(pid);
+    }
     eprintln!("server RSS: idle {idle:.1} MiB, peak {peak:.1} MiB, after the burst {after:.1} MiB");
     assert!(
         after < idle + 20.0,

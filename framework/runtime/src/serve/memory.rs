@@ -1,41 +1,48 @@
-//! Giving back the memory of large requests.
+//! The allocator's settings for the processes that serve HTTP: large
+//! buffers reused while requests come, given back once they stop.
 //!
-//! glibc serves an allocation of 128 KiB or more with its own `mmap` and
-//! unmaps it on free, but each time such a block is freed it raises that
-//! threshold to the block's size (up to 32 MiB). After the first large body,
-//! every later one comes from the heap, and a burst of them leaves the
-//! server holding the memory of its largest requests: measured, 267 MB
-//! resident after 64 requests of 6 MB against 7 MB idle. A fixed threshold
-//! keeps large buffers mapped on their own, so they return to the system
-//! the moment they are freed (13 MB after the same burst).
+//! The `modelstage` binary links jemalloc as its allocator and exports it as
+//! the process's `malloc`, so the stage libraries a worker loads allocate
+//! from it too. A large request costs several buffers of its size on each
+//! side of a lane (body, frame, the stage's output); memory that is returned
+//! to the system at each free must be faulted in and zeroed again by the
+//! next request. Measured on the featurizer's 10,000-row requests (434 KB in,
+//! 1.5 MB out), page faults and unmapping were 40% of all the CPU time of
+//! server and workers with glibc's allocator and an mmap threshold fixed at
+//! 256 KiB (`docs/benchmarks.md`).
 //!
-//! glibc fixes the threshold when it finds `MALLOC_MMAP_THRESHOLD_` in the
-//! environment at start-up, so a process that serves HTTP starts itself
-//! again with it, at once, before it has threads, sockets or children
-//! ([`fix_mmap_threshold`]). The variable is inherited: the worker
-//! processes and the containers' servers of a local endpoint get the same
-//! threshold, and do not start themselves again. (Setting it from inside
-//! the running process would take a call into the C library.)
+//! So freed pages are kept for reuse, but only for a second
+//! (`dirty_decay_ms:1000`, then returned at once: `muzzy_decay_ms:0`), and a
+//! background thread returns them when the process is idle
+//! (`background_thread:true`): a burst of the largest requests leaves the
+//! server holding their memory for about a second, not until the next
+//! request.
+//!
+//! jemalloc reads its settings from `MALLOC_CONF` when the process starts,
+//! so a process that serves HTTP starts itself again with it, at once,
+//! before it has threads, sockets or children ([`configure_allocator`]).
+//! The variable is inherited: the worker processes and the containers'
+//! servers of a local endpoint get the same settings, and do not start
+//! themselves again. A `MALLOC_CONF` already set is left as it is.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-/// The variable glibc reads the threshold from.
-const VARIABLE: &str = "MALLOC_MMAP_THRESHOLD_";
+/// The variable jemalloc reads its settings from.
+const VARIABLE: &str = "MALLOC_CONF";
 
-/// Allocations from this size up are mapped on their own and unmapped on
-/// free. Small enough for a request body, large enough that the per-request
-/// buffers of ordinary traffic (64 KiB) stay on the heap.
-const MMAP_THRESHOLD: &str = "262144";
+/// Freed pages are reused for a second, then given back, by a background
+/// thread when nothing else allocates.
+const SETTINGS: &str = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
 
-/// Starts this program again, same process, same arguments, with a fixed
-/// mmap threshold, unless the environment already fixes one. Call it first
-/// thing in a command that serves HTTP. Returns only when nothing was to be
-/// done or the program could not be started again (then large requests may
-/// keep their memory, which is logged by the caller's logger once it exists,
-/// so the reason is returned).
-pub fn fix_mmap_threshold() -> Option<String> {
+/// Starts this program again, same process, same arguments, with the
+/// allocator's settings, unless the environment already holds some. Call it
+/// first thing in a command that serves HTTP. Returns only when nothing was
+/// to be done or the program could not be started again (then freed memory
+/// is given back on jemalloc's default schedule, which the caller logs once
+/// its logger exists, so the reason is returned).
+pub fn configure_allocator() -> Option<String> {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(VARIABLE).is_some() {
         return None;
     }
@@ -43,7 +50,7 @@ pub fn fix_mmap_threshold() -> Option<String> {
         Ok(exe) => exe,
         Err(e) => {
             return Some(format!(
-                "cannot find this program to fix the allocator's mmap threshold: {e}"
+                "cannot find this program to configure its allocator: {e}"
             ))
         }
     };
@@ -54,9 +61,9 @@ pub fn fix_mmap_threshold() -> Option<String> {
     let error = Command::new(exe)
         .arg0(arg0)
         .args(args)
-        .env(VARIABLE, MMAP_THRESHOLD)
+        .env(VARIABLE, SETTINGS)
         .exec();
     Some(format!(
-        "cannot start again with a fixed mmap threshold ({error}): large requests may keep their memory"
+        "cannot start again with the allocator's settings ({error}): freed memory is given back later"
     ))
 }

@@ -31,7 +31,8 @@ const MAX_LISTED: usize = 1_000_000;
 
 /// Why a transfer from or to S3 failed. The message names the location and says what is wrong
 /// (it becomes a job's `FailureReason`, or the message of a `ValidationException`); the cause is
-/// part of it, not a `source`, so that an `anyhow` chain does not print it twice.
+/// part of it, not a `source`, so that an `anyhow` chain does not print it twice. The errors of
+/// `object_store` are boxed beside a location, which keeps the `Result`s of transfers small.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
     /// An `s3://` URI without a valid bucket name.
@@ -54,7 +55,7 @@ pub enum S3Error {
         /// The object.
         uri: S3Uri,
         /// Why.
-        error: object_store::Error,
+        error: Box<object_store::Error>,
     },
     /// A prefix cannot be listed.
     #[error("cannot list {uri}: {error}")]
@@ -62,7 +63,7 @@ pub enum S3Error {
         /// The prefix.
         uri: S3Uri,
         /// Why.
-        error: object_store::Error,
+        error: Box<object_store::Error>,
     },
     /// The folder of a prefix holds more keys than are listed.
     #[error(
@@ -111,7 +112,7 @@ pub enum S3Error {
         /// The object.
         uri: S3Uri,
         /// Why.
-        error: object_store::Error,
+        error: Box<object_store::Error>,
     },
     /// An object is larger than a job may still download.
     #[error("{uri} is {size} bytes, more than the {max_bytes} allowed (--max-s3-mb)")]
@@ -334,7 +335,7 @@ impl S3 {
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
                 Err(error) => Err(S3Error::Head {
                     uri: uri.clone(),
-                    error,
+                    error: Box::new(error),
                 }),
             }
         })
@@ -362,7 +363,7 @@ impl S3 {
             while let Some(meta) = listing.next().await {
                 let meta = meta.map_err(|error| S3Error::List {
                     uri: uri.clone(),
-                    error,
+                    error: Box::new(error),
                 })?;
                 listed += 1;
                 if listed > MAX_LISTED {
@@ -430,7 +431,7 @@ impl S3 {
 async fn fetch(store: &dyn ObjectStore, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, S3Error> {
     let failed = |error| S3Error::Download {
         uri: uri.clone(),
-        error,
+        error: Box::new(error),
     };
     let answer = store
         .get(&Key::from(uri.key.as_str()))

@@ -1,10 +1,11 @@
-//! The harness's one error type: why a stage library could not be found or loaded, or a
-//! `modelstage serve` not started or asked. A training job's failure is not one of these: it is
-//! the job's failure reason, the text `output/failure` received.
+//! The harness's one error type: why a stage library could not be found or loaded, a training
+//! job not laid out or failed (its reason, the text `output/failure` received), or a
+//! `modelstage serve` not started or asked.
 
 use std::path::PathBuf;
 
 use modelstage_runtime::loader::LoadError;
+use modelstage_runtime::train::JobError;
 
 /// Why the harness could not do what a test asked.
 #[derive(Debug, thiserror::Error)]
@@ -71,4 +72,19 @@ pub enum Error {
     /// The answer's body broke off.
     #[error("reading the response of /invocations: {0}")]
     ReadResponse(reqwest::Error),
+    /// No temporary folder for a training job's `/opt/ml` tree.
+    #[error("cannot create a temporary training tree: {0}")]
+    TrainingTree(std::io::Error),
+    /// A training job's configuration files or channel data cannot be written.
+    #[error("cannot lay out the training tree in {}: {error}", base.display())]
+    LayOut {
+        /// The root of the tree.
+        base: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The training job failed: its reason, the text `output/failure` received (a test looks for
+    /// its words).
+    #[error("{0}")]
+    Training(JobError),
 }

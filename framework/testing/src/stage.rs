@@ -74,9 +74,11 @@ impl TestStage {
     }
 
     /// Runs the training hook on a temporary `/opt/ml` tree laid out from `job`, as
-    /// `modelstage train` runs it (see [`TrainingJob`]). `Err` is the job's failure reason, the
-    /// text `output/failure` received (a test looks for its words).
-    pub fn train(&self, job: &TrainingJob) -> Result<Trained, String> {
+    /// `modelstage train` runs it (see [`TrainingJob`]). A failed job is [`Error::Training`],
+    /// whose text is the job's failure reason, the text `output/failure` received (a test looks
+    /// for its words in `to_string()`); the tree not laid out is [`Error::TrainingTree`] or
+    /// [`Error::LayOut`].
+    pub fn train(&self, job: &TrainingJob) -> Result<Trained, Error> {
         job.run(&self.path)
     }
 

@@ -11,6 +11,8 @@ use modelstage_runtime::train::job_files::{channel_settings, resource_config};
 use modelstage_runtime::train::{run_job, Paths};
 use serde_json::{json, Map, Value};
 
+use crate::Error;
+
 /// One channel's files, by name inside the channel folder, and its ContentType.
 #[derive(Debug, Clone, Default)]
 struct Channel {
@@ -80,17 +82,18 @@ impl TrainingJob {
         self
     }
 
-    /// Lays out the tree and runs the training hook of `stage`. `Err` is the failure reason, the
-    /// text `output/failure` received.
-    pub(crate) fn run(&self, stage: &Path) -> Result<Trained, String> {
+    /// Lays out the tree and runs the training hook of `stage`. A failed job is
+    /// [`Error::Training`], the failure reason `output/failure` received.
+    pub(crate) fn run(&self, stage: &Path) -> Result<Trained, Error> {
         let tree = tempfile::Builder::new()
             .prefix("modelstage-test-")
             .tempdir()
-            .map_err(|e| format!("cannot create a temporary training tree: {e}"))?;
-        let base = tree.path().to_string_lossy().into_owned();
-        let paths = Paths::new(&base);
-        self.lay_out(&paths)
-            .map_err(|e| format!("cannot lay out the training tree in {base}: {e}"))?;
+            .map_err(Error::TrainingTree)?;
+        let paths = Paths::new(&tree.path().to_string_lossy());
+        self.lay_out(&paths).map_err(|error| Error::LayOut {
+            base: tree.path().to_path_buf(),
+            error,
+        })?;
         let _one = ONE_JOB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // The previous job's variables (say SM_HP_SCALE) must not leak into this one.
         for (name, _) in std::env::vars_os() {
@@ -98,7 +101,7 @@ impl TrainingJob {
                 std::env::remove_var(name);
             }
         }
-        run_job(stage, &paths).map_err(|reason| reason.to_string())?;
+        run_job(stage, &paths).map_err(Error::Training)?;
         Ok(Trained { tree, paths })
     }
 

@@ -63,11 +63,13 @@ fn a_failing_training_job_reports_the_reason_written_to_the_failure_file() {
     let stage = TestStage::this_package();
     let reason = stage
         .train(&TrainingJob::new().hyperparameter("fail", "no data today"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(reason.contains("no data today"), "{reason}");
     let bad = stage
         .train(&TrainingJob::new().hyperparameter("sleep_seconds", "soon"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(bad.contains("sleep_seconds"), "{bad}");
 }
 

@@ -38,9 +38,11 @@ fn main() -> Result<(), String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
 
     let hp = abalone::hyperparameters();
-    let mut fitter = Fitter::new(Config::from_hyperparameters(&hp)?);
-    fitter.read(text.as_bytes(), "abalone.csv")?;
-    let featurizer = Featurizer::from_model(fitter.finish()?);
+    let mut fitter = Fitter::new(Config::from_hyperparameters(&hp).map_err(|e| e.to_string())?);
+    fitter
+        .read(text.as_bytes(), "abalone.csv")
+        .map_err(|e| e.to_string())?;
+    let featurizer = Featurizer::from_model(fitter.finish().map_err(|e| e.to_string())?);
 
     // Whole records up to the batch size, as SplitType=Line batches them.
     let mut body = String::with_capacity(batch_bytes + 128);

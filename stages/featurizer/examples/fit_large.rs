@@ -26,7 +26,11 @@ fn main() -> Result<(), String> {
         .map(|m| m.len())
         .sum();
     let started = Instant::now();
-    let model = fit_files(Config::from_hyperparameters(&hp)?, &files)?;
+    let model = fit_files(
+        Config::from_hyperparameters(&hp).map_err(|e| e.to_string())?,
+        &files,
+    )
+    .map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
     let peak = std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -28,9 +28,11 @@ fn main() -> Result<(), String> {
 
     let hp = abalone::hyperparameters();
     let started = Instant::now();
-    let mut fitter = Fitter::new(Config::from_hyperparameters(&hp)?);
-    fitter.read(text.as_bytes(), "abalone.csv")?;
-    let featurizer = Featurizer::from_model(fitter.finish()?);
+    let mut fitter = Fitter::new(Config::from_hyperparameters(&hp).map_err(|e| e.to_string())?);
+    fitter
+        .read(text.as_bytes(), "abalone.csv")
+        .map_err(|e| e.to_string())?;
+    let featurizer = Featurizer::from_model(fitter.finish().map_err(|e| e.to_string())?);
     println!(
         "fit on {} rows: {:.2} ms",
         text.lines().count(),

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use modelstage_sdk::excerpt;
+use modelstage_sdk::{excerpt, StageError};
 
 use crate::column::ColumnStore;
 use crate::field::{is_missing, parse_number};
@@ -76,7 +76,7 @@ impl Fitter {
     }
 
     /// Reads one headerless CSV source (`name` is used in messages).
-    pub fn read<R: Read>(&mut self, reader: R, name: &str) -> Result<(), String> {
+    pub fn read<R: Read>(&mut self, reader: R, name: &str) -> Result<(), StageError> {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -88,7 +88,7 @@ impl Fitter {
             match csv.read_byte_record(&mut record) {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return Err(format!("{name}: {e}")),
+                Err(e) => return Err(StageError::bad_request(format!("{name}: {e}"))),
             }
             let line = record.position().map_or(0, |p| p.line());
             // A line of spaces is blank to pandas, which skips it.
@@ -122,7 +122,7 @@ impl Fitter {
     }
 
     /// Adds one record (`line` is 1-based, for messages).
-    fn push(&mut self, record: &csv::ByteRecord, name: &str, line: u64) -> Result<(), String> {
+    fn push(&mut self, record: &csv::ByteRecord, name: &str, line: u64) -> Result<(), StageError> {
         let width = self.config.training_width();
         if record.len() != width {
             return Err(self.width_error(record, name, line));
@@ -140,11 +140,11 @@ impl Fitter {
                     } else {
                         ""
                     };
-                    return Err(format!(
+                    return Err(StageError::bad_request(format!(
                         "{name}, line {line}, column '{}': {}{hint}",
                         acc.name,
                         e.describe(field)
-                    ));
+                    )));
                 }
             }
         }
@@ -154,11 +154,11 @@ impl Fitter {
                 acc.missing += 1;
             } else if !acc.seen.contains(field) {
                 if std::str::from_utf8(field).is_err() {
-                    return Err(format!(
+                    return Err(StageError::bad_request(format!(
                         "{name}, line {line}, column '{}': '{}' is not valid UTF-8",
                         acc.name,
                         excerpt(field)
-                    ));
+                    )));
                 }
                 acc.seen.insert(field.to_vec());
             }
@@ -167,7 +167,7 @@ impl Fitter {
         Ok(())
     }
 
-    fn width_error(&self, record: &csv::ByteRecord, name: &str, line: u64) -> String {
+    fn width_error(&self, record: &csv::ByteRecord, name: &str, line: u64) -> StageError {
         let width = self.config.training_width();
         let names: Vec<&str> = self.config.columns.iter().map(|c| c.name.as_str()).collect();
         let expected = match &self.config.label {
@@ -183,13 +183,13 @@ impl Fitter {
         } else if self.config.label.is_none() && record.len() == width + 1 {
             message.push_str("; if the last field is the label, set the hyperparameter 'label'");
         }
-        message
+        StageError::bad_request(message)
     }
 
     /// Computes the fitted statistics.
-    pub fn finish(self) -> Result<FittedModel, String> {
+    pub fn finish(self) -> Result<FittedModel, StageError> {
         if self.rows == 0 {
-            return Err("the training data has no records".to_string());
+            return Err(StageError::bad_request("the training data has no records"));
         }
         let config = &self.config;
         log::info!(
@@ -210,11 +210,11 @@ impl Fitter {
             // scikit-learn drops such a column with a warning, which shifts
             // every later feature; failing is the safer answer.
             let fill = fill.ok_or_else(|| {
-                format!(
+                StageError::bad_request(format!(
                     "column '{}' has no values in the training data (all {} are missing), so there is \
                      nothing to impute from; fill it in or use numeric_imputer=constant",
                     acc.name, self.rows
-                )
+                ))
             })?;
             let (mean, variance, scale) = if config.scale {
                 let column = &acc.values;

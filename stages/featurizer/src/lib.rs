@@ -13,9 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use modelstage_sdk::{
-    export_stage, Context, ErrorKind, Model, Response, Stage, StageError, Train, TrainingEnv,
-};
+use modelstage_sdk::{export_stage, Context, Model, Response, Stage, StageError, Train, TrainingEnv};
 
 mod column;
 mod encode;
@@ -70,12 +68,14 @@ impl Featurizer {
 }
 
 /// Fits a featurizer on CSV files: what training does, without the
-/// SageMaker environment around it.
-pub fn fit_files(config: Config, files: &[impl AsRef<Path>]) -> Result<FittedModel, String> {
+/// SageMaker environment around it. Every failure is a bad request: the
+/// training data is the job's, so its author has to fix it.
+pub fn fit_files(config: Config, files: &[impl AsRef<Path>]) -> Result<FittedModel, StageError> {
     let mut fitter = Fitter::new(config);
     for file in files {
         let path = file.as_ref();
-        let reader = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let reader = std::fs::File::open(path)
+            .map_err(|e| StageError::bad_request(format!("cannot open {}: {e}", path.display())))?;
         fitter.read(reader, &path.display().to_string())?;
     }
     fitter.finish()
@@ -83,7 +83,7 @@ pub fn fit_files(config: Config, files: &[impl AsRef<Path>]) -> Result<FittedMod
 
 impl Model for Featurizer {
     fn model_fn(model_dir: &Path) -> Result<Self, StageError> {
-        let model = FittedModel::load(model_dir).map_err(StageError::internal)?;
+        let model = FittedModel::load(model_dir)?;
         log::info!(
             "loaded {} columns -> {} features (trained on {} records)",
             model.columns.len(),
@@ -130,8 +130,7 @@ impl Train for Featurizer {
             .into_iter()
             .filter_map(|k| hp.string(k).map(|v| (k.to_string(), v)))
             .collect();
-        let config =
-            Config::from_hyperparameters(&raw).map_err(|e| StageError::new(ErrorKind::BadRequest, e))?;
+        let config = Config::from_hyperparameters(&raw)?;
         let files = env.channel_files(TRAIN_CHANNEL)?;
         if files.is_empty() {
             return Err(StageError::bad_request(format!(
@@ -139,8 +138,8 @@ impl Train for Featurizer {
             )));
         }
         log::info!("fitting on {} file(s) of channel '{TRAIN_CHANNEL}'", files.len());
-        let model = fit_files(config, &files).map_err(StageError::bad_request)?;
-        model.save(env.model_dir()).map_err(StageError::internal)?;
+        let model = fit_files(config, &files)?;
+        model.save(env.model_dir())?;
         log::info!(
             "wrote {} ({} features: {})",
             env.model_dir().join(MODEL_FILE).display(),

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use modelstage_sdk::StageError;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{HandleUnknown, NumericImputer};
@@ -72,33 +73,41 @@ pub struct CategoricalColumn {
 
 impl FittedModel {
     /// Reads `featurizer.json` from the model dir; other files are ignored.
-    pub fn load(model_dir: &Path) -> Result<FittedModel, String> {
+    /// Every failure is internal: the model dir is the stage's, not the client's.
+    pub fn load(model_dir: &Path) -> Result<FittedModel, StageError> {
         let path = model_dir.join(MODEL_FILE);
         let text = modelstage_sdk::fs::read_to_string(&path).map_err(|e| {
-            format!("{e}; the model dir must hold the {MODEL_FILE} that featurizer training writes")
+            StageError::internal(format!(
+                "{e}; the model dir must hold the {MODEL_FILE} that featurizer training writes"
+            ))
         })?;
-        let model: FittedModel = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a featurizer model: {e}", path.display()))?;
-        model.check().map_err(|e| format!("{}: {e}", path.display()))?;
+        let model: FittedModel = serde_json::from_str(&text).map_err(|e| {
+            StageError::internal(format!("{} is not a featurizer model: {e}", path.display()))
+        })?;
+        model
+            .check()
+            .map_err(|e| StageError::internal(format!("{}: {e}", path.display())))?;
         Ok(model)
     }
 
     /// Writes the model as pretty JSON into `model_dir`.
-    pub fn save(&self, model_dir: &Path) -> Result<(), String> {
+    pub fn save(&self, model_dir: &Path) -> Result<(), StageError> {
         let path = model_dir.join(MODEL_FILE);
-        let mut text =
-            serde_json::to_string_pretty(self).map_err(|e| format!("cannot encode the model: {e}"))?;
+        let mut text = serde_json::to_string_pretty(self)
+            .map_err(|e| StageError::internal(format!("cannot encode the model: {e}")))?;
         text.push('\n');
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        std::fs::write(&path, text)
+            .map_err(|e| StageError::internal(format!("cannot write {}: {e}", path.display())))
     }
 
     /// Consistency checks, so a hand-edited file fails at load, not per request.
-    fn check(&self) -> Result<(), String> {
+    /// The message names the problem; [`FittedModel::load`] adds the file.
+    fn check(&self) -> Result<(), StageError> {
         if self.format != FORMAT {
-            return Err(format!(
+            return Err(StageError::internal(format!(
                 "format is '{}', this featurizer reads '{FORMAT}'",
                 self.format
-            ));
+            )));
         }
         let width = self.columns.len();
         let mut seen = vec![false; width];
@@ -109,25 +118,32 @@ impl FittedModel {
             .chain(self.categorical.iter().map(|c| (c.index, &c.name)));
         for (index, name) in indices {
             if index >= width || self.columns[index] != *name || seen[index] {
-                return Err(format!("column '{name}' has a wrong or repeated index {index}"));
+                return Err(StageError::internal(format!(
+                    "column '{name}' has a wrong or repeated index {index}"
+                )));
             }
             seen[index] = true;
         }
         if seen.iter().any(|s| !s) {
-            return Err("every column must be numeric or categorical".to_string());
+            return Err(StageError::internal(
+                "every column must be numeric or categorical",
+            ));
         }
         for c in &self.numeric {
             if !(c.fill.is_finite() && c.mean.is_finite() && c.scale.is_finite() && c.scale != 0.0) {
-                return Err(format!("column '{}' has non-finite or zero statistics", c.name));
+                return Err(StageError::internal(format!(
+                    "column '{}' has non-finite or zero statistics",
+                    c.name
+                )));
             }
         }
         let features =
             self.numeric.len() + self.categorical.iter().map(|c| c.categories.len()).sum::<usize>();
         if features != self.feature_names.len() {
-            return Err(format!(
+            return Err(StageError::internal(format!(
                 "feature_names has {} names but the columns give {features} features",
                 self.feature_names.len()
-            ));
+            )));
         }
         Ok(())
     }

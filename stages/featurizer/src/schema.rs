@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use modelstage_sdk::StageError;
 use serde::{Deserialize, Serialize};
 
 /// Every hyperparameter the featurizer reads; anything else fails training.
@@ -60,31 +61,31 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the hyperparameters (name → value as text). Every problem is an
-    /// error whose message names the hyperparameter and says what to send.
-    pub fn from_hyperparameters(hp: &BTreeMap<String, String>) -> Result<Config, String> {
+    /// Reads the hyperparameters (name → value as text). Every problem is a
+    /// bad request whose message names the hyperparameter and says what to send.
+    pub fn from_hyperparameters(hp: &BTreeMap<String, String>) -> Result<Config, StageError> {
         let unknown: Vec<&str> = hp
             .keys()
             .map(String::as_str)
             .filter(|k| !KNOWN.contains(k))
             .collect();
         if !unknown.is_empty() {
-            return Err(format!(
+            return Err(StageError::bad_request(format!(
                 "unknown hyperparameter(s) {}; the featurizer reads: {}",
                 quoted(&unknown),
                 KNOWN.join(", ")
-            ));
+            )));
         }
         let get = |name: &str| hp.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
         let names = match get("columns") {
             Some(v) => name_list("columns", v)?,
             None => {
-                return Err(
+                return Err(StageError::bad_request(
                     "hyperparameter 'columns' is required: the feature column names in file order, \
                             comma separated (e.g. columns=sex,length,diameter)"
                         .to_string(),
-                )
+                ))
             }
         };
         let categorical = match get("categorical") {
@@ -92,17 +93,17 @@ impl Config {
             None => Vec::new(),
         };
         if let Some(stray) = categorical.iter().find(|c| !names.contains(c)) {
-            return Err(format!(
+            return Err(StageError::bad_request(format!(
                 "hyperparameter 'categorical' names '{stray}', which is not in 'columns' ({})",
                 names.join(",")
-            ));
+            )));
         }
         let label = get("label").map(str::to_string);
         if let Some(label) = &label {
             if names.contains(label) {
-                return Err(format!(
+                return Err(StageError::bad_request(format!(
                     "hyperparameter 'label' ('{label}') must not be one of 'columns'"
-                ));
+                )));
             }
         }
 
@@ -112,26 +113,26 @@ impl Config {
             Some("most_frequent") => NumericImputer::MostFrequent,
             Some("constant") => NumericImputer::Constant,
             Some(other) => {
-                return Err(format!(
+                return Err(StageError::bad_request(format!(
                     "hyperparameter 'numeric_imputer' must be one of median, mean, most_frequent, constant; \
                      got '{other}'"
-                ))
+                )))
             }
         };
         let numeric_fill_value = match get("numeric_fill_value") {
             None => 0.0,
             Some(_) if numeric_imputer != NumericImputer::Constant => {
-                return Err(
+                return Err(StageError::bad_request(
                     "hyperparameter 'numeric_fill_value' applies only with numeric_imputer=constant"
                         .to_string(),
-                )
+                ))
             }
             Some(v) => match v.parse::<f64>() {
                 Ok(x) if x.is_finite() => x,
                 _ => {
-                    return Err(format!(
+                    return Err(StageError::bad_request(format!(
                         "hyperparameter 'numeric_fill_value' must be a finite number, got '{v}'"
-                    ))
+                    )))
                 }
             },
         };
@@ -140,7 +141,9 @@ impl Config {
         let categorical_fill_value = match hp.get("categorical_fill_value") {
             None => "missing".to_string(),
             Some(v) if v.is_empty() => {
-                return Err("hyperparameter 'categorical_fill_value' must not be empty".to_string())
+                return Err(StageError::bad_request(
+                    "hyperparameter 'categorical_fill_value' must not be empty",
+                ))
             }
             Some(v) => v.clone(),
         };
@@ -149,18 +152,18 @@ impl Config {
             Some("true" | "True" | "TRUE" | "1") => true,
             Some("false" | "False" | "FALSE" | "0") => false,
             Some(other) => {
-                return Err(format!(
+                return Err(StageError::bad_request(format!(
                     "hyperparameter 'scale' must be true or false, got '{other}'"
-                ))
+                )))
             }
         };
         let handle_unknown = match get("handle_unknown") {
             None | Some("ignore") => HandleUnknown::Ignore,
             Some("error") => HandleUnknown::Error,
             Some(other) => {
-                return Err(format!(
+                return Err(StageError::bad_request(format!(
                     "hyperparameter 'handle_unknown' must be 'ignore' or 'error', got '{other}'"
-                ))
+                )))
             }
         };
 
@@ -190,18 +193,20 @@ impl Config {
 
 /// Splits a comma-separated list of column names; names are trimmed and must
 /// be non-empty and unique.
-fn name_list(hyperparameter: &str, value: &str) -> Result<Vec<String>, String> {
+fn name_list(hyperparameter: &str, value: &str) -> Result<Vec<String>, StageError> {
     let mut names: Vec<String> = Vec::new();
     for (i, raw) in value.split(',').enumerate() {
         let name = raw.trim();
         if name.is_empty() {
-            return Err(format!(
+            return Err(StageError::bad_request(format!(
                 "hyperparameter '{hyperparameter}' has an empty name at position {} in '{value}'",
                 i + 1
-            ));
+            )));
         }
         if names.iter().any(|n| n == name) {
-            return Err(format!("hyperparameter '{hyperparameter}' names '{name}' twice"));
+            return Err(StageError::bad_request(format!(
+                "hyperparameter '{hyperparameter}' names '{name}' twice"
+            )));
         }
         names.push(name.to_string());
     }
@@ -295,7 +300,7 @@ mod tests {
         ];
         for (pairs, expected) in cases {
             let err = Config::from_hyperparameters(&hp(pairs)).unwrap_err();
-            assert!(err.contains(expected), "{pairs:?}: {err}");
+            assert!(err.message.contains(expected), "{pairs:?}: {err}");
         }
         let err = Config::from_hyperparameters(&hp(&[
             ("columns", "a"),
@@ -304,7 +309,8 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(
-            err.contains("'numeric_fill_value' must be a finite number, got 'x'"),
+            err.message
+                .contains("'numeric_fill_value' must be a finite number, got 'x'"),
             "{err}"
         );
     }

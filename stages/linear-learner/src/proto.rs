@@ -5,8 +5,13 @@
 //! Field numbers and packing follow the SageMaker Python SDK's
 //! `amazon/record.proto`. Maps are `BTreeMap`s so that an encoded response is
 //! the same bytes every time.
+//!
+//! A tensor that cannot be read is a bad request whose message names the
+//! tensor (`what`) but not the record: the caller adds where it is.
 
 use std::collections::BTreeMap;
+
+use modelstage_sdk::StageError;
 
 /// `aialgs.data.Float32Tensor`: dense when `keys` is empty, else sparse with
 /// `shape` giving the full length.
@@ -113,7 +118,7 @@ impl Value {
 
     /// The tensor's values (as `f64`), keys and shape; `what` names the
     /// tensor in error messages (`features["values"]`).
-    pub fn parts(&self, what: &str) -> Result<Parts<'_>, String> {
+    pub fn parts(&self, what: &str) -> Result<Parts<'_>, StageError> {
         let (values, keys, shape) = match &self.kind {
             Some(value::Kind::Float32Tensor(t)) => (
                 t.values.iter().map(|&v| f64::from(v)).collect(),
@@ -126,15 +131,19 @@ impl Value {
                 &t.keys,
                 &t.shape,
             ),
-            Some(value::Kind::Bytes(_)) => return Err(format!("{what} holds bytes, not a numeric tensor")),
-            None => return Err(format!("{what} holds no tensor")),
+            Some(value::Kind::Bytes(_)) => {
+                return Err(StageError::bad_request(format!(
+                    "{what} holds bytes, not a numeric tensor"
+                )))
+            }
+            None => return Err(StageError::bad_request(format!("{what} holds no tensor"))),
         };
         Ok(Parts { values, keys, shape })
     }
 
     /// The tensor as a dense `f64` vector of `dim` entries. `what` names the
     /// tensor in error messages (`features["values"]`).
-    pub fn to_dense(&self, dim: Option<usize>, what: &str) -> Result<Vec<f64>, String> {
+    pub fn to_dense(&self, dim: Option<usize>, what: &str) -> Result<Vec<f64>, StageError> {
         let Parts { values, keys, shape } = self.parts(what)?;
         if keys.is_empty() {
             return Ok(values);
@@ -159,41 +168,50 @@ pub fn sparse_len(
     shape: &[u64],
     dim: Option<usize>,
     what: &str,
-) -> Result<usize, String> {
+) -> Result<usize, StageError> {
     if keys.len() != values.len() {
-        return Err(format!(
+        return Err(StageError::bad_request(format!(
             "{what} is sparse with {} keys but {} values; they must pair up",
             keys.len(),
             values.len()
-        ));
+        )));
     }
     if shape.len() > 1 {
-        return Err(format!(
+        return Err(StageError::bad_request(format!(
             "{what} has {} dimensions; only one-dimensional tensors are supported",
             shape.len()
-        ));
+        )));
     }
     let claimed = shape.first().map(|&n| usize::try_from(n).unwrap_or(usize::MAX));
     let len = match (claimed, dim) {
         (Some(n), Some(d)) if n != d => {
-            return Err(format!("{what} has shape [{}], but feature_dim is {d}", shape[0]))
+            return Err(StageError::bad_request(format!(
+                "{what} has shape [{}], but feature_dim is {d}",
+                shape[0]
+            )))
         }
         (_, Some(d)) => d,
         (Some(n), None) if n > MAX_SPARSE_DIM => {
-            return Err(format!(
+            return Err(StageError::bad_request(format!(
                 "{what} has shape [{}], more than the {MAX_SPARSE_DIM} features a sparse record may \
                  give itself; set the feature_dim hyperparameter for a larger model",
                 shape[0]
-            ))
+            )))
         }
         (Some(n), None) => n,
-        (None, None) => return Err(format!("{what} is sparse but has no shape")),
+        (None, None) => {
+            return Err(StageError::bad_request(format!(
+                "{what} is sparse but has no shape"
+            )))
+        }
     };
     match keys
         .iter()
         .find(|&&k| usize::try_from(k).map_or(true, |k| k >= len))
     {
-        Some(k) => Err(format!("{what} has key {k} outside its shape {len}")),
+        Some(k) => Err(StageError::bad_request(format!(
+            "{what} has key {k} outside its shape {len}"
+        ))),
         None => Ok(len),
     }
 }
@@ -206,7 +224,7 @@ pub fn sparse_to_dense(
     shape: &[u64],
     dim: Option<usize>,
     what: &str,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, StageError> {
     let mut dense = vec![0.0; sparse_len(values, keys, shape, dim, what)?];
     for (&k, &v) in keys.iter().zip(values) {
         // `sparse_len` checked every key is below the length, a usize.

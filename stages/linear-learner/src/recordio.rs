@@ -9,6 +9,8 @@
 
 use std::io::{self, Read};
 
+use modelstage_sdk::StageError;
+
 /// The magic word that starts every record.
 pub const MAGIC: u32 = 0xCED7_230A;
 const LENGTH_MASK: u32 = (1 << 29) - 1;
@@ -27,12 +29,15 @@ fn padding(len: usize) -> usize {
     (4 - len % 4) % 4
 }
 
-/// Splits a whole RecordIO body into its payloads. The error names the byte
-/// offset of the bad frame.
-pub fn split_records(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+/// Splits a whole RecordIO body into its payloads. A bad frame is a bad
+/// request whose message names its byte offset.
+pub fn split_records(body: &[u8]) -> Result<Vec<Vec<u8>>, StageError> {
     let mut reader = RecordReader::new(body);
     let mut records = Vec::new();
-    while let Some(rec) = reader.next_record().map_err(|e| e.to_string())? {
+    while let Some(rec) = reader
+        .next_record()
+        .map_err(|e| StageError::bad_request(e.to_string()))?
+    {
         records.push(rec);
     }
     Ok(records)
@@ -173,7 +178,7 @@ mod tests {
         let mut body = MAGIC.to_le_bytes().to_vec();
         body.extend_from_slice(&(LENGTH_MASK - 7).to_le_bytes());
         body.extend_from_slice(b"abcd");
-        let err = split_records(&body).unwrap_err();
+        let err = split_records(&body).unwrap_err().message;
         assert!(
             err.contains("claims 536870904 bytes of payload but only 4 follow"),
             "{err}"
@@ -182,12 +187,12 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation_with_the_offset() {
-        let err = split_records(b"1,2,3\n").unwrap_err();
+        let err = split_records(b"1,2,3\n").unwrap_err().message;
         assert!(err.contains("byte 0"), "{err}");
         let mut out = Vec::new();
         write_record(&mut out, b"abcdefgh");
         out.truncate(12);
-        let err = split_records(&out).unwrap_err();
+        let err = split_records(&out).unwrap_err().message;
         assert!(err.contains("truncated"), "{err}");
     }
 }

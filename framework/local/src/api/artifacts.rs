@@ -14,8 +14,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Map, Value};
 
-use super::s3::{S3Uri, S3};
+use super::manifest::ManifestError;
+use super::s3::{S3Error, S3Uri, S3};
 use super::wire::{quote, ApiError};
+
+/// Why what a job or model reads could not be staged: it becomes the job's `FailureReason` (or
+/// the failure of the endpoint's start), in the words of the transfer or of the manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    /// An object or a prefix could not be downloaded, or its folder created.
+    #[error(transparent)]
+    Transfer(#[from] S3Error),
+    /// A manifest, or what it lists, could not be staged.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
 
 /// The S3 client and the staging folder.
 pub struct Artifacts {
@@ -219,14 +232,14 @@ impl Staging {
                         "Could not find model data at {uri}."
                     )))
                 }
-                Err(e) => return Err(ApiError::validation(e)),
+                Err(e) => return Err(ApiError::validation(e.to_string())),
             }
         }
         Ok(())
     }
 
     /// Downloads what the job or model reads, at most the server's bound in all.
-    pub fn fetch(&mut self, artifacts: &Artifacts) -> Result<(), String> {
+    pub fn fetch(&mut self, artifacts: &Artifacts) -> Result<(), StagingError> {
         self.owned = true;
         // What an earlier start of the same job left is not read back in.
         for (_, folder) in &self.prefixes {
@@ -237,8 +250,7 @@ impl Staging {
             left -= artifacts.s3.download(uri, file, left)?;
         }
         for (uri, folder) in &self.prefixes {
-            std::fs::create_dir_all(folder)
-                .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+            create_folder(folder)?;
             left -= artifacts.s3.download_prefix(uri, folder, left)?;
         }
         for manifest in &self.manifests {
@@ -250,8 +262,7 @@ impl Staging {
             }
         }
         if let Some((_, folder)) = &self.multi_model {
-            std::fs::create_dir_all(folder)
-                .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+            create_folder(folder)?;
         }
         Ok(())
     }
@@ -263,7 +274,7 @@ impl Staging {
     }
 
     /// Uploads what the job wrote, when its output path is on S3.
-    pub fn publish(&self, artifacts: &Artifacts) -> Result<(), String> {
+    pub fn publish(&self, artifacts: &Artifacts) -> Result<(), S3Error> {
         let Some((folder, uri)) = &self.upload else {
             return Ok(());
         };
@@ -312,6 +323,14 @@ fn stage_output(staging: &mut Staging, output: Option<&mut Value>, region: &str)
     Ok(())
 }
 
+/// Creates a folder that downloads go into.
+fn create_folder(folder: &Path) -> Result<(), S3Error> {
+    std::fs::create_dir_all(folder).map_err(|error| S3Error::Create {
+        path: folder.to_path_buf(),
+        error,
+    })
+}
+
 /// The `s3://` location in `member` of `value`, if it holds one.
 fn s3_member(value: &Value, member: &str, region: &str) -> Result<Option<S3Uri>, ApiError> {
     match value
@@ -320,7 +339,7 @@ fn s3_member(value: &Value, member: &str, region: &str) -> Result<Option<S3Uri>,
         .and_then(|uri| S3Uri::parse(uri, region))
     {
         None => Ok(None),
-        Some(parsed) => parsed.map(Some).map_err(ApiError::validation),
+        Some(parsed) => parsed.map(Some).map_err(|e| ApiError::validation(e.to_string())),
     }
 }
 

@@ -66,7 +66,7 @@ fn start(api: &Api, plan: &mut Plan) -> anyhow::Result<Vec<LiveVariant>> {
     for variant in &mut plan.variants {
         let mut staging = variant.staging.take();
         if let Some(staging) = &mut staging {
-            staging.fetch(&api.artifacts).map_err(anyhow::Error::msg)?;
+            staging.fetch(&api.artifacts)?;
         }
         let running = crate::deploy::start_model(&variant.spec, &[])
             .map_err(|e| e.context(format!("production variant {}", quote(&variant.name))))?;

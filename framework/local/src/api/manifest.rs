@@ -10,11 +10,90 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::s3::{safe_relative, S3Uri, MAX_OBJECTS, S3};
+use super::s3::{safe_relative, S3Error, S3Uri, MAX_OBJECTS, S3};
 use super::wire::quote;
 
 /// The largest manifest read.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// Why a manifest or what it lists cannot be staged. The message names the manifest and says
+/// what is wrong; as in [`S3Error`], the cause is part of it, not a `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The manifest or one of its objects cannot be downloaded, or its prefix names no bucket.
+    #[error(transparent)]
+    Transfer(#[from] S3Error),
+    /// The downloaded manifest cannot be read back.
+    #[error("cannot read the manifest {uri}: {error}")]
+    Read {
+        /// The manifest.
+        uri: S3Uri,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The manifest is not a JSON list.
+    #[error("the manifest {uri} is not a JSON list: {error}")]
+    NotAList {
+        /// The manifest.
+        uri: S3Uri,
+        /// Where and why.
+        error: serde_json::Error,
+    },
+    /// The manifest's first entry is not `{"prefix": "s3://…"}`.
+    #[error("the manifest {uri} must begin with {{\"prefix\": \"s3://…\"}}")]
+    NoPrefix {
+        /// The manifest.
+        uri: S3Uri,
+    },
+    /// The manifest's prefix is not on S3.
+    #[error("the prefix {} of the manifest {uri} is not an s3:// location", quote(prefix))]
+    PrefixNotS3 {
+        /// The prefix as given.
+        prefix: String,
+        /// The manifest.
+        uri: S3Uri,
+    },
+    /// The manifest names a prefix and nothing else.
+    #[error("the manifest {uri} lists no objects")]
+    Empty {
+        /// The manifest.
+        uri: S3Uri,
+    },
+    /// The manifest lists more than [`MAX_OBJECTS`] objects.
+    #[error("the manifest {uri} lists more than {MAX_OBJECTS} objects")]
+    TooManyObjects {
+        /// The manifest.
+        uri: S3Uri,
+    },
+    /// An entry after the prefix is not a string.
+    #[error("entry {number} of the manifest {uri} is not a string")]
+    EntryNotString {
+        /// The entry's number, from 1 after the prefix.
+        number: usize,
+        /// The manifest.
+        uri: S3Uri,
+    },
+    /// An entry would leave the folder its objects go to.
+    #[error(
+        "entry {} of the manifest {uri} cannot be a local file name (no '..', no empty part, \
+         nothing absolute)",
+        quote(entry)
+    )]
+    UnsafeEntry {
+        /// The entry.
+        entry: String,
+        /// The manifest.
+        uri: S3Uri,
+    },
+    /// The local manifest a transform job reads cannot be written.
+    #[error("cannot write {}: {error}", path.display())]
+    WriteLocal {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
 
 /// What a manifest listed, downloaded.
 #[derive(Debug)]
@@ -26,12 +105,18 @@ pub struct Listed {
 }
 
 /// Downloads the manifest `uri` and every object it lists into `folder`, at most `max_bytes`.
-pub fn download(s3: &S3, uri: &S3Uri, folder: &Path, max_bytes: u64) -> Result<Listed, String> {
-    std::fs::create_dir_all(folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+pub fn download(s3: &S3, uri: &S3Uri, folder: &Path, max_bytes: u64) -> Result<Listed, ManifestError> {
+    std::fs::create_dir_all(folder).map_err(|error| S3Error::Create {
+        path: folder.to_path_buf(),
+        error,
+    })?;
     let copy = folder.with_extension("manifest-source");
     let read = s3.download(uri, &copy, max_bytes.min(MAX_MANIFEST_BYTES));
-    let text = read.and_then(|_| {
-        std::fs::read_to_string(&copy).map_err(|e| format!("cannot read the manifest {uri}: {e}"))
+    let text = read.map_err(ManifestError::from).and_then(|_| {
+        std::fs::read_to_string(&copy).map_err(|error| ManifestError::Read {
+            uri: uri.clone(),
+            error,
+        })
     });
     let _ = std::fs::remove_file(&copy);
     let text = text?;
@@ -53,48 +138,47 @@ pub fn download(s3: &S3, uri: &S3Uri, folder: &Path, max_bytes: u64) -> Result<L
 
 impl Listed {
     /// Writes the manifest a local job reads: the same entries below `folder`.
-    pub fn write_local(&self, local: &Path, folder: &Path) -> Result<(), String> {
+    pub fn write_local(&self, local: &Path, folder: &Path) -> Result<(), ManifestError> {
         let mut list = vec![json!({ "prefix": format!("file://{}/", folder.display()) })];
         list.extend(self.entries.iter().map(|entry| json!(entry)));
-        std::fs::write(local, Value::Array(list).to_string())
-            .map_err(|e| format!("cannot write {}: {e}", local.display()))
+        std::fs::write(local, Value::Array(list).to_string()).map_err(|error| ManifestError::WriteLocal {
+            path: local.to_path_buf(),
+            error,
+        })
     }
 }
 
 /// The manifest's prefix and its entries, each with the path it is downloaded to.
-fn parse(text: &str, uri: &S3Uri) -> Result<(S3Uri, Vec<(String, PathBuf)>), String> {
-    let list: Vec<Value> =
-        serde_json::from_str(text).map_err(|e| format!("the manifest {uri} is not a JSON list: {e}"))?;
+fn parse(text: &str, uri: &S3Uri) -> Result<(S3Uri, Vec<(String, PathBuf)>), ManifestError> {
+    let list: Vec<Value> = serde_json::from_str(text).map_err(|error| ManifestError::NotAList {
+        uri: uri.clone(),
+        error,
+    })?;
     let prefix = list
         .first()
         .and_then(|first| first.get("prefix"))
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("the manifest {uri} must begin with {{\"prefix\": \"s3://…\"}}"))?;
-    let prefix = S3Uri::parse(prefix, &uri.region).ok_or_else(|| {
-        format!(
-            "the prefix {} of the manifest {uri} is not an s3:// location",
-            quote(prefix)
-        )
+        .ok_or_else(|| ManifestError::NoPrefix { uri: uri.clone() })?;
+    let prefix = S3Uri::parse(prefix, &uri.region).ok_or_else(|| ManifestError::PrefixNotS3 {
+        prefix: prefix.to_string(),
+        uri: uri.clone(),
     })??;
     let entries = &list[1..];
     if entries.is_empty() {
-        return Err(format!("the manifest {uri} lists no objects"));
+        return Err(ManifestError::Empty { uri: uri.clone() });
     }
     if entries.len() > MAX_OBJECTS {
-        return Err(format!(
-            "the manifest {uri} lists more than {MAX_OBJECTS} objects"
-        ));
+        return Err(ManifestError::TooManyObjects { uri: uri.clone() });
     }
     let mut parsed = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
-        let entry = entry
-            .as_str()
-            .ok_or_else(|| format!("entry {} of the manifest {uri} is not a string", i + 1))?;
-        let relative = safe_relative(entry).ok_or_else(|| {
-            format!(
-                "entry {} of the manifest {uri} cannot be a local file name (no '..', no empty part, nothing absolute)",
-                quote(entry)
-            )
+        let entry = entry.as_str().ok_or_else(|| ManifestError::EntryNotString {
+            number: i + 1,
+            uri: uri.clone(),
+        })?;
+        let relative = safe_relative(entry).ok_or_else(|| ManifestError::UnsafeEntry {
+            entry: entry.to_string(),
+            uri: uri.clone(),
         })?;
         parsed.push((entry.to_string(), relative));
     }
@@ -147,14 +231,17 @@ mod tests {
                 "cannot be a local file name",
             ),
         ] {
-            let e = parse(text, &manifest()).unwrap_err();
+            let e = parse(text, &manifest()).unwrap_err().to_string();
             assert!(e.contains(expected), "{text}: {e}");
         }
         let many = format!(
             r#"[{{"prefix": "s3://data/"}}{}]"#,
             r#", "a""#.repeat(MAX_OBJECTS + 1)
         );
-        assert!(parse(&many, &manifest()).unwrap_err().contains("more than"));
+        assert!(parse(&many, &manifest())
+            .unwrap_err()
+            .to_string()
+            .contains("more than"));
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl MultiModels {
                 log::info!("fetched target model {} from {object}", quote(target));
                 Ok(())
             }
-            Err(e) => Err(not_found(target, &remote.to_string(), &e)),
+            Err(e) => Err(not_found(target, &remote.to_string(), &e.to_string())),
         }
     }
 }

@@ -29,6 +29,145 @@ pub const MAX_OBJECTS: usize = 10_000;
 /// the keys that begin with the prefix, and may hold others).
 const MAX_LISTED: usize = 1_000_000;
 
+/// Why a transfer from or to S3 failed. The message names the location and says what is wrong
+/// (it becomes a job's `FailureReason`, or the message of a `ValidationException`); the cause is
+/// part of it, not a `source`, so that an `anyhow` chain does not print it twice. The errors of
+/// `object_store` are boxed beside a location, which keeps the `Result`s of transfers small.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// An `s3://` URI without a valid bucket name.
+    #[error("{} does not name an S3 bucket", quote(uri))]
+    NoBucket {
+        /// The URI as given.
+        uri: String,
+    },
+    /// The client of a bucket cannot be built (a bad endpoint or region setting).
+    #[error("cannot reach the S3 bucket {}: {error}", quote(bucket))]
+    Client {
+        /// The bucket.
+        bucket: String,
+        /// Why.
+        error: object_store::Error,
+    },
+    /// An object's metadata cannot be read.
+    #[error("cannot read {uri}: {error}")]
+    Head {
+        /// The object.
+        uri: S3Uri,
+        /// Why.
+        error: Box<object_store::Error>,
+    },
+    /// A prefix cannot be listed.
+    #[error("cannot list {uri}: {error}")]
+    List {
+        /// The prefix.
+        uri: S3Uri,
+        /// Why.
+        error: Box<object_store::Error>,
+    },
+    /// The folder of a prefix holds more keys than are listed.
+    #[error(
+        "the folder of {uri} holds more than {MAX_LISTED} objects: give a prefix that ends with / \
+         to read one folder of it"
+    )]
+    FolderTooLarge {
+        /// The prefix.
+        uri: S3Uri,
+    },
+    /// A prefix holds more than [`MAX_OBJECTS`] objects.
+    #[error("{uri} holds more than {MAX_OBJECTS} objects")]
+    TooManyObjects {
+        /// The prefix.
+        uri: S3Uri,
+    },
+    /// A prefix holds more bytes than a job may download.
+    #[error("{uri} holds more than {max_bytes} bytes (--max-s3-mb)")]
+    PrefixTooLarge {
+        /// The prefix.
+        uri: S3Uri,
+        /// The bound.
+        max_bytes: u64,
+    },
+    /// A prefix matches no object, which the service refuses too.
+    #[error("no S3 objects found under {uri}")]
+    NothingUnder {
+        /// The prefix.
+        uri: S3Uri,
+    },
+    /// A key below a prefix that would leave its folder as a local path.
+    #[error("the S3 key {} cannot be a local file name", quote(key))]
+    UnsafeKey {
+        /// The key.
+        key: String,
+    },
+    /// The object does not exist.
+    #[error("{uri} does not exist")]
+    NotFound {
+        /// The object.
+        uri: S3Uri,
+    },
+    /// An object's download failed.
+    #[error("cannot download {uri}: {error}")]
+    Download {
+        /// The object.
+        uri: S3Uri,
+        /// Why.
+        error: Box<object_store::Error>,
+    },
+    /// An object is larger than a job may still download.
+    #[error("{uri} is {size} bytes, more than the {max_bytes} allowed (--max-s3-mb)")]
+    ObjectTooLarge {
+        /// The object.
+        uri: S3Uri,
+        /// Its size.
+        size: u64,
+        /// The bound.
+        max_bytes: u64,
+    },
+    /// An object turned out larger, while streamed, than a job may still download.
+    #[error("{uri} is more than the {max_bytes} bytes allowed (--max-s3-mb)")]
+    StreamTooLarge {
+        /// The object.
+        uri: S3Uri,
+        /// The bound.
+        max_bytes: u64,
+    },
+    /// A local folder or file to download into cannot be created.
+    #[error("cannot create {}: {error}", path.display())]
+    Create {
+        /// The folder or file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A downloaded file cannot be written.
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A local folder to upload cannot be listed.
+    #[error("cannot list {}: {error}", dir.display())]
+    ListLocal {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A file's upload failed.
+    #[error("cannot upload {} to {uri}: {error}", file.display())]
+    Upload {
+        /// The local file.
+        file: PathBuf,
+        /// Where it was going.
+        uri: S3Uri,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
 /// An `s3://bucket/key` location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Uri {
@@ -42,7 +181,7 @@ pub struct S3Uri {
 
 impl S3Uri {
     /// `None` for a location that is not `s3://`; an error for an `s3://` URI without a bucket.
-    pub fn parse(uri: &str, region: &str) -> Option<Result<S3Uri, String>> {
+    pub fn parse(uri: &str, region: &str) -> Option<Result<S3Uri, S3Error>> {
         let rest = uri.trim().strip_prefix("s3://")?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         let valid = (3..=63).contains(&bucket.len())
@@ -56,7 +195,7 @@ impl S3Uri {
                 region: region.to_string(),
             })
         } else {
-            Err(format!("{} does not name an S3 bucket", quote(uri)))
+            Err(S3Error::NoBucket { uri: uri.to_string() })
         })
     }
 
@@ -113,7 +252,7 @@ impl S3 {
         self.endpoint.as_deref().unwrap_or("AWS")
     }
 
-    fn store(&self, uri: &S3Uri) -> Result<Arc<dyn ObjectStore>, String> {
+    fn store(&self, uri: &S3Uri) -> Result<Arc<dyn ObjectStore>, S3Error> {
         let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
         let id = (uri.region.clone(), uri.bucket.clone());
         if let Some(store) = stores.get(&id) {
@@ -165,11 +304,10 @@ impl S3 {
                 );
             }
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(
-            builder
-                .build()
-                .map_err(|e| format!("cannot reach the S3 bucket {}: {e}", quote(bucket)))?,
-        );
+        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|error| S3Error::Client {
+            bucket: bucket.to_string(),
+            error,
+        })?);
         stores.insert(id, Arc::clone(&store));
         Ok(store)
     }
@@ -189,20 +327,23 @@ impl S3 {
     }
 
     /// Whether the object exists.
-    pub fn exists(&self, uri: &S3Uri) -> Result<bool, String> {
+    pub fn exists(&self, uri: &S3Uri) -> Result<bool, S3Error> {
         let store = self.store(uri)?;
         self.block(async {
             match store.head(&Key::from(uri.key.as_str())).await {
                 Ok(_) => Ok(true),
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(format!("cannot read {uri}: {e}")),
+                Err(error) => Err(S3Error::Head {
+                    uri: uri.clone(),
+                    error: Box::new(error),
+                }),
             }
         })
     }
 
     /// Downloads one object to `file` (written beside it, then renamed), refusing one of more
     /// than `max_bytes`.
-    pub fn download(&self, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, String> {
+    pub fn download(&self, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, S3Error> {
         let store = self.store(uri)?;
         self.block(fetch(&*store, uri, file, max_bytes))
     }
@@ -210,7 +351,7 @@ impl S3 {
     /// Downloads every object whose key starts with `uri`'s key into the folder `dest`, each
     /// at [`relative_key`]; returns how many bytes. At most [`MAX_OBJECTS`] objects and
     /// `max_bytes` in all; a prefix that matches nothing is an error, as it is for the service.
-    pub fn download_prefix(&self, uri: &S3Uri, dest: &Path, max_bytes: u64) -> Result<u64, String> {
+    pub fn download_prefix(&self, uri: &S3Uri, dest: &Path, max_bytes: u64) -> Result<u64, S3Error> {
         let store = self.store(uri)?;
         let folder = uri.key.rfind('/').map_or("", |i| &uri.key[..=i]);
         self.block(async {
@@ -220,34 +361,38 @@ impl S3 {
             let mut total = 0u64;
             let mut listed = 0usize;
             while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| format!("cannot list {uri}: {e}"))?;
+                let meta = meta.map_err(|error| S3Error::List {
+                    uri: uri.clone(),
+                    error: Box::new(error),
+                })?;
                 listed += 1;
                 if listed > MAX_LISTED {
-                    return Err(format!(
-                        "the folder of {uri} holds more than {MAX_LISTED} objects: give a prefix \
-                         that ends with / to read one folder of it"
-                    ));
+                    return Err(S3Error::FolderTooLarge { uri: uri.clone() });
                 }
                 let key = meta.location.as_ref();
                 if !key.starts_with(uri.key.as_str()) || key.ends_with('/') {
                     continue;
                 }
                 if objects.len() == MAX_OBJECTS {
-                    return Err(format!("{uri} holds more than {MAX_OBJECTS} objects"));
+                    return Err(S3Error::TooManyObjects { uri: uri.clone() });
                 }
                 total += meta.size;
                 if total > max_bytes {
-                    return Err(format!("{uri} holds more than {max_bytes} bytes (--max-s3-mb)"));
+                    return Err(S3Error::PrefixTooLarge {
+                        uri: uri.clone(),
+                        max_bytes,
+                    });
                 }
                 objects.push(key.to_string());
             }
             if objects.is_empty() {
-                return Err(format!("no S3 objects found under {uri}"));
+                return Err(S3Error::NothingUnder { uri: uri.clone() });
             }
             let mut left = max_bytes;
             for key in objects {
-                let relative = safe_relative(relative_key(&uri.key, &key))
-                    .ok_or_else(|| format!("the S3 key {} cannot be a local file name", quote(&key)))?;
+                let Some(relative) = safe_relative(relative_key(&uri.key, &key)) else {
+                    return Err(S3Error::UnsafeKey { key });
+                };
                 let object = S3Uri {
                     bucket: uri.bucket.clone(),
                     key,
@@ -261,10 +406,12 @@ impl S3 {
 
     /// Uploads every file below `dir` to `uri` taken as a folder, each at its path relative to
     /// `dir`; returns how many.
-    pub fn upload_dir(&self, dir: &Path, uri: &S3Uri) -> Result<usize, String> {
+    pub fn upload_dir(&self, dir: &Path, uri: &S3Uri) -> Result<usize, S3Error> {
         let mut files = Vec::new();
-        list_files(dir, Path::new(""), &mut files)
-            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        list_files(dir, Path::new(""), &mut files).map_err(|error| S3Error::ListLocal {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
         let store = self.store(uri)?;
         self.block(async {
             for relative in &files {
@@ -281,44 +428,56 @@ impl S3 {
 }
 
 /// Streams one object into `file`; returns its size.
-async fn fetch(store: &dyn ObjectStore, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, String> {
-    let failed = |e: &dyn fmt::Display| format!("cannot download {uri}: {e}");
+async fn fetch(store: &dyn ObjectStore, uri: &S3Uri, file: &Path, max_bytes: u64) -> Result<u64, S3Error> {
+    let failed = |error| S3Error::Download {
+        uri: uri.clone(),
+        error: Box::new(error),
+    };
     let answer = store
         .get(&Key::from(uri.key.as_str()))
         .await
         .map_err(|e| match e {
-            object_store::Error::NotFound { .. } => format!("{uri} does not exist"),
-            e => failed(&e),
+            object_store::Error::NotFound { .. } => S3Error::NotFound { uri: uri.clone() },
+            e => failed(e),
         })?;
     if answer.meta.size > max_bytes {
-        return Err(format!(
-            "{uri} is {} bytes, more than the {max_bytes} allowed (--max-s3-mb)",
-            answer.meta.size
-        ));
+        return Err(S3Error::ObjectTooLarge {
+            uri: uri.clone(),
+            size: answer.meta.size,
+            max_bytes,
+        });
     }
     if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|error| S3Error::Create {
+            path: parent.to_path_buf(),
+            error,
+        })?;
     }
     let partial = file.with_extension("partial");
-    let mut out =
-        std::fs::File::create(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut out = std::fs::File::create(&partial).map_err(|error| S3Error::Create {
+        path: partial.clone(),
+        error,
+    })?;
+    let write_failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| S3Error::Write { path, error }
+    };
     let mut written = 0u64;
     let mut stream = answer.into_stream();
     let copied = async {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| failed(&e))?;
+            let chunk = chunk.map_err(failed)?;
             written += chunk.len() as u64;
             if written > max_bytes {
-                return Err(format!(
-                    "{uri} is more than the {max_bytes} bytes allowed (--max-s3-mb)"
-                ));
+                return Err(S3Error::StreamTooLarge {
+                    uri: uri.clone(),
+                    max_bytes,
+                });
             }
-            out.write_all(&chunk)
-                .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+            out.write_all(&chunk).map_err(write_failed(&partial))?;
         }
-        out.flush()
-            .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-        std::fs::rename(&partial, file).map_err(|e| format!("cannot write {}: {e}", file.display()))
+        out.flush().map_err(write_failed(&partial))?;
+        std::fs::rename(&partial, file).map_err(write_failed(file))
     }
     .await;
     if copied.is_err() {
@@ -327,15 +486,17 @@ async fn fetch(store: &dyn ObjectStore, uri: &S3Uri, file: &Path, max_bytes: u64
     copied.map(|()| written)
 }
 
-async fn put_file(store: &Arc<dyn ObjectStore>, file: &Path, uri: &S3Uri) -> Result<(), String> {
-    let failed = |e: &dyn fmt::Display| format!("cannot upload {} to {uri}: {e}", file.display());
-    let mut input = tokio::fs::File::open(file).await.map_err(|e| failed(&e))?;
+async fn put_file(store: &Arc<dyn ObjectStore>, file: &Path, uri: &S3Uri) -> Result<(), S3Error> {
+    let failed = |error| S3Error::Upload {
+        file: file.to_path_buf(),
+        uri: uri.clone(),
+        error,
+    };
+    let mut input = tokio::fs::File::open(file).await.map_err(failed)?;
     // One PUT for a small file, a multipart upload for a large one.
     let mut writer = BufWriter::new(Arc::clone(store), Key::from(uri.key.as_str()));
-    tokio::io::copy(&mut input, &mut writer)
-        .await
-        .map_err(|e| failed(&e))?;
-    writer.shutdown().await.map_err(|e| failed(&e))
+    tokio::io::copy(&mut input, &mut writer).await.map_err(failed)?;
+    writer.shutdown().await.map_err(failed)
 }
 
 /// The regular files below `dir`, relative to it, in sorted order; links are not followed.

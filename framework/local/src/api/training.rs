@@ -78,7 +78,7 @@ fn run(api: &Api, job: &TrainingJob, output_dir: &std::path::Path, stop: &Stop, 
     transition(api, name, "Downloading");
     let result = (|| {
         fit::check_runnable(&job.image)?;
-        staging.fetch(&api.artifacts).map_err(anyhow::Error::msg)?;
+        staging.fetch(&api.artifacts)?;
         let tree = fit::prepare(job, stop)?;
         let end = fit::run_in_tree(tree.base(), job, output_dir, stop, &mut |phase| {
             transition(api, name, phase)

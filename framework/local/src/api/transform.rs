@@ -78,7 +78,7 @@ fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop,
     });
     let result = staging
         .iter_mut()
-        .try_for_each(|s| s.fetch(&api.artifacts))
+        .try_for_each(|s| s.fetch(&api.artifacts).map_err(|e| e.to_string()))
         .and_then(|()| {
             crate::deploy::start_model(spec, &batch_environment(job))
                 .map_err(|e| format!("cannot start the model: {e:#}"))

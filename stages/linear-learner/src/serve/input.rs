@@ -142,7 +142,8 @@ impl Batch {
     /// Appends a sparse record: `keys` pair with `values`, each key below
     /// `dim`, and `shape`, when given, is `[dim]`. Everything is checked
     /// before anything the size of the shape could be allocated; a key given
-    /// twice keeps its last value, as a dense copy would.
+    /// twice keeps its last value, as a dense copy would. The error names
+    /// the tensor, not the record: the caller adds it.
     fn push_sparse(
         &mut self,
         values: &[f64],
@@ -150,13 +151,13 @@ impl Batch {
         shape: &[u64],
         dim: usize,
         what: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StageError> {
         sparse_len(values, keys, shape, Some(dim), what)?;
         if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(format!(
+            return Err(StageError::bad_request(format!(
                 "{what}: the value of key {} is {v}, not a finite number",
                 keys[i]
-            ));
+            )));
         }
         let start = self.keys.len();
         let mut pairs: Vec<(usize, f64)> = keys
@@ -352,7 +353,7 @@ fn instance_features(instance: &Value, dim: usize, batch: &mut Batch) -> Result<
             };
             batch
                 .push_sparse(&values, &keys, &shape, dim, "features")
-                .map_err(|e| bad(&e))
+                .map_err(|e| bad(&e.message))
         }
         _ => Err(bad(
             "\"features\" must be a list of numbers or a {\"values\": [...]} object",
@@ -365,7 +366,7 @@ fn as_u64s(v: &Value) -> Option<Vec<u64>> {
 }
 
 fn recordio(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError> {
-    let payloads = split_records(body).map_err(StageError::bad_request)?;
+    let payloads = split_records(body)?;
     for (record, payload) in payloads.iter().enumerate() {
         let bad =
             |what: String| StageError::bad_request(format!("record {record}: {what}")).at_record(record);
@@ -376,11 +377,13 @@ fn recordio(body: &[u8], dim: usize, batch: &mut Batch) -> Result<(), StageError
             .get("values")
             .ok_or_else(|| bad("the record has no features[\"values\"]".into()))?;
         let what = "features[\"values\"]";
-        let Parts { values, keys, shape } = tensor.parts(what).map_err(bad)?;
+        let Parts { values, keys, shape } = tensor.parts(what).map_err(|e| bad(e.message))?;
         if keys.is_empty() {
             batch.push_dense(&values, dim)?;
         } else {
-            batch.push_sparse(&values, keys, shape, dim, what).map_err(bad)?;
+            batch
+                .push_sparse(&values, keys, shape, dim, what)
+                .map_err(|e| bad(e.message))?;
         }
     }
     Ok(())
@@ -392,7 +395,7 @@ mod tests {
 
     /// `application/json` through the stage's decoder (fast path first) and
     /// through the general path alone: the same batch, or the same error.
-    fn both(body: &str, dim: usize) -> (Result<Batch, String>, Result<Batch, String>) {
+    fn both(body: &str, dim: usize) -> (Result<Batch, StageError>, Result<Batch, StageError>) {
         let general = {
             let mut batch = Batch::default();
             json_general(body.as_bytes(), dim, &mut batch).map(|()| batch)
@@ -401,10 +404,7 @@ mod tests {
             let mut batch = Batch::default();
             json(body.as_bytes(), dim, &mut batch).map(|()| batch)
         };
-        (
-            decoded.map_err(|e| e.to_string()),
-            general.map_err(|e| e.to_string()),
-        )
+        (decoded, general)
     }
 
     #[test]

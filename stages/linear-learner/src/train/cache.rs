@@ -53,7 +53,7 @@ impl RowCache {
     pub fn for_each_row(
         &mut self,
         channel: &Channel,
-        check: impl Fn(f64) -> Result<(), String> + Sync,
+        check: impl Fn(f64) -> Result<(), StageError> + Sync,
         mut f: impl FnMut(f64, &[f64]),
     ) -> Result<(), StageError> {
         if self.state == State::Complete {

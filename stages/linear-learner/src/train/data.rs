@@ -50,7 +50,7 @@ pub struct Channel {
 
 /// Whether the reader should go on after a row (`Ok(false)` stops it). An
 /// `Err` is a problem with the row; the reader adds where the row is.
-pub type Flow = Result<bool, String>;
+pub type Flow = Result<bool, StageError>;
 
 /// Calls `f(label, features)` for every row until it returns `Ok(false)`.
 /// `dim` is the expected number of features; when `None`, the first row
@@ -97,7 +97,7 @@ const CHUNK_VALUES: usize = 1 << 20;
 pub fn for_each_row_pipelined(
     channel: &Channel,
     dim: usize,
-    check: impl Fn(f64) -> Result<(), String> + Sync,
+    check: impl Fn(f64) -> Result<(), StageError> + Sync,
     mut f: impl FnMut(f64, &[f64]),
 ) -> Result<u64, StageError> {
     let stride = dim + 1;
@@ -192,7 +192,7 @@ fn csv_rows<R: BufRead>(
         match f(label, features) {
             Ok(true) => {}
             Ok(false) => return Ok(false),
-            Err(e) => return Err(StageError::bad_request(format!("{}: {e}", at(1)))),
+            Err(e) => return Err(StageError::new(e.kind, format!("{}: {e}", at(1)))),
         }
     }
 }
@@ -286,7 +286,7 @@ fn recordio_rows<R: BufRead>(
         match f(label, features) {
             Ok(true) => {}
             Ok(false) => return Ok(false),
-            Err(e) => return Err(StageError::bad_request(format!("{}: {e}", at(index)))),
+            Err(e) => return Err(StageError::new(e.kind, format!("{}: {e}", at(index)))),
         }
         index += 1;
     }
@@ -339,7 +339,7 @@ mod tests {
             1,
             |y| {
                 if y == 7000.0 {
-                    Err("bad label".into())
+                    Err(StageError::bad_request("bad label"))
                 } else {
                     Ok(())
                 }

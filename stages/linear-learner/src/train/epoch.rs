@@ -41,7 +41,7 @@ pub struct Setup<'a> {
 
 impl Setup<'_> {
     /// The normalised label (regression) or the class as f64, and the example weight.
-    pub fn label(&self, y: f64) -> Result<(f64, f64), String> {
+    pub fn label(&self, y: f64) -> Result<(f64, f64), StageError> {
         if self.config.predictor_type == PredictorType::Regressor {
             Ok((self.scaler.label(y), 1.0))
         } else {

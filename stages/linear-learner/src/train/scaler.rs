@@ -136,20 +136,21 @@ impl Sample {
     }
 }
 
-/// The class of a classification label, or why it is not one.
-pub fn check_class(config: &Config, y: f64) -> Result<usize, String> {
+/// The class of a classification label, or why it is not one (a bad
+/// request that does not say where the row is: the reader adds that).
+pub fn check_class(config: &Config, y: f64) -> Result<usize, StageError> {
     let classes = config.num_classes.max(2);
     if y >= 0.0 && y.fract() == 0.0 && (y as usize) < classes {
         Ok(y as usize)
     } else if config.predictor_type == PredictorType::BinaryClassifier {
-        Err(format!(
+        Err(StageError::bad_request(format!(
             "label {y} is not 0 or 1 (a binary_classifier needs 0/1 labels)"
-        ))
+        )))
     } else {
-        Err(format!(
+        Err(StageError::bad_request(format!(
             "label {y} is not a class index 0..{} (num_classes is {classes})",
             classes - 1
-        ))
+        )))
     }
 }
 

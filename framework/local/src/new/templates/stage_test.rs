@@ -44,6 +44,7 @@ fn training_without_numbers_fails_with_the_reason() {
     let stage = TestStage::this_package();
     let reason = stage
         .train(&TrainingJob::new().file("train", "data.csv", "\n"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(reason.contains("no numbers"), "{reason}");
 }

@@ -488,15 +488,16 @@ fn mme_metrics(text: &str) -> [f64; 5] {
 
 #[test]
 fn mme_budget_answers_507_and_evicts_least_recently_used_when_asked() {
-    // One worker, models of 100 MB, a budget of 350 MB: with the worker's
-    // own few tens of MB, three models fit and a fourth does not.
+    // One worker, models of 100 MB, a budget of 400 MB: with the server's and
+    // the worker's own few tens of MB, three models fit and a fourth does not
+    // (the margin holds for anything between 0 and about 95 MB of their own).
     let dir = tempdir();
     let models: Vec<PathBuf> = (0..5)
         .map(|i| ballast_model(dir.path(), &format!("m{i}"), 100))
         .collect();
     let env = [
         ("SAGEMAKER_MODEL_SERVER_WORKERS", "1"),
-        ("MODELSTAGE_MME_MEMORY_MB", "350"),
+        ("MODELSTAGE_MME_MEMORY_MB", "400"),
     ];
     {
         let server = serve_mme("ballast", dir.path(), &env);
@@ -639,7 +640,7 @@ fn mme_local_deploy_loads_on_first_use_and_evicts_on_507() {
             "ModelDataUrl": format!("file://{}/", models.display()),
             "Environment": {
                 "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-                "MODELSTAGE_MME_MEMORY_MB": "350"
+                "MODELSTAGE_MME_MEMORY_MB": "400"
             }
         }
     });

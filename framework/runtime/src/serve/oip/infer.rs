@@ -220,24 +220,22 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, Refusal>
     }
     let mut ordered = Vec::with_capacity(declared.len());
     for d in declared {
-        // Copied only for a refusal: this runs on every request.
-        let input = || d.name.clone();
         let Some(t) = request.inputs.iter().find(|t| t.name == d.name) else {
             return Err(Refusal::MissingInput {
-                input: input(),
+                input: d.name.clone(),
                 model: model.name.clone(),
             });
         };
         if t.datatype.name() != d.datatype {
             return Err(Refusal::Datatype {
-                input: input(),
+                input: d.name.clone(),
                 sent: t.datatype,
                 takes: d.datatype.clone(),
             });
         }
         if !d.accepts_shape(&t.shape) {
             return Err(Refusal::Shape {
-                input: input(),
+                input: d.name.clone(),
                 sent: t.shape.clone(),
                 takes: d.shape.clone(),
             });

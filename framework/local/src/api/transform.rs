@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use serde_json::{json, Value};
 
 use super::artifacts::Staging;
@@ -16,7 +17,7 @@ use super::wire::{now, quote, ApiError};
 use crate::deploy::ModelSpec;
 use crate::fit::Stop;
 use crate::transform::progress::Progress;
-use crate::transform::{batch_environment, run_against, TransformJob};
+use crate::transform::{batch_environment, run_against, JobReport, TransformJob};
 
 const KIND: Kind = Kind::TransformJob;
 
@@ -76,22 +77,7 @@ fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop,
     api.record(KIND, name, |d| {
         d.insert("TransformStartTime".into(), json!(started));
     });
-    let result = staging
-        .iter_mut()
-        .try_for_each(|s| s.fetch(&api.artifacts).map_err(|e| e.to_string()))
-        .and_then(|()| {
-            crate::deploy::start_model(spec, &batch_environment(job))
-                .map_err(|e| format!("cannot start the model: {e:#}"))
-        })
-        .and_then(|running| {
-            run_against(job, running.url(), &mut Progress::hidden(), stop).map_err(|e| e.to_string())
-        })
-        .and_then(|report| {
-            staging[0]
-                .publish(&api.artifacts)
-                .map_err(|e| format!("cannot upload the output: {e}"))
-                .map(|()| report)
-        });
+    let result = execute(api, job, spec, stop, &mut staging);
     api.end_job(KIND, name);
     if api.shutting_down() {
         // Left InProgress: the next start marks it interrupted.
@@ -113,10 +99,34 @@ fn run(api: &Api, name: &str, job: &TransformJob, spec: &ModelSpec, stop: &Stop,
                 )),
             )
         }
-        Err(e) => ("Failed", Some(e)),
+        Err(e) => ("Failed", Some(format!("{e:#}"))),
     };
     log::info!("transform job {} {}", quote(name), status.to_ascii_lowercase());
     finish(api, name, status, reason.as_deref());
+}
+
+/// The job's work, from its downloads to its upload; the error, with its causes, is the job's
+/// `FailureReason`.
+fn execute(
+    api: &Api,
+    job: &TransformJob,
+    spec: &ModelSpec,
+    stop: &Stop,
+    staging: &mut [Staging; 2],
+) -> anyhow::Result<JobReport> {
+    for s in staging.iter_mut() {
+        s.fetch(&api.artifacts)?;
+    }
+    // The model runs in this block only: it is stopped before the upload.
+    let report = {
+        let running =
+            crate::deploy::start_model(spec, &batch_environment(job)).context("cannot start the model")?;
+        run_against(job, running.url(), &mut Progress::hidden(), stop)?
+    };
+    staging[0]
+        .publish(&api.artifacts)
+        .context("cannot upload the output")?;
+    Ok(report)
 }
 
 /// Records the end of a job: its status, `TransformEndTime` and any `FailureReason`.

@@ -7,13 +7,14 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
 
-use modelstage_contract::excerpt::{bounded, quoted};
+use modelstage_contract::excerpt::bounded;
 use modelstage_contract::oip::{self, InferRequest, Tensor};
 
 use super::model::OipModel;
+use super::refusal::Refusal;
 use super::routes::{error, find_model, registry, ModelPath};
 use crate::loader::RequestMeta;
 use crate::serve::body;
@@ -65,12 +66,12 @@ async fn run(
         // (and marked used), as `POST /models/{name}/invoke` does.
         let deadline = Instant::now() + state.config.timeout;
         if let Err(e) = registry.ready(&path.name, deadline).await {
-            return body::closing(error(e.status(), e.message()), payload);
+            return body::closing(Refusal::Loading(e).error_response(), payload);
         }
     }
     let found = match find_model(path, model, many) {
         Ok(found) => found,
-        Err(message) => return body::closing(error(404, &message), payload),
+        Err(refusal) => return body::closing(refusal.error_response(), payload),
     };
     let model = found.model;
     let (Some(rules), Some(lanes)) = (
@@ -84,7 +85,7 @@ async fn run(
     };
     let json_length = match json_length(req) {
         Ok(n) => n,
-        Err(message) => return body::closing(error(400, &message), payload),
+        Err(refusal) => return body::closing(refusal.error_response(), payload),
     };
     // The edge's bounds, as for /invocations: the connections kept for
     // /ping, the payload limit, the body's time limit.
@@ -98,11 +99,11 @@ async fn run(
     let deadline = invocation.arrived + state.config.timeout;
     let request = match oip::parse_request(&invocation.body, json_length) {
         Ok(request) => request,
-        Err(e) => return error(400, &e.to_string()),
+        Err(e) => return Refusal::from(e).error_response(),
     };
     let records = match records(model, &request) {
         Ok(records) => records,
-        Err(message) => return error(400, &message),
+        Err(refusal) => return refusal.error_response(),
     };
     let wire = WireRequest {
         id: 0,
@@ -159,7 +160,7 @@ async fn run(
     };
     let outputs = match oip::select_outputs(&request, outputs) {
         Ok(outputs) => outputs,
-        Err(e) => return error(400, &e.to_string()),
+        Err(e) => return Refusal::from(e).error_response(),
     };
     let who = oip::Model {
         name: found.name,
@@ -184,7 +185,7 @@ async fn run(
 }
 
 /// The `Inference-Header-Content-Length` header, when sent.
-fn json_length(req: &HttpRequest) -> Result<Option<usize>, String> {
+fn json_length(req: &HttpRequest) -> Result<Option<usize>, Refusal> {
     let Some(value) = req.headers().get(oip::HEADER_LENGTH) else {
         return Ok(None);
     };
@@ -193,21 +194,17 @@ fn json_length(req: &HttpRequest) -> Result<Option<usize>, String> {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .map(Some)
-        .ok_or_else(|| {
-            format!(
-                "the {} header must be a number of bytes, got {}",
-                oip::HEADER_LENGTH,
-                quoted(value.as_bytes())
-            )
+        .ok_or_else(|| Refusal::HeaderLength {
+            value: value.as_bytes().to_vec(),
         })
 }
 
 /// The inputs as the CSV records the stage reads. A stage that declares its
 /// inputs gets them in its order, and a request must match the declaration.
-fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> {
+fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, Refusal> {
     if !model.declared_inputs {
         let inputs: Vec<&Tensor> = request.inputs.iter().collect();
-        return oip::to_csv(&inputs).map_err(|e| e.to_string());
+        return Ok(oip::to_csv(&inputs)?);
     }
     let declared = &model.metadata.inputs;
     if let Some(extra) = request
@@ -215,42 +212,35 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, String> 
         .iter()
         .find(|t| !declared.iter().any(|d| d.name == t.name))
     {
-        let names: Vec<String> = declared.iter().map(|d| quoted(d.name.as_bytes())).collect();
-        return Err(format!(
-            "input {} is not an input of model {}; its inputs are {}",
-            quoted(extra.name.as_bytes()),
-            quoted(model.name.as_bytes()),
-            names.join(", ")
-        ));
+        return Err(Refusal::NotAnInput {
+            input: extra.name.clone(),
+            model: model.name.clone(),
+            declared: declared.iter().map(|d| d.name.clone()).collect(),
+        });
     }
     let mut ordered = Vec::with_capacity(declared.len());
     for d in declared {
-        // Quoted only for an error: this runs on every request.
-        let what = || quoted(d.name.as_bytes());
         let Some(t) = request.inputs.iter().find(|t| t.name == d.name) else {
-            return Err(format!(
-                "input {} is missing; model {} needs it",
-                what(),
-                quoted(model.name.as_bytes())
-            ));
+            return Err(Refusal::MissingInput {
+                input: d.name.clone(),
+                model: model.name.clone(),
+            });
         };
         if t.datatype.name() != d.datatype {
-            return Err(format!(
-                "input {} is {}, but the model takes {}",
-                what(),
-                t.datatype,
-                d.datatype
-            ));
+            return Err(Refusal::Datatype {
+                input: d.name.clone(),
+                sent: t.datatype,
+                takes: d.datatype.clone(),
+            });
         }
         if !d.accepts_shape(&t.shape) {
-            return Err(format!(
-                "input {} has shape {:?}, but the model takes {:?} (-1: any size)",
-                what(),
-                t.shape,
-                d.shape
-            ));
+            return Err(Refusal::Shape {
+                input: d.name.clone(),
+                sent: t.shape.clone(),
+                takes: d.shape.clone(),
+            });
         }
         ordered.push(t);
     }
-    oip::to_csv(&ordered).map_err(|e| e.to_string())
+    Ok(oip::to_csv(&ordered)?)
 }

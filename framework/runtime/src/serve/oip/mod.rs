@@ -7,6 +7,7 @@
 
 mod infer;
 mod model;
+mod refusal;
 mod routes;
 
 pub(super) use model::OipModel;

@@ -1,6 +1,7 @@
 //! The protocol's routes: `GET /v2`, `/v2/health/live`, `/v2/health/ready`,
 //! `GET /v2/models/{name}[/versions/{v}]`, `.../ready` and `POST .../infer`.
-//! Errors are the protocol's `{"error": "..."}`.
+//! Errors are the protocol's `{"error": "..."}`; a refused request is a
+//! [`Refusal`], which knows its status.
 //!
 //! The model paths are split here by hand rather than by six patterns with
 //! placeholders: actix-web matches those with regular expressions, one after
@@ -9,12 +10,11 @@
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-
-use modelstage_contract::excerpt::quoted;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use super::infer;
 use super::model::OipModel;
+use super::refusal::{Asked, Refusal};
 use crate::serve::http::State;
 use crate::serve::metrics::Route;
 use crate::serve::mme::routes::Api;
@@ -130,20 +130,17 @@ pub(super) struct Found<'a> {
 }
 
 /// The model a path names (on a multi-model endpoint, one of its loaded
-/// models), or the 404 message that says which this server serves.
+/// models), or the 404 that says which this server serves.
 pub(super) fn find_model<'a>(
     path: &'a ModelPath,
     model: &'a OipModel,
     many: Option<&Registry>,
-) -> Result<Found<'a>, String> {
+) -> Result<Found<'a>, Refusal> {
     let version = path.version.as_deref();
-    let what = || match version {
-        Some(v) => format!(
-            "model {} version {}",
-            quoted(path.name.as_bytes()),
-            quoted(v.as_bytes())
-        ),
-        None => format!("model {}", quoted(path.name.as_bytes())),
+    // Copied only for a refusal: this runs on every request.
+    let asked = || Asked {
+        name: path.name.clone(),
+        version: path.version.clone(),
     };
     let Some(registry) = many else {
         if model.matches(&path.name, version) {
@@ -153,25 +150,20 @@ pub(super) fn find_model<'a>(
                 loaded: None,
             });
         }
-        return Err(format!(
-            "unknown {}: this server serves model {} version {}",
-            what(),
-            quoted(model.name.as_bytes()),
-            quoted(model.version.as_bytes())
-        ));
+        return Err(Refusal::UnknownModel {
+            asked: asked(),
+            served: model.name.clone(),
+            version: model.version.clone(),
+        });
     };
     if version.is_some_and(|v| v != model.version) {
-        return Err(format!(
-            "unknown {}: the models of this multi-model endpoint have version {}",
-            what(),
-            quoted(model.version.as_bytes())
-        ));
+        return Err(Refusal::UnknownVersion {
+            asked: asked(),
+            version: model.version.clone(),
+        });
     }
     if registry.describe(&path.name).is_none() {
-        return Err(format!(
-            "{} is not loaded on this multi-model endpoint (load it with POST /models)",
-            what()
-        ));
+        return Err(Refusal::NotLoaded { asked: asked() });
     }
     Ok(Found {
         name: &path.name,
@@ -225,25 +217,18 @@ async fn models(
     req.extensions_mut()
         .insert(Route(path.action.pattern(path.version.is_some())));
     if req.method() != path.action.method() {
-        let mut response = error(
-            405,
-            &format!(
-                "{} is not allowed on {}",
-                req.method(),
-                quoted(req.path().as_bytes())
-            ),
-        );
-        response.headers_mut().insert(
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static(path.action.allow()),
-        );
-        return response;
+        return Refusal::MethodNotAllowed {
+            method: req.method().clone(),
+            path: req.path().to_string(),
+            allow: path.action.allow(),
+        }
+        .error_response();
     }
     match path.action {
         Action::Infer => infer::infer(&req, &path, payload, &model, &state).await,
         Action::Metadata => match find_model(&path, &model, registry(&req)) {
             Ok(found) => json(200, found.model.metadata_json(found.name)),
-            Err(message) => error(404, &message),
+            Err(refusal) => refusal.error_response(),
         },
         Action::Ready => match find_model(&path, &model, registry(&req)) {
             Ok(found) => {
@@ -253,22 +238,17 @@ async fn models(
                     serde_json::json!({ "name": found.name, "ready": ready }).to_string(),
                 )
             }
-            Err(message) => error(404, &message),
+            Err(refusal) => refusal.error_response(),
         },
     }
 }
 
 fn unknown_route(req: &HttpRequest) -> HttpResponse {
-    error(
-        404,
-        &format!(
-            "no route for {} {}: the Open Inference Protocol routes are GET /v2, GET /v2/health/live, \
-             GET /v2/health/ready, GET /v2/models/{{name}}[/versions/{{version}}][/ready] and POST \
-             /v2/models/{{name}}[/versions/{{version}}]/infer",
-            req.method(),
-            quoted(req.path().as_bytes())
-        ),
-    )
+    Refusal::NoRoute {
+        method: req.method().clone(),
+        path: req.path().to_string(),
+    }
+    .error_response()
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub struct Reply {
 
 /// Why an invocation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InvokeError {
+pub enum InvocationError {
     /// The endpoint answered with a non-2xx status; `body` is its message
     /// (for a pipeline it names the failing container).
     Status { status: u16, body: String },
@@ -34,10 +34,10 @@ pub enum InvokeError {
     Transport(String),
 }
 
-impl fmt::Display for InvokeError {
+impl fmt::Display for InvocationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InvokeError::Status { status, body } => {
+            InvocationError::Status { status, body } => {
                 let kind = if *status < 500 {
                     "ClientError"
                 } else {
@@ -45,7 +45,7 @@ impl fmt::Display for InvokeError {
                 };
                 write!(f, "{kind}: {status}; message: {}", body.trim_end())
             }
-            InvokeError::Transport(message) => f.write_str(message),
+            InvocationError::Transport(message) => f.write_str(message),
         }
     }
 }
@@ -54,7 +54,12 @@ impl fmt::Display for InvokeError {
 pub trait Invoker: Send + Sync {
     /// One `/invocations` call. An empty `content_type` sends no
     /// Content-Type header (the job set none).
-    fn invoke(&self, body: Vec<u8>, content_type: &str, accept: Option<&str>) -> Result<Reply, InvokeError>;
+    fn invoke(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+        accept: Option<&str>,
+    ) -> Result<Reply, InvocationError>;
 
     /// `GET /execution-parameters`, `None` when not implemented or unreadable.
     fn execution_parameters(&self) -> Option<ExecutionParameters>;
@@ -108,7 +113,12 @@ impl HttpInvoker {
         }
     }
 
-    fn attempt(&self, body: Bytes, content_type: &str, accept: Option<&str>) -> Result<Reply, InvokeError> {
+    fn attempt(
+        &self,
+        body: Bytes,
+        content_type: &str,
+        accept: Option<&str>,
+    ) -> Result<Reply, InvocationError> {
         let mut request = self.client.post(format!("{}/invocations", self.base)).body(body);
         if !content_type.is_empty() {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type);
@@ -118,7 +128,7 @@ impl HttpInvoker {
         }
         let response = request
             .send()
-            .map_err(|e| InvokeError::Transport(describe_transport(&e)))?;
+            .map_err(|e| InvocationError::Transport(describe_transport(&e)))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -127,14 +137,14 @@ impl HttpInvoker {
             .map(str::to_string);
         let body = response
             .bytes()
-            .map_err(|e| InvokeError::Transport(format!("reading the response failed: {e}")))?;
+            .map_err(|e| InvocationError::Transport(format!("reading the response failed: {e}")))?;
         if (200..300).contains(&status) {
             Ok(Reply {
                 content_type,
                 body: body.to_vec(),
             })
         } else {
-            Err(InvokeError::Status {
+            Err(InvocationError::Status {
                 status,
                 body: String::from_utf8_lossy(&body).into_owned(),
             })
@@ -152,15 +162,20 @@ fn describe_transport(e: &reqwest::Error) -> String {
     }
 }
 
-fn retryable(error: &InvokeError) -> bool {
+fn retryable(error: &InvocationError) -> bool {
     match error {
-        InvokeError::Transport(_) => true,
-        InvokeError::Status { status, .. } => matches!(status, 429 | 503 | 504),
+        InvocationError::Transport(_) => true,
+        InvocationError::Status { status, .. } => matches!(status, 429 | 503 | 504),
     }
 }
 
 impl Invoker for HttpInvoker {
-    fn invoke(&self, body: Vec<u8>, content_type: &str, accept: Option<&str>) -> Result<Reply, InvokeError> {
+    fn invoke(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+        accept: Option<&str>,
+    ) -> Result<Reply, InvocationError> {
         // Bytes makes a retry share the body instead of copying it.
         let body = Bytes::from(body);
         let mut attempt = 0;
@@ -199,7 +214,7 @@ mod tests {
 
     #[test]
     fn errors_read_like_the_service_logs() {
-        let e = InvokeError::Status {
+        let e = InvocationError::Status {
             status: 415,
             body: "{\"error\": \"no csv\"}\n".into(),
         };
@@ -207,11 +222,11 @@ mod tests {
             e.to_string(),
             "ClientError: 415; message: {\"error\": \"no csv\"}"
         );
-        assert!(retryable(&InvokeError::Status {
+        assert!(retryable(&InvocationError::Status {
             status: 503,
             body: String::new()
         }));
-        assert!(!retryable(&InvokeError::Status {
+        assert!(!retryable(&InvocationError::Status {
             status: 500,
             body: String::new()
         }));
@@ -223,7 +238,7 @@ mod tests {
         let invoker = HttpInvoker::new("http://127.0.0.1:9/", Duration::from_secs(2), 0).unwrap();
         assert_eq!(invoker.url(), "http://127.0.0.1:9");
         let err = invoker.invoke(b"x".to_vec(), "text/csv", None).unwrap_err();
-        assert!(matches!(err, InvokeError::Transport(_)), "{err}");
+        assert!(matches!(err, InvocationError::Transport(_)), "{err}");
         assert!(invoker.execution_parameters().is_none());
     }
 }

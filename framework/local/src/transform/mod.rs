@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-pub use client::{ExecutionParameters, HttpInvoker, InvokeError, Invoker, Reply};
+pub use client::{ExecutionParameters, HttpInvoker, InvocationError, Invoker, Reply};
 pub use error::TransformError;
 pub use job::TransformJob;
 pub use run::{run_job, JobReport, Settings};

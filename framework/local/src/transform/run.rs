@@ -35,7 +35,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::assemble::{append_response, remove_stale_partials, OutputFile};
 use super::batch::{payload_limit, Batch, Batcher, Item};
-use super::client::{ExecutionParameters, InvokeError, Invoker, Reply};
+use super::client::{ExecutionParameters, InvocationError, Invoker, Reply};
 use super::dataprocessing::DataProcessor;
 use super::error::TransformError;
 use super::inputs::{list_inputs, local_path, output_path, InputFile};
@@ -133,7 +133,7 @@ pub fn run_job(
     let started = Instant::now();
 
     let (work_tx, work_rx) = mpsc::channel::<Work>();
-    let (done_tx, done_rx) = mpsc::channel::<(u64, Result<Reply, InvokeError>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(u64, Result<Reply, InvocationError>)>();
     let work_rx = Arc::new(Mutex::new(work_rx));
     let content_type = job.transform_input.content_type.clone().unwrap_or_default();
     let accept = job.transform_output.accept.clone();
@@ -191,7 +191,7 @@ struct Work {
 fn worker(
     invoker: &dyn Invoker,
     work: &Mutex<Receiver<Work>>,
-    done: &Sender<(u64, Result<Reply, InvokeError>)>,
+    done: &Sender<(u64, Result<Reply, InvocationError>)>,
     content_type: &str,
     accept: Option<&str>,
 ) {
@@ -211,7 +211,7 @@ fn worker(
 
 /// What happened to one sequence number.
 enum BatchResult {
-    Answered(Result<Reply, InvokeError>),
+    Answered(Result<Reply, InvocationError>),
     /// Reading, splitting or filtering failed at this point of the file.
     Broken(String),
 }
@@ -246,7 +246,7 @@ struct Driver<'a> {
     ready: BTreeMap<u64, BatchResult>,
     meta: HashMap<u64, Meta>,
     work_tx: Option<Sender<Work>>,
-    done_rx: Receiver<(u64, Result<Reply, InvokeError>)>,
+    done_rx: Receiver<(u64, Result<Reply, InvocationError>)>,
     progress: &'a mut Progress,
     stop: &'a Stop,
     position: Arc<AtomicU64>,

@@ -27,7 +27,7 @@ impl Invoker for Fake {
         body: Vec<u8>,
         _content_type: &str,
         _accept: Option<&str>,
-    ) -> Result<Reply, InvokeError> {
+    ) -> Result<Reply, InvocationError> {
         let index = {
             let mut requests = self.requests.lock().unwrap();
             requests.push(body.clone());
@@ -37,7 +37,7 @@ impl Invoker for Fake {
             thread::sleep(Duration::from_millis(40u64.saturating_sub(index as u64 * 5)));
         }
         if body.windows(4).any(|w| w == b"FAIL") {
-            return Err(InvokeError::Status {
+            return Err(InvocationError::Status {
                 status: 400,
                 body: "{\"error\": \"container-2 refused the row\"}".into(),
             });
@@ -282,7 +282,12 @@ struct StopsAfter {
 }
 
 impl Invoker for StopsAfter {
-    fn invoke(&self, body: Vec<u8>, content_type: &str, accept: Option<&str>) -> Result<Reply, InvokeError> {
+    fn invoke(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+        accept: Option<&str>,
+    ) -> Result<Reply, InvocationError> {
         let reply = self.fake.invoke(body, content_type, accept);
         if self.fake.requests.lock().unwrap().len() >= self.after {
             self.stop.request(signal_hook::consts::SIGINT);

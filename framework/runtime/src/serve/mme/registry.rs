@@ -29,7 +29,7 @@ use super::control::{LoadFailed, Outcome};
 
 /// Why a load did not happen; each maps to the status SageMaker expects.
 #[derive(Debug, Clone)]
-pub enum LoadError {
+pub enum LoadRefusal {
     /// 409: the name is loaded (or loading) already.
     Conflict(String),
     /// 507: loading would exceed the memory budget.
@@ -45,20 +45,20 @@ pub enum LoadError {
     },
 }
 
-impl LoadError {
+impl LoadRefusal {
     /// The HTTP status it answers with.
     pub fn status(&self) -> u16 {
         match self {
-            LoadError::Conflict(_) => 409,
-            LoadError::NoRoom(_) => 507,
-            LoadError::Failed { status, .. } => *status,
+            LoadRefusal::Conflict(_) => 409,
+            LoadRefusal::NoRoom(_) => 507,
+            LoadRefusal::Failed { status, .. } => *status,
         }
     }
 
     /// Why, naming the model and the stage.
     pub fn message(&self) -> &str {
         match self {
-            LoadError::Conflict(m) | LoadError::NoRoom(m) | LoadError::Failed { message: m, .. } => m,
+            LoadRefusal::Conflict(m) | LoadRefusal::NoRoom(m) | LoadRefusal::Failed { message: m, .. } => m,
         }
     }
 }
@@ -83,7 +83,7 @@ pub struct Listed {
     pub url: String,
 }
 
-type Done = Option<Result<(), LoadError>>;
+type Done = Option<Result<(), LoadRefusal>>;
 
 /// Models taken out to make room, each with the workers to unload it from.
 type Evicted = Vec<(String, Vec<Arc<Worker>>)>;
@@ -227,24 +227,24 @@ impl Registry {
     /// Loads `name` in every worker; 409 while it is loaded or loading. The
     /// load runs as a task of its own, so it completes (and the requests
     /// waiting for it learn how) even if the client that asked goes away.
-    pub async fn load(self: &Arc<Self>, name: &str, url: &str, source: Source) -> Result<(), LoadError> {
+    pub async fn load(self: &Arc<Self>, name: &str, url: &str, source: Source) -> Result<(), LoadRefusal> {
         let this = Arc::clone(self);
         let (name, url) = (name.to_string(), url.to_string());
         tokio::spawn(async move { this.load_here(&name, &url, source).await })
             .await
             .unwrap_or_else(|e| {
-                Err(LoadError::Failed {
+                Err(LoadRefusal::Failed {
                     status: 500,
                     message: format!("the load stopped: {e}"),
                 })
             })
     }
 
-    async fn load_here(&self, name: &str, url: &str, source: Source) -> Result<(), LoadError> {
+    async fn load_here(&self, name: &str, url: &str, source: Source) -> Result<(), LoadRefusal> {
         let (done, evicted) = match self.admit(name, url) {
             Ok(admitted) => admitted,
             Err(e) => {
-                if let LoadError::NoRoom(_) = e {
+                if let LoadRefusal::NoRoom(_) = e {
                     metrics::model_not_loaded(LoadOutcome::InsufficientStorage);
                 }
                 return Err(e);
@@ -302,9 +302,9 @@ impl Registry {
     /// (making room first with `MODELSTAGE_MME_EVICT=lru`). Returns where the
     /// load's outcome goes and the models taken out to make room, with the
     /// workers to unload them from.
-    fn admit(&self, name: &str, url: &str) -> Result<(watch::Sender<Done>, Evicted), LoadError> {
+    fn admit(&self, name: &str, url: &str) -> Result<(watch::Sender<Done>, Evicted), LoadRefusal> {
         let conflict = || {
-            LoadError::Conflict(format!(
+            LoadRefusal::Conflict(format!(
                 "model {} is already loaded in stage {}",
                 quoted(name.as_bytes()),
                 self.stage()
@@ -371,7 +371,7 @@ impl Registry {
             }
             if held.saturating_sub(freed) + estimate > limit {
                 const MB: u64 = 1024 * 1024;
-                return Err(LoadError::NoRoom(format!(
+                return Err(LoadRefusal::NoRoom(format!(
                     "cannot load model {} in stage {}: the server and its workers hold {} MB and a model costs about {} MB, \
                      over the budget of {} MB ({}); unload a model and retry",
                     quoted(name.as_bytes()),
@@ -404,8 +404,8 @@ impl Registry {
 
     /// Unpacks the model if it is an archive, then loads it in every
     /// worker. Returns what the load added to the workers' memory.
-    async fn run_load(&self, name: &str, source: Source) -> Result<u64, LoadError> {
-        let failed = |status, message| LoadError::Failed { status, message };
+    async fn run_load(&self, name: &str, source: Source) -> Result<u64, LoadRefusal> {
+        let failed = |status, message| LoadRefusal::Failed { status, message };
         let (dir, unpacked) = match source {
             Source::Folder(dir) => {
                 if !dir.is_dir() {
@@ -486,14 +486,14 @@ impl Registry {
         Ok(measure().saturating_sub(before))
     }
 
-    async fn unpack(&self, name: &str, tar_gz: &Path) -> Result<Unpacked, LoadError> {
+    async fn unpack(&self, name: &str, tar_gz: &Path) -> Result<Unpacked, LoadRefusal> {
         let root = self.unpack_root()?;
         let folder = root.join(self.next_unpack.fetch_add(1, Ordering::Relaxed).to_string());
         let unpacked = Unpacked(folder.clone());
         let tar = tar_gz.to_path_buf();
         let result =
             tokio::task::spawn_blocking(move || crate::archive::unpack(&tar, &folder.join("model"))).await;
-        let failed = |why: &dyn std::fmt::Display| LoadError::Failed {
+        let failed = |why: &dyn std::fmt::Display| LoadRefusal::Failed {
             status: 400,
             message: format!(
                 "cannot load model {} in stage {}: cannot unpack {}: {why}",
@@ -511,7 +511,7 @@ impl Registry {
 
     /// The private folder archives are unpacked into, made on first use; a
     /// 500 when it cannot be made.
-    fn unpack_root(&self) -> Result<PathBuf, LoadError> {
+    fn unpack_root(&self) -> Result<PathBuf, LoadRefusal> {
         use std::os::unix::fs::DirBuilderExt;
         let mut root = self.unpack_root.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(root) = root.as_ref() {
@@ -526,7 +526,7 @@ impl Registry {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
-            .map_err(|e| LoadError::Failed {
+            .map_err(|e| LoadRefusal::Failed {
                 status: 500,
                 message: format!(
                     "cannot create a private folder for models at {}: {e}",
@@ -587,7 +587,7 @@ impl Registry {
 
     /// Whether `name` is loaded, waiting for it while it loads (up to
     /// `deadline`); marks it used. `Err` carries its load's failure.
-    pub async fn ready(&self, name: &str, deadline: Instant) -> Result<bool, LoadError> {
+    pub async fn ready(&self, name: &str, deadline: Instant) -> Result<bool, LoadRefusal> {
         loop {
             let loading = {
                 let mut inner = self.lock();
@@ -612,7 +612,7 @@ impl Registry {
             .await;
             match waited {
                 Err(_) => {
-                    return Err(LoadError::Failed {
+                    return Err(LoadRefusal::Failed {
                         status: 504,
                         message: format!(
                             "model {} of stage {} was still loading at the request's deadline (SAGEMAKER_MODEL_SERVER_TIMEOUT)",
@@ -627,7 +627,7 @@ impl Registry {
                     }
                 }
                 Ok(Err(_)) => {
-                    return Err(LoadError::Failed {
+                    return Err(LoadRefusal::Failed {
                         status: 500,
                         message: format!("the load of model {} stopped", quoted(name.as_bytes())),
                     })
@@ -642,9 +642,9 @@ impl Registry {
         self: &Arc<Self>,
         name: &str,
         url: &str,
-        source: impl Fn() -> Result<Source, LoadError>,
+        source: impl Fn() -> Result<Source, LoadRefusal>,
         deadline: Instant,
-    ) -> Result<(), LoadError> {
+    ) -> Result<(), LoadRefusal> {
         loop {
             if self.ready(name, deadline).await? {
                 return Ok(());
@@ -652,7 +652,7 @@ impl Registry {
             match self.load(name, url, source()?).await {
                 Ok(()) => return Ok(()),
                 // Someone else started it first: wait for theirs.
-                Err(LoadError::Conflict(_)) => continue,
+                Err(LoadRefusal::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -848,7 +848,7 @@ mod tests {
             registry
                 .load("a", "/m/a", Source::Folder(std::env::temp_dir()))
                 .await,
-            Err(LoadError::Conflict(_))
+            Err(LoadRefusal::Conflict(_))
         ));
         assert!(registry.unload("a").await);
         assert!(!registry.unload("a").await);

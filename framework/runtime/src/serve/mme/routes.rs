@@ -29,7 +29,7 @@ use super::super::edge::{
 use super::super::http::{self, State};
 use super::super::lane::Lanes;
 use super::super::metrics::Route;
-use super::registry::{target_problem, LoadError, Registry, Source};
+use super::registry::{target_problem, LoadRefusal, Registry, Source};
 
 /// The largest `POST /models` body.
 const LOAD_BODY_MAX: usize = 64 * 1024;
@@ -84,7 +84,7 @@ fn refuse(state: &State, status: u16, message: impl Into<String>, rid: &str) -> 
     EdgeError::new(status, state.stage_label.as_str(), message).request_id(rid)
 }
 
-fn failure(state: &State, e: &LoadError, rid: &str) -> EdgeError {
+fn failure(state: &State, e: &LoadRefusal, rid: &str) -> EdgeError {
     refuse(state, e.status(), e.message(), rid)
 }
 
@@ -290,13 +290,13 @@ async fn invoke(
 
 /// Where a target model's files are: a folder, or a file taken for a
 /// `model.tar.gz`.
-fn source_of(path: &Path, target: &str, label: &str) -> Result<Source, LoadError> {
+fn source_of(path: &Path, target: &str, label: &str) -> Result<Source, LoadRefusal> {
     if path.is_dir() {
         Ok(Source::Folder(path.to_path_buf()))
     } else if path.is_file() {
         Ok(Source::Archive(path.to_path_buf()))
     } else {
-        Err(LoadError::Failed {
+        Err(LoadRefusal::Failed {
             status: 404,
             message: format!(
                 "no model {} in the model folder of stage {label} ({TARGET_MODEL_HEADER})",

@@ -14,7 +14,7 @@ use modelstage_contract::excerpt::bounded;
 use modelstage_contract::oip::{self, InferRequest, Tensor};
 
 use super::model::OipModel;
-use super::refusal::Refusal;
+use super::refusal::OipRefusal;
 use super::routes::{error, find_model, registry, ModelPath};
 use crate::loader::RequestMeta;
 use crate::serve::body;
@@ -66,7 +66,7 @@ async fn run(
         // (and marked used), as `POST /models/{name}/invoke` does.
         let deadline = Instant::now() + state.config.timeout;
         if let Err(e) = registry.ready(&path.name, deadline).await {
-            return body::closing(Refusal::Loading(e).error_response(), payload);
+            return body::closing(OipRefusal::Loading(e).error_response(), payload);
         }
     }
     let found = match find_model(path, model, many) {
@@ -99,7 +99,7 @@ async fn run(
     let deadline = invocation.arrived + state.config.timeout;
     let request = match oip::parse_request(&invocation.body, json_length) {
         Ok(request) => request,
-        Err(e) => return Refusal::from(e).error_response(),
+        Err(e) => return OipRefusal::from(e).error_response(),
     };
     let records = match records(model, &request) {
         Ok(records) => records,
@@ -160,7 +160,7 @@ async fn run(
     };
     let outputs = match oip::select_outputs(&request, outputs) {
         Ok(outputs) => outputs,
-        Err(e) => return Refusal::from(e).error_response(),
+        Err(e) => return OipRefusal::from(e).error_response(),
     };
     let who = oip::Model {
         name: found.name,
@@ -185,7 +185,7 @@ async fn run(
 }
 
 /// The `Inference-Header-Content-Length` header, when sent.
-fn json_length(req: &HttpRequest) -> Result<Option<usize>, Refusal> {
+fn json_length(req: &HttpRequest) -> Result<Option<usize>, OipRefusal> {
     let Some(value) = req.headers().get(oip::HEADER_LENGTH) else {
         return Ok(None);
     };
@@ -194,14 +194,14 @@ fn json_length(req: &HttpRequest) -> Result<Option<usize>, Refusal> {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .map(Some)
-        .ok_or_else(|| Refusal::HeaderLength {
+        .ok_or_else(|| OipRefusal::HeaderLength {
             value: value.as_bytes().to_vec(),
         })
 }
 
 /// The inputs as the CSV records the stage reads. A stage that declares its
 /// inputs gets them in its order, and a request must match the declaration.
-fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, Refusal> {
+fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, OipRefusal> {
     if !model.declared_inputs {
         let inputs: Vec<&Tensor> = request.inputs.iter().collect();
         return Ok(oip::to_csv(&inputs)?);
@@ -212,7 +212,7 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, Refusal>
         .iter()
         .find(|t| !declared.iter().any(|d| d.name == t.name))
     {
-        return Err(Refusal::NotAnInput {
+        return Err(OipRefusal::NotAnInput {
             input: extra.name.clone(),
             model: model.name.clone(),
             declared: declared.iter().map(|d| d.name.clone()).collect(),
@@ -221,20 +221,20 @@ fn records(model: &OipModel, request: &InferRequest) -> Result<Vec<u8>, Refusal>
     let mut ordered = Vec::with_capacity(declared.len());
     for d in declared {
         let Some(t) = request.inputs.iter().find(|t| t.name == d.name) else {
-            return Err(Refusal::MissingInput {
+            return Err(OipRefusal::MissingInput {
                 input: d.name.clone(),
                 model: model.name.clone(),
             });
         };
         if t.datatype.name() != d.datatype {
-            return Err(Refusal::Datatype {
+            return Err(OipRefusal::Datatype {
                 input: d.name.clone(),
                 sent: t.datatype,
                 takes: d.datatype.clone(),
             });
         }
         if !d.accepts_shape(&t.shape) {
-            return Err(Refusal::Shape {
+            return Err(OipRefusal::Shape {
                 input: d.name.clone(),
                 sent: t.shape.clone(),
                 takes: d.shape.clone(),

@@ -13,12 +13,12 @@ use modelstage_contract::excerpt::quoted;
 use modelstage_contract::oip::{self, Datatype, OipError};
 
 use super::routes::error;
-use crate::serve::mme::registry::LoadError;
+use crate::serve::mme::registry::LoadRefusal;
 
 /// A request the protocol's routes do not serve, or whose tensors are not
 /// the model's.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum Refusal {
+pub(super) enum OipRefusal {
     /// 404: no route of the protocol has this path.
     #[error(
         "no route for {method} {}: the Open Inference Protocol routes are GET /v2, GET \
@@ -76,7 +76,7 @@ pub(super) enum Refusal {
     /// A model of a multi-model endpoint that failed to load, or was not
     /// ready in time (the load's own status).
     #[error("{}", .0.message())]
-    Loading(LoadError),
+    Loading(LoadRefusal),
     /// 400: the `Inference-Header-Content-Length` header is not a number.
     #[error(
         "the {} header must be a number of bytes, got {}",
@@ -139,34 +139,34 @@ pub(super) enum Refusal {
     Codec(#[from] OipError),
 }
 
-impl Refusal {
+impl OipRefusal {
     /// The HTTP status it answers with.
     pub(super) fn status(&self) -> u16 {
         match self {
-            Refusal::NoRoute { .. }
-            | Refusal::UnknownModel { .. }
-            | Refusal::UnknownVersion { .. }
-            | Refusal::NotLoaded { .. } => 404,
-            Refusal::MethodNotAllowed { .. } => 405,
-            Refusal::Loading(e) => e.status(),
-            Refusal::HeaderLength { .. }
-            | Refusal::NotAnInput { .. }
-            | Refusal::MissingInput { .. }
-            | Refusal::Datatype { .. }
-            | Refusal::Shape { .. }
-            | Refusal::Codec(_) => 400,
+            OipRefusal::NoRoute { .. }
+            | OipRefusal::UnknownModel { .. }
+            | OipRefusal::UnknownVersion { .. }
+            | OipRefusal::NotLoaded { .. } => 404,
+            OipRefusal::MethodNotAllowed { .. } => 405,
+            OipRefusal::Loading(e) => e.status(),
+            OipRefusal::HeaderLength { .. }
+            | OipRefusal::NotAnInput { .. }
+            | OipRefusal::MissingInput { .. }
+            | OipRefusal::Datatype { .. }
+            | OipRefusal::Shape { .. }
+            | OipRefusal::Codec(_) => 400,
         }
     }
 }
 
-impl ResponseError for Refusal {
+impl ResponseError for OipRefusal {
     fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = error(self.status(), &self.to_string());
-        if let Refusal::MethodNotAllowed { allow, .. } = self {
+        if let OipRefusal::MethodNotAllowed { allow, .. } = self {
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
@@ -224,7 +224,7 @@ mod tests {
     fn messages_and_statuses() {
         let cases = [
             (
-                Refusal::NoRoute {
+                OipRefusal::NoRoute {
                     method: Method::GET,
                     path: "/v2/x".into(),
                 },
@@ -235,7 +235,7 @@ mod tests {
                  /v2/models/{name}[/versions/{version}]/infer",
             ),
             (
-                Refusal::MethodNotAllowed {
+                OipRefusal::MethodNotAllowed {
                     method: Method::GET,
                     path: "/v2/models/m/infer".into(),
                     allow: "POST",
@@ -244,7 +244,7 @@ mod tests {
                 "GET is not allowed on \"/v2/models/m/infer\"",
             ),
             (
-                Refusal::UnknownModel {
+                OipRefusal::UnknownModel {
                     asked: asked(Some("2")),
                     served: "s".into(),
                     version: "1".into(),
@@ -253,7 +253,7 @@ mod tests {
                 "unknown model \"m\" version \"2\": this server serves model \"s\" version \"1\"",
             ),
             (
-                Refusal::UnknownVersion {
+                OipRefusal::UnknownVersion {
                     asked: asked(Some("2")),
                     version: "1".into(),
                 },
@@ -262,17 +262,17 @@ mod tests {
                  version \"1\"",
             ),
             (
-                Refusal::NotLoaded { asked: asked(None) },
+                OipRefusal::NotLoaded { asked: asked(None) },
                 404,
                 "model \"m\" is not loaded on this multi-model endpoint (load it with POST /models)",
             ),
             (
-                Refusal::HeaderLength { value: b"x".to_vec() },
+                OipRefusal::HeaderLength { value: b"x".to_vec() },
                 400,
                 "the Inference-Header-Content-Length header must be a number of bytes, got \"x\"",
             ),
             (
-                Refusal::NotAnInput {
+                OipRefusal::NotAnInput {
                     input: "c".into(),
                     model: "m".into(),
                     declared: vec!["a".into(), "b".into()],
@@ -281,7 +281,7 @@ mod tests {
                 "input \"c\" is not an input of model \"m\"; its inputs are \"a\", \"b\"",
             ),
             (
-                Refusal::Shape {
+                OipRefusal::Shape {
                     input: "b".into(),
                     sent: vec![1, 3],
                     takes: vec![-1, 2],
@@ -298,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn renders_the_protocol_body() {
-        let refusal = Refusal::MethodNotAllowed {
+        let refusal = OipRefusal::MethodNotAllowed {
             method: Method::GET,
             path: "/v2/models/m/infer".into(),
             allow: "POST",

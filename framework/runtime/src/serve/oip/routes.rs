@@ -1,7 +1,7 @@
 //! The protocol's routes: `GET /v2`, `/v2/health/live`, `/v2/health/ready`,
 //! `GET /v2/models/{name}[/versions/{v}]`, `.../ready` and `POST .../infer`.
 //! Errors are the protocol's `{"error": "..."}`; a refused request is a
-//! [`Refusal`], which knows its status.
+//! [`OipRefusal`], which knows its status.
 //!
 //! The model paths are split here by hand rather than by six patterns with
 //! placeholders: actix-web matches those with regular expressions, one after
@@ -14,7 +14,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use super::infer;
 use super::model::OipModel;
-use super::refusal::{Asked, Refusal};
+use super::refusal::{Asked, OipRefusal};
 use crate::serve::http::State;
 use crate::serve::metrics::Route;
 use crate::serve::mme::routes::Api;
@@ -135,7 +135,7 @@ pub(super) fn find_model<'a>(
     path: &'a ModelPath,
     model: &'a OipModel,
     many: Option<&Registry>,
-) -> Result<Found<'a>, Refusal> {
+) -> Result<Found<'a>, OipRefusal> {
     let version = path.version.as_deref();
     // Copied only for a refusal: this runs on every request.
     let asked = || Asked {
@@ -150,20 +150,20 @@ pub(super) fn find_model<'a>(
                 loaded: None,
             });
         }
-        return Err(Refusal::UnknownModel {
+        return Err(OipRefusal::UnknownModel {
             asked: asked(),
             served: model.name.clone(),
             version: model.version.clone(),
         });
     };
     if version.is_some_and(|v| v != model.version) {
-        return Err(Refusal::UnknownVersion {
+        return Err(OipRefusal::UnknownVersion {
             asked: asked(),
             version: model.version.clone(),
         });
     }
     if registry.describe(&path.name).is_none() {
-        return Err(Refusal::NotLoaded { asked: asked() });
+        return Err(OipRefusal::NotLoaded { asked: asked() });
     }
     Ok(Found {
         name: &path.name,
@@ -217,7 +217,7 @@ async fn models(
     req.extensions_mut()
         .insert(Route(path.action.pattern(path.version.is_some())));
     if req.method() != path.action.method() {
-        return Refusal::MethodNotAllowed {
+        return OipRefusal::MethodNotAllowed {
             method: req.method().clone(),
             path: req.path().to_string(),
             allow: path.action.allow(),
@@ -244,7 +244,7 @@ async fn models(
 }
 
 fn unknown_route(req: &HttpRequest) -> HttpResponse {
-    Refusal::NoRoute {
+    OipRefusal::NoRoute {
         method: req.method().clone(),
         path: req.path().to_string(),
     }

@@ -24,6 +24,8 @@ mod ops;
 mod restart;
 mod runtime;
 mod s3;
+/// The rule that keeps a key below its prefix, shared with local manifests of batch transform.
+pub(crate) use s3::safe_relative;
 mod shapes;
 mod state;
 mod store;

@@ -8,6 +8,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::api::safe_relative;
+
 use super::error::TransformError;
 use super::job::{S3DataType, TransformJob};
 
@@ -172,13 +174,11 @@ fn list_manifest(manifest: &Path) -> Result<Vec<InputFile>, TransformError> {
             path: manifest.to_path_buf(),
             index: i,
         })?;
-        let relative = PathBuf::from(key);
-        if relative.is_absolute() || key.split('/').any(|part| part == "..") {
-            return Err(TransformError::ManifestEntryOutside {
-                path: manifest.to_path_buf(),
-                key: key.to_string(),
-            });
-        }
+        // The same rule as a manifest on S3: no empty, `.` or `..` segment, nothing absolute.
+        let relative = safe_relative(key).ok_or_else(|| TransformError::ManifestEntryOutside {
+            path: manifest.to_path_buf(),
+            key: key.to_string(),
+        })?;
         push_file(&mut files, &base.join(&relative), relative)?;
     }
     Ok(files)

@@ -31,23 +31,50 @@ fn the_thread_count_does_not_change_the_model() {
     let (train_rows, test_rows) = split(&rows);
     let f = Featurizer::fit(&train_rows);
     let dir = tempfile::tempdir().unwrap();
-    let train_csv = dir.path().join("train.csv");
-    let test_csv = dir.path().join("test.csv");
-    let labelled = |rows: &[Abalone]| rows.iter().map(|r| (r.rings, f.features(r))).collect::<Vec<_>>();
-    write_csv(&train_csv, &labelled(&train_rows));
-    write_csv(&test_csv, &labelled(&test_rows));
-    for hyperparameters in [
-        // num_models=auto: 8 models side by side.
-        json!({"predictor_type": "regressor", "feature_dim": 10, "mini_batch_size": 32, "epochs": 3, "seed": 7}),
-        json!({"predictor_type": "multiclass_classifier", "num_classes": 30, "feature_dim": 10,
-               "mini_batch_size": 64, "epochs": 2, "num_models": 5, "seed": 3}),
+    let write = |name: &str, rows: &[Abalone], label: fn(&Abalone) -> f64| {
+        let path = dir.path().join(name);
+        let labelled: Vec<_> = rows.iter().map(|r| (label(r), f.features(r))).collect();
+        write_csv(&path, &labelled);
+        path
+    };
+    let rings = |r: &Abalone| r.rings;
+    let old = |r: &Abalone| f64::from(u8::from(r.rings > 10.0));
+    let train_csv = write("train.csv", &train_rows, rings);
+    let test_csv = write("test.csv", &test_rows, rings);
+    let train_binary = write("train-binary.csv", &train_rows, old);
+    let test_binary = write("test-binary.csv", &test_rows, old);
+    for (hyperparameters, train, validation) in [
+        // num_models=auto: 8 models side by side, chosen on the training channel.
+        (
+            json!({"predictor_type": "regressor", "feature_dim": 10, "mini_batch_size": 32, "epochs": 3, "seed": 7}),
+            &train_csv,
+            None,
+        ),
+        (
+            json!({"predictor_type": "multiclass_classifier", "num_classes": 30, "feature_dim": 10,
+                   "mini_batch_size": 64, "epochs": 2, "num_models": 5, "seed": 3}),
+            &train_csv,
+            None,
+        ),
+        // Evaluated on a validation channel every epoch, the threshold calibrated on it.
+        (
+            json!({"predictor_type": "binary_classifier", "feature_dim": 10, "mini_batch_size": 50,
+                   "epochs": 3, "seed": 11, "binary_classifier_model_selection_criteria": "f1"}),
+            &train_binary,
+            Some(&test_binary),
+        ),
     ] {
+        let test = if validation.is_some() {
+            &test_binary
+        } else {
+            &test_csv
+        };
         let on = |threads| {
             let outcome = train_on(
                 config(hyperparameters.clone()),
-                csv_channel("train", &train_csv),
-                None,
-                Some(csv_channel("test", &test_csv)),
+                csv_channel("train", train),
+                validation.map(|v| csv_channel("validation", v)),
+                Some(csv_channel("test", test)),
                 threads,
             );
             (saved(&outcome), format!("{:?}", outcome.metrics))

@@ -1,28 +1,33 @@
 //! One pass of mini-batch training over the training channel, for every
 //! model side by side.
 //!
-//! Rows are normalised as they arrive and collected into a shuffle buffer of
-//! a bounded size (a whole number of mini-batches); a full buffer is shuffled
-//! with the seeded generator and cut into mini-batches. Memory stays bounded
-//! however large the channel is, and the order is the same for a given seed.
+//! Rows are prepared (label converted, features normalised) as they arrive
+//! and handed over in windows of a bounded size (a whole number of
+//! mini-batches); each window is shuffled with the seeded generator and cut
+//! into mini-batches. Memory stays bounded however large the channel is, and
+//! the order is the same for a given seed. After the first pass the windows
+//! come from the channel's [`RowCache`] when it fits, so a later epoch is
+//! only the shuffle and the training.
 //!
-//! The models never read each other's state, so a full buffer is trained on
-//! `Setup::threads` threads, each taking whole models through every
-//! mini-batch of the buffer in order. A model sees exactly the same
+//! The models never read each other's state, so a window is trained (and
+//! evaluated) on `Setup::threads` threads, each taking whole models through
+//! every mini-batch of the window in order. A model sees exactly the same
 //! arithmetic in the same order whatever the thread count, so the result for
 //! a given seed does not depend on it.
 
+use std::sync::OnceLock;
+
 use crate::rng::Rng;
-use crate::train::cache::RowCache;
+use crate::train::cache::{RowCache, FEATURES, LABEL, WEIGHT};
 use crate::train::config::{Config, PredictorType};
-use crate::train::data::{for_each_row_pipelined, Channel};
+use crate::train::data::Channel;
 use crate::train::linear::Linear;
 use crate::train::loss::{softmax_loss, Objective};
 use crate::train::scaler::{check_class, Scaler};
 use modelstage_sdk::StageError;
 
-/// Rows held by the shuffle buffer (rounded up to whole mini-batches), fewer
-/// for very wide rows so that the buffer stays under `SHUFFLE_VALUES` numbers.
+/// Rows of a shuffled window (rounded up to whole mini-batches), fewer for
+/// very wide rows so that a window stays under `SHUFFLE_VALUES` numbers.
 const SHUFFLE_ROWS: usize = 32_768;
 const SHUFFLE_VALUES: usize = 1 << 23;
 
@@ -35,7 +40,7 @@ pub struct Setup<'a> {
     pub class_weights: &'a [f64],
     pub feature_dim: usize,
     pub outputs: usize,
-    /// Threads a full shuffle buffer is trained on (at least 1).
+    /// Threads a window is trained and evaluated on (at least 1).
     pub threads: usize,
 }
 
@@ -75,6 +80,31 @@ impl Setup<'_> {
         }
     }
 
+    /// Fills `row` (a [`RowCache`] row) from a parsed row; `false` leaves the
+    /// row out (the reader has checked the label already, so it does not
+    /// happen).
+    pub fn prepare(&self, y: f64, x: &[f64], row: &mut [f64]) -> bool {
+        let Ok((label, weight)) = self.label(y) else {
+            return false;
+        };
+        row[LABEL] = label;
+        row[WEIGHT] = weight;
+        self.scaler.apply(x, &mut row[FEATURES..]);
+        true
+    }
+
+    /// Validates a label on the reader thread.
+    fn check(&self, y: f64) -> Result<(), StageError> {
+        self.label(y).map(|_| ())
+    }
+
+    /// Rows per window for rows of this width.
+    fn window_rows(&self) -> usize {
+        let rows = SHUFFLE_ROWS.min(SHUFFLE_VALUES / self.feature_dim.max(1));
+        let batch = self.config.mini_batch_size;
+        rows.div_ceil(batch).max(1) * batch
+    }
+
     /// The learning rate of a model after `t` updates.
     pub fn learning_rate(&self, base: f64, t: u64) -> f64 {
         match self.config.scheduler {
@@ -87,8 +117,9 @@ impl Setup<'_> {
     }
 }
 
-/// Trains every model on one pass over `train`; returns each model's mean
-/// training objective (measured on each batch before its update).
+/// Trains every model on one pass over `train` (its rows in `cache`);
+/// returns each model's mean training objective (measured on each batch
+/// before its update).
 pub fn train_epoch(
     setup: &Setup<'_>,
     models: &mut [Linear],
@@ -96,163 +127,216 @@ pub fn train_epoch(
     cache: &mut RowCache,
     rng: &mut Rng,
 ) -> Result<Vec<f64>, StageError> {
-    let d = setup.feature_dim;
-    let batch = setup.config.mini_batch_size;
-    let rows = SHUFFLE_ROWS.min(SHUFFLE_VALUES / d.max(1));
-    let cap = rows.div_ceil(batch).max(1) * batch;
-    let mut pass = Pass {
-        setup,
-        models,
-        x: Vec::with_capacity(cap * d),
-        y: Vec::with_capacity(cap),
-        w: Vec::with_capacity(cap),
-        cap,
-        order: Vec::with_capacity(cap),
-        loss: vec![0.0; setup.config.num_models],
-        weight: 0.0,
-        row: vec![0.0; d],
+    let stride = cache.stride();
+    let window_rows = setup.window_rows();
+    let mut loss = vec![0.0; models.len()];
+    let mut weight = 0.0;
+    // Shuffles a window, adding its weight batch by batch as training does.
+    let mut shuffle = |rows: &[f64]| -> Vec<u32> {
+        let mut order: Vec<u32> = (0..(rows.len() / stride) as u32).collect();
+        rng.shuffle(&mut order);
+        for chunk in order.chunks(setup.config.mini_batch_size) {
+            weight += chunk
+                .iter()
+                .map(|&i| rows[i as usize * stride + WEIGHT])
+                .sum::<f64>();
+        }
+        order
     };
-    let check = |y| setup.label(y).map(|_| ());
-    cache.for_each_row(train, check, |y, x| pass.push(y, x, rng))?;
-    pass.flush(rng);
-    let weight = pass.weight.max(f64::MIN_POSITIVE);
-    Ok(pass.loss.iter().map(|l| l / weight).collect())
-}
-
-struct Pass<'a, 'm> {
-    setup: &'a Setup<'a>,
-    models: &'m mut [Linear],
-    x: Vec<f64>,
-    y: Vec<f64>,
-    w: Vec<f64>,
-    cap: usize,
-    order: Vec<usize>,
-    loss: Vec<f64>,
-    weight: f64,
-    row: Vec<f64>,
-}
-
-impl Pass<'_, '_> {
-    fn push(&mut self, y: f64, x: &[f64], rng: &mut Rng) {
-        // The reader checked the label already.
-        let Ok((label, weight)) = self.setup.label(y) else {
-            return;
-        };
-        self.setup.scaler.apply(x, &mut self.row);
-        self.x.extend_from_slice(&self.row);
-        self.y.push(label);
-        self.w.push(weight);
-        if self.y.len() == self.cap {
-            self.flush(rng);
-        }
+    let mut work: Vec<(&mut Linear, &mut f64)> = models.iter_mut().zip(loss.iter_mut()).collect();
+    if let Some(rows) = cache.complete() {
+        // Every window is in memory: each thread takes its models through
+        // every window, with no hand-over between windows. This thread
+        // shuffles the windows in order (the orders take 4 bytes a row) and
+        // the other threads start on each as soon as it is shuffled.
+        let windows: Vec<&[f64]> = rows.chunks(window_rows * stride).collect();
+        let orders: Vec<OnceLock<Vec<u32>>> = windows.iter().map(|_| OnceLock::new()).collect();
+        in_groups(
+            &mut work,
+            setup.threads,
+            || {
+                for (rows, order) in windows.iter().zip(&orders) {
+                    // Only this thread sets the orders.
+                    let _ = order.set(shuffle(rows));
+                }
+            },
+            |_, group| {
+                for (rows, order) in windows.iter().zip(&orders) {
+                    let window = Window {
+                        setup,
+                        rows,
+                        stride,
+                        order: order.wait(),
+                    };
+                    window.train(group);
+                }
+            },
+        );
+    } else {
+        cache.for_each_window(
+            train,
+            window_rows,
+            |y| setup.check(y),
+            |y, x, row| setup.prepare(y, x, row),
+            |rows| {
+                let order = shuffle(rows);
+                let window = Window {
+                    setup,
+                    rows,
+                    stride,
+                    order: &order,
+                };
+                in_groups(&mut work, setup.threads, || {}, |_, group| window.train(group));
+            },
+        )?;
     }
-
-    /// Shuffles the buffer and trains every model on it, batch by batch.
-    fn flush(&mut self, rng: &mut Rng) {
-        let n = self.y.len();
-        if n == 0 {
-            return;
-        }
-        self.order.clear();
-        self.order.extend(0..n);
-        rng.shuffle(&mut self.order);
-        let batch = self.setup.config.mini_batch_size;
-        for chunk in self.order.chunks(batch) {
-            self.weight += chunk.iter().map(|&i| self.w[i]).sum::<f64>();
-        }
-        let buffer = Buffer {
-            setup: self.setup,
-            x: &self.x,
-            y: &self.y,
-            w: &self.w,
-            order: &self.order,
-        };
-        // Whole models per thread; the first group runs on this thread.
-        let per_thread = self.models.len().div_ceil(self.setup.threads.max(1)).max(1);
-        let mut groups = self
-            .models
-            .chunks_mut(per_thread)
-            .zip(self.loss.chunks_mut(per_thread));
-        let first = groups.next();
-        std::thread::scope(|scope| {
-            for (models, loss) in groups {
-                let buffer = &buffer;
-                scope.spawn(move || buffer.train(models, loss));
-            }
-            if let Some((models, loss)) = first {
-                buffer.train(models, loss);
-            }
-        });
-        self.x.clear();
-        self.y.clear();
-        self.w.clear();
-    }
+    drop(work);
+    let weight = weight.max(f64::MIN_POSITIVE);
+    Ok(loss.iter().map(|l| l / weight).collect())
 }
 
-/// A shuffled, full buffer, read by every training thread.
-struct Buffer<'a> {
+/// Runs `work(first, group)` over `items` cut into at most `threads` groups
+/// of whole items (`first` is the group's first index), each group on its own
+/// thread; this thread runs `lead` once the others have started, then the
+/// first group.
+fn in_groups<T: Send>(
+    items: &mut [T],
+    threads: usize,
+    lead: impl FnOnce(),
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let per_thread = items.len().div_ceil(threads.max(1)).max(1);
+    let mut groups = items.chunks_mut(per_thread).enumerate();
+    let first = groups.next();
+    std::thread::scope(|scope| {
+        let work = &work;
+        for (g, group) in groups {
+            scope.spawn(move || work(g * per_thread, group));
+        }
+        lead();
+        if let Some((_, group)) = first {
+            work(0, group);
+        }
+    });
+}
+
+/// A shuffled window of prepared rows, read by every thread.
+struct Window<'a> {
     setup: &'a Setup<'a>,
-    x: &'a [f64],
-    y: &'a [f64],
-    w: &'a [f64],
-    order: &'a [usize],
+    rows: &'a [f64],
+    stride: usize,
+    order: &'a [u32],
 }
 
-impl Buffer<'_> {
-    /// Trains `models` through every mini-batch of the buffer, adding each
-    /// model's loss (before its updates) to `loss`.
-    fn train(&self, models: &mut [Linear], loss: &mut [f64]) {
-        let d = self.setup.feature_dim;
+impl Window<'_> {
+    /// Trains each model of `group` through every mini-batch of the window,
+    /// adding its loss (before its updates) to its total.
+    ///
+    /// A mini-batch's rows are first copied, in their shuffled order, into
+    /// one block, which every model of the group then reads in turn: the
+    /// copy's reads are independent of each other, so the processor fetches
+    /// many rows of the window (larger than a core's cache) at once, where
+    /// the models' passes would wait for them one by one; the block stays in
+    /// cache for the next model. Each model still sees its own batches, row
+    /// by row, in order, so its arithmetic does not change.
+    fn train(&self, group: &mut [(&mut Linear, &mut f64)]) {
+        let stride = self.stride;
         let mut z = vec![0.0; self.setup.outputs];
         let mut dz = vec![0.0; self.setup.outputs];
-        for (model, loss) in models.iter_mut().zip(loss.iter_mut()) {
-            for chunk in self.order.chunks(self.setup.config.mini_batch_size) {
-                let batch_weight: f64 = chunk.iter().map(|&i| self.w[i]).sum();
-                for &i in chunk {
-                    let x = &self.x[i * d..(i + 1) * d];
+        let batch_size = self.setup.config.mini_batch_size;
+        let mut batch = Vec::with_capacity(batch_size.min(self.order.len()) * stride);
+        // Summed here, not in place: the totals of models on other threads
+        // share a cache line with these, and writing it on every row would
+        // make the threads take turns. The sums are the same, in the same order.
+        let mut totals: Vec<f64> = group.iter().map(|(_, loss)| **loss).collect();
+        for chunk in self.order.chunks(batch_size) {
+            batch.clear();
+            for &i in chunk {
+                let i = i as usize;
+                batch.extend_from_slice(&self.rows[i * stride..(i + 1) * stride]);
+            }
+            let batch_weight: f64 = batch.chunks_exact(stride).map(|row| row[WEIGHT]).sum();
+            for ((model, _), total) in group.iter_mut().zip(totals.iter_mut()) {
+                for row in batch.chunks_exact(stride) {
+                    let x = &row[FEATURES..];
                     model.forward(x, &mut z);
-                    *loss += self.setup.loss_and_grad(&mut z, self.y[i], self.w[i], &mut dz);
+                    *total += self.setup.loss_and_grad(&mut z, row[LABEL], row[WEIGHT], &mut dz);
                     model.accumulate(x, &dz);
                 }
                 let lr = self.setup.learning_rate(model.settings.learning_rate, model.t);
                 model.step(self.setup.config, lr, batch_weight);
             }
         }
+        for ((_, loss), total) in group.iter_mut().zip(totals) {
+            **loss = total;
+        }
     }
 }
 
-/// Each model's mean objective on `channel` (normalised features, no update).
-/// `on_row(model, score, label)` sees every binary score (probability for
-/// logistic loss, margin for hinge) for threshold calibration.
+/// One model's evaluation: its weighted loss and, for threshold
+/// calibration, its first scores with their labels.
+#[derive(Debug, Clone, Default)]
+pub struct Scores {
+    pub loss: f64,
+    /// (probability for logistic loss, margin for hinge; label is positive),
+    /// for binary classifiers only, at most the `calibration` asked for.
+    pub samples: Vec<(f64, bool)>,
+}
+
+/// Each model's mean objective on `channel` (its rows in `cache`; no
+/// update), and its first `calibration` binary scores in file order.
 pub fn evaluate(
     setup: &Setup<'_>,
     models: &[Linear],
     channel: &Channel,
-    mut on_row: impl FnMut(usize, f64, f64),
-) -> Result<Vec<f64>, StageError> {
-    let mut loss = vec![0.0; models.len()];
+    cache: &mut RowCache,
+    calibration: usize,
+) -> Result<Vec<Scores>, StageError> {
+    let stride = cache.stride();
+    let mut scores = vec![Scores::default(); models.len()];
     let mut weight = 0.0;
-    let mut row = vec![0.0; setup.feature_dim];
-    let mut z = vec![0.0; setup.outputs];
-    let mut dz = vec![0.0; setup.outputs];
+    let binary = setup.config.predictor_type == PredictorType::BinaryClassifier;
+    let calibration = if binary { calibration } else { 0 };
     let logistic = setup.config.loss == crate::train::config::Loss::Logistic;
-    let check = |y| setup.label(y).map(|_| ());
-    for_each_row_pipelined(channel, setup.feature_dim, check, |y, x| {
-        // The reader checked the label already.
-        let Ok((label, w)) = setup.label(y) else {
-            return;
-        };
-        setup.scaler.apply(x, &mut row);
-        weight += w;
-        for (m, model) in models.iter().enumerate() {
-            model.forward(&row, &mut z);
-            let raw = z[0];
-            loss[m] += setup.loss_and_grad(&mut z, label, w, &mut dz);
-            if setup.config.predictor_type == PredictorType::BinaryClassifier {
-                on_row(m, if logistic { crate::model::sigmoid(raw) } else { raw }, label);
+    cache.for_each_window(
+        channel,
+        setup.window_rows(),
+        |y| setup.check(y),
+        |y, x, row| setup.prepare(y, x, row),
+        |rows| {
+            // Row by row, in the order a single pass adds them.
+            for row in rows.chunks(stride) {
+                weight += row[WEIGHT];
             }
-        }
-    })?;
+            in_groups(
+                &mut scores,
+                setup.threads,
+                || {},
+                |first, group| {
+                    let mut z = vec![0.0; setup.outputs];
+                    let mut dz = vec![0.0; setup.outputs];
+                    for (model, scores) in models[first..].iter().zip(group.iter_mut()) {
+                        // On the stack, as in `Window::train`: no cache line shared across threads.
+                        let mut total = scores.loss;
+                        for row in rows.chunks(stride) {
+                            let (label, w) = (row[LABEL], row[WEIGHT]);
+                            model.forward(&row[FEATURES..], &mut z);
+                            let raw = z[0];
+                            total += setup.loss_and_grad(&mut z, label, w, &mut dz);
+                            if scores.samples.len() < calibration {
+                                let score = if logistic { crate::model::sigmoid(raw) } else { raw };
+                                scores.samples.push((score, label > 0.5));
+                            }
+                        }
+                        scores.loss = total;
+                    }
+                },
+            );
+        },
+    )?;
     let weight = weight.max(f64::MIN_POSITIVE);
-    Ok(loss.iter().map(|l| l / weight).collect())
+    for s in &mut scores {
+        s.loss /= weight;
+    }
+    Ok(scores)
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::model::{ModelFile, Normalization, FORMAT};
 use crate::rng::Rng;
-use crate::train::cache::{RowCache, CACHE_VALUES};
+use crate::train::cache::{RowCache, TRAIN_CACHE_VALUES, VALIDATION_CACHE_VALUES};
 use crate::train::calibrate::best_threshold;
 use crate::train::config::{Config, Criterion, Loss, PredictorType};
 use crate::train::data::{for_each_row, Channel};
@@ -92,10 +92,13 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
     let mut averaged: Vec<Linear> = Vec::new();
     let mut stopper = EarlyStopping::new(config.early_stopping_patience, config.early_stopping_tolerance);
     let mut epochs_run = 0;
-    let mut cache = RowCache::new(d, CACHE_VALUES);
+    let mut caches = Caches {
+        train: RowCache::new(d, TRAIN_CACHE_VALUES),
+        validation: RowCache::new(d, VALIDATION_CACHE_VALUES),
+    };
     for epoch in 0..config.epochs {
         models.iter_mut().for_each(Linear::begin_epoch);
-        let train_loss = train_epoch(&setup, &mut models, &job.train, &mut cache, &mut shuffle)?;
+        let train_loss = train_epoch(&setup, &mut models, &job.train, &mut caches.train, &mut shuffle)?;
         averaged = models.iter().map(Linear::averaged).collect();
         epochs_run = epoch + 1;
         let best_train = min(&train_loss);
@@ -109,7 +112,8 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
         );
         let watched = match &job.validation {
             Some(validation) => {
-                let val_loss = evaluate(&setup, &averaged, validation, |_, _, _| {})?;
+                let scores = evaluate(&setup, &averaged, validation, &mut caches.validation, 0)?;
+                let val_loss: Vec<f64> = scores.iter().map(|s| s.loss).collect();
                 for (m, &l) in val_loss.iter().enumerate() {
                     if best[m].as_ref().is_none_or(|b| l < b.0) {
                         best[m] = Some((l, averaged[m].w.clone(), averaged[m].b.clone()));
@@ -155,7 +159,7 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
         }
     }
 
-    let (chosen, threshold, selection_loss) = choose(job, &setup, &models)?;
+    let (chosen, threshold, selection_loss) = choose(job, &setup, &models, &mut caches)?;
     let model = model_file(
         job,
         &sample,
@@ -182,6 +186,12 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
         metrics: metrics_out,
         epochs_run,
     })
+}
+
+/// The prepared rows of the channels read more than once.
+struct Caches {
+    train: RowCache,
+    validation: RowCache,
 }
 
 /// A model's best validation loss so far, with its weights and biases.
@@ -233,17 +243,20 @@ impl EarlyStopping {
 /// Picks the model to keep and its threshold, on the validation channel
 /// (else the training channel): the best calibrated criterion for a binary
 /// classifier (unless the criterion is the loss), else the smallest loss.
-fn choose(job: &Job, setup: &Setup<'_>, models: &[Linear]) -> Result<(usize, Option<f64>, f64), StageError> {
+fn choose(
+    job: &Job,
+    setup: &Setup<'_>,
+    models: &[Linear],
+    caches: &mut Caches,
+) -> Result<(usize, Option<f64>, f64), StageError> {
     let config = &job.config;
-    let channel = job.validation.as_ref().unwrap_or(&job.train);
+    let (channel, cache) = match &job.validation {
+        Some(validation) => (validation, &mut caches.validation),
+        None => (&job.train, &mut caches.train),
+    };
     let binary = config.predictor_type == PredictorType::BinaryClassifier;
-    let cap = config.num_calibration_samples;
-    let mut samples: Vec<Vec<(f64, bool)>> = vec![Vec::new(); models.len()];
-    let losses = evaluate(setup, models, channel, |m, score, label| {
-        if samples[m].len() < cap {
-            samples[m].push((score, label > 0.5));
-        }
-    })?;
+    let scores = evaluate(setup, models, channel, cache, config.num_calibration_samples)?;
+    let losses: Vec<f64> = scores.iter().map(|s| s.loss).collect();
     let default_threshold = match config.loss {
         Loss::Logistic => 0.5,
         _ => 0.0,
@@ -258,8 +271,8 @@ fn choose(job: &Job, setup: &Setup<'_>, models: &[Linear]) -> Result<(usize, Opt
         return Ok((by_loss, Some(default_threshold), losses[by_loss]));
     }
     let mut chosen = (by_loss, default_threshold, f64::NEG_INFINITY);
-    for (m, s) in samples.iter_mut().enumerate() {
-        let (t, value) = best_threshold(s, config.criterion, default_threshold);
+    for (m, mut s) in scores.into_iter().enumerate() {
+        let (t, value) = best_threshold(&mut s.samples, config.criterion, default_threshold);
         let value = value.unwrap_or(f64::NEG_INFINITY);
         let better = value > chosen.2 || (value == chosen.2 && losses[m] < losses[chosen.0]);
         if better {

@@ -203,6 +203,11 @@ fn errors_say_what_to_fix() {
             json!({"predictor_type": "multiclass_classifier", "num_classes": 3}),
             "is not a class index",
         ),
+        // A mini-batch is held in memory whole: 2^26 numbers at most.
+        (
+            json!({"predictor_type": "regressor", "mini_batch_size": 20_000_000}),
+            "with 2 features at most 16777216 rows fit a mini-batch",
+        ),
     ];
     for (hp, want) in cases {
         let env = env(base, &[("train", "text/csv")], hp.clone());

@@ -67,7 +67,8 @@ impl RowCache {
     /// Calls `f(window)` for windows of at most `window_rows` prepared rows
     /// (every window but the last is full), covering every row of `channel`
     /// in file order: from memory when a previous pass kept them all, else
-    /// from the files, keeping them while they fit.
+    /// from the files (parsed on `parsers` threads), keeping them while they
+    /// fit.
     ///
     /// `check` validates each label as it is parsed, on the reader thread
     /// where the file and line are known (as [`for_each_row_pipelined`]
@@ -77,6 +78,7 @@ impl RowCache {
         &mut self,
         channel: &Channel,
         window_rows: usize,
+        parsers: usize,
         check: impl Fn(f64) -> Result<(), StageError> + Sync,
         prepare: impl Fn(f64, &[f64], &mut [f64]) -> bool,
         mut f: impl FnMut(&[f64]),
@@ -105,7 +107,7 @@ impl RowCache {
             }
             buffer.clear();
         };
-        let pass = for_each_row_pipelined(channel, stride - FEATURES, check, |y, x| {
+        let pass = for_each_row_pipelined(channel, stride - FEATURES, parsers, check, |y, x| {
             let start = buffer.len();
             buffer.resize(start + stride, 0.0);
             if !prepare(y, x, &mut buffer[start..]) {
@@ -154,6 +156,7 @@ mod tests {
             .for_each_window(
                 channel,
                 rows,
+                1,
                 |_| Ok(()),
                 |y, x, row| {
                     row[LABEL] = 2.0 * y;
@@ -211,7 +214,7 @@ mod tests {
         let channel = channel(dir.path(), "1,2,3\n4,x,6\n");
         let mut cache = RowCache::new(2, 100);
         let err = cache
-            .for_each_window(&channel, 1, |_| Ok(()), |_, _, _| true, |_| {})
+            .for_each_window(&channel, 1, 1, |_| Ok(()), |_, _, _| true, |_| {})
             .unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
         assert!(cache.values.is_empty());

@@ -15,6 +15,7 @@ use prost::Message;
 
 use crate::proto::Record;
 use crate::recordio::RecordReader;
+use crate::train::csv_blocks;
 
 /// The encoding of a channel's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,16 +64,9 @@ pub fn for_each_row(
     let mut rows = 0u64;
     let mut features = Vec::new();
     for path in &channel.files {
-        let file = File::open(path).map_err(|e| {
-            StageError::internal(format!(
-                "channel '{}': cannot open {}: {e}",
-                channel.name,
-                path.display()
-            ))
-        })?;
-        let reader = BufReader::with_capacity(1 << 20, file);
+        let reader = open(channel, path)?;
         let go_on = match channel.format {
-            Format::Csv => csv_rows(reader, channel, path, dim, &mut features, &mut rows, &mut f)?,
+            Format::Csv => csv_rows(reader, channel, path, 0, dim, &mut features, &mut rows, &mut f)?,
             Format::RecordIoProtobuf => {
                 recordio_rows(reader, channel, path, dim, &mut features, &mut rows, &mut f)?
             }
@@ -84,22 +78,39 @@ pub fn for_each_row(
     Ok(rows)
 }
 
+/// One of `channel`'s files, buffered.
+pub(crate) fn open(channel: &Channel, path: &Path) -> Result<BufReader<File>, StageError> {
+    let file = File::open(path).map_err(|e| {
+        StageError::internal(format!(
+            "channel '{}': cannot open {}: {e}",
+            channel.name,
+            path.display()
+        ))
+    })?;
+    Ok(BufReader::with_capacity(1 << 20, file))
+}
+
 /// Rows per chunk handed from the reader thread to the trainer, fewer for
 /// very wide rows so that a chunk stays under `CHUNK_VALUES` numbers.
 const CHUNK_ROWS: usize = 4096;
 const CHUNK_VALUES: usize = 1 << 20;
 
-/// Like [`for_each_row`] with a known `dim`, but parsing runs on a second
-/// thread, one chunk of rows ahead, so that reading and training overlap:
-/// an epoch then takes about as long as the slower of the two, not their
-/// sum. Rows reach `f` in file order. `check` validates each label on the
-/// reader thread, where the file and line are known for the error message.
+/// Like [`for_each_row`] with a known `dim`, but parsing runs on other
+/// threads, ahead of `f`, so that reading and training overlap: an epoch
+/// then takes about as long as the slower of the two, not their sum. A CSV
+/// channel is parsed on `parsers` threads ([`csv_blocks`]), other formats
+/// on one. Rows reach `f` in file order. `check` validates each label where
+/// it is parsed, where the file and line are known for the error message.
 pub fn for_each_row_pipelined(
     channel: &Channel,
     dim: usize,
+    parsers: usize,
     check: impl Fn(f64) -> Result<(), StageError> + Sync,
     mut f: impl FnMut(f64, &[f64]),
 ) -> Result<u64, StageError> {
+    if channel.format == Format::Csv && parsers > 1 {
+        return csv_blocks::for_each_row(channel, dim, parsers, csv_blocks::CUTTING, &check, f);
+    }
     let stride = dim + 1;
     let capacity = CHUNK_ROWS.min(CHUNK_VALUES / stride).max(1) * stride;
     std::thread::scope(|scope| {
@@ -144,17 +155,21 @@ pub fn for_each_row_pipelined(
     })
 }
 
-fn csv_rows<R: BufRead>(
+/// The rows of CSV text from `path`, whose first line is line
+/// `lines_before + 1` of the file.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn csv_rows<R: BufRead>(
     mut reader: R,
     channel: &Channel,
     path: &Path,
+    lines_before: u64,
     dim: &mut Option<usize>,
     features: &mut Vec<f64>,
     rows: &mut u64,
     f: &mut impl FnMut(f64, &[f64]) -> Flow,
 ) -> Result<bool, StageError> {
     let mut line = Vec::with_capacity(256);
-    let mut line_no = 0u64;
+    let mut line_no = lines_before;
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line).map_err(|e| {
@@ -202,14 +217,18 @@ fn parse_number(field: &[u8]) -> Option<f64> {
     modelstage_sdk::number::parse_f64(field).filter(|v| v.is_finite())
 }
 
+/// The field quoted as a bounded, escaped excerpt: a data file's field can
+/// be megabytes long.
 fn not_a_number(at: &str, field: &[u8]) -> StageError {
-    let text = String::from_utf8_lossy(field);
-    let hint = if text.trim().is_empty() {
+    let hint = if field.trim_ascii().is_empty() {
         " (missing values are not supported; impute them before training)"
     } else {
         ""
     };
-    StageError::bad_request(format!("{at}: '{text}' is not a finite number{hint}"))
+    StageError::bad_request(format!(
+        "{at}: '{}' is not a finite number{hint}",
+        modelstage_sdk::excerpt(field)
+    ))
 }
 
 fn check_dim(dim: &mut Option<usize>, got: usize, at: impl Fn() -> String) -> Result<(), StageError> {
@@ -328,7 +347,7 @@ mod tests {
         let body: String = (0..10_000).map(|i| format!("{i},{}\n", i * 2)).collect();
         let c = channel(dir.path(), &[("a.csv", body.as_bytes())], Format::Csv);
         let mut seen = Vec::new();
-        let rows = for_each_row_pipelined(&c, 1, |_| Ok(()), |y, x| seen.push((y, x[0]))).unwrap();
+        let rows = for_each_row_pipelined(&c, 1, 1, |_| Ok(()), |y, x| seen.push((y, x[0]))).unwrap();
         assert_eq!(rows, 10_000);
         assert!(seen
             .iter()
@@ -336,6 +355,7 @@ mod tests {
             .all(|(i, &(y, x))| y == i as f64 && x == 2.0 * i as f64));
         let err = for_each_row_pipelined(
             &c,
+            1,
             1,
             |y| {
                 if y == 7000.0 {

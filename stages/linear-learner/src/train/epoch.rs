@@ -31,6 +31,27 @@ use modelstage_sdk::StageError;
 const SHUFFLE_ROWS: usize = 32_768;
 const SHUFFLE_VALUES: usize = 1 << 23;
 
+/// The most numbers one mini-batch may take (512 MiB of `f64`): a
+/// mini-batch is held in memory whole, so `mini_batch_size` is bounded by
+/// the width of its rows.
+pub const MAX_BATCH_VALUES: usize = 1 << 26;
+
+/// Refuses a `mini_batch_size` whose mini-batches of `feature_dim`
+/// features would not fit [`MAX_BATCH_VALUES`].
+pub fn check_mini_batch(config: &Config, feature_dim: usize) -> Result<(), StageError> {
+    let stride = feature_dim + FEATURES;
+    let most = MAX_BATCH_VALUES / stride;
+    if config.mini_batch_size > most {
+        return Err(StageError::bad_request(format!(
+            "hyperparameter 'mini_batch_size' is {}, but with {feature_dim} features at most {most} rows \
+             fit a mini-batch held in memory ({} MiB); lower mini_batch_size",
+            config.mini_batch_size,
+            (MAX_BATCH_VALUES * 8) >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// What a pass needs to know besides the models.
 pub struct Setup<'a> {
     pub config: &'a Config,
@@ -42,6 +63,8 @@ pub struct Setup<'a> {
     pub outputs: usize,
     /// Threads a window is trained and evaluated on (at least 1).
     pub threads: usize,
+    /// Threads a CSV channel is parsed on (the job's CPUs, at least 1).
+    pub parsers: usize,
 }
 
 impl Setup<'_> {
@@ -176,6 +199,7 @@ pub fn train_epoch(
         cache.for_each_window(
             train,
             window_rows,
+            setup.parsers,
             |y| setup.check(y),
             |y, x, row| setup.prepare(y, x, row),
             |rows| {
@@ -301,6 +325,7 @@ pub fn evaluate(
     cache.for_each_window(
         channel,
         setup.window_rows(),
+        setup.parsers,
         |y| setup.check(y),
         |y, x, row| setup.prepare(y, x, row),
         |rows| {

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod calibrate;
 pub mod config;
+pub mod csv_blocks;
 pub mod data;
 pub mod epoch;
 pub mod hook;
@@ -23,7 +24,7 @@ use crate::train::cache::{RowCache, TRAIN_CACHE_VALUES, VALIDATION_CACHE_VALUES}
 use crate::train::calibrate::best_threshold;
 use crate::train::config::{Config, Criterion, Loss, PredictorType};
 use crate::train::data::{for_each_row, Channel};
-use crate::train::epoch::{evaluate, train_epoch, Setup};
+use crate::train::epoch::{check_mini_batch, evaluate, train_epoch, Setup};
 use crate::train::linear::{Linear, Settings};
 use crate::train::loss::Objective;
 use crate::train::metrics::{quality_line, Evaluator};
@@ -57,6 +58,7 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
     let config = &job.config;
     let sample = Sample::fit(config, &job.train)?;
     let d = sample.feature_dim;
+    check_mini_batch(config, d)?;
     let outputs = if config.predictor_type == PredictorType::MulticlassClassifier {
         config.num_classes
     } else {
@@ -70,6 +72,7 @@ pub fn run(job: &Job) -> Result<Outcome, StageError> {
         feature_dim: d,
         outputs,
         threads: job.threads.clamp(1, config.num_models.max(1)),
+        parsers: job.threads.max(1),
     };
     let mut models: Vec<Linear> = (0..config.num_models)
         .map(|i| {

@@ -26,3 +26,4 @@ mod request_docs;
 mod serve;
 mod train;
 mod transform;
+mod unix_socket;

@@ -89,6 +89,20 @@ impl Deploy {
             .collect()
     }
 
+    /// The Unix socket each container said it serves on (`MODELSTAGE_UNIX_SOCKET`, which the
+    /// router's hops go over).
+    fn container_sockets(&self) -> Vec<PathBuf> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| {
+                let rest = line.split_once("serving on the Unix socket ")?.1;
+                Some(PathBuf::from(rest.split_whitespace().next()?))
+            })
+            .collect()
+    }
+
     fn terminate(&self) {
         signal(self.child.id(), "TERM");
     }
@@ -489,6 +503,25 @@ fn deploy_stops_its_children_on_sigterm() {
         .collect();
     assert!(pids.len() > 2, "the servers have workers: {pids:?}");
     assert!(pids.iter().all(|p| alive(*p)));
+    // Each process was given a socket of its own, in one private folder, short enough for the OS.
+    let sockets = deploy.container_sockets();
+    assert_eq!(sockets.len(), 2, "{}", deploy.log_text());
+    assert_ne!(sockets[0], sockets[1]);
+    let folder = sockets[0].parent().unwrap().to_path_buf();
+    assert_eq!(sockets[1].parent(), Some(folder.as_path()));
+    {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", folder.display());
+        for socket in &sockets {
+            assert!(socket.as_os_str().len() <= 107, "{}", socket.display());
+            let meta = std::fs::symlink_metadata(socket).unwrap();
+            assert!(meta.file_type().is_socket(), "{}", socket.display());
+        }
+    }
+    // The router's hops go over them.
+    let (status, _, body) = post(&deploy.url, "text/csv", Some("text/csv"), b"1,2");
+    assert_eq!((status, body.as_slice()), (200, &b"2.0\n4.0\n"[..]));
     deploy.terminate();
     let status = deploy
         .wait_exit(Duration::from_secs(20))
@@ -507,6 +540,7 @@ fn deploy_stops_its_children_on_sigterm() {
         "still running 10 s after deploy exited: {left:?}"
     );
     assert!(deploy.log_text().contains("modelstage deploy: stopped"));
+    assert!(!folder.exists(), "the sockets' folder outlived the endpoint");
 }
 
 #[test]

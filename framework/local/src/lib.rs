@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod check;
+mod container_client;
 pub mod deploy;
 pub mod docker;
 mod error;

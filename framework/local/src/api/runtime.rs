@@ -1,9 +1,10 @@
 //! The runtime, REST as `sagemaker-runtime` speaks it: `POST /endpoints/{EndpointName}/invocations`
-//! is forwarded to the endpoint's containers over a keep-alive connection, with the headers the
-//! service passes on, to the production variant the request names (`TargetVariant`) or one
-//! chosen by weight; the answer carries `X-Amzn-Invoked-Production-Variant`. A container that
-//! answers an error gives 424 `ModelError` with its status and an excerpt of its message; an
-//! endpoint that does not exist or is not in service gives 400 `ValidationError`.
+//! is forwarded to the endpoint's containers over a keep-alive connection (over the Unix socket of
+//! a lone process, see `container_client`), with the headers the service passes on, to the
+//! production variant the request names (`TargetVariant`) or one chosen by weight; the answer
+//! carries `X-Amzn-Invoked-Production-Variant`. A container that answers an error gives 424
+//! `ModelError` with its status and an excerpt of its message; an endpoint that does not exist or
+//! is not in service gives 400 `ValidationError`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use super::state::{Api, LiveVariant};
 use super::store::Kind;
 use super::validate::is_name;
 use super::wire::{excerpt, quote, region, ApiError};
+use crate::container_client::ContainerClient;
 
 /// The request headers the service passes on to the container.
 const FORWARDED_COUNT: usize = 6;
@@ -46,16 +48,13 @@ pub struct Limits {
 }
 
 /// A keep-alive client for one worker of the server: its connections to each endpoint are
-/// kept open and reused. It sends no headers of its own (the service passes on only the ones in
-/// [`FORWARDED`]), and follows no redirect: a container's 3xx is its answer, passed on as a
-/// `ModelError` as the service passes it (following it would also send the request wherever the
-/// container points, and costs a middleware on every request).
-pub fn client(limits: Limits) -> awc::Client {
-    awc::Client::builder()
-        .timeout(limits.timeout)
-        .no_default_headers()
-        .disable_redirects()
-        .finish()
+/// kept open and reused, over a lone process's Unix socket when it has one. It sends no headers
+/// of its own (the service passes on only the ones in [`FORWARDED`]), and follows no redirect: a
+/// container's 3xx is its answer, passed on as a `ModelError` as the service passes it
+/// (following it would also send the request wherever the container points, and costs a
+/// middleware on every request).
+pub fn client(limits: Limits) -> ContainerClient {
+    ContainerClient::new(limits.timeout)
 }
 
 /// The headers of an invocation the runtime reads, found in one pass over the request's
@@ -94,7 +93,7 @@ pub async fn invoke(
     request: HttpRequest,
     body: web::Bytes,
     api: web::Data<Arc<Api>>,
-    client: web::Data<awc::Client>,
+    client: web::Data<ContainerClient>,
     limits: web::Data<Limits>,
 ) -> HttpResponse {
     let Some(name) = endpoint_name(request.path()) else {
@@ -165,7 +164,7 @@ async fn forward(
     body: web::Bytes,
     name: &str,
     api: &Arc<Api>,
-    client: &awc::Client,
+    client: &ContainerClient,
     limits: Limits,
 ) -> Result<HttpResponse, ApiError> {
     let not_ready = |how: String| {

@@ -11,8 +11,13 @@
 //! `ModelDataUrl` is unpacked safely into its own temporary folder: the process's
 //! `SAGEMAKER_BASE_DIR/model`, or the container's `/opt/ml/model`. Everything is removed when the
 //! endpoint stops; the containers of a Docker session also when `deploy` is killed.
+//!
+//! A process also listens on a Unix socket in the endpoint's private folder of sockets
+//! (`MODELSTAGE_UNIX_SOCKET`): the router's hops to it, and `modelstage api`'s to a lone process,
+//! go over it, the cheaper hop on one machine. Docker containers and readiness checks use TCP.
 
 use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -29,6 +34,7 @@ use super::router::{Router, RouterConfig, Target};
 use super::runner::{stop_all, Container, Launch, LaunchStage, Runner};
 use crate::docker;
 use modelstage_runtime::archive;
+use modelstage_runtime::serve::unix_socket::{MAX_PATH_BYTES, SETTING as UNIX_SOCKET};
 
 /// How an endpoint is started.
 #[derive(Debug, Clone)]
@@ -68,6 +74,10 @@ pub struct Endpoint {
     session: Option<docker::Session>,
     /// The unpacked models; removed last, once nothing reads them.
     work: Option<tempfile::TempDir>,
+    /// The processes' Unix sockets (mode 0700); removed once they have stopped.
+    sockets: Option<tempfile::TempDir>,
+    /// The socket of a lone process (no router): the endpoint's own.
+    socket: Option<PathBuf>,
 }
 
 impl Endpoint {
@@ -104,6 +114,11 @@ impl Endpoint {
                 _ => prepare_model(c, work.path()),
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let sockets = if images.iter().all(StageImage::is_docker) {
+            None
+        } else {
+            socket_folder()?
+        };
         let session = if images.iter().any(StageImage::is_docker) {
             Some(docker::Session::start().context("cannot start a Docker session for the endpoint")?)
         } else {
@@ -119,11 +134,14 @@ impl Endpoint {
             grace: options.stop_grace,
             session,
             work: Some(work),
+            socket: None,
+            sockets: None,
         };
         let stages = Stages {
             spec,
             images: &images,
             model_dirs: &model_dirs,
+            sockets: sockets.as_ref().map(tempfile::TempDir::path),
         };
         let launches = match (spec.mode, options.fused) {
             (Mode::Single, _) | (Mode::Serial, true) => {
@@ -132,7 +150,9 @@ impl Endpoint {
                     p => p,
                 };
                 endpoint.port = port;
-                vec![one_process(&stages, port, options)]
+                let launch = one_process(&stages, port, options);
+                endpoint.socket = stages.socket(0);
+                vec![launch]
             }
             (Mode::Serial | Mode::Direct | Mode::MultiModel, _) => {
                 let (mut launches, targets) = separate(&stages, options)?;
@@ -168,6 +188,7 @@ impl Endpoint {
             }
         };
         endpoint.url = format!("http://127.0.0.1:{}", endpoint.port);
+        endpoint.sockets = sockets;
 
         let runners: Vec<Runner> = launches
             .iter()
@@ -221,7 +242,7 @@ impl Endpoint {
         }
         wait_ready(&mut endpoint.containers, options.startup_timeout, stop)?;
         if let Some(router) = &endpoint.router {
-            let first = Target::local("", endpoint.containers[0].port);
+            let first = Target::local("", endpoint.containers[0].port, None);
             if let Some(mb) = max_payload_in_mb(&first.base_url) {
                 router.set_max_payload_in_mb(mb);
             }
@@ -241,6 +262,12 @@ impl Endpoint {
     /// `container-1 -> container-2`, or the one container's name.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The Unix socket of a lone process serving the endpoint (no router in front), which
+    /// answers as its port does.
+    pub fn socket(&self) -> Option<&Path> {
+        self.socket.as_deref()
     }
 
     /// Whether a router stands in front of the containers (a container that dies then leaves the
@@ -266,6 +293,12 @@ impl Endpoint {
         if let Some(work) = self.work.take() {
             let path = work.path().to_path_buf();
             if let Err(e) = work.close() {
+                log::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+        if let Some(sockets) = self.sockets.take() {
+            let path = sockets.path().to_path_buf();
+            if let Err(e) = sockets.close() {
                 log::warn!("cannot remove {}: {e}", path.display());
             }
         }
@@ -333,14 +366,45 @@ fn multi_models(stages: &Stages) -> super::router::multi::Models {
     super::router::multi::Models::new(container.model_data.clone().unwrap_or_default(), local, seen)
 }
 
+/// Room a socket's name takes after the temporary folder: `/ms-XXXXXX/15.sock` (a pipeline has
+/// at most 15 containers), with some to spare.
+const SOCKET_NAME_ROOM: usize = 24;
+
+/// The endpoint's private folder of Unix sockets, short and mode 0700; `None` (the processes are
+/// then reached over TCP alone) when the temporary folder's path leaves no room for a socket's.
+fn socket_folder() -> anyhow::Result<Option<tempfile::TempDir>> {
+    let base = std::env::temp_dir();
+    if base.as_os_str().len() + SOCKET_NAME_ROOM > MAX_PATH_BYTES {
+        log::info!(
+            "the temporary folder {} is too long a path for Unix sockets: containers are reached over TCP",
+            base.display()
+        );
+        return Ok(None);
+    }
+    let folder = tempfile::Builder::new()
+        .prefix("ms-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(&base)
+        .context("cannot make a temporary folder for the endpoint's sockets")?;
+    Ok(Some(folder))
+}
+
 /// The containers of a model with what [`Endpoint::start`] found out about them.
 struct Stages<'a> {
     spec: &'a ModelSpec,
     images: &'a [StageImage],
     model_dirs: &'a [PathBuf],
+    /// The endpoint's folder of sockets, if its processes get one.
+    sockets: Option<&'a Path>,
 }
 
 impl Stages<'_> {
+    /// The Unix socket of container `i` when it is a process: `<sockets>/<i + 1>.sock`.
+    fn socket(&self, i: usize) -> Option<PathBuf> {
+        let folder = self.sockets?;
+        (!self.images[i].is_docker()).then(|| folder.join(format!("{}.sock", i + 1)))
+    }
+
     fn launch_stage(&self, i: usize, extra: &[(String, String)]) -> LaunchStage {
         let c = &self.spec.containers[i];
         LaunchStage {
@@ -371,6 +435,9 @@ fn one_process(stages_of: &Stages, port: u16, options: &Options) -> Launch {
     if !stages_of.images[0].is_docker() {
         env.push(("SAGEMAKER_BASE_DIR".into(), base_dir(&stages_of.model_dirs[0])));
     }
+    if let Some(socket) = stages_of.socket(0) {
+        env.push((UNIX_SOCKET.into(), socket.display().to_string()));
+    }
     Launch {
         name,
         stages,
@@ -399,6 +466,10 @@ fn separate(stages: &Stages, options: &Options) -> anyhow::Result<(Vec<Launch>, 
         }
         env.push(("SAGEMAKER_BIND_TO_PORT".into(), ports.bind.to_string()));
         env.push(("SAGEMAKER_SAFE_PORT_RANGE".into(), ports.safe_range()));
+        let socket = stages.socket(i);
+        if let Some(socket) = &socket {
+            env.push((UNIX_SOCKET.into(), socket.display().to_string()));
+        }
         launches.push(Launch {
             name: c.name.clone(),
             stages: vec![stages.launch_stage(i, &options.extra_env)],
@@ -408,7 +479,7 @@ fn separate(stages: &Stages, options: &Options) -> anyhow::Result<(Vec<Launch>, 
             own_process_group: options.own_process_group,
             sink: options.sink,
         });
-        targets.push(Target::local(c.name.clone(), ports.bind));
+        targets.push(Target::local(c.name.clone(), ports.bind, socket));
     }
     Ok((launches, targets))
 }
@@ -438,6 +509,7 @@ mod tests {
             spec: &spec,
             images: &images,
             model_dirs: &model_dirs,
+            sockets: Some(Path::new("/s")),
         };
         let options = Options {
             port: 0,
@@ -478,5 +550,10 @@ mod tests {
             Some("/w/container-2")
         );
         assert_eq!(launches[1].docker_image(), None);
+        // Only the process listens on a socket, which its target's requests then go over.
+        assert_eq!(value(&launches[0], UNIX_SOCKET), None);
+        assert_eq!(targets[0].socket, None);
+        assert_eq!(value(&launches[1], UNIX_SOCKET).as_deref(), Some("/s/2.sock"));
+        assert_eq!(targets[1].socket.as_deref(), Some(Path::new("/s/2.sock")));
     }
 }

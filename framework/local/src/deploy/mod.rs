@@ -219,6 +219,12 @@ impl RunningEndpoint {
     pub fn url(&self) -> &str {
         self.endpoint.url()
     }
+
+    /// The Unix socket of a lone process serving the endpoint: it answers as [`url`](Self::url)
+    /// does, over the cheaper hop.
+    pub fn socket(&self) -> Option<&Path> {
+        self.endpoint.socket()
+    }
 }
 
 /// Starts the model of a CreateModel request document on a free port, with `extra_env` added to

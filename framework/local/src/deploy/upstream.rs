@@ -80,6 +80,7 @@ fn parse_one(argument: &str, index: usize) -> anyhow::Result<Target> {
     Ok(Target {
         name,
         base_url: format!("http://{}", rest.trim_end_matches('/')),
+        socket: None,
     })
 }
 

@@ -65,6 +65,14 @@ pub enum ConfigError {
         /// Why it was not unpacked.
         error: ArchiveError,
     },
+    /// `MODELSTAGE_UNIX_SOCKET` names a path the server cannot listen on.
+    #[error("MODELSTAGE_UNIX_SOCKET={}: {reason}", .path.display())]
+    UnixSocket {
+        /// The path it names.
+        path: PathBuf,
+        /// Why the server does not listen there.
+        reason: String,
+    },
     /// `SAGEMAKER_MULTI_MODEL=true` with more than one stage.
     #[error("a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) serves one stage, not a pipeline")]
     MultiModelPipeline,

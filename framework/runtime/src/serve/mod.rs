@@ -30,6 +30,7 @@ mod process;
 mod protocol;
 pub mod server;
 mod socket_dir;
+pub mod unix_socket;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -267,6 +268,9 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
             port: settings.port,
             error,
         })?;
+    // Taken now too, for the same reason; its file is removed when `unix` is dropped, once the
+    // server has stopped.
+    let mut unix = unix_socket::UnixSocket::from_env()?;
     let metrics_port = metrics::port()?;
     let multi_model = mme::Settings::read()?;
     if metrics::enabled() {
@@ -336,6 +340,13 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         connections::raise_open_file_limit(),
         http_threads * config.workers,
     );
+    if let Some(socket) = &unix {
+        log::info!(
+            "also serving on the Unix socket {} ({})",
+            socket.path().display(),
+            unix_socket::SETTING
+        );
+    }
     log::info!(
         "at most {} connections ({} for /invocations), request head within {} s, body within {} s",
         budget.total,
@@ -357,6 +368,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         execution_parameters_json,
     });
     let watched = Arc::clone(&pool);
+    let unix_listener = unix.as_mut().and_then(unix_socket::UnixSocket::take_listener);
     let result = actix_web::rt::System::new().block_on(async move {
         let options = server::ServerOptions {
             http_threads,
@@ -365,7 +377,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
             shutdown_timeout: 30,
             signals: true,
         };
-        let server = server::start(listener, options, move || {
+        let server = server::start(listener, unix_listener, options, move || {
             // Each HTTP thread has its own lanes to the workers (see `lane`).
             let api = api.clone();
             App::new()
@@ -410,6 +422,7 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         });
         server.await
     });
+    drop(unix);
     pool.shutdown();
     if let Some(registry) = &registry {
         registry.shutdown();

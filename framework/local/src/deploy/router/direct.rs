@@ -10,6 +10,7 @@ use modelstage_runtime::serve::{model_error_body, EdgeRules, Invocation, REQUEST
 use super::hop::{self, HopRequest};
 use super::inbound::{self, CUSTOM_ATTRIBUTES_HEADER};
 use super::RouterConfig;
+use crate::container_client::ContainerClient;
 
 pub const TARGET_HEADER: &str = "x-amzn-sagemaker-target-container-hostname";
 
@@ -18,7 +19,7 @@ pub async fn invocations(
     payload: web::Payload,
     config: web::Data<RouterConfig>,
     rules: web::Data<EdgeRules>,
-    client: web::Data<awc::Client>,
+    client: web::Data<ContainerClient>,
 ) -> HttpResponse {
     let headers = req.headers();
     let request_id = inbound::request_id(headers);
@@ -70,7 +71,7 @@ pub async fn invocations(
         request_id: &request_id,
         body,
     };
-    let reply = match hop::send(&client, &target.url("/invocations"), request, None).await {
+    let reply = match hop::send(&client, target, "/invocations", request, None).await {
         Ok(reply) => reply,
         Err(e) => {
             let (status, message) = e.answer(&target.name, config.hop_timeout);

@@ -1,12 +1,16 @@
 //! One hop: a `POST /invocations` to one container, with exactly the headers SageMaker sends it
-//! (docs/contract.md (Serving, Serial pipelines)) and our request id, and its answer read in full.
+//! (docs/contract.md (Serving, Serial pipelines)) and our request id, and its answer read in full;
+//! over the container's Unix socket when it has one, else over TCP ([`Target::request`]).
 
 use actix_web::http::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::Method;
 use actix_web::web::Bytes;
 use awc::error::{PayloadError, SendRequestError};
 use modelstage_runtime::serve::REQUEST_ID_HEADER;
 
 use super::multi::TARGET_MODEL_HEADER;
+use super::Target;
+use crate::container_client::ContainerClient;
 
 use super::inbound::CUSTOM_ATTRIBUTES_HEADER;
 use modelstage_contract::payload::HARD_LIMIT_BYTES as HARD_LIMIT;
@@ -67,16 +71,19 @@ impl HopError {
     }
 }
 
-/// Sends `request` to `url`. A successful answer larger than `success_limit` bytes is refused
-/// (the inter-container limit of a pipeline); without one, answers up to [`HARD_LIMIT`] are read.
+/// POSTs `request` to `path` on `target`. A successful answer larger than `success_limit` bytes is
+/// refused (the inter-container limit of a pipeline); without one, answers up to [`HARD_LIMIT`]
+/// are read.
 pub async fn send(
-    client: &awc::Client,
-    url: &str,
+    client: &ContainerClient,
+    target: &Target,
+    path: &str,
     request: HopRequest<'_>,
     success_limit: Option<usize>,
 ) -> Result<HopReply, HopError> {
-    let mut outgoing = client
-        .post(url)
+    let mut outgoing = target
+        .request(client, Method::POST, path)
+        .map_err(HopError::Unreachable)?
         .insert_header((REQUEST_ID_HEADER, request.request_id));
     if let Some(ct) = request.content_type {
         outgoing = outgoing.insert_header((CONTENT_TYPE, ct.clone()));

@@ -1,7 +1,8 @@
 //! The router of a local endpoint of several containers: what SageMaker's front end does for a
-//! model with `Containers`, on the endpoint's port. Its targets are base URLs: the containers
-//! `deploy` started (`http://127.0.0.1:<port>`), or endpoints that already run elsewhere
-//! (`deploy --upstream`, for Compose and Kubernetes).
+//! model with `Containers`, on the endpoint's port. Its targets are the containers `deploy`
+//! started (`http://127.0.0.1:<port>`, and a process's Unix socket, which its requests then go
+//! over), or endpoints that already run elsewhere (`deploy --upstream`, for Compose and
+//! Kubernetes).
 //!
 //! - `Serial` (an inference pipeline): [`serial`] chains the containers as docs/contract.md (Serial pipelines) says.
 //! - `Direct`: [`direct`] sends each request to the container its
@@ -19,11 +20,13 @@ mod serial;
 mod status;
 
 use std::net::{IpAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::Method;
 use actix_web::{web, App};
 use anyhow::{anyhow, Context};
 
@@ -32,6 +35,7 @@ use modelstage_runtime::serve::server::{self, ServerOptions};
 use modelstage_runtime::serve::{EdgeLimits, EdgeRules};
 
 use super::request::Mode;
+use crate::container_client::{self, ContainerClient};
 
 /// One container behind the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,19 +43,37 @@ pub struct Target {
     pub name: String,
     /// `http://host:port`, with no `/` at the end; the routes are appended to it.
     pub base_url: String,
+    /// The Unix socket the container also listens on (`MODELSTAGE_UNIX_SOCKET`, a process on this
+    /// machine): the router's requests go over it instead of `base_url`.
+    pub socket: Option<PathBuf>,
 }
 
 impl Target {
-    /// A container on a port of this machine.
-    pub fn local(name: impl Into<String>, port: u16) -> Target {
+    /// A container on a port of this machine, and on `socket` when it listens on one.
+    pub fn local(name: impl Into<String>, port: u16, socket: Option<PathBuf>) -> Target {
         Target {
             name: name.into(),
             base_url: format!("http://127.0.0.1:{port}"),
+            socket,
         }
     }
 
+    /// `path` at `base_url`, over TCP (readiness checks, before the router runs).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// A `method` request of the router's to `path`: over the container's socket when it has
+    /// one. An error says why there is no such URL.
+    pub fn request(
+        &self,
+        client: &ContainerClient,
+        method: Method,
+        path: &str,
+    ) -> Result<awc::ClientRequest, String> {
+        let uri = container_client::uri(&self.base_url, self.socket.as_deref(), path)
+            .map_err(|e| format!("invalid URL: {e}"))?;
+        Ok(client.request(method, uri))
     }
 }
 
@@ -154,14 +176,10 @@ impl Router {
                         shutdown_timeout: 10,
                         signals: false,
                     };
-                    let server = server::start(listener, options, move || {
+                    let server = server::start(listener, None, options, move || {
                         // One client per server thread: awc clients are not shared across threads,
                         // and each keeps its own pool of connections to the containers.
-                        let client = awc::Client::builder()
-                            .no_default_headers()
-                            .disable_redirects()
-                            .timeout(timeout)
-                            .finish();
+                        let client = ContainerClient::new(timeout);
                         App::new()
                             .app_data(shared.clone())
                             .app_data(shared_rules.clone())
@@ -229,7 +247,7 @@ async fn invocations(
     payload: web::Payload,
     config: web::Data<RouterConfig>,
     rules: web::Data<EdgeRules>,
-    client: web::Data<awc::Client>,
+    client: web::Data<ContainerClient>,
 ) -> actix_web::HttpResponse {
     match config.mode {
         Mode::Direct => direct::invocations(req, payload, config, rules, client).await,

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use actix_web::http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use modelstage_contract::excerpt::quoted;
 use modelstage_runtime::serve::mme::registry::target_problem;
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use super::hop::{self, HopError, HopReply, HopRequest};
 use super::inbound::{self, CUSTOM_ATTRIBUTES_HEADER};
 use super::{RouterConfig, Target};
+use crate::container_client::ContainerClient;
 
 pub const TARGET_MODEL_HEADER: &str = "x-amzn-sagemaker-target-model";
 
@@ -129,7 +131,7 @@ pub async fn invocations(
     payload: web::Payload,
     config: web::Data<RouterConfig>,
     rules: web::Data<EdgeRules>,
-    client: web::Data<awc::Client>,
+    client: web::Data<ContainerClient>,
 ) -> HttpResponse {
     let headers = req.headers();
     let request_id = inbound::request_id(headers);
@@ -166,7 +168,7 @@ pub async fn invocations(
     };
     let name = container_name(&target);
     let container = &config.targets[0];
-    let url = container.url(&format!("/models/{name}/invoke"));
+    let path = format!("/models/{name}/invoke");
     for attempt in 0..2 {
         if let Err(failure) = ensure(&config, &client, &target, &name, &request_id).await {
             return inbound::json_response(failure.status, failure.body, &request_id);
@@ -179,7 +181,7 @@ pub async fn invocations(
             request_id: &request_id,
             body: body.clone(),
         };
-        let reply = match hop::send(&client, &url, request, None).await {
+        let reply = match hop::send(&client, container, &path, request, None).await {
             Ok(reply) => reply,
             Err(e) => {
                 let failure = hop_failure(e, container, &config, &request_id);
@@ -214,7 +216,7 @@ pub async fn invocations(
 /// it half done.
 async fn ensure(
     config: &web::Data<RouterConfig>,
-    client: &web::Data<awc::Client>,
+    client: &web::Data<ContainerClient>,
     target: &str,
     name: &str,
     request_id: &str,
@@ -284,7 +286,7 @@ async fn ensure(
 /// recently used model.
 async fn load(
     config: &RouterConfig,
-    client: &awc::Client,
+    client: &ContainerClient,
     target: &str,
     name: &str,
     request_id: &str,
@@ -342,7 +344,7 @@ async fn load(
             request_id,
             body: document.clone().into(),
         };
-        let reply = hop::send(client, &container.url("/models"), request, None)
+        let reply = hop::send(client, container, "/models", request, None)
             .await
             .map_err(|e| hop_failure(e, container, config, request_id))?;
         match reply.status {
@@ -391,12 +393,12 @@ async fn load(
 }
 
 /// `DELETE /models/{name}` on the container, and its unpacked files.
-async fn unload(client: &awc::Client, container: &Target, local_root: &Path, name: &str) {
-    match client
-        .delete(container.url(&format!("/models/{name}")))
-        .send()
-        .await
-    {
+async fn unload(client: &ContainerClient, container: &Target, local_root: &Path, name: &str) {
+    let unloaded = match container.request(client, Method::DELETE, &format!("/models/{name}")) {
+        Ok(request) => request.send().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match unloaded {
         Ok(response) if response.status().is_success() || response.status().as_u16() == 404 => {}
         Ok(response) => log::warn!(
             "{} answered {} to unloading {name}",

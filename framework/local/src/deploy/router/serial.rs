@@ -18,6 +18,7 @@ use modelstage_runtime::serve::{model_error_body, Invocation, REQUEST_ID_HEADER}
 use super::hop::{self, HopError, HopRequest};
 use super::inbound::{self, CUSTOM_ATTRIBUTES_HEADER};
 use super::RouterConfig;
+use crate::container_client::ContainerClient;
 
 use modelstage_runtime::serve::{hop_too_large_message, HOP_LIMIT_BYTES as HOP_LIMIT};
 
@@ -25,7 +26,7 @@ pub async fn invocations(
     req: HttpRequest,
     invocation: Invocation,
     config: web::Data<RouterConfig>,
-    client: web::Data<awc::Client>,
+    client: web::Data<ContainerClient>,
 ) -> HttpResponse {
     let headers = req.headers();
     let Invocation {
@@ -46,7 +47,7 @@ pub async fn invocations(
             body,
         };
         let limit = (i < last).then_some(HOP_LIMIT);
-        let reply = match hop::send(&client, &target.url("/invocations"), request, limit).await {
+        let reply = match hop::send(&client, target, "/invocations", request, limit).await {
             Ok(reply) => reply,
             Err(HopError::TooLarge { bytes }) => {
                 let next = &config.targets[i + 1].name;

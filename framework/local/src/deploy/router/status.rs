@@ -3,19 +3,26 @@
 //! `serve`'s answers to unknown routes and methods.
 
 use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
 
 use super::inbound;
 use super::RouterConfig;
+use crate::container_client::ContainerClient;
 use crate::deploy::health::PING_TIMEOUT;
 
-pub async fn ping(config: web::Data<RouterConfig>, client: web::Data<awc::Client>) -> HttpResponse {
+pub async fn ping(config: web::Data<RouterConfig>, client: web::Data<ContainerClient>) -> HttpResponse {
     let checks = config.targets.iter().map(|target| {
-        let request = client.get(target.url("/ping")).timeout(PING_TIMEOUT).send();
+        let request = target
+            .request(&client, Method::GET, "/ping")
+            .map(|request| request.timeout(PING_TIMEOUT).send());
         async move {
-            match request.await {
+            let answer = match request {
+                Ok(sent) => sent.await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match answer {
                 Ok(response) if response.status() == StatusCode::OK => None,
                 Ok(response) => Some(format!("{} ({})", target.name, response.status().as_u16())),
                 Err(e) => Some(format!("{} (no answer: {e})", target.name)),
@@ -38,11 +45,14 @@ pub async fn ping(config: web::Data<RouterConfig>, client: web::Data<awc::Client
 
 pub async fn execution_parameters(
     config: web::Data<RouterConfig>,
-    client: web::Data<awc::Client>,
+    client: web::Data<ContainerClient>,
 ) -> HttpResponse {
     let first = &config.targets[0];
     let answer = async {
-        let mut response = client.get(first.url("/execution-parameters")).send().await.ok()?;
+        let request = first
+            .request(&client, Method::GET, "/execution-parameters")
+            .ok()?;
+        let mut response = request.send().await.ok()?;
         let body = response.body().await.ok()?;
         Some((
             response.status(),

@@ -12,10 +12,11 @@ use super::super::logs::{forward, Stream, Tail};
 use super::Launch;
 
 /// Variables of ours a container must not inherit: the platform sets them per container.
-const NOT_INHERITED: [&str; 3] = [
+const NOT_INHERITED: [&str; 4] = [
     "SAGEMAKER_BIND_TO_PORT",
     "SAGEMAKER_SAFE_PORT_RANGE",
     "MODELSTAGE_STAGE",
+    modelstage_runtime::serve::unix_socket::SETTING,
 ];
 
 /// A running (or ended) `modelstage serve`.

@@ -242,7 +242,7 @@ impl Endpoint {
         }
         wait_ready(&mut endpoint.containers, options.startup_timeout, stop)?;
         if let Some(router) = &endpoint.router {
-            let first = Target::local("", endpoint.containers[0].port, None);
+            let first = Target::local("", endpoint.containers[0].port, None)?;
             if let Some(mb) = max_payload_in_mb(&first.base_url) {
                 router.set_max_payload_in_mb(mb);
             }
@@ -479,7 +479,7 @@ fn separate(stages: &Stages, options: &Options) -> anyhow::Result<(Vec<Launch>, 
             own_process_group: options.own_process_group,
             sink: options.sink,
         });
-        targets.push(Target::local(c.name.clone(), ports.bind, socket));
+        targets.push(Target::local(c.name.clone(), ports.bind, socket)?);
     }
     Ok((launches, targets))
 }

@@ -77,11 +77,8 @@ fn parse_one(argument: &str, index: usize) -> anyhow::Result<Target> {
     if host.is_empty() {
         bail!("'{url}' names no host: write http://HOST:PORT");
     }
-    Ok(Target {
-        name,
-        base_url: format!("http://{}", rest.trim_end_matches('/')),
-        socket: None,
-    })
+    let base_url = format!("http://{}", rest.trim_end_matches('/'));
+    Target::new(name, base_url, None).map_err(|e| anyhow!("'{url}' is not a URL: {e}"))
 }
 
 /// Where the models of a multi-model upstream come from and are unpacked (`--mode MultiModel`).

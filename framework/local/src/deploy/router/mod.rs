@@ -26,7 +26,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::http::Method;
+use actix_web::http::uri::InvalidUri;
+use actix_web::http::{Method, Uri};
 use actix_web::{web, App};
 use anyhow::{anyhow, Context};
 
@@ -46,16 +47,26 @@ pub struct Target {
     /// The Unix socket the container also listens on (`MODELSTAGE_UNIX_SOCKET`, a process on this
     /// machine): the router's requests go over it instead of `base_url`.
     pub socket: Option<PathBuf>,
+    /// `/invocations` on it, made once: the route every request takes.
+    invocations: Uri,
 }
 
 impl Target {
-    /// A container on a port of this machine, and on `socket` when it listens on one.
-    pub fn local(name: impl Into<String>, port: u16, socket: Option<PathBuf>) -> Target {
-        Target {
-            name: name.into(),
-            base_url: format!("http://127.0.0.1:{port}"),
+    /// A container at `base_url`, and on `socket` when it listens on one; an error when they make
+    /// no URL.
+    pub fn new(name: String, base_url: String, socket: Option<PathBuf>) -> Result<Target, InvalidUri> {
+        let invocations = container_client::uri(&base_url, socket.as_deref(), "/invocations")?;
+        Ok(Target {
+            name,
+            base_url,
             socket,
-        }
+            invocations,
+        })
+    }
+
+    /// A container on a port of this machine, and on `socket` when it listens on one.
+    pub fn local(name: impl Into<String>, port: u16, socket: Option<PathBuf>) -> Result<Target, InvalidUri> {
+        Target::new(name.into(), format!("http://127.0.0.1:{port}"), socket)
     }
 
     /// `path` at `base_url`, over TCP (readiness checks, before the router runs).
@@ -71,8 +82,12 @@ impl Target {
         method: Method,
         path: &str,
     ) -> Result<awc::ClientRequest, String> {
-        let uri = container_client::uri(&self.base_url, self.socket.as_deref(), path)
-            .map_err(|e| format!("invalid URL: {e}"))?;
+        let uri = if path == "/invocations" {
+            self.invocations.clone()
+        } else {
+            container_client::uri(&self.base_url, self.socket.as_deref(), path)
+                .map_err(|e| format!("invalid URL: {e}"))?
+        };
         Ok(client.request(method, uri))
     }
 }

@@ -67,6 +67,47 @@ fn serve_answers_over_its_socket_as_over_tcp_and_removes_it_on_stop() {
     assert_eq!(status, 404);
     assert!(String::from_utf8_lossy(&answer).contains("no route"));
 
+    // Every HTTP thread serves both listeners with its one lane to each worker: requests over
+    // the two at once, from several clients, land on every thread and each reaches a worker.
+    let statuses: Vec<(u16, bool)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|client| {
+                let (socket, url) = (&socket, &server.url);
+                scope.spawn(move || {
+                    (0..60)
+                        .map(|i| {
+                            let body = format!("{client},{i},2\n");
+                            let (status, answer) = if client % 2 == 0 {
+                                over_socket(socket, "POST", "/invocations", "text/csv", body.as_bytes())
+                            } else {
+                                let (status, _, answer) = post(url, "text/csv", None, body.as_bytes());
+                                (status, answer)
+                            };
+                            (status, answer == body.as_bytes())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    let failed: Vec<_> = statuses
+        .iter()
+        .filter(|&&(status, same)| status != 200 || !same)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        statuses.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        !server.log_text().contains("no lane left"),
+        "{}",
+        server.log_text()
+    );
+
     server.terminate();
     let status = server
         .wait_exit(Duration::from_secs(20))

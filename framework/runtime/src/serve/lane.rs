@@ -28,11 +28,20 @@ use super::process::WorkerProcess;
 use super::protocol::{self, FromWorker, WireAnswer, WireRequest};
 
 /// One HTTP thread's open lanes, by the id of the worker they lead to. Each
-/// HTTP thread makes its own (in the app factory) and hands it to the pool
+/// HTTP thread has one ([`Lanes::of_this_thread`]) and hands it to the pool
 /// with each request.
 #[derive(Default)]
 pub(super) struct Lanes {
     open: RefCell<HashMap<u64, Rc<Lane>>>,
+}
+
+thread_local! {
+    /// This thread's lanes. A worker has one lane per HTTP thread, and an
+    /// HTTP thread makes one app per listener (the port, and the Unix socket
+    /// when there is one): its apps must share one set of lanes, or the
+    /// second would find every worker's lanes taken. An HTTP thread serves
+    /// one server and ends with it.
+    static THIS_THREAD: Rc<Lanes> = Rc::new(Lanes::default());
 }
 
 /// What comes back over a lane for a request sent on it.
@@ -70,6 +79,11 @@ pub(super) struct Lane {
 }
 
 impl Lanes {
+    /// The lanes of the HTTP thread this runs on, shared by all its apps.
+    pub(super) fn of_this_thread() -> Rc<Lanes> {
+        THIS_THREAD.with(Rc::clone)
+    }
+
     /// This thread's lane to `worker`, opened on first use. `None` when the
     /// worker has no lane left for this thread or the lane is closed.
     pub(super) fn to(self: &Rc<Self>, worker: &Arc<WorkerProcess>, board: &Arc<Board>) -> Option<Rc<Lane>> {

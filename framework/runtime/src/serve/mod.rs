@@ -378,11 +378,11 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
             signals: true,
         };
         let server = server::start(listener, unix_listener, options, move || {
-            // Each HTTP thread has its own lanes to the workers (see `lane`).
+            // Each HTTP thread has its own lanes to the workers, shared by its apps (see `lane`).
             let api = api.clone();
             App::new()
                 .wrap(metrics::Record)
-                .app_data(std::rc::Rc::new(lane::Lanes::default()))
+                .app_data(lane::Lanes::of_this_thread())
                 .app_data(state.clone())
                 .app_data(rules.clone())
                 // A multi-model endpoint's routes come first: its

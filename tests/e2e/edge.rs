@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{self, json, serve, stage_lib, tempdir, wait_ready, Server};
+use crate::support::{self, json, serve, split_answer, stage_lib, tempdir, wait_ready, Server};
 
 fn connect(server: &Server) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
@@ -26,20 +26,6 @@ fn raw(server: &Server, request: &[u8]) -> (u16, String, Vec<u8>) {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     split_answer(&answer)
-}
-
-fn split_answer(answer: &[u8]) -> (u16, String, Vec<u8>) {
-    let end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete answer: {:?}", String::from_utf8_lossy(answer)));
-    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, head, answer[end + 4..].to_vec())
 }
 
 /// How a connection held by a slow client is doing.

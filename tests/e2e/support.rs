@@ -346,3 +346,18 @@ pub fn docker_images() -> bool {
     }
     true
 }
+
+/// A raw HTTP/1.1 answer read to its end: status, head (lower-cased) and body.
+pub fn split_answer(answer: &[u8]) -> (u16, String, Vec<u8>) {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete answer: {:?}", String::from_utf8_lossy(answer)));
+    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head, answer[end + 4..].to_vec())
+}

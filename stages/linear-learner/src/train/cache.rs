@@ -11,7 +11,7 @@
 
 use modelstage_sdk::StageError;
 
-use crate::train::data::{for_each_row_pipelined, Channel};
+use crate::train::data::{for_each_checked_row, Channel};
 
 /// The most numbers kept for the training channel: 512 MiB of `f64`.
 pub const TRAIN_CACHE_VALUES: usize = 1 << 26;
@@ -70,8 +70,8 @@ impl RowCache {
     /// from the files (parsed on `parsers` threads), keeping them while they
     /// fit.
     ///
-    /// `check` validates each label as it is parsed, on the reader thread
-    /// where the file and line are known (as [`for_each_row_pipelined`]
+    /// `check` validates each label as it is parsed, where the file and
+    /// line are known (as [`for_each_checked_row`]
     /// does). `prepare(label, features, row)` fills one prepared row of
     /// [`Self::stride`] numbers, or returns `false` to leave the row out.
     pub fn for_each_window(
@@ -107,7 +107,7 @@ impl RowCache {
             }
             buffer.clear();
         };
-        let pass = for_each_row_pipelined(channel, stride - FEATURES, parsers, check, |y, x| {
+        let pass = for_each_checked_row(channel, stride - FEATURES, parsers, check, |y, x| {
             let start = buffer.len();
             buffer.resize(start + stride, 0.0);
             if !prepare(y, x, &mut buffer[start..]) {

@@ -95,20 +95,30 @@ pub(crate) fn open(channel: &Channel, path: &Path) -> Result<BufReader<File>, St
 const CHUNK_ROWS: usize = 4096;
 const CHUNK_VALUES: usize = 1 << 20;
 
-/// Like [`for_each_row`] with a known `dim`, but parsing runs on other
-/// threads, ahead of `f`, so that reading and training overlap: an epoch
-/// then takes about as long as the slower of the two, not their sum. A CSV
-/// channel is parsed on `parsers` threads ([`csv_blocks`]), other formats
-/// on one. Rows reach `f` in file order. `check` validates each label where
-/// it is parsed, where the file and line are known for the error message.
-pub fn for_each_row_pipelined(
+/// Like [`for_each_row`] with a known `dim`, on the job's `parsers` CPUs.
+/// With more than one, parsing runs on other threads, ahead of `f`, so that
+/// reading and training overlap: an epoch then takes about as long as the
+/// slower of the two, not their sum. A CSV channel is then parsed on
+/// `parsers` threads ([`csv_blocks`]), other formats on one. With one (a job
+/// given one CPU), rows are parsed on this thread between calls of `f`: a
+/// second thread would only take turns with the first on that CPU. Rows
+/// reach `f` in file order. `check` validates each label where it is
+/// parsed, where the file and line are known for the error message.
+pub fn for_each_checked_row(
     channel: &Channel,
     dim: usize,
     parsers: usize,
     check: impl Fn(f64) -> Result<(), StageError> + Sync,
     mut f: impl FnMut(f64, &[f64]),
 ) -> Result<u64, StageError> {
-    if channel.format == Format::Csv && parsers > 1 {
+    if parsers <= 1 {
+        return for_each_row(channel, &mut Some(dim), |y, x| {
+            check(y)?;
+            f(y, x);
+            Ok(true)
+        });
+    }
+    if channel.format == Format::Csv {
         return csv_blocks::for_each_row(channel, dim, parsers, csv_blocks::CUTTING, &check, f);
     }
     let stride = dim + 1;
@@ -341,37 +351,42 @@ mod tests {
     }
 
     #[test]
-    fn pipelined_reading_keeps_order_and_reports_locations() {
+    fn checked_rows_keep_order_and_report_locations() {
         let dir = tempfile::tempdir().unwrap();
         // More rows than one chunk, so that several chunks cross the threads.
         let body: String = (0..10_000).map(|i| format!("{i},{}\n", i * 2)).collect();
         let c = channel(dir.path(), &[("a.csv", body.as_bytes())], Format::Csv);
-        let mut seen = Vec::new();
-        let rows = for_each_row_pipelined(&c, 1, 1, |_| Ok(()), |y, x| seen.push((y, x[0]))).unwrap();
-        assert_eq!(rows, 10_000);
-        assert!(seen
-            .iter()
-            .enumerate()
-            .all(|(i, &(y, x))| y == i as f64 && x == 2.0 * i as f64));
-        let err = for_each_row_pipelined(
-            &c,
-            1,
-            1,
-            |y| {
-                if y == 7000.0 {
-                    Err(StageError::bad_request("bad label"))
-                } else {
-                    Ok(())
-                }
-            },
-            |_, _| {},
-        )
-        .unwrap_err();
-        assert!(
-            err.message.contains("line 7001") && err.message.contains("bad label"),
-            "{}",
-            err.message
-        );
+        // On this thread, and on two and three parsers.
+        for parsers in [1, 2, 3] {
+            let mut seen = Vec::new();
+            let rows = for_each_checked_row(&c, 1, parsers, |_| Ok(()), |y, x| seen.push((y, x[0]))).unwrap();
+            assert_eq!(rows, 10_000, "{parsers} parsers");
+            assert!(
+                seen.iter()
+                    .enumerate()
+                    .all(|(i, &(y, x))| y == i as f64 && x == 2.0 * i as f64),
+                "{parsers} parsers"
+            );
+            let err = for_each_checked_row(
+                &c,
+                1,
+                parsers,
+                |y| {
+                    if y == 7000.0 {
+                        Err(StageError::bad_request("bad label"))
+                    } else {
+                        Ok(())
+                    }
+                },
+                |_, _| {},
+            )
+            .unwrap_err();
+            assert!(
+                err.message.contains("line 7001") && err.message.contains("bad label"),
+                "{parsers} parsers: {}",
+                err.message
+            );
+        }
     }
 
     #[test]

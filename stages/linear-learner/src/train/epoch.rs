@@ -116,7 +116,7 @@ impl Setup<'_> {
         true
     }
 
-    /// Validates a label on the reader thread.
+    /// Validates a label where it is parsed (a parser thread, when there are several).
     fn check(&self, y: f64) -> Result<(), StageError> {
         self.label(y).map(|_| ())
     }

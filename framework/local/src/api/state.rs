@@ -14,7 +14,7 @@ use super::artifacts::Artifacts;
 use super::multi::MultiModels;
 use super::store::{Kind, Store};
 use super::wire::{now, quote, ApiError};
-use crate::container_client;
+use crate::container_client::{self, Socket};
 use crate::deploy::RunningEndpoint;
 use crate::fit::Stop;
 
@@ -38,6 +38,8 @@ pub struct LiveVariant {
     /// `<url>/invocations`, parsed once; on the Unix socket of a lone process, which answers as
     /// `url` does over the cheaper hop (see `container_client`).
     pub invocations: Uri,
+    /// Keeps the name `invocations` gives the socket known to the client.
+    _socket: Option<Socket>,
     /// Its share of the requests that name no variant (`InitialVariantWeight`, then
     /// `DesiredWeight`): an `f64`'s bits, so that a weight update needs no lock.
     weight: AtomicU64,
@@ -55,10 +57,12 @@ impl LiveVariant {
         multi: Option<MultiModels>,
     ) -> anyhow::Result<LiveVariant> {
         let url = running.url().to_string();
+        let socket = running.socket().map(|path| Socket::new(path.to_path_buf()));
         Ok(LiveVariant {
             // A variant name is a resource name: a valid header value.
             name_header: HeaderValue::from_str(&name)?,
-            invocations: container_client::uri(&url, running.socket(), "/invocations")?,
+            invocations: container_client::uri(&url, socket.as_ref(), "/invocations")?,
+            _socket: socket,
             name,
             url,
             weight: AtomicU64::new(weight.to_bits()),

@@ -36,7 +36,7 @@ use modelstage_runtime::serve::server::{self, ServerOptions};
 use modelstage_runtime::serve::{EdgeLimits, EdgeRules};
 
 use super::request::Mode;
-use crate::container_client::{self, ContainerClient};
+use crate::container_client::{self, ContainerClient, Socket};
 
 /// One container behind the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub struct Target {
     pub base_url: String,
     /// The Unix socket the container also listens on (`MODELSTAGE_UNIX_SOCKET`, a process on this
     /// machine): the router's requests go over it instead of `base_url`.
-    pub socket: Option<PathBuf>,
+    pub socket: Option<Socket>,
     /// `/invocations` on it, made once: the route every request takes.
     invocations: Uri,
 }
@@ -55,7 +55,8 @@ impl Target {
     /// A container at `base_url`, and on `socket` when it listens on one; an error when they make
     /// no URL.
     pub fn new(name: String, base_url: String, socket: Option<PathBuf>) -> Result<Target, InvalidUri> {
-        let invocations = container_client::uri(&base_url, socket.as_deref(), "/invocations")?;
+        let socket = socket.map(Socket::new);
+        let invocations = container_client::uri(&base_url, socket.as_ref(), "/invocations")?;
         Ok(Target {
             name,
             base_url,
@@ -85,7 +86,7 @@ impl Target {
         let uri = if path == "/invocations" {
             self.invocations.clone()
         } else {
-            container_client::uri(&self.base_url, self.socket.as_deref(), path)
+            container_client::uri(&self.base_url, self.socket.as_ref(), path)
                 .map_err(|e| format!("invalid URL: {e}"))?
         };
         Ok(client.request(method, uri))

@@ -1,25 +1,26 @@
 """Benchmark: what `modelstage api` adds. invoke_endpoint through the API's runtime
-(`POST /endpoints/NAME/invocations`) against `/invocations` of the same endpoint directly, at 1, 8
-and 64 connections, in the same run; and CreateEndpoint to InService for a process stage. Run:
+(`POST /endpoints/NAME/invocations`) against `/invocations` of `modelstage serve` serving the same
+stage with the same settings, at 1, 8 and 64 connections, in the same run; and CreateEndpoint to
+InService for a process stage. (The API serves a lone stage library's endpoint on its own HTTP
+threads, which drive the stage's workers; `serve` is what a container would answer directly.) Run:
 
     python3 bench/api.py [seconds per run] [runs]
     python3 bench/api.py callgrind [requests]
 
-The second form counts the instructions the API process spends per forwarded invocation:
-`modelstage api` runs under valgrind's callgrind, instrumentation on only while REQUESTS
-invocations (default 2,000, after 300 to warm up) go one after the other over one keep-alive
-connection; the endpoint runs outside valgrind. Instruction counts do not move with the
-machine's load, so they compare two builds where wall-clock figures cannot. Needs valgrind.
+The second form counts the instructions the server process spends per invocation, for
+`modelstage api` and then for `modelstage serve` of the same stage: each runs under valgrind's
+callgrind, instrumentation on only while REQUESTS invocations (default 2,000, after 300 to warm
+up) go one after the other over one keep-alive connection; the stage's worker processes run
+outside valgrind. Instruction counts do not move with the machine's load, so they compare two
+builds, or the API with serve, where wall-clock figures cannot. Needs valgrind.
 
-The endpoint serves the echo stage (one `modelstage serve` process), so the API's own cost is
-not hidden behind a model's. MODELSTAGE_BIN runs another modelstage binary (its folder must hold
-libecho.so) and skips the build. Needs boto3 (tests/api/requirements.txt) and wrk. Results are
+The endpoint serves the echo stage, so the API's own cost is not hidden behind a model's.
+MODELSTAGE_BIN runs another modelstage binary (its folder must hold libecho.so) and skips the build. Needs boto3 (tests/api/requirements.txt) and wrk. Results are
 printed as a Markdown table for docs/benchmarks.md.
 """
 import glob
 import http.client
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -68,13 +69,6 @@ class Api:
                             aws_access_key_id="test", aws_secret_access_key="test",
                             config=Config(retries={"max_attempts": 1}, read_timeout=300))
 
-    def direct_url(self, endpoint):
-        """Where the endpoint's container answers, from the API's log."""
-        for line in self.lines:
-            found = re.search(rf'endpoint "{endpoint}" variant "[^"]*" is in service at http://127.0.0.1:(\d+)', line)
-            if found:
-                return int(found.group(1))
-        raise RuntimeError(f"no address for {endpoint} in the log")
 
 
 def in_service(sm, name):
@@ -106,39 +100,56 @@ def echo_model(api, libs):
     return sm
 
 
-def invocations(port, count):
+def invocations(port, count, path="/endpoints/echo/invocations"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     for _ in range(count):
-        conn.request("POST", "/endpoints/echo/invocations", BODY, {"Content-Type": "application/json"})
+        conn.request("POST", path, BODY, {"Content-Type": "application/json"})
         answer = conn.getresponse()
         data = answer.read().decode()
         assert answer.status == 200 and data == BODY, (answer.status, data)
     conn.close()
 
 
-def callgrind(requests):
-    """Instructions of the API process per forwarded invocation."""
-    modelstage = modelstage_bin()
-    out = os.path.join(tempfile.mkdtemp(), "callgrind.out")
-    api = Api(modelstage, tempfile.mkdtemp(),
-              prefix=("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"))
-    try:
-        sm = echo_model(api, os.path.dirname(modelstage))
-        in_service(sm, "echo")
-        invocations(api.port, 300)
-        subprocess.run(["callgrind_control", "-i", "on", str(api.proc.pid)], check=True, capture_output=True)
-        invocations(api.port, requests)
-        subprocess.run(["callgrind_control", "-i", "off", str(api.proc.pid)], check=True, capture_output=True)
-        # Written now: a server slow to stop under valgrind may be killed before its last dump.
-        subprocess.run(["callgrind_control", "-d", str(api.proc.pid)], check=True, capture_output=True)
-    finally:
-        h.stop(api.proc)
+def counted(pid, port, path, out, requests):
+    """Instructions process `pid` (under callgrind) spends on `requests` invocations."""
+    invocations(port, 300, path)
+    for switch in (["-i", "on"], None, ["-i", "off"], ["-d"]):
+        if switch is None:
+            invocations(port, requests, path)
+        else:
+            # The dump is written now: a server slow to stop under valgrind may be killed first.
+            subprocess.run(["callgrind_control", *switch, str(pid)], check=True, capture_output=True)
     total = 0
     for name in glob.glob(out + "*"):
         with open(name) as dump:
             total += next((int(line.split()[1]) for line in dump if line.startswith("totals:")), 0)
-    print(f"{modelstage}: {requests:,} invocations through modelstage api, {total:,} instructions in "
-          f"the API process: {total / requests:,.0f} per invocation")
+    return total
+
+
+def callgrind(requests):
+    """Instructions per invocation of the API process, and of `modelstage serve` serving the same
+    stage: each process's whole share of the work (the workers run outside valgrind in both)."""
+    modelstage = modelstage_bin()
+    libs = os.path.dirname(modelstage)
+    valgrind = lambda out: ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}")
+    out = os.path.join(tempfile.mkdtemp(), "callgrind.out")
+    api = Api(modelstage, tempfile.mkdtemp(), prefix=valgrind(out))
+    try:
+        in_service(echo_model(api, libs), "echo")
+        through_api = counted(api.proc.pid, api.port, "/endpoints/echo/invocations", out, requests)
+    finally:
+        h.stop(api.proc)
+    out = os.path.join(tempfile.mkdtemp(), "callgrind.out")
+    port = h.free_port()
+    serve, _ = h.start([*valgrind(out), modelstage, "serve", "--stage", os.path.join(libs, "libecho.so"),
+                        "--model-dir", tempfile.mkdtemp(), "--port", str(port)], port)
+    try:
+        direct = counted(serve.pid, port, "/invocations", out, requests)
+    finally:
+        h.stop(serve)
+    print(f"{modelstage}: {requests:,} invocations one after the other, instructions per invocation: "
+          f"modelstage api {through_api / requests:,.0f}, modelstage serve {direct / requests:,.0f} "
+          f"(API / serve {through_api / direct:.2f})")
 
 
 def main():
@@ -155,19 +166,22 @@ def main():
             creates.append(in_service(sm, f"create-{i}"))
             sm.delete_endpoint(EndpointName=f"create-{i}")
         in_service(sm, "echo")
-        direct = api.direct_url("echo")
+        direct = h.free_port()
+        serve, _ = h.start([modelstage, "serve", "--stage", os.path.join(libs, "libecho.so"),
+                            "--model-dir", tempfile.mkdtemp(), "--port", str(direct)], direct)
         answer = api.client("sagemaker-runtime").invoke_endpoint(
             EndpointName="echo", ContentType="application/json", Body=BODY)["Body"].read().decode()
         assert answer == BODY, answer
         rows = {}
         for label, port, path in [
-            ("the endpoint directly (/invocations)", direct, "/invocations"),
+            ("modelstage serve of the same stage (/invocations)", direct, "/invocations"),
             ("through modelstage api (/endpoints/echo/invocations)", api.port, "/endpoints/echo/invocations"),
         ]:
             rows[label] = {}
             for c in (1, 8, 64):
                 results = [h.wrk(port, c, SECONDS, BODY, "application/json", path=path) for _ in range(RUNS)]
                 rows[label][c] = tuple(statistics.median(r[i] for r in results) for i in range(3))
+        h.stop(serve)
     finally:
         h.stop(api.proc)
 
@@ -182,7 +196,7 @@ def main():
     direct_row, api_row = rows.values()
     print()
     for c in (1, 8, 64):
-        print(f"{c} conn.: API / direct requests/s {api_row[c][0] / direct_row[c][0]:.0%}, "
+        print(f"{c} conn.: API / serve requests/s {api_row[c][0] / direct_row[c][0]:.0%}, "
               f"p50 added {api_row[c][1] - direct_row[c][1]:+.3f} ms")
     print(f"\nCreateEndpoint to InService (echo, process stage), median of {CREATES}: "
           f"{statistics.median(creates):.3f} s (all: {', '.join(f'{t:.3f}' for t in creates)})")

@@ -5,7 +5,6 @@ S3-compatible server."""
 
 import datetime
 import json
-import re
 
 import pytest
 from botocore.exceptions import ClientError
@@ -151,29 +150,3 @@ def seed_workflow(server, tmp_path, locations, model_tar, featurized):
         runtime.invoke_endpoint(EndpointName="abalone", ContentType="text/csv", Body=ABALONE)
     assert gone.value.response["Error"]["Code"] == "ValidationError"
     assert sm.list_endpoints()["Endpoints"] == []
-
-
-def test_a_lone_process_is_invoked_over_its_unix_socket(server):
-    """The runtime reaches a one-container endpoint's `modelstage serve` over the Unix socket
-    it was given (MODELSTAGE_UNIX_SOCKET), not over loopback TCP."""
-    sm = server.client("sagemaker")
-    before = len(server.lines)
-    sm.create_model(ModelName="lone-echo", PrimaryContainer={"Image": stage_lib("echo")})
-    sm.create_endpoint_config(
-        EndpointConfigName="lone-echo", ProductionVariants=[{"VariantName": "v1", "ModelName": "lone-echo"}]
-    )
-    sm.create_endpoint(EndpointName="lone-echo", EndpointConfigName="lone-echo")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="lone-echo", WaiterConfig=WAIT)
-    answer = server.client("sagemaker-runtime").invoke_endpoint(
-        EndpointName="lone-echo", ContentType="application/json", Body=b'{"x": 1}'
-    )
-    assert answer["Body"].read() == b'{"x": 1}'
-    sockets = re.findall(r"Unix socket (\S+)", "\n".join(server.lines[before:]))
-    assert len(sockets) == 1, server.log()
-    # The kernel's table of Unix sockets: the container's end of the runtime's kept-alive
-    # connection carries the socket's path, in state 03 (connected).
-    with open("/proc/net/unix") as table:
-        connected = [line for line in table if line.split()[5:6] == ["03"] and line.rstrip().endswith(sockets[0])]
-    assert connected, f"no connection on {sockets[0]}"
-    sm.delete_endpoint(EndpointName="lone-echo")
-    sm.get_waiter("endpoint_deleted").wait(EndpointName="lone-echo", WaiterConfig=WAIT)

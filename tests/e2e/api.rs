@@ -18,6 +18,9 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
     stage_lib("linear_learner");
     stage_lib("failing_model");
     stage_lib("echo");
+    stage_lib("abort_on_request");
+    stage_lib("doubler");
+    stage_lib("sleep_from_body");
     let check = Command::new(python())
         .args(["-c", "import boto3, pytest, awscli, sagemaker, moto.server"])
         .output();

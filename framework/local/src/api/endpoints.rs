@@ -5,16 +5,18 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use serde_json::{json, Value};
 
 use super::artifacts::Staging;
 use super::models::model_spec;
 use super::multi::MultiModels;
 use super::ops::Call;
-use super::state::{failure_reason, Api, LiveEndpoint, LiveVariant};
+use super::state::{failure_reason, Api, LiveEndpoint, LiveVariant, Route};
 use super::store::Kind;
 use super::wire::{now, quote, ApiError};
-use crate::deploy::{Mode, ModelSpec};
+use crate::deploy::{hosted, Mode, ModelSpec};
 
 /// What an endpoint configuration starts: the model of each production variant.
 struct Plan {
@@ -68,8 +70,13 @@ fn start(api: &Api, plan: &mut Plan) -> anyhow::Result<Vec<LiveVariant>> {
         if let Some(staging) = &mut staging {
             staging.fetch(&api.artifacts)?;
         }
-        let running = crate::deploy::start_model(&variant.spec, &[])
-            .map_err(|e| e.context(format!("production variant {}", quote(&variant.name))))?;
+        let which = || format!("production variant {}", quote(&variant.name));
+        // A lone stage library is served on the API's own threads; any other model by the
+        // containers `deploy` starts.
+        let route = match hosted::host(&variant.spec, super::http_threads()).with_context(which)? {
+            Some(model) => Route::Hosted(model),
+            None => Route::forward(crate::deploy::start_model(&variant.spec, &[]).with_context(which)?)?,
+        };
         // A multi-model variant's router reads its target models from the ModelDataUrl folder
         // (deploy checked it is one); those on S3 are fetched there on first use.
         let multi = match (variant.spec.mode, &variant.spec.containers[..], staging) {
@@ -82,7 +89,7 @@ fn start(api: &Api, plan: &mut Plan) -> anyhow::Result<Vec<LiveVariant>> {
         live.push(LiveVariant::new(
             variant.name.clone(),
             variant.weight,
-            running,
+            route,
             multi,
         )?);
     }
@@ -248,7 +255,7 @@ fn launch(api: Arc<Api>, name: String, mut plan: Plan) {
                         "endpoint {} variant {} is in service at {}",
                         quote(&name),
                         quote(&variant.name),
-                        variant.url
+                        variant.route.describe()
                     );
                 }
                 api.set_live(&name, LiveEndpoint::new(running));

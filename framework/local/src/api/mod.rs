@@ -151,6 +151,7 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
                 // would run on every invocation.
                 .default_service(web::route().to(runtime::invoke))
         })
+        .workers(http_threads())
         .max_connections(args.max_connections)
         .shutdown_timeout(5)
         .bind((args.bind, args.port))
@@ -178,6 +179,12 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// The server's HTTP threads: a hosted endpoint's workers open one lane to each (see
+/// `deploy::hosted`).
+fn http_threads() -> usize {
+    modelstage_contract::settings::http_threads()
 }
 
 /// `POST /`: one control-plane operation.

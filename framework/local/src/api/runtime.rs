@@ -1,7 +1,8 @@
 //! The runtime, REST as `sagemaker-runtime` speaks it: `POST /endpoints/{EndpointName}/invocations`
-//! is forwarded to the endpoint's containers over a keep-alive connection (over the Unix socket of
-//! a lone process, see `container_client`), with the headers the service passes on, to the
-//! production variant the request names (`TargetVariant`) or one chosen by weight; the answer
+//! goes to the production variant the request names (`TargetVariant`) or one chosen by weight. A
+//! lone stage library's variant is answered on this server's own threads, which drive its workers
+//! (`deploy::hosted`); any other is forwarded to its containers over a keep-alive connection, with
+//! the headers the service passes on (see `container_client`). The answer
 //! carries `X-Amzn-Invoked-Production-Variant`. A container that answers an error gives 424
 //! `ModelError` with its status and an excerpt of its message; an endpoint that does not exist or
 //! is not in service gives 400 `ValidationError`.
@@ -10,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::multi;
-use super::state::{Api, LiveVariant};
+use super::state::{Api, LiveVariant, Route};
 use super::store::Kind;
 use super::validate::is_name;
 use super::wire::{excerpt, quote, region, ApiError};
@@ -48,8 +49,8 @@ pub struct Limits {
 }
 
 /// A keep-alive client for one worker of the server: its connections to each endpoint are
-/// kept open and reused, over a lone process's Unix socket when it has one. It sends no headers
-/// of its own (the service passes on only the ones in [`FORWARDED`]), and follows no redirect: a
+/// kept open and reused. It sends no headers of its own (the service passes on only the ones in
+/// [`FORWARDED`]), and follows no redirect: a
 /// container's 3xx is its answer, passed on as a `ModelError` as the service passes it
 /// (following it would also send the request wherever the container points, and costs a
 /// middleware on every request).
@@ -201,12 +202,6 @@ async fn forward(
         )));
     };
     check_target_model(inbound.model, name, api, variant).await?;
-    let mut outbound = client.request(Method::POST, variant.invocations.clone());
-    for (header, value) in FORWARDED.iter().zip(inbound.forwarded) {
-        if let Some(value) = value {
-            outbound = outbound.insert_header((header.clone(), value.clone()));
-        }
-    }
     let log = || {
         format!(
             "arn:aws:logs:{}:{}:log-group:/aws/sagemaker/Endpoints/{name}",
@@ -221,16 +216,47 @@ async fn forward(
             vec![("LogStreamArn", json!(log))],
         )
     };
-    let mut answer = outbound
-        .send_body(body)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let status = answer.status();
-    let payload = answer
-        .body()
-        .limit(limits.max_payload)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    let answer = match &variant.route {
+        Route::Hosted(model) => {
+            let response = model.invoke(request, body).await;
+            let mut answer = Answer::head(response.status(), response.headers());
+            answer.payload = actix_web::body::to_bytes(response.into_body())
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            answer
+        }
+        Route::Forward(forward) => {
+            let mut outbound = client.request(Method::POST, forward.invocations.clone());
+            for (header, value) in FORWARDED.iter().zip(inbound.forwarded) {
+                if let Some(value) = value {
+                    outbound = outbound.insert_header((header.clone(), value.clone()));
+                }
+            }
+            let mut answer = outbound
+                .send_body(body)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let mut head = Answer::head(answer.status(), answer.headers());
+            head.payload = answer
+                .body()
+                .limit(limits.max_payload)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            head
+        }
+    };
+    if answer.payload.len() > limits.max_payload {
+        return Err(unreachable(format!(
+            "its answer is larger than the {} bytes an answer may have",
+            limits.max_payload
+        )));
+    }
+    let Answer {
+        status,
+        content_type,
+        custom_attributes,
+        payload,
+    } = answer;
     if !status.is_success() {
         let log = log();
         let original = String::from_utf8_lossy(&payload);
@@ -254,13 +280,34 @@ async fn forward(
     }
     let mut response = HttpResponse::Ok();
     response.insert_header((INVOKED_VARIANT, variant.name_header.clone()));
-    if let Some(value) = answer.headers().get(CONTENT_TYPE) {
-        response.insert_header((CONTENT_TYPE, value.clone()));
+    if let Some(value) = content_type {
+        response.insert_header((CONTENT_TYPE, value));
     }
-    if let Some(value) = answer.headers().get(CUSTOM_ATTRIBUTES) {
-        response.insert_header((CUSTOM_ATTRIBUTES, value.clone()));
+    if let Some(value) = custom_attributes {
+        response.insert_header((CUSTOM_ATTRIBUTES, value));
     }
     Ok(response.body(payload))
+}
+
+/// What the model answered, hosted here or forwarded: the status, the headers the service passes
+/// back, and the body.
+struct Answer {
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    custom_attributes: Option<HeaderValue>,
+    payload: web::Bytes,
+}
+
+impl Answer {
+    /// The answer's head; its body comes next.
+    fn head(status: StatusCode, headers: &HeaderMap) -> Answer {
+        Answer {
+            status,
+            content_type: headers.get(CONTENT_TYPE).cloned(),
+            custom_attributes: headers.get(CUSTOM_ATTRIBUTES).cloned(),
+            payload: web::Bytes::new(),
+        }
+    }
 }
 
 #[cfg(test)]

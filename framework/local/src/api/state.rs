@@ -14,7 +14,8 @@ use super::artifacts::Artifacts;
 use super::multi::MultiModels;
 use super::store::{Kind, Store};
 use super::wire::{now, quote, ApiError};
-use crate::container_client::{self, Socket};
+use crate::container_client;
+use crate::deploy::hosted::HostedModel;
 use crate::deploy::RunningEndpoint;
 use crate::fit::Stop;
 
@@ -33,40 +34,68 @@ pub struct LiveVariant {
     pub name: String,
     /// The name as the response header that reports it, made once.
     pub name_header: HeaderValue,
-    /// Where its containers answer `/invocations`.
-    pub url: String,
-    /// `<url>/invocations`, parsed once; on the Unix socket of a lone process, which answers as
-    /// `url` does over the cheaper hop (see `container_client`).
-    pub invocations: Uri,
-    /// Keeps the name `invocations` gives the socket known to the client.
-    _socket: Option<Socket>,
+    /// How its invocations are answered.
+    pub route: Route,
     /// Its share of the requests that name no variant (`InitialVariantWeight`, then
     /// `DesiredWeight`): an `f64`'s bits, so that a weight update needs no lock.
     weight: AtomicU64,
-    /// Keeps the containers running. (Dropped before `multi`, whose folder they read.)
-    _running: RunningEndpoint,
-    /// The target models of a multi-model variant.
+    /// The target models of a multi-model variant. (Declared after `route`, which holds the
+    /// containers that read their folder: they stop first.)
     pub multi: Option<Arc<MultiModels>>,
+}
+
+/// How a variant's invocations are answered.
+pub enum Route {
+    /// On the API's own HTTP threads, which drive the workers of a lone stage library directly
+    /// (see `deploy::hosted`): one HTTP hop, not two.
+    Hosted(HostedModel),
+    /// Forwarded to the containers `deploy` started (Docker images, pipelines, multi-model).
+    Forward(Forward),
+}
+
+/// The containers of a variant the API forwards to.
+pub struct Forward {
+    /// Where its containers answer `/invocations`.
+    pub url: String,
+    /// `<url>/invocations`, parsed once.
+    pub invocations: Uri,
+    /// Keeps the containers running.
+    _running: RunningEndpoint,
+}
+
+impl Route {
+    /// Forwarded to the containers of `running`.
+    pub fn forward(running: RunningEndpoint) -> anyhow::Result<Route> {
+        let url = running.url().to_string();
+        Ok(Route::Forward(Forward {
+            invocations: container_client::uri(&url, None, "/invocations")?,
+            url,
+            _running: running,
+        }))
+    }
+
+    /// Where the variant is served, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Route::Hosted(model) => format!("this process (stage {})", quote(model.label())),
+            Route::Forward(forward) => forward.url.clone(),
+        }
+    }
 }
 
 impl LiveVariant {
     pub fn new(
         name: String,
         weight: f64,
-        running: RunningEndpoint,
+        route: Route,
         multi: Option<MultiModels>,
     ) -> anyhow::Result<LiveVariant> {
-        let url = running.url().to_string();
-        let socket = running.socket().map(|path| Socket::new(path.to_path_buf()));
         Ok(LiveVariant {
             // A variant name is a resource name: a valid header value.
             name_header: HeaderValue::from_str(&name)?,
-            invocations: container_client::uri(&url, socket.as_ref(), "/invocations")?,
-            _socket: socket,
             name,
-            url,
+            route,
             weight: AtomicU64::new(weight.to_bits()),
-            _running: running,
             multi: multi.map(Arc::new),
         })
     }

@@ -12,9 +12,9 @@
 //! `SAGEMAKER_BASE_DIR/model`, or the container's `/opt/ml/model`. Everything is removed when the
 //! endpoint stops; the containers of a Docker session also when `deploy` is killed.
 //!
-//! A process also listens on a Unix socket in the endpoint's private folder of sockets
-//! (`MODELSTAGE_UNIX_SOCKET`): the router's hops to it, and `modelstage api`'s to a lone process,
-//! go over it, the cheaper hop on one machine. Docker containers and readiness checks use TCP.
+//! A process behind the router also listens on a Unix socket in the endpoint's private folder of
+//! sockets (`MODELSTAGE_UNIX_SOCKET`): the router's hops to it go over it, the cheaper hop on one
+//! machine. Docker containers and readiness checks use TCP.
 
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -76,8 +76,6 @@ pub struct Endpoint {
     work: Option<tempfile::TempDir>,
     /// The processes' Unix sockets (mode 0700); removed once they have stopped.
     sockets: Option<tempfile::TempDir>,
-    /// The socket of a lone process (no router): the endpoint's own.
-    socket: Option<PathBuf>,
 }
 
 impl Endpoint {
@@ -114,7 +112,12 @@ impl Endpoint {
                 _ => prepare_model(c, work.path()),
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let sockets = if images.iter().all(StageImage::is_docker) {
+        // Only the router's hops go over sockets: a lone process or a fused server is reached on its port.
+        let routed = !matches!(
+            (spec.mode, options.fused),
+            (Mode::Single, _) | (Mode::Serial, true)
+        );
+        let sockets = if !routed || images.iter().all(StageImage::is_docker) {
             None
         } else {
             socket_folder()?
@@ -134,7 +137,6 @@ impl Endpoint {
             grace: options.stop_grace,
             session,
             work: Some(work),
-            socket: None,
             sockets: None,
         };
         let stages = Stages {
@@ -150,9 +152,7 @@ impl Endpoint {
                     p => p,
                 };
                 endpoint.port = port;
-                let launch = one_process(&stages, port, options);
-                endpoint.socket = stages.socket(0);
-                vec![launch]
+                vec![one_process(&stages, port, options)]
             }
             (Mode::Serial | Mode::Direct | Mode::MultiModel, _) => {
                 let (mut launches, targets) = separate(&stages, options)?;
@@ -264,12 +264,6 @@ impl Endpoint {
         &self.label
     }
 
-    /// The Unix socket of a lone process serving the endpoint (no router in front), which
-    /// answers as its port does.
-    pub fn socket(&self) -> Option<&Path> {
-        self.socket.as_deref()
-    }
-
     /// Whether a router stands in front of the containers (a container that dies then leaves the
     /// endpoint up but unhealthy, as on SageMaker).
     pub fn has_router(&self) -> bool {
@@ -312,7 +306,7 @@ impl Drop for Endpoint {
 }
 
 /// Unpacks the model of one container into `<work>/<name>/model`; returns that folder.
-fn prepare_model(container: &ContainerSpec, work: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn prepare_model(container: &ContainerSpec, work: &Path) -> anyhow::Result<PathBuf> {
     let name = &container.name;
     let model_dir = work.join(name).join("model");
     std::fs::create_dir_all(&model_dir).with_context(|| format!("cannot create {}", model_dir.display()))?;
@@ -435,9 +429,6 @@ fn one_process(stages_of: &Stages, port: u16, options: &Options) -> Launch {
     if !stages_of.images[0].is_docker() {
         env.push(("SAGEMAKER_BASE_DIR".into(), base_dir(&stages_of.model_dirs[0])));
     }
-    if let Some(socket) = stages_of.socket(0) {
-        env.push((UNIX_SOCKET.into(), socket.display().to_string()));
-    }
     Launch {
         name,
         stages,
@@ -485,7 +476,7 @@ fn separate(stages: &Stages, options: &Options) -> anyhow::Result<(Vec<Launch>, 
 }
 
 /// `<work>/<name>`: the `SAGEMAKER_BASE_DIR` whose `model` folder holds the model.
-fn base_dir(model_dir: &Path) -> String {
+pub(super) fn base_dir(model_dir: &Path) -> String {
     model_dir.parent().unwrap_or(model_dir).display().to_string()
 }
 

@@ -17,6 +17,7 @@
 mod endpoint;
 mod environment;
 pub(crate) mod health;
+pub mod hosted;
 pub(crate) mod image;
 pub(crate) mod logs;
 pub(crate) mod ports;
@@ -218,12 +219,6 @@ impl RunningEndpoint {
     /// `http://127.0.0.1:<port>`: POST `/invocations`, GET `/ping` and `/execution-parameters`.
     pub fn url(&self) -> &str {
         self.endpoint.url()
-    }
-
-    /// The Unix socket of a lone process serving the endpoint: it answers as [`url`](Self::url)
-    /// does, over the cheaper hop.
-    pub fn socket(&self) -> Option<&Path> {
-        self.endpoint.socket()
     }
 }
 

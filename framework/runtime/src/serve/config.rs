@@ -94,13 +94,47 @@ pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn env_number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
-    match env_var(name) {
-        None => Ok(None),
-        Some(v) => match v.trim().parse() {
-            Ok(n) => Ok(Some(n)),
-            Err(_) => Err(ConfigError::invalid(name, "a whole number", v)),
-        },
+/// Where the serving variables are read: this process's environment, or, for an endpoint hosted
+/// in another server (see `hosted`), the variables it was given over this process's, as a
+/// container's `Environment` goes over what it inherits.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    given: Vec<(String, String)>,
+}
+
+impl Vars {
+    /// This process's environment alone.
+    pub fn process() -> Vars {
+        Vars::default()
+    }
+
+    /// `given` (a later entry wins) over this process's environment.
+    pub fn with(given: Vec<(String, String)>) -> Vars {
+        Vars { given }
+    }
+
+    /// The variables given over this process's environment (what a worker process gets too).
+    pub fn given(&self) -> &[(String, String)] {
+        &self.given
+    }
+
+    /// A variable's value; an empty one is unset.
+    pub fn get(&self, name: &str) -> Option<String> {
+        match self.given.iter().rev().find(|(k, _)| k == name) {
+            Some((_, v)) => Some(v.clone()).filter(|v| !v.trim().is_empty()),
+            None => env_var(name),
+        }
+    }
+
+    /// A variable's number; an error names a value that is not one.
+    pub fn number<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(ConfigError::invalid(name, "a whole number", v)),
+            },
+        }
     }
 }
 
@@ -222,8 +256,9 @@ impl EdgeLimits {
 
 /// The Accept a request without one gets: `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`,
 /// else the contract's default.
-pub fn default_accept() -> String {
-    env_var(settings::DEFAULT_INVOCATIONS_ACCEPT).unwrap_or_else(|| settings::DEFAULT_ACCEPT.to_string())
+pub fn default_accept(vars: &Vars) -> String {
+    vars.get(settings::DEFAULT_INVOCATIONS_ACCEPT)
+        .unwrap_or_else(|| settings::DEFAULT_ACCEPT.to_string())
 }
 
 /// Reads the `SAGEMAKER_*` serving variables, and the `MODELSTAGE_*` bounds.
@@ -253,8 +288,13 @@ impl EnvSettings {
     /// Reads the variables; an error names a value that is not a number
     /// (or not a batch strategy).
     pub fn read() -> Result<EnvSettings, ConfigError> {
+        EnvSettings::read_from(&Vars::process())
+    }
+
+    /// [`EnvSettings::read`] from `vars`.
+    pub fn read_from(vars: &Vars) -> Result<EnvSettings, ConfigError> {
         const BATCH_STRATEGY: &str = "SAGEMAKER_BATCH_STRATEGY";
-        let batch_strategy = match env_var(BATCH_STRATEGY) {
+        let batch_strategy = match vars.get(BATCH_STRATEGY) {
             None => None,
             Some(v) => match BatchStrategy::parse(&v) {
                 Some(strategy) => Some(strategy),
@@ -268,15 +308,15 @@ impl EnvSettings {
             },
         };
         Ok(EnvSettings {
-            port: env_number("SAGEMAKER_BIND_TO_PORT")?,
-            workers: env_number("SAGEMAKER_MODEL_SERVER_WORKERS")?,
-            timeout_secs: env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT")?,
-            max_payload_in_mb: env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB")?,
+            port: vars.number("SAGEMAKER_BIND_TO_PORT")?,
+            workers: vars.number("SAGEMAKER_MODEL_SERVER_WORKERS")?,
+            timeout_secs: vars.number("SAGEMAKER_MODEL_SERVER_TIMEOUT")?,
+            max_payload_in_mb: vars.number("SAGEMAKER_MAX_PAYLOAD_IN_MB")?,
             batch_strategy,
-            max_concurrent_transforms: env_number("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")?,
-            header_timeout_secs: env_number("MODELSTAGE_HEADER_TIMEOUT_SECS")?,
-            body_timeout_secs: env_number("MODELSTAGE_BODY_TIMEOUT_SECS")?,
-            max_connections: env_number("MODELSTAGE_MAX_CONNECTIONS")?,
+            max_concurrent_transforms: vars.number("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")?,
+            header_timeout_secs: vars.number("MODELSTAGE_HEADER_TIMEOUT_SECS")?,
+            body_timeout_secs: vars.number("MODELSTAGE_BODY_TIMEOUT_SECS")?,
+            max_connections: vars.number("MODELSTAGE_MAX_CONNECTIONS")?,
         })
     }
 }
@@ -284,6 +324,29 @@ impl EnvSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_variables_go_over_the_process_environment() {
+        // PATH is set in any test run; these two names are not.
+        let vars = Vars::with(vec![
+            ("SAGEMAKER_MODEL_SERVER_WORKERS".into(), "1".into()),
+            ("SAGEMAKER_MODEL_SERVER_WORKERS".into(), "3".into()),
+            ("PATH".into(), " ".into()),
+            ("MODELSTAGE_BODY_TIMEOUT_SECS".into(), "soon".into()),
+        ]);
+        assert_eq!(
+            vars.number::<usize>("SAGEMAKER_MODEL_SERVER_WORKERS").unwrap(),
+            Some(3)
+        );
+        // An empty value given is unset, not the process's value.
+        assert_eq!(vars.get("PATH"), None);
+        assert!(Vars::process().get("PATH").is_some());
+        let e = EnvSettings::read_from(&vars).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "MODELSTAGE_BODY_TIMEOUT_SECS must be a whole number, got 'soon'"
+        );
+    }
 
     #[test]
     fn config_errors_name_the_variable_and_its_value() {

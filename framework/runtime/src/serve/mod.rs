@@ -19,6 +19,7 @@ pub mod connections;
 mod dispatch;
 pub mod edge;
 mod head_timer;
+pub mod hosted;
 mod http;
 mod lane;
 pub mod memory;
@@ -46,7 +47,7 @@ pub use edge::{
 };
 pub use modelstage_contract::error_body::{error_body, model_error_body};
 
-use config::{EnvSettings, WorkerPlan};
+use config::{EnvSettings, Vars, WorkerPlan};
 use modelstage_contract::payload::DEFAULT_MAX_PAYLOAD_IN_MB;
 use modelstage_contract::{BatchStrategy, ExecutionParameters};
 pub use pool::PoolError;
@@ -91,6 +92,14 @@ pub enum ServeError {
     /// The workers could not start, or none could load the stages.
     #[error(transparent)]
     Workers(#[from] PoolError),
+    /// No worker of a hosted endpoint loaded the model in time (see `hosted`).
+    #[error("no worker of stage {stage} loaded its model within {seconds} s")]
+    NotReady {
+        /// How errors name the stage.
+        stage: String,
+        /// The time it had.
+        seconds: u64,
+    },
     /// The worker processes' socket could not be set up.
     #[error("cannot start workers: {0}")]
     Setup(std::io::Error),
@@ -116,14 +125,14 @@ struct Settings {
     default_accept: String,
 }
 
-/// Reads the flags and the `SAGEMAKER_*` variables. Nothing here opens a
+/// Reads the flags and the `SAGEMAKER_*` variables (`lanes`: the HTTP threads). Nothing here opens a
 /// stage library: the server process never runs stage code (the workers
 /// describe the stages, see [`configure`]).
-fn settings(args: &ServeArgs) -> Result<Settings, ConfigError> {
-    let env = EnvSettings::read()?;
+fn settings(args: &ServeArgs, vars: &Vars, lanes: usize) -> Result<Settings, ConfigError> {
+    let env = EnvSettings::read_from(vars)?;
     let mut libraries = args.stages.clone();
     if libraries.is_empty() {
-        match config::env_var("MODELSTAGE_STAGE") {
+        match vars.get("MODELSTAGE_STAGE") {
             Some(lib) => libraries.push(PathBuf::from(lib)),
             None => return Err(ConfigError::NoStage),
         }
@@ -135,7 +144,7 @@ fn settings(args: &ServeArgs) -> Result<Settings, ConfigError> {
             stages: libraries.len(),
         });
     }
-    let default_accept = config::default_accept();
+    let default_accept = config::default_accept(vars);
     let stages = libraries
         .iter()
         .enumerate()
@@ -163,9 +172,10 @@ fn settings(args: &ServeArgs) -> Result<Settings, ConfigError> {
     // By default one request thread per lane (per HTTP thread): it takes
     // every request its lane has buffered and answers them in one write.
     // More threads per lane help stages that wait rather than compute.
-    let shared_threads = config::env_var("MODELSTAGE_WORKER_THREADS")
+    let shared_threads = vars
+        .get("MODELSTAGE_WORKER_THREADS")
         .and_then(|t| t.parse().ok())
-        .unwrap_or_else(config::http_threads)
+        .unwrap_or(lanes)
         .max(1);
     Ok(Settings {
         port: args.port.or(env.port).unwrap_or(8080),
@@ -259,7 +269,10 @@ fn unpack_model_data(args: &mut ServeArgs) -> Result<Vec<crate::archive::Private
 pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
     // Dropped last: the private model folders outlive the workers using them.
     let _models = unpack_model_data(&mut args)?;
-    let settings = settings(&args)?;
+    let vars = Vars::process();
+    // One lane from every HTTP thread to every worker (see `lane`).
+    let http_threads = config::http_threads();
+    let settings = settings(&args, &vars, http_threads)?;
     // The port is taken before the workers start, so that nothing else can
     // take it while they load (a platform picked it free for this server);
     // connections wait in the backlog until the server accepts them.
@@ -277,8 +290,6 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         // Before the workers start, so that the first ones are counted.
         metrics::init(multi_model.is_some());
     }
-    // One lane from every HTTP thread to every worker (see `lane`).
-    let http_threads = config::http_threads();
     if multi_model.is_some() && settings.stages.len() > 1 {
         return Err(ConfigError::MultiModelPipeline.into());
     }
@@ -292,7 +303,8 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         let timeout = http::timeout_of(settings.env.timeout_secs.unwrap_or(60));
         Arc::new(mme::Registry::new(m.budget, m.evict_lru, timeout))
     });
-    let pool = pool::Pool::start(settings.workers, &plan, registry.clone()).map_err(ServeError::Setup)?;
+    let pool =
+        pool::Pool::start(settings.workers, &plan, registry.clone(), &vars).map_err(ServeError::Setup)?;
     let described = match pool.described() {
         Ok(d) => d,
         Err(e) => {

@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::config::WorkerPlan;
+use super::config::{Vars, WorkerPlan};
 use super::dispatch::Board;
 use super::lane::{LaneReply, Lanes};
 use super::mme;
@@ -91,7 +91,6 @@ pub(super) struct Pool {
     /// across threads (see [`StageDescription::threads`]).
     shared_threads: usize,
     next_id: AtomicU64,
-    next_worker: AtomicU64,
     ever_ready: AtomicBool,
     /// Slots whose last start failed.
     failing: AtomicUsize,
@@ -119,12 +118,18 @@ pub(super) struct Pool {
     /// The models of a multi-model endpoint, which every worker loads
     /// before it takes requests.
     models: Option<Arc<mme::Registry>>,
+    /// Variables each worker gets over this process's environment (a hosted endpoint's).
+    env: Vec<(String, String)>,
 }
 
 /// Times a request goes back to be sent elsewhere because its worker died
 /// before starting it. Past this, the request fails: something about it
 /// (its size, say, against the worker memory limit) may be what kills them.
 const MAX_RETURNS: u32 = 3;
+
+/// The next worker's id. One sequence for the whole process: an HTTP thread keeps its lanes by
+/// worker id, and a server hosting several endpoints (see `hosted`) has several pools.
+static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
 
 /// How long a started process has to connect and say who it is.
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
@@ -173,8 +178,9 @@ impl Pool {
         workers: usize,
         plan: &WorkerPlan,
         models: Option<Arc<mme::Registry>>,
+        vars: &Vars,
     ) -> std::io::Result<Arc<Pool>> {
-        let memory_limit_mb = worker::memory_limit_mb()
+        let memory_limit_mb = worker::memory_limit_mb(vars)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let socket_dir = socket_dir::create()?;
         let socket_path = socket_dir.join(socket_dir::SOCKET);
@@ -199,7 +205,6 @@ impl Pool {
             slots: workers,
             shared_threads: plan.threads.max(1),
             next_id: AtomicU64::new(1),
-            next_worker: AtomicU64::new(1),
             ever_ready: AtomicBool::new(false),
             failing: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
@@ -217,6 +222,7 @@ impl Pool {
             lanes: plan.lanes.max(1),
             memory_limit_mb,
             models,
+            env: vars.given().to_vec(),
         });
         std::thread::Builder::new()
             .name("worker-socket".into())
@@ -245,6 +251,30 @@ impl Pool {
                 .startup_changed
                 .wait(startup)
                 .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Blocks until a worker has loaded the model and takes requests (`Ok(true)`), the pool
+    /// failed before one did, or `wait` passed (`Ok(false)`).
+    pub(super) fn wait_ready(&self, wait: Duration) -> Result<bool, PoolError> {
+        let deadline = Instant::now() + wait;
+        let mut startup = self.startup.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(fatal) = &startup.fatal {
+                return Err(fatal.clone());
+            }
+            if self.ever_ready.load(Ordering::SeqCst) {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            startup = self
+                .startup_changed
+                .wait_timeout(startup, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -414,6 +444,8 @@ impl Pool {
         for w in self.board.drain() {
             w.kill();
         }
+        // Ends the accept thread (see `accept_loop`): a server hosting endpoints outlives pools.
+        let _ = UnixStream::connect(&self.socket_path);
         let _ = std::fs::remove_file(&self.socket_path);
         let _ = std::fs::remove_dir(&self.socket_dir);
     }
@@ -421,6 +453,7 @@ impl Pool {
     fn spawn(&self) -> std::io::Result<Child> {
         Command::new(&self.exe)
             .arg("worker")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(ENV_SOCKET, &self.socket_path)
             .env(ENV_PLAN, &self.plan_json)
             .env(ENV_PARENT, std::process::id().to_string())
@@ -485,6 +518,9 @@ impl Pool {
             if worker.exit.lock().map(|e| e.is_none()).unwrap_or(true) {
                 self.board.install(slot, Arc::clone(&worker), worker.threads);
                 self.ever_ready.store(true, Ordering::SeqCst);
+                // Under the lock, so that a waiter in `wait_ready` either saw the flag or is woken.
+                drop(self.startup.lock().unwrap_or_else(|e| e.into_inner()));
+                self.startup_changed.notify_all();
                 super::metrics::worker_started(self.label(), started.elapsed());
                 log::info!(
                     "worker {} of {} ready in {} ms",
@@ -537,7 +573,7 @@ impl Pool {
         };
         let models = mme::Control::new(control.get_ref().try_clone().ok());
         let worker = Arc::new(WorkerProcess {
-            id: self.next_worker.fetch_add(1, Ordering::Relaxed),
+            id: NEXT_WORKER.fetch_add(1, Ordering::Relaxed),
             pid,
             stage_label: self.label().to_string(),
             threads,
@@ -680,7 +716,8 @@ fn next_connection(child: &mut Child, conn_rx: &mpsc::Receiver<UnixStream>, kind
 
 /// Takes connections to the worker socket and hands each to the lifecycle
 /// thread that started the process at the other end. A connection from any
-/// other process is closed at once, before anything is read from it.
+/// other process is closed at once, before anything is read from it. A
+/// connection from this process itself is the pool's shutdown: the thread ends.
 fn accept_loop(listener: UnixListener, waiting: Waiting) {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     for stream in listener.incoming() {
@@ -691,6 +728,9 @@ fn accept_loop(listener: UnixListener, waiting: Waiting) {
         else {
             continue;
         };
+        if pid == std::process::id() {
+            return;
+        }
         let tx = waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -56,8 +56,8 @@ pub const ENV_PARENT: &str = "MODELSTAGE_WORKER_PARENT";
 pub const ENV_MEMORY: &str = "MODELSTAGE_WORKER_MEMORY_MB";
 
 /// `MODELSTAGE_WORKER_MEMORY_MB`: `None` when unset or 0 (no cap).
-pub fn memory_limit_mb() -> Result<Option<u64>, ConfigError> {
-    match config::env_var(ENV_MEMORY) {
+pub fn memory_limit_mb(vars: &config::Vars) -> Result<Option<u64>, ConfigError> {
+    match vars.get(ENV_MEMORY) {
         None => Ok(None),
         Some(v) => match v.trim().parse::<u64>() {
             Ok(0) => Ok(None),
@@ -216,7 +216,7 @@ pub fn run() -> Result<(), WorkerError> {
         WorkerError::LoadFailed(message)
     };
 
-    if let Some(mb) = memory_limit_mb().map_err(|e| load_failed(e.into()))? {
+    if let Some(mb) = memory_limit_mb(&config::Vars::process()).map_err(|e| load_failed(e.into()))? {
         cap_memory(mb).map_err(load_failed)?;
     }
     let stages = Pipeline::open(&plan.stages).map_err(|e| load_failed(e.into()))?;

@@ -131,6 +131,38 @@ impl Invocation {
         Self::read_as(req, payload, rules, request_id, Instant::now()).await
     }
 
+    /// An invocation whose body the host has already read (an endpoint hosted in another
+    /// server, see `hosted`): the head resolved and the body held to the endpoint's payload
+    /// limit, as [`Invocation::read`] does. (The host bounds its connections and the time a body
+    /// takes.) The refusal is boxed: it is the rare case.
+    pub fn of_body(
+        req: &HttpRequest,
+        body: Bytes,
+        rules: &EdgeRules,
+        request_id: String,
+    ) -> Result<Invocation, Box<EdgeError>> {
+        let refuse = |status: u16, message: String| {
+            Box::new(EdgeError::new(status, rules.label.as_str(), message).request_id(request_id.as_str()))
+        };
+        let meta = match &rules.default_accept {
+            Some(default_accept) => match resolve(req, &request_id, default_accept) {
+                Ok(meta) => Some(meta),
+                Err(e) => return Err(refuse(e.status(), e.to_string())),
+            },
+            None => None,
+        };
+        let (limit, too_large) = rules.body_limit();
+        if body.len() > limit {
+            return Err(refuse(413, too_large));
+        }
+        Ok(Invocation {
+            arrived: Instant::now(),
+            request_id,
+            meta,
+            body,
+        })
+    }
+
     async fn read_as(
         req: &HttpRequest,
         mut payload: web::Payload,

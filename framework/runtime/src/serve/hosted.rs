@@ -1,0 +1,142 @@
+//! An endpoint hosted inside another HTTP server: `modelstage api` answers a lone stage library's
+//! invocations on its own HTTP threads, which drive the workers' lanes as `modelstage serve`'s
+//! threads do. The worker pool, the edge's rules and the answers are `serve`'s
+//! (docs/contract.md (Serving)); what goes is the second HTTP hop, a `serve` process between the
+//! host and the workers.
+//!
+//! Isolation is the same as `serve`'s: the stage runs in worker processes, so an abort or a hang
+//! in it costs the requests on that worker, never the host.
+//!
+//! Threading and ownership:
+//! - [`Hosted::start`] blocks until a worker has loaded the model (call it off the host's HTTP
+//!   threads).
+//! - [`Hosted::invoke`] runs on one of the host's HTTP threads, of which there are at most
+//!   [`HostedSpec::lanes`]: each worker opens one lane per HTTP thread, and a thread's lanes are
+//!   its own (see `lane`).
+//! - Dropping the [`Hosted`] stops its workers; the host keeps it while requests run on it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::config::{Vars, WorkerPlan};
+use super::edge::{request_id, EdgeRules, Invocation};
+use super::lane::Lanes;
+use super::pool::Pool;
+use super::{configure, http, settings, ServeArgs, ServeError};
+
+/// What a hosted endpoint serves, and how.
+#[derive(Debug, Clone)]
+pub struct HostedSpec {
+    /// The stage library.
+    pub library: PathBuf,
+    /// The folder its model is loaded from.
+    pub model_dir: PathBuf,
+    /// The endpoint's variables (`SAGEMAKER_*`, `MODELSTAGE_*`, the container's `Environment`),
+    /// over this process's environment, as a container's go over what it inherits; its workers
+    /// get them too.
+    pub env: Vec<(String, String)>,
+    /// The host's HTTP threads: the lanes each worker opens.
+    pub lanes: usize,
+    /// How long the first worker has to load the model.
+    pub startup_timeout: Duration,
+}
+
+/// A running hosted endpoint.
+pub struct Hosted {
+    state: http::State,
+    rules: EdgeRules,
+}
+
+impl Hosted {
+    /// Starts the workers and waits until one has loaded the model; an error says why none
+    /// could, as `modelstage serve` would have (the workers are stopped then).
+    pub fn start(spec: HostedSpec) -> Result<Hosted, ServeError> {
+        let vars = Vars::with(spec.env);
+        let args = ServeArgs {
+            stages: vec![spec.library],
+            model_dirs: vec![spec.model_dir],
+            ..ServeArgs::default()
+        };
+        let settings = settings(&args, &vars, spec.lanes)?;
+        let plan = WorkerPlan {
+            stages: settings.stages.clone(),
+            threads: settings.shared_threads,
+            lanes: spec.lanes.max(1),
+            multi_model: false,
+        };
+        let pool = Pool::start(settings.workers, &plan, None, &vars).map_err(ServeError::Setup)?;
+        let ready = pool
+            .described()
+            .and_then(|described| Ok((described, pool.wait_ready(spec.startup_timeout)?)));
+        let described = match ready {
+            Ok((described, true)) => described,
+            Ok((_, false)) => {
+                pool.shutdown();
+                return Err(ServeError::NotReady {
+                    stage: pool.label().to_string(),
+                    seconds: spec.startup_timeout.as_secs(),
+                });
+            }
+            Err(e) => {
+                pool.shutdown();
+                return Err(e.into());
+            }
+        };
+        let config = configure(settings, &described);
+        let label = pool.label().to_string();
+        // No bound on connections here: the host bounds its own.
+        let rules = EdgeRules::new(
+            label.clone(),
+            Some(config.default_accept.clone()),
+            config.max_payload_in_mb,
+            config.edge.clone(),
+            usize::MAX,
+        );
+        log::info!(
+            "hosting {label} with {} worker(s) x {} thread(s), timeout {} s, max payload {} MB",
+            config.workers,
+            config.threads_per_worker,
+            config.timeout.as_secs(),
+            config.max_payload_in_mb
+        );
+        let execution_parameters_json = serde_json::to_string(&config.execution).expect("serializes");
+        Ok(Hosted {
+            state: http::State {
+                config,
+                pool,
+                stage_label: label,
+                execution_parameters_json,
+            },
+            rules,
+        })
+    }
+
+    /// How errors and logs name the stage.
+    pub fn label(&self) -> &str {
+        &self.state.stage_label
+    }
+
+    /// True while a worker takes requests (what `GET /ping` answers 200 for).
+    pub fn is_ready(&self) -> bool {
+        self.state.pool.is_ready()
+    }
+
+    /// Answers one `POST /invocations` whose body the host has read, as `modelstage serve` would
+    /// answer it. Runs on one of the host's HTTP threads (see the module's threading).
+    pub async fn invoke(&self, request: &HttpRequest, body: Bytes) -> HttpResponse {
+        let request_id = request_id(request.headers());
+        match Invocation::of_body(request, body, &self.rules, request_id) {
+            Ok(invocation) => http::invoke(invocation, &self.state, &Lanes::of_this_thread(), None).await,
+            Err(refused) => (*refused).respond(),
+        }
+    }
+}
+
+impl Drop for Hosted {
+    fn drop(&mut self) {
+        self.state.pool.shutdown();
+    }
+}

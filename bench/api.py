@@ -132,6 +132,8 @@ def callgrind(requests):
     modelstage = modelstage_bin()
     libs = os.path.dirname(modelstage)
     valgrind = lambda out: ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}")
+    # Set, so that neither server starts itself again with it (outside valgrind; see serve::memory).
+    os.environ.setdefault("MALLOC_CONF", "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0")
     out = os.path.join(tempfile.mkdtemp(), "callgrind.out")
     api = Api(modelstage, tempfile.mkdtemp(), prefix=valgrind(out))
     try:

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
     // to give back.
     if matches!(
         cli.command,
-        Command::Serve(_) | Command::Deploy(_) | Command::Transform(_)
+        Command::Serve(_) | Command::Deploy(_) | Command::Transform(_) | Command::Api(_)
     ) {
         if let Some(reason) = modelstage_runtime::serve::memory::configure_allocator() {
             eprintln!("modelstage: {reason}");

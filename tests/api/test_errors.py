@@ -3,6 +3,7 @@ messages that say what to fix. The client does not validate parameters here, so 
 server's own validation is what answers."""
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -209,6 +210,47 @@ def test_one_endpoint_more_than_max_running_is_resource_limit_exceeded(tmp_path)
             raise AssertionError(f"{described.get('FailureReason')}\n{limited.log()}")
     finally:
         assert limited.stop() == 0, limited.log()
+
+
+def test_bodies_too_large_or_too_slow_are_refused_and_their_connection_closed(tmp_path):
+    bounded = ApiServer(
+        tmp_path / "state", "--max-payload-mb", "1", "--max-request-kb", "1", "--body-timeout", "1"
+    )
+    host, port = bounded.url.removeprefix("http://").rsplit(":", 1)
+    try:
+        for path, size, kind in [
+            ("/endpoints/e/invocations", 1_000_001, "ValidationError"),
+            ("/", 1025, "ValidationException"),
+        ]:
+            # Refused on the declared length, before any of the body is sent.
+            status, body = sent(host, port, path, f"Content-Length: {size}\r\n\r\n".encode())
+            assert status == 413, (path, status, body)
+            assert json.loads(body)["__type"] == kind, body
+            assert "larger than" in json.loads(body)["message"], body
+        # A body that stops half way: refused once the second has passed, not held open.
+        started = time.monotonic()
+        status, body = sent(host, port, "/endpoints/e/invocations", b"Content-Length: 100\r\n\r\nhalf")
+        assert status == 408, (status, body)
+        assert "--body-timeout" in json.loads(body)["message"], body
+        assert time.monotonic() - started < 30
+    finally:
+        assert bounded.stop() == 0, bounded.log()
+
+
+def sent(host, port, path, rest):
+    """POSTs a raw request (the head's end and the body in `rest`); the status and body of the
+    answer, read until the server closes the connection."""
+    with socket.create_connection((host, int(port)), timeout=60) as conn:
+        conn.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+            + b"X-Amz-Target: SageMaker.ListModels\r\n"
+            + rest
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 def test_a_path_neither_service_answers_is_named(server):

@@ -88,6 +88,10 @@ pub struct ApiArgs {
     /// Connections served at once, per worker.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_connections: usize,
+    /// Seconds a client has to send a whole request body; past it the request is refused with
+    /// 408 and its connection closed (as `MODELSTAGE_BODY_TIMEOUT_SECS` bounds `modelstage serve`).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub body_timeout: u64,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -129,8 +133,12 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
     let limits = runtime::Limits {
         max_payload: args.max_payload_mb.saturating_mul(1_000_000),
         timeout: Duration::from_secs(args.invocation_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
     };
-    let max_request = args.max_request_kb.saturating_mul(1024);
+    let control_limits = ControlLimits {
+        max_request: args.max_request_kb.saturating_mul(1024),
+        body_timeout: limits.body_timeout,
+    };
     let shared = web::Data::new(Arc::clone(&api));
     let system = actix_web::rt::System::new();
     system.block_on(async {
@@ -139,13 +147,8 @@ fn serve(args: ApiArgs) -> anyhow::Result<()> {
                 .app_data(shared.clone())
                 .app_data(web::Data::new(limits))
                 .app_data(web::Data::new(runtime::client(limits)))
-                // The invocations' bound; the control plane's resource sets its own.
-                .app_data(web::PayloadConfig::new(limits.max_payload))
-                .service(
-                    web::resource("/")
-                        .app_data(web::PayloadConfig::new(max_request))
-                        .route(web::post().to(control)),
-                )
+                .app_data(web::Data::new(control_limits))
+                .service(web::resource("/").route(web::post().to(control)))
                 // The runtime takes every other path: it matches its own
                 // (`/endpoints/{name}/invocations`) without the router's regular expression, which
                 // would run on every invocation.
@@ -187,8 +190,24 @@ fn http_threads() -> usize {
     modelstage_contract::settings::http_threads()
 }
 
+/// The control plane's bounds on a request body.
+#[derive(Debug, Clone, Copy)]
+struct ControlLimits {
+    max_request: usize,
+    body_timeout: Duration,
+}
+
 /// `POST /`: one control-plane operation.
-async fn control(request: HttpRequest, body: web::Bytes, api: web::Data<Arc<Api>>) -> HttpResponse {
+async fn control(
+    request: HttpRequest,
+    payload: web::Payload,
+    api: web::Data<Arc<Api>>,
+    limits: web::Data<ControlLimits>,
+) -> HttpResponse {
+    let body = match wire::read_body(&request, payload, limits.max_request, limits.body_timeout).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let answer = wire::operation(request.headers()).and_then(|operation| {
         let value: Value = if body.is_empty() {
             Value::Object(Default::default())

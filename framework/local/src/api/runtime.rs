@@ -19,7 +19,7 @@ use super::multi;
 use super::state::{Api, LiveVariant, Route};
 use super::store::Kind;
 use super::validate::is_name;
-use super::wire::{excerpt, quote, region, ApiError};
+use super::wire::{excerpt, quote, read_body, region, ApiError};
 use crate::container_client::ContainerClient;
 
 /// The request headers the service passes on to the container.
@@ -46,6 +46,8 @@ pub struct Limits {
     pub max_payload: usize,
     /// How long a container has to answer (the service's is 60 s).
     pub timeout: Duration,
+    /// How long a client has to send a whole request body.
+    pub body_timeout: Duration,
 }
 
 /// A keep-alive client for one worker of the server: its connections to each endpoint are
@@ -92,7 +94,7 @@ impl<'r> Inbound<'r> {
 /// 404 `UnknownOperationException` (405 for another method).
 pub async fn invoke(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     api: web::Data<Arc<Api>>,
     client: web::Data<ContainerClient>,
     limits: web::Data<Limits>,
@@ -114,6 +116,10 @@ pub async fn invoke(
         ))
         .response();
     }
+    let body = match read_body(&request, payload, limits.max_payload, limits.body_timeout).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     match forward(&request, body, name, api.get_ref(), &client, **limits).await {
         Ok(response) => response,
         Err(e) => e.response(),

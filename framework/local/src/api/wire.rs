@@ -3,9 +3,12 @@
 //! [`ApiError`]: the service's exception name, its HTTP status and a message; every handler
 //! reports its errors this way and only this module turns them into responses.
 
+use std::time::Duration;
+
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpRequest, HttpResponse};
+use modelstage_runtime::serve::body::{self, BodyError};
 use serde_json::{json, Value};
 
 /// The JSON 1.1 content type of every control-plane answer.
@@ -26,6 +29,42 @@ pub struct ApiError {
     pub message: String,
     /// Members of a modelled error besides its message (`ModelError`'s `OriginalStatusCode`...).
     pub extra: Vec<(&'static str, Value)>,
+}
+
+/// A request's whole body, at most `limit` bytes, received within `timeout`; else the refusal to
+/// answer with (a `ValidationException` with status 413, 408 or 400), which closes the connection
+/// with the body unread, so a client that sends too much or too slowly costs its own connection.
+pub async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> Result<web::Bytes, HttpResponse> {
+    match body::read(&mut payload, request.headers(), limit, timeout).await {
+        Ok(body) => Ok(body),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let message = match e {
+                BodyError::TooLarge => {
+                    format!("the request body is larger than the {limit} bytes this server takes")
+                }
+                BodyError::TimedOut => format!(
+                    "the request body was not received within {} s (--body-timeout)",
+                    timeout.as_secs()
+                ),
+                BodyError::Broken(e) => format!("could not read the request body: {e}"),
+            };
+            let kind = if request.path() == "/" {
+                "ValidationException"
+            } else {
+                "ValidationError"
+            };
+            Err(body::closing(
+                ApiError::new(kind, status, message).response(),
+                payload,
+            ))
+        }
+    }
 }
 
 impl ApiError {

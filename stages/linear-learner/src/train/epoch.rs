@@ -15,6 +15,7 @@
 //! arithmetic in the same order whatever the thread count, so the result for
 //! a given seed does not depend on it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::rng::Rng;
@@ -153,17 +154,12 @@ pub fn train_epoch(
     let stride = cache.stride();
     let window_rows = setup.window_rows();
     let mut loss = vec![0.0; models.len()];
-    let mut weight = 0.0;
-    // Shuffles a window, adding its weight batch by batch as training does.
+    // The epoch's total example weight, added batch by batch in the shuffled order by the thread
+    // of the first group of models (see `Window::train`): the same sum whatever the thread count.
+    let weight = AtomicU64::new(0.0f64.to_bits());
     let mut shuffle = |rows: &[f64]| -> Vec<u32> {
         let mut order: Vec<u32> = (0..(rows.len() / stride) as u32).collect();
         rng.shuffle(&mut order);
-        for chunk in order.chunks(setup.config.mini_batch_size) {
-            weight += chunk
-                .iter()
-                .map(|&i| rows[i as usize * stride + WEIGHT])
-                .sum::<f64>();
-        }
         order
     };
     let mut work: Vec<(&mut Linear, &mut f64)> = models.iter_mut().zip(loss.iter_mut()).collect();
@@ -183,7 +179,8 @@ pub fn train_epoch(
                     let _ = order.set(shuffle(rows));
                 }
             },
-            |_, group| {
+            |first, group| {
+                let mut total = (first == 0).then(|| f64::from_bits(weight.load(Ordering::Relaxed)));
                 for (rows, order) in windows.iter().zip(&orders) {
                     let window = Window {
                         setup,
@@ -191,7 +188,10 @@ pub fn train_epoch(
                         stride,
                         order: order.wait(),
                     };
-                    window.train(group);
+                    window.train(group, total.as_mut());
+                }
+                if let Some(total) = total {
+                    weight.store(total.to_bits(), Ordering::Relaxed);
                 }
             },
         );
@@ -210,12 +210,23 @@ pub fn train_epoch(
                     stride,
                     order: &order,
                 };
-                in_groups(&mut work, setup.threads, || {}, |_, group| window.train(group));
+                in_groups(
+                    &mut work,
+                    setup.threads,
+                    || {},
+                    |first, group| {
+                        let mut total = (first == 0).then(|| f64::from_bits(weight.load(Ordering::Relaxed)));
+                        window.train(group, total.as_mut());
+                        if let Some(total) = total {
+                            weight.store(total.to_bits(), Ordering::Relaxed);
+                        }
+                    },
+                );
             },
         )?;
     }
     drop(work);
-    let weight = weight.max(f64::MIN_POSITIVE);
+    let weight = f64::from_bits(weight.into_inner()).max(f64::MIN_POSITIVE);
     Ok(loss.iter().map(|l| l / weight).collect())
 }
 
@@ -254,7 +265,10 @@ struct Window<'a> {
 
 impl Window<'_> {
     /// Trains each model of `group` through every mini-batch of the window,
-    /// adding its loss (before its updates) to its total.
+    /// adding its loss (before its updates) to its total, and each batch's
+    /// example weight to `weight` when given (one group is given it: the sum
+    /// was the shuffling thread's, a read of every row in shuffled order that
+    /// the other threads waited on).
     ///
     /// A mini-batch's rows are first copied, in their shuffled order, into
     /// one block, which every model of the group then reads in turn: the
@@ -263,7 +277,7 @@ impl Window<'_> {
     /// the models' passes would wait for them one by one; the block stays in
     /// cache for the next model. Each model still sees its own batches, row
     /// by row, in order, so its arithmetic does not change.
-    fn train(&self, group: &mut [(&mut Linear, &mut f64)]) {
+    fn train(&self, group: &mut [(&mut Linear, &mut f64)], mut weight: Option<&mut f64>) {
         let stride = self.stride;
         let mut z = vec![0.0; self.setup.outputs];
         let mut dz = vec![0.0; self.setup.outputs];
@@ -280,6 +294,9 @@ impl Window<'_> {
                 batch.extend_from_slice(&self.rows[i * stride..(i + 1) * stride]);
             }
             let batch_weight: f64 = batch.chunks_exact(stride).map(|row| row[WEIGHT]).sum();
+            if let Some(weight) = weight.as_deref_mut() {
+                *weight += batch_weight;
+            }
             for ((model, _), total) in group.iter_mut().zip(totals.iter_mut()) {
                 for row in batch.chunks_exact(stride) {
                     let x = &row[FEATURES..];

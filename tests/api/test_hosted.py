@@ -11,7 +11,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import WAIT, stage_lib, wait_until
+from conftest import WAIT, ApiServer, stage_lib, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,22 @@ def children(pid):
         if int(fields[1]) == pid and fields[0] != "Z":
             found.append(int(entry))
     return found
+
+
+def no_children(pid, what, seconds):
+    """Waits until `pid` has no child process left; else fails naming those left."""
+    deadline = time.monotonic() + seconds
+    while children(pid):
+        if time.monotonic() > deadline:
+            left = []
+            for child in children(pid):
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                        left.append((child, cmdline.read().replace(b"\0", b" ").decode(errors="replace")))
+                except OSError:
+                    pass
+            raise AssertionError(f"timed out waiting for {what}; left: {left}")
+        time.sleep(0.2)
 
 
 def threads(pid):
@@ -168,14 +184,48 @@ def test_deleted_endpoints_leave_no_worker_or_thread_behind(server, sm, runtime)
     pid = server.process.pid
     create(sm, "cycle", "echo")
     delete(sm, "cycle")
-    wait_until(lambda: not children(pid), "the workers of a deleted endpoint to end", seconds=60)
+    no_children(pid, "the workers of a deleted endpoint to end", 60)
     before = threads(pid)
     for _ in range(5):
         create(sm, "cycle", "echo", {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
         assert invoke(runtime, "cycle", b"[1]", "application/json") == b"[1]"
         assert len(children(pid)) == 2
         delete(sm, "cycle")
-    wait_until(lambda: not children(pid), "the workers of a deleted endpoint to end", seconds=60)
+    no_children(pid, "the workers of a deleted endpoint to end", 60)
     # Each endpoint had an accept thread and a thread per worker: none may be left over. (The
     # threads of the endpoints' start may still be ending: allow for them.)
     wait_until(lambda: threads(pid) <= before + 1, f"the thread count to fall back to {before}", seconds=60)
+
+
+def test_a_worker_starting_when_its_endpoint_is_deleted_does_not_outlive_it(server, sm, runtime):
+    pid = server.process.pid
+    no_children(pid, "the workers of earlier endpoints to end", 60)
+    create(
+        sm,
+        "restarting",
+        "slow",
+        {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1", "FIXTURE_MODEL_SLEEP_MS": "3000"},
+    )
+    body = model_error(runtime, "restarting", b"sleep:5000")
+    assert body["OriginalStatusCode"] == 504, body
+    # The worker that timed out is replaced, and the replacement takes 3 s to load its model: the
+    # endpoint is deleted meanwhile.
+    delete(sm, "restarting")
+    no_children(pid, "the worker that was starting to end", 30)
+
+
+def test_the_api_invocation_timeout_bounds_a_hosted_endpoint(tmp_path):
+    # The stage's own timeout is the default 60 s: the API's shorter one answers first.
+    bounded = ApiServer(tmp_path / "state", "--invocation-timeout", "1")
+    try:
+        sm = bounded.client("sagemaker")
+        runtime = bounded.client("sagemaker-runtime", read_timeout=120)
+        create(sm, "slow", "sleep_from_body")
+        started = time.monotonic()
+        body = model_error(runtime, "slow", b"30000")
+        assert time.monotonic() - started < 25
+        assert body["Error"]["Code"] == "ModelError", body
+        assert "--invocation-timeout" in body["Error"]["Message"], body
+        assert invoke(runtime, "slow", b"0") == b"0"
+    finally:
+        assert bounded.stop() == 0, bounded.log()

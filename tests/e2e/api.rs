@@ -21,6 +21,7 @@ fn boto3_drives_the_seed_workflow_through_modelstage_api() {
     stage_lib("abort_on_request");
     stage_lib("doubler");
     stage_lib("sleep_from_body");
+    stage_lib("slow");
     let check = Command::new(python())
         .args(["-c", "import boto3, pytest, awscli, sagemaker, moto.server"])
         .output();

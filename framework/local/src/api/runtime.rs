@@ -224,7 +224,16 @@ async fn forward(
     };
     let answer = match &variant.route {
         Route::Hosted(model) => {
-            let response = model.invoke(request, body).await;
+            // The stage's own timeout (`SAGEMAKER_MODEL_SERVER_TIMEOUT`) answers first when it is
+            // the shorter; this is the API's, as its client applies it to a forwarded request.
+            let response = tokio::time::timeout(limits.timeout, model.invoke(request, body))
+                .await
+                .map_err(|_| {
+                    unreachable(format!(
+                        "no answer within {} s (--invocation-timeout)",
+                        limits.timeout.as_secs()
+                    ))
+                })?;
             let mut answer = Answer::head(response.status(), response.headers());
             answer.payload = actix_web::body::to_bytes(response.into_body())
                 .await

@@ -529,6 +529,13 @@ impl Pool {
                     started.elapsed().as_millis()
                 );
             }
+            // Shut down while it started: the board was drained before it was installed. (A
+            // server hosting endpoints outlives their pools, so nothing else would stop it.)
+            if self.stopping.load(Ordering::SeqCst) {
+                self.board.remove(&worker);
+                worker.kill();
+                return;
+            }
             loop {
                 match events_rx.recv() {
                     Ok(SlotEvent::Ended(id) | SlotEvent::Retired(id)) if id == worker.id => break,

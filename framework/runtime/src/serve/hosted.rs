@@ -119,11 +119,6 @@ impl Hosted {
         &self.state.stage_label
     }
 
-    /// True while a worker takes requests (what `GET /ping` answers 200 for).
-    pub fn is_ready(&self) -> bool {
-        self.state.pool.is_ready()
-    }
-
     /// Answers one `POST /invocations` whose body the host has read, as `modelstage serve` would
     /// answer it. Runs on one of the host's HTTP threads (see the module's threading).
     pub async fn invoke(&self, request: &HttpRequest, body: Bytes) -> HttpResponse {

@@ -101,6 +101,20 @@ fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<
     })
 }
 
+/// The metadata under `rules`: resolved with the endpoint's default Accept, or `None` where the
+/// rules leave the head as sent (a router).
+fn resolve_under(
+    req: &HttpRequest,
+    request_id: &str,
+    rules: &EdgeRules,
+) -> Result<Option<RequestMeta>, HeaderError> {
+    rules
+        .default_accept
+        .as_deref()
+        .map(|default_accept| resolve(req, request_id, default_accept))
+        .transpose()
+}
+
 /// An invocation the edge accepted.
 #[derive(Debug)]
 pub struct Invocation {
@@ -144,12 +158,9 @@ impl Invocation {
         let refuse = |status: u16, message: String| {
             Box::new(EdgeError::new(status, rules.label.as_str(), message).request_id(request_id.as_str()))
         };
-        let meta = match &rules.default_accept {
-            Some(default_accept) => match resolve(req, &request_id, default_accept) {
-                Ok(meta) => Some(meta),
-                Err(e) => return Err(refuse(e.status(), e.to_string())),
-            },
-            None => None,
+        let meta = match resolve_under(req, &request_id, rules) {
+            Ok(meta) => meta,
+            Err(e) => return Err(refuse(e.status(), e.to_string())),
         };
         let (limit, too_large) = rules.body_limit();
         if body.len() > limit {
@@ -182,12 +193,9 @@ impl Invocation {
             );
             return Err(refuse(503, message).closing(payload));
         }
-        let meta = match &rules.default_accept {
-            Some(default_accept) => match resolve(req, &request_id, default_accept) {
-                Ok(meta) => Some(meta),
-                Err(e) => return Err(refuse(e.status(), e.to_string()).closing(payload)),
-            },
-            None => None,
+        let meta = match resolve_under(req, &request_id, rules) {
+            Ok(meta) => meta,
+            Err(e) => return Err(refuse(e.status(), e.to_string()).closing(payload)),
         };
         let (limit, too_large) = rules.body_limit();
         let body_timeout = rules.limits.body_timeout;

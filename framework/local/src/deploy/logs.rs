@@ -89,7 +89,8 @@ pub fn forward(stream: impl Read + Send + 'static, kind: Stream, name: &str, sin
 }
 
 /// The relay's loop: reads lines and hands `show` each batch of them, prefixed, once no whole
-/// line is left in what was read; then lets the next batch gather.
+/// line is left in what was read; then lets the next batch gather. The reader refills only then,
+/// so a batch is at most one read's lines.
 fn relay(stream: impl Read, prefix: &str, tail: &Tail, mut show: impl FnMut(&[u8])) {
     let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
     let mut raw = Vec::new();
@@ -179,5 +180,27 @@ mod tests {
     fn lines_that_are_not_text_are_shown_lossily() {
         let (shown, _) = relayed(b"ok \xff\xfe\n");
         assert_eq!(shown, "[c1] ok \u{fffd}\u{fffd}\n");
+    }
+
+    #[test]
+    fn a_batch_is_never_bigger_than_a_read_and_a_line() {
+        // A steady stream, with lines that straddle the refills of the read buffer.
+        let text: Vec<u8> = (0..200_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let tail = Tail::default();
+        let (mut batches, mut biggest, mut total) = (0, 0, 0);
+        relay(&text[..], "[c1] ", &tail, |batch| {
+            batches += 1;
+            biggest = biggest.max(batch.len());
+            total += batch.len();
+        });
+        assert!(
+            biggest <= READ_BUFFER + MAX_LINE + "[c1] \n".len(),
+            "a batch of {biggest} bytes"
+        );
+        assert!(batches > 1);
+        assert_eq!(total, text.len() + 200_000 * "[c1] ".len());
+        assert_eq!(tail.lines().last().map(String::as_str), Some("line 199999"));
     }
 }

@@ -1,5 +1,6 @@
 """Benchmark: a two-stage serial pipeline answering single-record requests at 1, 8 and 64
-connections: behind the router (one process per container), fused (one process), and one stage
+connections: behind the router (hosting the containers, the default; and with
+--process-per-container, one `serve` process per container), fused (one process), and one stage
 alone (the echo stage), all in the same run. Run:
 
     python3 bench/pipeline.py [seconds per run] [runs]
@@ -78,6 +79,8 @@ def main():
                                                   "--model-dir", empty, "--port", str(port)],
         f"{name}, fused": lambda port: [modelstage, "deploy", *flags, "--fused", "--port", str(port)],
         f"{name}, router": lambda port: [modelstage, "deploy", *flags, "--port", str(port)],
+        f"{name}, router, --process-per-container": lambda port: [modelstage, "deploy", *flags,
+                                                                   "--process-per-container", "--port", str(port)],
     }
     rows = {}
     answers = {}
@@ -102,11 +105,12 @@ def main():
         print(f"| {label} | {r[1][0]:,.0f} / {r[8][0]:,.0f} / {r[64][0]:,.0f} "
               f"| {r[1][1]:.3f} / {r[8][1]:.3f} / {r[64][1]:.3f} "
               f"| {r[1][2]:.3f} / {r[8][2]:.3f} / {r[64][2]:.3f} | {r['rss'] / 1024:.1f} |")
-    echo, fused, router = (rows[k] for k in servers)
+    echo, fused, router, processes = (rows[k] for k in servers)
     print()
     for c in (1, 8, 64):
         print(f"{c} conn.: fused / echo requests/s {fused[c][0] / echo[c][0]:.0%}, "
-              f"router / fused {router[c][0] / fused[c][0]:.0%}")
+              f"router / fused {router[c][0] / fused[c][0]:.0%}, "
+              f"router with a process per container / fused {processes[c][0] / fused[c][0]:.0%}")
     pipeline_answers = {k: v for k, v in answers.items() if k != "echo stage alone (serve)"}
     same = len(set(pipeline_answers.values())) == 1
     print(f"router and fused answers identical: {same} ({next(iter(pipeline_answers.values())).strip()})")

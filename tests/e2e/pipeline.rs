@@ -1,6 +1,8 @@
-//! `modelstage deploy`: serial pipelines behind the router and fused in one process (the same
-//! bytes), Content-Type and Accept on each hop (docs/contract.md (Serial pipelines)), errors that name the failing
-//! container, health, Direct mode, and stopping everything on SIGTERM.
+//! `modelstage deploy`: serial pipelines behind the router, with the stage library containers
+//! hosted in it (the default) or each a `serve` process of its own (`--process-per-container`),
+//! and fused in one process (the same bytes), Content-Type and Accept on each hop
+//! (docs/contract.md (Serial pipelines)), errors that name the failing container, a hosted
+//! container's crash, health, Direct mode, and stopping everything on SIGTERM.
 //!
 //! The stages: `doubler` (the SDK's default codecs around "double every number": it answers JSON
 //! when it gets no Accept) and `echo` (the body and Content-Type it got, unchanged).
@@ -107,6 +109,28 @@ impl Deploy {
         signal(self.child.id(), "TERM");
     }
 
+    /// SIGTERM; `deploy` must exit with success, and every one of `pids` (processes it started)
+    /// end soon after.
+    fn stop_and_outlive(&mut self, pids: &[u32]) {
+        self.terminate();
+        let status = self
+            .wait_exit(Duration::from_secs(20))
+            .expect("deploy exits on SIGTERM");
+        assert!(status.success(), "{status}\n{}", self.log_text());
+        // A worker ends when it sees its server's sockets close, a moment after the server
+        // itself: give them a bounded while, then every one must be gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            left.retain(|p| alive(*p));
+        }
+        assert!(
+            left.is_empty(),
+            "still running 10 s after deploy exited: {left:?}"
+        );
+    }
+
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         wait_exit(&mut self.child, timeout)
     }
@@ -192,11 +216,19 @@ fn router_and_fused_pipelines_answer_with_the_same_bytes() {
         ]),
     );
     let model = model.to_str().unwrap();
-    let router = Deploy::start(&["--request", model]);
+    // The router hosting the stage library containers (the default), and with each container a
+    // `modelstage serve` process of its own.
+    let hosted = Deploy::start(&["--request", model]);
+    let processes = Deploy::start(&["--request", model, "--process-per-container"]);
     let fused = Deploy::start(&["--request", model, "--fused"]);
     assert!(fused.log_text().contains("fused in one process"));
     assert_eq!(fused.container_pids().len(), 1, "{}", fused.log_text());
-    assert_eq!(router.container_pids().len(), 2, "{}", router.log_text());
+    assert_eq!(processes.container_pids().len(), 2, "{}", processes.log_text());
+    assert!(hosted.container_pids().is_empty(), "{}", hosted.log_text());
+    for name in ["container-1", "container-2"] {
+        let line = format!("modelstage deploy: hosting {name} in the router");
+        assert!(hosted.log_text().contains(&line), "{}", hosted.log_text());
+    }
 
     let cases: Vec<Case> = vec![
         ("text/csv", Some("text/csv"), b"1,2,3\n4,5,6".to_vec()),
@@ -214,33 +246,36 @@ fn router_and_fused_pipelines_answer_with_the_same_bytes() {
         // Over the first container's 1 MB limit.
         ("text/csv", None, vec![b'1'; 1024 * 1024 + 1]),
     ];
-    let mut statuses = Vec::new();
-    for (i, (content_type, accept, body)) in cases.iter().enumerate() {
-        let rid = format!("same-bytes-{i}");
-        let headers = [("X-Modelstage-Request-Id", rid.as_str())];
-        let (rs, rh, rb) = post_with(&router.url, content_type, *accept, &headers, body);
-        let (fs, fh, fb) = post_with(&fused.url, content_type, *accept, &headers, body);
-        let case = format!("case {i} ({content_type}, {accept:?})");
-        assert_eq!(rs, fs, "{case}: {}", String::from_utf8_lossy(&rb));
-        assert_eq!(
-            String::from_utf8_lossy(&rb),
-            String::from_utf8_lossy(&fb),
-            "{case}"
-        );
-        assert_eq!(header(&rh, "content-type"), header(&fh, "content-type"), "{case}");
-        assert_eq!(
-            header(&rh, "x-modelstage-request-id"),
-            Some(rid.as_str()),
-            "{case}"
-        );
-        assert_eq!(
-            header(&fh, "x-modelstage-request-id"),
-            Some(rid.as_str()),
-            "{case}"
-        );
-        statuses.push(rs);
+    for (shape, router) in [("hosted", &hosted), ("processes", &processes)] {
+        let mut statuses = Vec::new();
+        for (i, (content_type, accept, body)) in cases.iter().enumerate() {
+            let rid = format!("same-bytes-{i}");
+            let headers = [("X-Modelstage-Request-Id", rid.as_str())];
+            let (rs, rh, rb) = post_with(&router.url, content_type, *accept, &headers, body);
+            let (fs, fh, fb) = post_with(&fused.url, content_type, *accept, &headers, body);
+            let case = format!("{shape}: case {i} ({content_type}, {accept:?})");
+            assert_eq!(rs, fs, "{case}: {}", String::from_utf8_lossy(&rb));
+            assert_eq!(
+                String::from_utf8_lossy(&rb),
+                String::from_utf8_lossy(&fb),
+                "{case}"
+            );
+            assert_eq!(header(&rh, "content-type"), header(&fh, "content-type"), "{case}");
+            assert_eq!(
+                header(&rh, "x-modelstage-request-id"),
+                Some(rid.as_str()),
+                "{case}"
+            );
+            assert_eq!(
+                header(&fh, "x-modelstage-request-id"),
+                Some(rid.as_str()),
+                "{case}"
+            );
+            statuses.push(rs);
+        }
+        assert_eq!(statuses, [200, 200, 200, 200, 424, 424, 424, 413], "{shape}");
     }
-    assert_eq!(statuses, [200, 200, 200, 200, 424, 424, 424, 413]);
+    let router = &hosted;
 
     // And the answers are right, not only alike: doubled twice.
     let (_, headers, body) = post(&router.url, "text/csv", Some("text/csv"), b"1,2,3\n4,5,6");
@@ -334,53 +369,66 @@ fn each_hop_gets_the_content_type_and_accept_of_the_contract() {
 #[test]
 fn a_failing_middle_container_names_itself() {
     let stages = [lib("echo"), lib("doubler"), lib("echo")];
-    let mut args = Vec::new();
-    for stage in &stages {
-        args.extend(["--stage", stage.as_str()]);
-    }
-    let deploy = Deploy::start(&args);
-    let (status, headers, body) = post_with(
-        &deploy.url,
-        "text/csv",
-        Some("text/csv"),
-        &[("X-Modelstage-Request-Id", "rid-middle-1")],
-        b"1,2\n3,oops\n",
-    );
-    assert_eq!(status, 424);
-    assert_eq!(header(&headers, "content-type"), Some("application/json"));
-    let e = json(&body);
-    assert_eq!(e["error"], "ModelError");
-    assert_eq!(e["container"], "container-2");
-    assert_eq!(e["original_status"], 400);
-    assert_eq!(e["request_id"], "rid-middle-1");
-    let message = e["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("Received client error (400) from container-2 with message \""),
-        "{message}"
-    );
-    // The original body is container-2's own error, naming the record.
-    let original = json(e["original_message"].as_str().unwrap().as_bytes());
-    assert_eq!(original["stage"], "doubler");
-    assert_eq!(original["hook"], "input_fn");
-    assert_eq!(original["request_id"], "rid-middle-1");
+    for shape in ["hosted", "--process-per-container"] {
+        let mut args = Vec::new();
+        if shape != "hosted" {
+            args.push(shape);
+        }
+        for stage in &stages {
+            args.extend(["--stage", stage.as_str()]);
+        }
+        let deploy = Deploy::start(&args);
+        let (status, headers, body) = post_with(
+            &deploy.url,
+            "text/csv",
+            Some("text/csv"),
+            &[("X-Modelstage-Request-Id", "rid-middle-1")],
+            b"1,2\n3,oops\n",
+        );
+        assert_eq!(status, 424, "{shape}");
+        assert_eq!(header(&headers, "content-type"), Some("application/json"));
+        let e = json(&body);
+        assert_eq!(e["error"], "ModelError");
+        assert_eq!(e["container"], "container-2");
+        assert_eq!(e["original_status"], 400);
+        assert_eq!(e["request_id"], "rid-middle-1");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("Received client error (400) from container-2 with message \""),
+            "{message}"
+        );
+        // The original body is container-2's own error, naming the record.
+        let original = json(e["original_message"].as_str().unwrap().as_bytes());
+        assert_eq!(original["stage"], "doubler");
+        assert_eq!(original["hook"], "input_fn");
+        assert_eq!(original["request_id"], "rid-middle-1");
 
-    // The request id is in container-2's log, shown with its name. The router answers before
-    // container-2's access log line has travelled through its pipe, so wait for that very line.
-    let has_line = |log: &str| {
-        log.lines()
-            .any(|l| l.starts_with("[container-2]") && l.contains("rid=rid-middle-1"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !has_line(&deploy.log_text()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+        // The request id is in the log with container-2's name: the router's line about its
+        // answer, or, with a process per container, container-2's own access log line, shown
+        // under its name. The router answers before that line has travelled through
+        // container-2's pipe, so wait for that very line.
+        let has_line = |log: &str| {
+            log.lines().any(|l| {
+                l.contains("rid=rid-middle-1")
+                    && match shape {
+                        "hosted" => l.contains("container-2 answered 400"),
+                        _ => l.starts_with("[container-2]"),
+                    }
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !has_line(&deploy.log_text()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = deploy.log_text();
+        assert!(has_line(&log), "{shape}: {log}");
     }
-    let log = deploy.log_text();
-    assert!(has_line(&log), "{log}");
 }
 
 #[test]
 fn ping_is_503_when_a_container_is_killed() {
     let deploy = Deploy::start(&[
+        "--process-per-container",
         "--stage",
         &lib("echo"),
         "--stage",
@@ -493,7 +541,13 @@ fn inter_container_payloads_over_5_mb_are_refused() {
 
 #[test]
 fn deploy_stops_its_children_on_sigterm() {
-    let mut deploy = Deploy::start(&["--stage", &lib("echo"), "--stage", &lib("doubler")]);
+    let mut deploy = Deploy::start(&[
+        "--process-per-container",
+        "--stage",
+        &lib("echo"),
+        "--stage",
+        &lib("doubler"),
+    ]);
     let containers = deploy.container_pids();
     assert_eq!(containers.len(), 2, "{}", deploy.log_text());
     // Every process it started: the servers and their worker processes.
@@ -522,30 +576,20 @@ fn deploy_stops_its_children_on_sigterm() {
     // The router's hops go over them.
     let (status, _, body) = post(&deploy.url, "text/csv", Some("text/csv"), b"1,2");
     assert_eq!((status, body.as_slice()), (200, &b"2.0\n4.0\n"[..]));
-    deploy.terminate();
-    let status = deploy
-        .wait_exit(Duration::from_secs(20))
-        .expect("deploy exits on SIGTERM");
-    assert!(status.success(), "{status}\n{}", deploy.log_text());
-    // A worker ends when it sees its server's sockets close, a moment after the server itself:
-    // give them a bounded while, then every one must be gone.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
-    while !left.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-        left.retain(|p| alive(*p));
-    }
-    assert!(
-        left.is_empty(),
-        "still running 10 s after deploy exited: {left:?}"
-    );
+    deploy.stop_and_outlive(&pids);
     assert!(deploy.log_text().contains("modelstage deploy: stopped"));
     assert!(!folder.exists(), "the sockets' folder outlived the endpoint");
 }
 
 #[test]
 fn a_container_that_fails_to_start_is_named_with_its_log() {
-    let mut deploy = Deploy::spawn(&["--stage", &lib("echo"), "--stage", &lib("failing_model")]);
+    let mut deploy = Deploy::spawn(&[
+        "--process-per-container",
+        "--stage",
+        &lib("echo"),
+        "--stage",
+        &lib("failing_model"),
+    ]);
     let status = deploy
         .wait_exit(Duration::from_secs(30))
         .expect("deploy gives up");
@@ -561,6 +605,57 @@ fn a_container_that_fails_to_start_is_named_with_its_log() {
         assert!(Instant::now() < deadline, "left running: {pids:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_hosted_container_that_fails_to_start_is_named_with_its_log() {
+    let mut deploy = Deploy::spawn(&["--stage", &lib("echo"), "--stage", &lib("failing_model")]);
+    let status = deploy
+        .wait_exit(Duration::from_secs(30))
+        .expect("deploy gives up");
+    assert!(!status.success());
+    let log = deploy.log_text();
+    assert!(
+        log.contains("container container-2 (hosted in the router) did not start: "),
+        "{log}"
+    );
+    assert!(log.contains("its last log lines:"), "{log}");
+    // Its workers' own lines were shown under its name as they came.
+    assert!(log.lines().any(|l| l.starts_with("[container-2] ")), "{log}");
+    assert!(!log.contains("endpoint ready"), "{log}");
+}
+
+/// A stage that aborts in a container the router hosts costs its own request: the endpoint, the
+/// other container and the next requests go on.
+#[test]
+fn a_hosted_container_that_aborts_costs_only_its_request() {
+    let deploy = Deploy::start(&["--stage", &lib("echo"), "--stage", &lib("abort_on_request")]);
+    let (status, _, body) = post(&deploy.url, "text/plain", Some("text/plain"), b"abort");
+    assert_eq!(status, 424, "{}", String::from_utf8_lossy(&body));
+    let e = json(&body);
+    assert_eq!(e["container"], "container-2");
+    assert_eq!(e["original_status"], 500, "{e}");
+    for i in 0..20 {
+        let sent = format!("after-{i}");
+        let (status, _, body) = post(&deploy.url, "text/plain", Some("text/plain"), sent.as_bytes());
+        assert_eq!((status, body.as_slice()), (200, sent.as_bytes()));
+    }
+    wait_healthy(&deploy, Duration::from_secs(10));
+}
+
+/// Without `--process-per-container` the only processes are `deploy` and the hosted
+/// containers' workers: SIGTERM stops them all.
+#[test]
+fn a_hosted_pipeline_stops_its_workers_on_sigterm() {
+    let mut deploy = Deploy::start(&["--stage", &lib("echo"), "--stage", &lib("doubler")]);
+    let workers: Vec<u32> = process_tree(deploy.child.id())
+        .into_iter()
+        .filter(|p| *p != deploy.child.id())
+        .collect();
+    assert!(workers.len() >= 2, "each container has workers: {workers:?}");
+    let (status, _, body) = post(&deploy.url, "text/csv", Some("text/csv"), b"1,2");
+    assert_eq!((status, body.as_slice()), (200, &b"2.0\n4.0\n"[..]));
+    deploy.stop_and_outlive(&workers);
 }
 
 #[test]
@@ -776,11 +871,12 @@ fn transform_starts_the_model_of_a_document() {
             "M,0.44,0.365\nF,0.5,0.4\n",
             "{kind}"
         );
-        // The containers' logs are on stderr under their names; stdout stays free.
+        // The containers' logs are on stderr under their names; stdout stays free. A pipeline's
+        // containers are hosted in its router, which says so.
         let first = if kind == "primary" {
             "[primary] "
         } else {
-            "[container-1] "
+            "container-1 is hosted in the router"
         };
         assert!(log.contains(first), "{kind}: {log}");
         assert!(out.stdout.is_empty(), "{kind}");

@@ -1,8 +1,12 @@
 //! A local endpoint: the containers of a model started, healthy, and reachable on one port.
 //!
 //! - One container (`PrimaryContainer`): it listens on the endpoint's port itself.
-//! - Several (`Containers`): each listens on its own port, given as SageMaker gives it, behind the
-//!   router on the endpoint's port.
+//! - Several (`Containers`): behind the router on the endpoint's port. A serial pipeline's stage
+//!   library containers are hosted in the router ([`super::hosted`]): each container's workers
+//!   are processes of its own, driven from the router's threads, so a request takes one HTTP hop
+//!   as on a fused server. With `--process-per-container` (and always in Direct mode, behind a
+//!   multi-model router and for a Docker image) each container is a server of its own on its own
+//!   port, given as SageMaker gives it.
 //! - Fused (`--fused`, serial only, stage libraries only): one `modelstage serve` loads every stage
 //!   and chains them in memory with the router's semantics, on the endpoint's port.
 //!
@@ -20,12 +24,14 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
 use super::environment::{self, container_env, default_accept, fused_env};
-use super::health::{max_payload_in_mb, wait_ready};
+use super::health::{max_payload_in_mb, max_payload_of, wait_ready};
+use super::hosted::{host_container, HostedContainer};
 use super::image::{self, StageImage};
 use super::logs::Sink;
 use super::ports::{free_block, free_port, BLOCK};
@@ -34,6 +40,7 @@ use super::router::{Router, RouterConfig, Target};
 use super::runner::{stop_all, Container, Launch, LaunchStage, Runner};
 use crate::docker;
 use modelstage_runtime::archive;
+use modelstage_runtime::serve::hosted::Hosted;
 use modelstage_runtime::serve::unix_socket::{MAX_PATH_BYTES, SETTING as UNIX_SOCKET};
 
 /// How an endpoint is started.
@@ -46,6 +53,9 @@ pub struct Options {
     pub bind: IpAddr,
     /// Run a serial pipeline in one process.
     pub fused: bool,
+    /// Run each stage library container of a serial pipeline as a `modelstage serve` process of
+    /// its own, instead of hosting it in the router.
+    pub process_per_container: bool,
     /// Variables for every container, over their `Environment` (batch transform's).
     pub extra_env: Vec<(String, String)>,
     pub sink: Sink,
@@ -60,6 +70,8 @@ pub struct Options {
     /// Called with each container as soon as it started, before the endpoint is ready (and
     /// also when another container then fails): `deploy` prints it; the library only logs.
     pub on_started: fn(&Container),
+    /// Called with the name of each container the router hosts, once its model is loaded.
+    pub on_hosted: fn(&str),
 }
 
 /// A started, healthy endpoint; stopped by [`Endpoint::stop`] or on drop.
@@ -117,7 +129,10 @@ impl Endpoint {
             (spec.mode, options.fused),
             (Mode::Single, _) | (Mode::Serial, true)
         );
-        let sockets = if !routed || images.iter().all(StageImage::is_docker) {
+        let hosts = |image: &StageImage| {
+            routed && spec.mode == Mode::Serial && !options.process_per_container && !image.is_docker()
+        };
+        let sockets = if !routed || images.iter().all(|i| i.is_docker() || hosts(i)) {
             None
         } else {
             socket_folder()?
@@ -145,6 +160,9 @@ impl Endpoint {
             model_dirs: &model_dirs,
             sockets: sockets.as_ref().map(tempfile::TempDir::path),
         };
+        // The first container's MaxPayloadInMB, once known: a hosted one's is known when it has
+        // started, a process's once it answers.
+        let mut first_payload = None;
         let launches = match (spec.mode, options.fused) {
             (Mode::Single, _) | (Mode::Serial, true) => {
                 let port = match options.port {
@@ -155,7 +173,17 @@ impl Endpoint {
                 vec![one_process(&stages, port, options)]
             }
             (Mode::Serial | Mode::Direct | Mode::MultiModel, _) => {
-                let (mut launches, targets) = separate(&stages, options)?;
+                let http_threads = modelstage_contract::settings::http_threads();
+                let hosted = host(
+                    &stages,
+                    &images.iter().map(hosts).collect::<Vec<_>>(),
+                    http_threads,
+                    options,
+                )?;
+                if let Some(first) = &hosted[0] {
+                    first_payload = max_payload_of(first.execution_parameters().as_bytes());
+                }
+                let (mut launches, targets) = separate(&stages, &hosted, options)?;
                 let first = &spec.containers[0];
                 let hop_timeout = spec
                     .containers
@@ -171,7 +199,6 @@ impl Endpoint {
                     Duration::from_secs(hop_timeout + 5),
                     environment::max_payload_in_mb(first, &options.extra_env),
                 );
-                let http_threads = modelstage_contract::settings::http_threads();
                 let config = match spec.mode {
                     Mode::MultiModel => {
                         launches[0]
@@ -242,8 +269,11 @@ impl Endpoint {
         }
         wait_ready(&mut endpoint.containers, options.startup_timeout, stop)?;
         if let Some(router) = &endpoint.router {
-            let first = Target::local("", endpoint.containers[0].port, None)?;
-            if let Some(mb) = max_payload_in_mb(&first.base_url) {
+            if first_payload.is_none() {
+                let first = format!("http://127.0.0.1:{}", endpoint.containers[0].port);
+                first_payload = max_payload_in_mb(&first);
+            }
+            if let Some(mb) = first_payload {
                 router.set_max_payload_in_mb(mb);
             }
         }
@@ -440,8 +470,76 @@ fn one_process(stages_of: &Stages, port: u16, options: &Options) -> Launch {
     }
 }
 
-/// One container per definition, each on its own block of ports.
-fn separate(stages: &Stages, options: &Options) -> anyhow::Result<(Vec<Launch>, Vec<Target>)> {
+/// Starts the containers `hosts` marks in the router (all at once), for its `lanes` HTTP
+/// threads: the hosted endpoint of each, `None` for the others.
+fn host(
+    stages: &Stages,
+    hosts: &[bool],
+    lanes: usize,
+    options: &Options,
+) -> anyhow::Result<Vec<Option<Arc<Hosted>>>> {
+    let started: Vec<Option<anyhow::Result<Arc<Hosted>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, &hosted)| {
+                let StageImage::Library(library) = &stages.images[i] else {
+                    return None;
+                };
+                if !hosted {
+                    return None;
+                }
+                let c = &stages.spec.containers[i];
+                let mut env = container_env(c, &options.extra_env);
+                env.push(("SAGEMAKER_BASE_DIR".into(), base_dir(&stages.model_dirs[i])));
+                let container = HostedContainer {
+                    name: &c.name,
+                    library: library.clone(),
+                    model_dir: stages.model_dirs[i].clone(),
+                    env,
+                    lanes,
+                    sink: options.sink,
+                    startup_timeout: options.startup_timeout,
+                };
+                Some(scope.spawn(move || host_container(container)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("hosting a container panicked")))
+                })
+            })
+            .collect()
+    });
+    // Every failure is named; the containers that did start stop when dropped.
+    let mut failed = Vec::new();
+    let mut hosted = Vec::new();
+    for (i, result) in started.into_iter().enumerate() {
+        match result {
+            Some(Ok(endpoint)) => {
+                (options.on_hosted)(&stages.spec.containers[i].name);
+                hosted.push(Some(endpoint));
+            }
+            Some(Err(e)) => failed.push(format!("{e:#}")),
+            None => hosted.push(None),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(hosted)
+}
+
+/// One container per definition: a target for each, hosted in the router when `hosted` holds
+/// it, else a container on its own block of ports.
+fn separate(
+    stages: &Stages,
+    hosted: &[Option<Arc<Hosted>>],
+    options: &Options,
+) -> anyhow::Result<(Vec<Launch>, Vec<Target>)> {
     let mut taken: Vec<u16> = Vec::new();
     if options.port != 0 {
         taken.push(options.port);
@@ -449,6 +547,10 @@ fn separate(stages: &Stages, options: &Options) -> anyhow::Result<(Vec<Launch>, 
     let mut launches = Vec::new();
     let mut targets = Vec::new();
     for (i, c) in stages.spec.containers.iter().enumerate() {
+        if let Some(endpoint) = &hosted[i] {
+            targets.push(Target::hosted(c.name.clone(), Arc::clone(endpoint)));
+            continue;
+        }
         let ports = free_block(&taken)?;
         taken.extend(ports.bind..ports.bind + BLOCK);
         let mut env = container_env(c, &options.extra_env);
@@ -482,6 +584,7 @@ pub(super) fn base_dir(model_dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::router::Reach;
     use super::*;
 
     #[test]
@@ -506,6 +609,7 @@ mod tests {
             port: 0,
             bind: IpAddr::from([127, 0, 0, 1]),
             fused: false,
+            process_per_container: false,
             extra_env: vec![("SAGEMAKER_BATCH".into(), "true".into())],
             sink: Sink::Stderr,
             own_process_group: false,
@@ -513,8 +617,13 @@ mod tests {
             stop_grace: Duration::from_secs(1),
             exe: PathBuf::from("modelstage"),
             on_started: |_| {},
+            on_hosted: |_| {},
         };
-        let (launches, targets) = separate(&stages, &options).unwrap();
+        let (launches, targets) = separate(&stages, &[None, None], &options).unwrap();
+        let socket = |target: &Target| match &target.reach {
+            Reach::Http { socket, .. } => socket.clone(),
+            Reach::Hosted(_) => panic!("{} is hosted", target.name),
+        };
         let value = |launch: &Launch, name: &str| {
             launch
                 .env
@@ -524,7 +633,10 @@ mod tests {
                 .map(|(_, v)| v.clone())
         };
         for (launch, target) in launches.iter().zip(&targets) {
-            assert_eq!(target.base_url, format!("http://127.0.0.1:{}", launch.port));
+            assert_eq!(
+                target.base_url(),
+                Some(format!("http://127.0.0.1:{}", launch.port).as_str())
+            );
             assert_eq!(
                 value(launch, "SAGEMAKER_BIND_TO_PORT"),
                 Some(launch.port.to_string())
@@ -543,10 +655,10 @@ mod tests {
         assert_eq!(launches[1].docker_image(), None);
         // Only the process listens on a socket, which its target's requests then go over.
         assert_eq!(value(&launches[0], UNIX_SOCKET), None);
-        assert_eq!(targets[0].socket, None);
+        assert_eq!(socket(&targets[0]), None);
         assert_eq!(value(&launches[1], UNIX_SOCKET).as_deref(), Some("/s/2.sock"));
         assert_eq!(
-            targets[1].socket.as_ref().map(|s| s.path()),
+            socket(&targets[1]).as_ref().map(|s| s.path()),
             Some(Path::new("/s/2.sock"))
         );
     }

@@ -69,9 +69,15 @@ pub fn wait_ready(containers: &mut [Container], timeout: Duration, stop: &Atomic
 /// `container container-2 (pid 41, port 9000) exited with status 1 before it was ready; its last
 /// log lines: ...`
 fn failure(c: &Container, what: &str) -> String {
-    let tail = c.log_tail();
+    with_log(
+        format!("container {} ({}, port {}) {what}", c.name, c.describe(), c.port),
+        &c.log_tail(),
+    )
+}
+
+/// `text`, then the last of the container's log lines `tail` (or that it printed nothing).
+pub fn with_log(mut text: String, tail: &[String]) -> String {
     let shown = &tail[tail.len().saturating_sub(LOG_LINES_SHOWN)..];
-    let mut text = format!("container {} ({}, port {}) {what}", c.name, c.describe(), c.port);
     if shown.is_empty() {
         text.push_str("; it printed nothing");
     } else {
@@ -96,6 +102,11 @@ pub fn max_payload_in_mb(base_url: &str) -> Option<u64> {
         .send()
         .ok()
         .filter(|r| r.status().is_success())?;
-    let document: serde_json::Value = serde_json::from_slice(&response.bytes().ok()?).ok()?;
+    max_payload_of(&response.bytes().ok()?)
+}
+
+/// The `MaxPayloadInMB` of an `/execution-parameters` document.
+pub fn max_payload_of(execution_parameters: &[u8]) -> Option<u64> {
+    let document: serde_json::Value = serde_json::from_slice(execution_parameters).ok()?;
     document.get("MaxPayloadInMB")?.as_u64()
 }

@@ -65,7 +65,7 @@ pub struct DeployArgs {
     #[arg(
         long = "upstream",
         value_name = "[NAME=]URL",
-        conflicts_with_all = ["request", "stages", "models", "fused"]
+        conflicts_with_all = ["request", "stages", "models", "fused", "process_per_container"]
     )]
     pub upstreams: Vec<String>,
     /// How --upstream endpoints answer: Serial (a pipeline, the default), Direct (by
@@ -100,8 +100,14 @@ pub struct DeployArgs {
     pub port: u16,
     /// Run a serial pipeline inside one process (all stages in one server, chained in memory,
     /// the same answers as the router's) for the lowest latency. Stage libraries only.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "process_per_container")]
     pub fused: bool,
+    /// Run each stage library container of a serial pipeline as a `modelstage serve` process of
+    /// its own, on its own port, as each container is a server of its own on SageMaker. By
+    /// default the router hosts them: each container's workers are still processes of its own,
+    /// driven from the router's threads, which saves every request two HTTP hops.
+    #[arg(long)]
+    pub process_per_container: bool,
     /// Seconds the containers have to answer GET /ping with 200.
     #[arg(long, value_name = "SECONDS", default_value_t = STARTUP_TIMEOUT_SECS)]
     pub startup_timeout: u64,
@@ -148,6 +154,7 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<Option<String>> {
         port: args.port,
         bind,
         fused: args.fused,
+        process_per_container: args.process_per_container,
         extra_env: Vec::new(),
         sink: Sink::Mirror,
         own_process_group: true,
@@ -162,6 +169,7 @@ fn serve_until_stopped(args: &DeployArgs) -> anyhow::Result<Option<String>> {
                 c.port
             )
         },
+        on_hosted: |name| eprintln!("modelstage deploy: hosting {name} in the router"),
     };
     let mut endpoint = Endpoint::start(&spec, &options, &stop)?;
     let how = match (spec.mode, args.fused) {
@@ -240,6 +248,7 @@ pub fn start_model(spec: &ModelSpec, extra_env: &[(String, String)]) -> anyhow::
         port: 0,
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         fused: false,
+        process_per_container: false,
         extra_env: extra_env.to_vec(),
         sink: Sink::Stderr,
         own_process_group: false,
@@ -247,6 +256,7 @@ pub fn start_model(spec: &ModelSpec, extra_env: &[(String, String)]) -> anyhow::
         stop_grace: STOP_GRACE,
         exe: current_exe()?,
         on_started: |_| {},
+        on_hosted: |_| {},
     };
     let never = AtomicBool::new(false);
     let endpoint = Endpoint::start(spec, &options, &never)?;

@@ -208,7 +208,11 @@ pub fn serve(options: UpstreamOptions, stop: &AtomicBool) -> anyhow::Result<Opti
         options.bind, router.port
     );
     for t in &options.targets {
-        eprintln!("modelstage deploy: upstream {} at {}", t.name, t.base_url);
+        eprintln!(
+            "modelstage deploy: upstream {} at {}",
+            t.name,
+            t.base_url().unwrap_or_default()
+        );
     }
     if let Some(models) = &options.models {
         eprintln!(
@@ -253,7 +257,7 @@ fn watch(targets: &[Target], router: &Router, stop: &AtomicBool) {
                 }
             }
             if !payload_known && healthy[0] {
-                if let Some(mb) = max_payload_in_mb(&targets[0].base_url) {
+                if let Some(mb) = max_payload_in_mb(targets[0].base_url().unwrap_or_default()) {
                     router.set_max_payload_in_mb(mb);
                     payload_known = true;
                 }
@@ -276,7 +280,7 @@ mod tests {
         let arguments: Vec<String> = arguments.iter().map(|a| a.to_string()).collect();
         Ok(parse(&arguments)?
             .into_iter()
-            .map(|t| (t.name, t.base_url))
+            .map(|t| (t.name.clone(), t.base_url().unwrap_or_default().to_string()))
             .collect())
     }
 

@@ -1,6 +1,6 @@
 //! An endpoint hosted inside another HTTP server: `modelstage api` answers a lone stage library's
-//! invocations on its own HTTP threads, which drive the workers' lanes as `modelstage serve`'s
-//! threads do. The worker pool, the edge's rules and the answers are `serve`'s
+//! invocations, and a pipeline's router each stage library container's, on their own HTTP
+//! threads, which drive the workers' lanes as `modelstage serve`'s threads do. The worker pool, the edge's rules and the answers are `serve`'s
 //! (docs/contract.md (Serving)); what goes is the second HTTP hop, a `serve` process between the
 //! host and the workers.
 //!
@@ -15,11 +15,15 @@
 //!   its own (see `lane`).
 //! - Dropping the [`Hosted`] stops its workers; the host keeps it while requests run on it.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::process::{ChildStderr, ChildStdout};
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 
 use super::config::{Vars, WorkerPlan};
 use super::edge::{request_id, EdgeRules, Invocation};
@@ -42,6 +46,20 @@ pub struct HostedSpec {
     pub lanes: usize,
     /// How long the first worker has to load the model.
     pub startup_timeout: Duration,
+    /// Where the workers' output goes; `None` leaves it on the host's.
+    pub output: Option<WorkerOutput>,
+}
+
+/// Takes each worker's stdout and stderr as the worker starts (a host that shows them under the
+/// endpoint's name, as it would a container's log). Called on the thread that starts the worker:
+/// it must hand the streams on (to threads that read them) and return.
+#[derive(Clone)]
+pub struct WorkerOutput(pub Arc<dyn Fn(ChildStdout, ChildStderr) + Send + Sync>);
+
+impl fmt::Debug for WorkerOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WorkerOutput")
+    }
 }
 
 /// A running hosted endpoint.
@@ -67,7 +85,8 @@ impl Hosted {
             lanes: spec.lanes.max(1),
             multi_model: false,
         };
-        let pool = Pool::start(settings.workers, &plan, None, &vars).map_err(ServeError::Setup)?;
+        let pool =
+            Pool::start(settings.workers, &plan, None, &vars, spec.output).map_err(ServeError::Setup)?;
         let ready = pool
             .described()
             .and_then(|described| Ok((described, pool.wait_ready(spec.startup_timeout)?)));
@@ -119,14 +138,33 @@ impl Hosted {
         &self.state.stage_label
     }
 
-    /// Answers one `POST /invocations` whose body the host has read, as `modelstage serve` would
-    /// answer it. Runs on one of the host's HTTP threads (see the module's threading).
-    pub async fn invoke(&self, request: &HttpRequest, body: Bytes) -> HttpResponse {
-        let request_id = request_id(request.headers());
-        match Invocation::of_body(request, body, &self.rules, request_id) {
+    /// Whether a worker can take requests, as `modelstage serve`'s `GET /ping` says.
+    pub fn is_ready(&self) -> bool {
+        self.state.pool.is_ready()
+    }
+
+    /// The body of `modelstage serve`'s `GET /execution-parameters` (JSON).
+    pub fn execution_parameters(&self) -> &str {
+        &self.state.execution_parameters_json
+    }
+
+    /// Answers one `POST /invocations` with the head `headers`, whose body the host has read, as
+    /// `modelstage serve` would answer it. Runs on one of the host's HTTP threads (see the
+    /// module's threading).
+    pub async fn invoke(&self, headers: &HeaderMap, body: Bytes) -> HttpResponse {
+        let request_id = request_id(headers);
+        match Invocation::of_body(headers, body, &self.rules, request_id) {
             Ok(invocation) => http::invoke(invocation, &self.state, &Lanes::of_this_thread(), None).await,
             Err(refused) => (*refused).respond(),
         }
+    }
+}
+
+impl fmt::Debug for Hosted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hosted")
+            .field("label", &self.state.stage_label)
+            .finish_non_exhaustive()
     }
 }
 

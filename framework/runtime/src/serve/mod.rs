@@ -303,8 +303,8 @@ pub fn run(mut args: ServeArgs) -> Result<(), ServeError> {
         let timeout = http::timeout_of(settings.env.timeout_secs.unwrap_or(60));
         Arc::new(mme::Registry::new(m.budget, m.evict_lru, timeout))
     });
-    let pool =
-        pool::Pool::start(settings.workers, &plan, registry.clone(), &vars).map_err(ServeError::Setup)?;
+    let pool = pool::Pool::start(settings.workers, &plan, registry.clone(), &vars, None)
+        .map_err(ServeError::Setup)?;
     let described = match pool.described() {
         Ok(d) => d,
         Err(e) => {

@@ -22,7 +22,7 @@ use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{Vars, WorkerPlan};
 use super::dispatch::Board;
+use super::hosted::WorkerOutput;
 use super::lane::{LaneReply, Lanes};
 use super::mme;
 use super::process::{SlotEvent, WorkerProcess};
@@ -120,6 +121,8 @@ pub(super) struct Pool {
     models: Option<Arc<mme::Registry>>,
     /// Variables each worker gets over this process's environment (a hosted endpoint's).
     env: Vec<(String, String)>,
+    /// Where each worker's output goes (a hosted endpoint's); `None`: this process's.
+    output: Option<WorkerOutput>,
 }
 
 /// Times a request goes back to be sent elsewhere because its worker died
@@ -179,6 +182,7 @@ impl Pool {
         plan: &WorkerPlan,
         models: Option<Arc<mme::Registry>>,
         vars: &Vars,
+        output: Option<WorkerOutput>,
     ) -> std::io::Result<Arc<Pool>> {
         let memory_limit_mb = worker::memory_limit_mb(vars)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -223,6 +227,7 @@ impl Pool {
             memory_limit_mb,
             models,
             env: vars.given().to_vec(),
+            output,
         });
         std::thread::Builder::new()
             .name("worker-socket".into())
@@ -451,13 +456,23 @@ impl Pool {
     }
 
     fn spawn(&self) -> std::io::Result<Child> {
-        Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        command
             .arg("worker")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(ENV_SOCKET, &self.socket_path)
             .env(ENV_PLAN, &self.plan_json)
-            .env(ENV_PARENT, std::process::id().to_string())
-            .spawn()
+            .env(ENV_PARENT, std::process::id().to_string());
+        if self.output.is_some() {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut child = command.spawn()?;
+        if let (Some(output), Some(stdout), Some(stderr)) =
+            (&self.output, child.stdout.take(), child.stderr.take())
+        {
+            (output.0)(stdout, stderr);
+        }
+        Ok(child)
     }
 
     /// One slot: start a worker, serve through it until it dies or is

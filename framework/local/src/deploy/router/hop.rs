@@ -1,15 +1,18 @@
 //! One hop: a `POST /invocations` to one container, with exactly the headers SageMaker sends it
 //! (docs/contract.md (Serving, Serial pipelines)) and our request id, and its answer read in full;
-//! over the container's Unix socket when it has one, else over TCP ([`Target::request`]).
+//! over the container's Unix socket when it has one, else over TCP ([`Target::request`]), or
+//! straight to the workers of a container the router hosts ([`Reach::Hosted`]), which answer as
+//! its `modelstage serve` would.
 
-use actix_web::http::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::Method;
 use actix_web::web::Bytes;
 use awc::error::{PayloadError, SendRequestError};
+use modelstage_runtime::serve::hosted::Hosted;
 use modelstage_runtime::serve::REQUEST_ID_HEADER;
 
 use super::multi::TARGET_MODEL_HEADER;
-use super::Target;
+use super::{Reach, Target};
 use crate::container_client::ContainerClient;
 
 use super::inbound::CUSTOM_ATTRIBUTES_HEADER;
@@ -81,6 +84,9 @@ pub async fn send(
     request: HopRequest<'_>,
     success_limit: Option<usize>,
 ) -> Result<HopReply, HopError> {
+    if let Reach::Hosted(endpoint) = &target.reach {
+        return hosted(endpoint, request, success_limit).await;
+    }
     let mut outgoing = target
         .request(client, Method::POST, path)
         .map_err(HopError::Unreachable)?
@@ -124,6 +130,51 @@ pub async fn send(
         PayloadError::Overflow => HopError::TooLarge { bytes: declared },
         other => HopError::Unreachable(format!("the answer broke off: {other}")),
     })?;
+    Ok(HopReply {
+        status,
+        content_type,
+        custom_attributes,
+        body,
+    })
+}
+
+/// [`send`] to a container the router hosts: the same head, given to its workers on this thread.
+async fn hosted(
+    endpoint: &Hosted,
+    request: HopRequest<'_>,
+    success_limit: Option<usize>,
+) -> Result<HopReply, HopError> {
+    let mut headers = HeaderMap::new();
+    if let Ok(id) = HeaderValue::from_str(request.request_id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
+    }
+    let given = [
+        (CONTENT_TYPE, request.content_type),
+        (ACCEPT, request.accept),
+        (
+            HeaderName::from_static(CUSTOM_ATTRIBUTES_HEADER),
+            request.custom_attributes,
+        ),
+        (HeaderName::from_static(TARGET_MODEL_HEADER), request.target_model),
+    ];
+    for (name, value) in given {
+        if let Some(value) = value {
+            headers.insert(name, value.clone());
+        }
+    }
+    let response = endpoint.invoke(&headers, request.body).await;
+    let status = response.status().as_u16();
+    let content_type = response.headers().get(CONTENT_TYPE).cloned();
+    let custom_attributes = response.headers().get(CUSTOM_ATTRIBUTES_HEADER).cloned();
+    // The answer is in memory already: its size is known before anything is copied.
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .map_err(|e| HopError::Unreachable(format!("the answer broke off: {e}")))?;
+    if (200..300).contains(&status) && success_limit.is_some_and(|limit| body.len() > limit) {
+        return Err(HopError::TooLarge {
+            bytes: Some(body.len()),
+        });
+    }
     Ok(HopReply {
         status,
         content_type,

@@ -1,16 +1,18 @@
 //! The router of a local endpoint of several containers: what SageMaker's front end does for a
-//! model with `Containers`, on the endpoint's port. Its targets are the containers `deploy`
-//! started (`http://127.0.0.1:<port>`, and a process's Unix socket, which its requests then go
-//! over), or endpoints that already run elsewhere (`deploy --upstream`, for Compose and
-//! Kubernetes).
+//! model with `Containers`, on the endpoint's port. Its targets ([`Reach`]) are the containers
+//! `deploy` started (`http://127.0.0.1:<port>`, and a process's Unix socket, which its requests
+//! then go over), stage library containers it hosts itself (their workers driven from its own
+//! HTTP threads, as `modelstage serve`'s threads drive them), or endpoints that already run
+//! elsewhere (`deploy --upstream`, for Compose and Kubernetes).
 //!
 //! - `Serial` (an inference pipeline): [`serial`] chains the containers as docs/contract.md (Serial pipelines) says.
 //! - `Direct`: [`direct`] sends each request to the container its
 //!   `X-Amzn-SageMaker-Target-Container-Hostname` names.
 //! - `/ping` is 200 only when every container answers 200 ([`status`]).
 //!
-//! It runs on its own actix system in a background thread; [`Router::stop`] ends it. It never runs
-//! stage code: each container is its own process.
+//! It runs on its own actix system in a background thread; [`Router::stop`] ends it, and stops
+//! the workers of the containers it hosts. It never runs stage code: that runs in each
+//! container's own processes.
 
 mod direct;
 mod hop;
@@ -32,6 +34,7 @@ use actix_web::{web, App};
 use anyhow::{anyhow, Context};
 
 use modelstage_runtime::serve::connections::{raise_open_file_limit, Budget};
+use modelstage_runtime::serve::hosted::Hosted;
 use modelstage_runtime::serve::server::{self, ServerOptions};
 use modelstage_runtime::serve::{EdgeLimits, EdgeRules};
 
@@ -39,16 +42,28 @@ use super::request::Mode;
 use crate::container_client::{self, ContainerClient, Socket};
 
 /// One container behind the router.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub name: String,
-    /// `http://host:port`, with no `/` at the end; the routes are appended to it.
-    pub base_url: String,
-    /// The Unix socket the container also listens on (`MODELSTAGE_UNIX_SOCKET`, a process on this
-    /// machine): the router's requests go over it instead of `base_url`.
-    pub socket: Option<Socket>,
-    /// `/invocations` on it, made once: the route every request takes.
-    invocations: Uri,
+    pub reach: Reach,
+}
+
+/// How the router reaches a container.
+#[derive(Debug, Clone)]
+pub enum Reach {
+    /// A server of its own: a process, a Docker container or an endpoint elsewhere.
+    Http {
+        /// `http://host:port`, with no `/` at the end; the routes are appended to it.
+        base_url: String,
+        /// The Unix socket the container also listens on (`MODELSTAGE_UNIX_SOCKET`, a process on
+        /// this machine): the router's requests go over it instead of `base_url`.
+        socket: Option<Socket>,
+        /// `/invocations` on it, made once: the route every request takes.
+        invocations: Uri,
+    },
+    /// A stage library hosted on the router's own HTTP threads, its workers processes of its own
+    /// (see `deploy::hosted`).
+    Hosted(Arc<Hosted>),
 }
 
 impl Target {
@@ -59,9 +74,11 @@ impl Target {
         let invocations = container_client::uri(&base_url, socket.as_ref(), "/invocations")?;
         Ok(Target {
             name,
-            base_url,
-            socket,
-            invocations,
+            reach: Reach::Http {
+                base_url,
+                socket,
+                invocations,
+            },
         })
     }
 
@@ -70,9 +87,27 @@ impl Target {
         Target::new(name.into(), format!("http://127.0.0.1:{port}"), socket)
     }
 
-    /// `path` at `base_url`, over TCP (readiness checks, before the router runs).
+    /// A stage library container hosted on the router's threads.
+    pub fn hosted(name: impl Into<String>, endpoint: Arc<Hosted>) -> Target {
+        Target {
+            name: name.into(),
+            reach: Reach::Hosted(endpoint),
+        }
+    }
+
+    /// `http://host:port` of a container with a server of its own.
+    pub fn base_url(&self) -> Option<&str> {
+        match &self.reach {
+            Reach::Http { base_url, .. } => Some(base_url),
+            Reach::Hosted(_) => None,
+        }
+    }
+
+    /// `path` at `base_url`, over TCP (an upstream's health checks); empty for a hosted container.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        self.base_url()
+            .map(|base| format!("{base}{path}"))
+            .unwrap_or_default()
     }
 
     /// A `method` request of the router's to `path`: over the container's socket when it has
@@ -83,11 +118,18 @@ impl Target {
         method: Method,
         path: &str,
     ) -> Result<awc::ClientRequest, String> {
+        let Reach::Http {
+            base_url,
+            socket,
+            invocations,
+        } = &self.reach
+        else {
+            return Err(format!("{} is hosted in the router and has no URL", self.name));
+        };
         let uri = if path == "/invocations" {
-            self.invocations.clone()
+            invocations.clone()
         } else {
-            container_client::uri(&self.base_url, self.socket.as_ref(), path)
-                .map_err(|e| format!("invalid URL: {e}"))?
+            container_client::uri(base_url, socket.as_ref(), path).map_err(|e| format!("invalid URL: {e}"))?
         };
         Ok(client.request(method, uri))
     }

@@ -8,16 +8,26 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
 
 use super::inbound;
-use super::RouterConfig;
+use super::{Reach, RouterConfig};
 use crate::container_client::ContainerClient;
 use crate::deploy::health::PING_TIMEOUT;
 
 pub async fn ping(config: web::Data<RouterConfig>, client: web::Data<ContainerClient>) -> HttpResponse {
     let checks = config.targets.iter().map(|target| {
+        let hosted = match &target.reach {
+            Reach::Hosted(endpoint) => Some(endpoint.is_ready()),
+            Reach::Http { .. } => None,
+        };
         let request = target
             .request(&client, Method::GET, "/ping")
             .map(|request| request.timeout(PING_TIMEOUT).send());
         async move {
+            // A hosted container is healthy as its `serve` would say it is: a worker takes requests.
+            match hosted {
+                Some(true) => return None,
+                Some(false) => return Some(format!("{} (503)", target.name)),
+                None => {}
+            }
             let answer = match request {
                 Ok(sent) => sent.await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
@@ -48,6 +58,11 @@ pub async fn execution_parameters(
     client: web::Data<ContainerClient>,
 ) -> HttpResponse {
     let first = &config.targets[0];
+    if let Reach::Hosted(endpoint) = &first.reach {
+        return HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "application/json"))
+            .body(endpoint.execution_parameters().to_string());
+    }
     let answer = async {
         let request = first
             .request(&client, Method::GET, "/execution-parameters")

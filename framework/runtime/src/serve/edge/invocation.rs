@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderMap;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
 
@@ -79,8 +80,7 @@ impl EdgeRules {
 /// not text: the client's Content-Type, else `application/json` (as the
 /// legacy toolkit assumes); the client's Accept, else (also for `*/*`) the
 /// endpoint's default; the custom attributes and the target model.
-fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<RequestMeta, HeaderError> {
-    let headers = req.headers();
+fn resolve(headers: &HeaderMap, request_id: &str, default_accept: &str) -> Result<RequestMeta, HeaderError> {
     let content_type = text_header(headers, "Content-Type")?
         .map(str::trim)
         .filter(|c| !c.is_empty())
@@ -104,14 +104,14 @@ fn resolve(req: &HttpRequest, request_id: &str, default_accept: &str) -> Result<
 /// The metadata under `rules`: resolved with the endpoint's default Accept, or `None` where the
 /// rules leave the head as sent (a router).
 fn resolve_under(
-    req: &HttpRequest,
+    headers: &HeaderMap,
     request_id: &str,
     rules: &EdgeRules,
 ) -> Result<Option<RequestMeta>, HeaderError> {
     rules
         .default_accept
         .as_deref()
-        .map(|default_accept| resolve(req, request_id, default_accept))
+        .map(|default_accept| resolve(headers, request_id, default_accept))
         .transpose()
 }
 
@@ -146,11 +146,11 @@ impl Invocation {
     }
 
     /// An invocation whose body the host has already read (an endpoint hosted in another
-    /// server, see `hosted`): the head resolved and the body held to the endpoint's payload
-    /// limit, as [`Invocation::read`] does. (The host bounds its connections and the time a body
+    /// server, see `hosted`), with the head `headers`: the head resolved and the body held to the
+    /// endpoint's payload limit, as [`Invocation::read`] does. (The host bounds its connections and the time a body
     /// takes.) The refusal is boxed: it is the rare case.
     pub fn of_body(
-        req: &HttpRequest,
+        headers: &HeaderMap,
         body: Bytes,
         rules: &EdgeRules,
         request_id: String,
@@ -158,7 +158,7 @@ impl Invocation {
         let refuse = |status: u16, message: String| {
             Box::new(EdgeError::new(status, rules.label.as_str(), message).request_id(request_id.as_str()))
         };
-        let meta = match resolve_under(req, &request_id, rules) {
+        let meta = match resolve_under(headers, &request_id, rules) {
             Ok(meta) => meta,
             Err(e) => return Err(refuse(e.status(), e.to_string())),
         };
@@ -193,7 +193,7 @@ impl Invocation {
             );
             return Err(refuse(503, message).closing(payload));
         }
-        let meta = match resolve_under(req, &request_id, rules) {
+        let meta = match resolve_under(req.headers(), &request_id, rules) {
             Ok(meta) => meta,
             Err(e) => return Err(refuse(e.status(), e.to_string()).closing(payload)),
         };

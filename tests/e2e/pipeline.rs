@@ -608,21 +608,39 @@ fn a_container_that_fails_to_start_is_named_with_its_log() {
 }
 
 #[test]
-fn a_hosted_container_that_fails_to_start_is_named_with_its_log() {
+fn a_hosted_container_that_fails_to_start_is_named_with_the_cause() {
     let mut deploy = Deploy::spawn(&["--stage", &lib("echo"), "--stage", &lib("failing_model")]);
     let status = deploy
         .wait_exit(Duration::from_secs(30))
         .expect("deploy gives up");
     assert!(!status.success());
     let log = deploy.log_text();
+    // Named, with why its model did not load (its workers' log, if they printed any, follows).
     assert!(
-        log.contains("container container-2 (hosted in the router) did not start: "),
+        log.contains("container container-2 (hosted in the router) did not start: failing-model: model_fn: "),
         "{log}"
     );
-    assert!(log.contains("its last log lines:"), "{log}");
-    // Its workers' own lines were shown under its name as they came.
-    assert!(log.lines().any(|l| l.starts_with("[container-2] ")), "{log}");
     assert!(!log.contains("endpoint ready"), "{log}");
+}
+
+/// What a hosted container's workers print is shown under the container's name, as a process's
+/// output is: here the panic message of a stage that panics.
+#[test]
+fn a_hosted_container_s_output_is_shown_under_its_name() {
+    let deploy = Deploy::start(&["--stage", &lib("echo"), "--stage", &lib("panicking")]);
+    let (status, _, body) = post(&deploy.url, "text/plain", Some("text/plain"), b"x");
+    assert_eq!(status, 424, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["container"], "container-2");
+    let has_line = |log: &str| {
+        log.lines()
+            .any(|l| l.starts_with("[container-2] ") && l.contains("the fixture panics on purpose"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_line(&deploy.log_text()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = deploy.log_text();
+    assert!(has_line(&log), "{log}");
 }
 
 /// A stage that aborts in a container the router hosts costs its own request: the endpoint, the

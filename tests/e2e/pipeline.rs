@@ -117,18 +117,7 @@ impl Deploy {
             .wait_exit(Duration::from_secs(20))
             .expect("deploy exits on SIGTERM");
         assert!(status.success(), "{status}\n{}", self.log_text());
-        // A worker ends when it sees its server's sockets close, a moment after the server
-        // itself: give them a bounded while, then every one must be gone.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
-        while !left.is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            left.retain(|p| alive(*p));
-        }
-        assert!(
-            left.is_empty(),
-            "still running 10 s after deploy exited: {left:?}"
-        );
+        assert_all_end(pids);
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
@@ -146,6 +135,21 @@ impl Drop for Deploy {
             }
         }
     }
+}
+
+/// Every one of `pids` ends within 10 s. A worker ends when it sees its server's sockets close
+/// (or its parent die), a moment after the server itself.
+fn assert_all_end(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left.retain(|p| alive(*p));
+    }
+    assert!(
+        left.is_empty(),
+        "still running 10 s after deploy exited: {left:?}"
+    );
 }
 
 fn signal(pid: u32, name: &str) {
@@ -621,6 +625,44 @@ fn a_hosted_container_that_fails_to_start_is_named_with_the_cause() {
         "{log}"
     );
     assert!(!log.contains("endpoint ready"), "{log}");
+}
+
+/// SIGTERM while a hosted container's model loads stops `deploy` at once, its workers with it,
+/// rather than after the load.
+#[test]
+fn a_hosted_start_is_cut_short_by_sigterm() {
+    let dir = tempdir();
+    let model = write_model(
+        dir.path(),
+        pipeline(&[
+            json!({"Image": lib("echo")}),
+            json!({"Image": lib("slow"), "Environment": {"FIXTURE_MODEL_SLEEP_MS": "60000"}}),
+        ]),
+    );
+    let mut deploy = Deploy::spawn(&["--request", model.to_str().unwrap()]);
+    // Both containers' workers have started: the slow one is loading its model.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let workers = loop {
+        let tree = process_tree(deploy.child.id());
+        if tree.len() >= 3 {
+            break tree[1..].to_vec();
+        }
+        assert!(Instant::now() < deadline, "{}", deploy.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let signalled = Instant::now();
+    deploy.terminate();
+    let status = deploy
+        .wait_exit(Duration::from_secs(10))
+        .expect("deploy stops while a model loads");
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    assert!(!status.success());
+    let log = deploy.log_text();
+    assert!(
+        log.contains("stopped before a worker of stage slow loaded its model"),
+        "{log}"
+    );
+    assert_all_end(&workers);
 }
 
 /// What a hosted container's workers print is shown under the container's name, as a process's

@@ -179,6 +179,7 @@ impl Endpoint {
                     &images.iter().map(hosts).collect::<Vec<_>>(),
                     http_threads,
                     options,
+                    stop,
                 )?;
                 if let Some(first) = &hosted[0] {
                     first_payload = max_payload_of(first.execution_parameters().as_bytes());
@@ -471,12 +472,13 @@ fn one_process(stages_of: &Stages, port: u16, options: &Options) -> Launch {
 }
 
 /// Starts the containers `hosts` marks in the router (all at once), for its `lanes` HTTP
-/// threads: the hosted endpoint of each, `None` for the others.
+/// threads, unless `stop` is set first: the hosted endpoint of each, `None` for the others.
 fn host(
     stages: &Stages,
     hosts: &[bool],
     lanes: usize,
     options: &Options,
+    stop: &AtomicBool,
 ) -> anyhow::Result<Vec<Option<Arc<Hosted>>>> {
     let started: Vec<Option<anyhow::Result<Arc<Hosted>>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = hosts
@@ -501,7 +503,7 @@ fn host(
                     sink: options.sink,
                     startup_timeout: options.startup_timeout,
                 };
-                Some(scope.spawn(move || host_container(container)))
+                Some(scope.spawn(move || host_container(container, stop)))
             })
             .collect();
         handles

@@ -9,6 +9,7 @@
 //!   output is shown under the container's name, as a process's is.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,10 +98,10 @@ pub(super) struct HostedContainer<'a> {
     pub startup_timeout: Duration,
 }
 
-/// Starts `container`'s workers and waits until one has loaded its model. Its workers' output
-/// goes to `sink` prefixed with its name; the error names the container and shows its last log
-/// lines, as a process's would.
-pub(super) fn host_container(container: HostedContainer) -> anyhow::Result<Arc<Hosted>> {
+/// Starts `container`'s workers and waits until one has loaded its model, or `stop` is set. Its
+/// workers' output goes to `sink` prefixed with its name; the error names the container and shows
+/// its last log lines, as a process's would.
+pub(super) fn host_container(container: HostedContainer, stop: &AtomicBool) -> anyhow::Result<Arc<Hosted>> {
     let tail = Tail::default();
     let output = {
         let (name, sink, tail) = (container.name.to_string(), container.sink, tail.clone());
@@ -109,14 +110,15 @@ pub(super) fn host_container(container: HostedContainer) -> anyhow::Result<Arc<H
             forward(stderr, Stream::Stderr, &name, sink, tail.clone());
         }))
     };
-    let started = Hosted::start(HostedSpec {
+    let spec = HostedSpec {
         library: container.library,
         model_dir: container.model_dir,
         env: container.env,
         lanes: container.lanes,
         startup_timeout: container.startup_timeout,
         output: Some(output),
-    });
+    };
+    let started = Hosted::start_unless(spec, stop);
     match started {
         Ok(endpoint) => {
             log::info!(

@@ -18,8 +18,9 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::process::{ChildStderr, ChildStdout};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
@@ -62,6 +63,9 @@ impl fmt::Debug for WorkerOutput {
     }
 }
 
+/// How often a start waiting for a model sees whether it was told to stop.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
 /// A running hosted endpoint.
 pub struct Hosted {
     state: http::State,
@@ -72,6 +76,12 @@ impl Hosted {
     /// Starts the workers and waits until one has loaded the model; an error says why none
     /// could, as `modelstage serve` would have (the workers are stopped then).
     pub fn start(spec: HostedSpec) -> Result<Hosted, ServeError> {
+        Hosted::start_unless(spec, &AtomicBool::new(false))
+    }
+
+    /// [`Hosted::start`], given up (and the workers stopped) as soon as `stop` is set: a host
+    /// that is told to stop while a model loads stops at once.
+    pub fn start_unless(spec: HostedSpec, stop: &AtomicBool) -> Result<Hosted, ServeError> {
         let vars = Vars::with(spec.env);
         let args = ServeArgs {
             stages: vec![spec.library],
@@ -87,16 +97,29 @@ impl Hosted {
         };
         let pool =
             Pool::start(settings.workers, &plan, None, &vars, spec.output).map_err(ServeError::Setup)?;
-        let ready = pool
-            .described()
-            .and_then(|described| Ok((described, pool.wait_ready(spec.startup_timeout)?)));
+        // Waited for in short steps, to see `stop` between them.
+        let deadline = Instant::now() + spec.startup_timeout;
+        let ready = || loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if pool.wait_ready(left.min(STOP_CHECK))? {
+                return Ok(true);
+            }
+            if left.is_zero() || stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+        };
+        let ready = pool.described().and_then(|described| Ok((described, ready()?)));
         let described = match ready {
             Ok((described, true)) => described,
             Ok((_, false)) => {
                 pool.shutdown();
-                return Err(ServeError::NotReady {
-                    stage: pool.label().to_string(),
-                    seconds: spec.startup_timeout.as_secs(),
+                let stage = pool.label().to_string();
+                return Err(match stop.load(Ordering::SeqCst) {
+                    true => ServeError::Stopped { stage },
+                    false => ServeError::NotReady {
+                        stage,
+                        seconds: spec.startup_timeout.as_secs(),
+                    },
                 });
             }
             Err(e) => {

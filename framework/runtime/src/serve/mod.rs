@@ -100,6 +100,12 @@ pub enum ServeError {
         /// The time it had.
         seconds: u64,
     },
+    /// The host was told to stop before a worker of a hosted endpoint loaded the model.
+    #[error("stopped before a worker of stage {stage} loaded its model")]
+    Stopped {
+        /// How errors name the stage.
+        stage: String,
+    },
     /// The worker processes' socket could not be set up.
     #[error("cannot start workers: {0}")]
     Setup(std::io::Error),

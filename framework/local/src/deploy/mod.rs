@@ -104,8 +104,8 @@ pub struct DeployArgs {
     pub fused: bool,
     /// Run each stage library container of a serial pipeline as a `modelstage serve` process of
     /// its own, on its own port, as each container is a server of its own on SageMaker. By
-    /// default the router hosts them: each container's workers are still processes of its own,
-    /// driven from the router's threads, which saves every request two HTTP hops.
+    /// default the router hosts them: each container still has worker processes of its own,
+    /// driven from the router's threads, which saves every request one HTTP hop per container.
     #[arg(long)]
     pub process_per_container: bool,
     /// Seconds the containers have to answer GET /ping with 200.

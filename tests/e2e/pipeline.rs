@@ -65,6 +65,16 @@ impl Deploy {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Waits up to 10 s for a log line `wanted` accepts (a container's line travels through its
+    /// pipe after the router has answered); panics with the log if none comes.
+    fn wait_for_line(&self, wanted: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log_text().lines().any(&wanted) {
+            assert!(Instant::now() < deadline, "{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -411,21 +421,13 @@ fn a_failing_middle_container_names_itself() {
         // answer, or, with a process per container, container-2's own access log line, shown
         // under its name. The router answers before that line has travelled through
         // container-2's pipe, so wait for that very line.
-        let has_line = |log: &str| {
-            log.lines().any(|l| {
-                l.contains("rid=rid-middle-1")
-                    && match shape {
-                        "hosted" => l.contains("container-2 answered 400"),
-                        _ => l.starts_with("[container-2]"),
-                    }
-            })
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !has_line(&deploy.log_text()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let log = deploy.log_text();
-        assert!(has_line(&log), "{shape}: {log}");
+        deploy.wait_for_line(|l| {
+            l.contains("rid=rid-middle-1")
+                && match shape {
+                    "hosted" => l.contains("container-2 answered 400"),
+                    _ => l.starts_with("[container-2]"),
+                }
+        });
     }
 }
 
@@ -673,16 +675,7 @@ fn a_hosted_container_s_output_is_shown_under_its_name() {
     let (status, _, body) = post(&deploy.url, "text/plain", Some("text/plain"), b"x");
     assert_eq!(status, 424, "{}", String::from_utf8_lossy(&body));
     assert_eq!(json(&body)["container"], "container-2");
-    let has_line = |log: &str| {
-        log.lines()
-            .any(|l| l.starts_with("[container-2] ") && l.contains("the fixture panics on purpose"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !has_line(&deploy.log_text()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let log = deploy.log_text();
-    assert!(has_line(&log), "{log}");
+    deploy.wait_for_line(|l| l.starts_with("[container-2] ") && l.contains("the fixture panics on purpose"));
 }
 
 /// A stage that aborts in a container the router hosts costs its own request: the endpoint, the
